@@ -1,0 +1,124 @@
+"""Multi-value mappings: query strings, forms and headers.
+
+:class:`MultiDict` keeps every value of a repeated key in order; plain item
+access gives the first one, as in Werkzeug.  :class:`Headers` does the same
+with case-insensitive names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Generic, TypeVar, overload
+
+__all__ = ["Headers", "MultiDict"]
+
+V = TypeVar("V")
+D = TypeVar("D")
+
+
+class MultiDict(Mapping[str, V], Generic[V]):
+    """An immutable mapping whose keys may repeat.
+
+    ``md[key]`` and ``md.get(key)`` give the first value, ``md.getall(key)``
+    every value in order.  ``len()`` and iteration count distinct keys.
+    """
+
+    __slots__ = ("_items", "_first")
+
+    def __init__(self, items: Iterable[tuple[str, V]] = ()) -> None:
+        self._items: list[tuple[str, V]] = list(items)
+        first: dict[str, V] = {}
+        for key, value in self._items:
+            first.setdefault(key, value)
+        self._first = first
+
+    def __getitem__(self, key: str) -> V:
+        return self._first[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first
+
+    @overload
+    def get(self, key: str) -> V | None: ...
+    @overload
+    def get(self, key: str, default: V | D) -> V | D: ...
+    def get(self, key: str, default: object = None) -> object:
+        """The first value of ``key``, or ``default``."""
+        return self._first.get(key, default)
+
+    def getall(self, key: str) -> list[V]:
+        """Every value of ``key`` in order; an empty list when it is absent."""
+        return [v for k, v in self._items if k == key]
+
+    def multi_items(self) -> list[tuple[str, V]]:
+        """Every ``(key, value)`` pair, repeats included, in order."""
+        return list(self._items)
+
+    def to_dict(self) -> dict[str, V]:
+        """A plain dict of the first value of each key."""
+        return dict(self._first)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MultiDict):
+            return self._items == other._items
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r})"
+
+
+class Headers(Mapping[str, str]):
+    """HTTP headers: case-insensitive names, several values per name.
+
+    Built from a list of ``(name, value)`` pairs.  ``headers["content-type"]``
+    gives the first value, ``headers.getall("set-cookie")`` all of them.
+    """
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = list(items)
+        index: dict[str, str] = {}
+        for name, value in self._items:
+            index.setdefault(name.lower(), value)
+        self._index = index
+
+    def __getitem__(self, name: str) -> str:
+        return self._index[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str | D) -> str | D: ...
+    def get(self, name: str, default: object = None) -> object:
+        """The first value of ``name`` (any case), or ``default``."""
+        return self._index.get(name.lower(), default)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of ``name`` (any case), in order."""
+        lowered = name.lower()
+        return [v for k, v in self._items if k.lower() == lowered]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(name, value)`` pair as received."""
+        return list(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"

@@ -1,0 +1,330 @@
+"""The request a handler receives: a lazy view over the WSGI environ.
+
+Nothing is parsed until it is asked for: the query string on first use of
+``request.query``, the headers on first use of ``request.headers``, the body
+on first use of ``request.body`` (and ``json``/``form``/``files``).  Each is
+then cached.  The body is read at most once and never beyond the app's
+``max_body_size``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
+
+from .datastructures import Headers, MultiDict
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from .forms import UploadedFile, parse_multipart, parse_urlencoded
+
+if TYPE_CHECKING:
+    from .routing import Route
+
+__all__ = ["Request", "media_type_accepted", "decode_path"]
+
+DEFAULT_MAX_BODY_SIZE = 1 << 20
+
+
+def decode_path(path_info: str) -> str:
+    """Turn WSGI's Latin-1 ``PATH_INFO`` into the UTF-8 text the client meant.
+
+    Raises:
+        BadRequest: the path's bytes are not UTF-8.
+    """
+    if path_info.isascii():
+        return path_info
+    try:
+        return path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest("request path is not valid UTF-8") from None
+
+
+def _wsgi_text(value: str) -> str:
+    """Re-decode a WSGI Latin-1 string as UTF-8, replacing what does not decode."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # not a WSGI native string; take it as it is
+        return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_json_type(media_type: str) -> bool:
+    return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
+
+
+class Request:
+    """One HTTP request.
+
+    Args:
+        environ: the WSGI environ.
+        max_body_size: bytes the body may have before it is refused with 413.
+        path: the decoded path, when the caller already has it.
+    """
+
+    def __init__(self, environ: dict[str, Any], *, max_body_size: int = DEFAULT_MAX_BODY_SIZE, path: str | None = None):
+        self.environ = environ
+        self.method: str = environ["REQUEST_METHOD"].upper()
+        self.path: str = path if path is not None else decode_path(environ.get("PATH_INFO") or "/")
+        self.max_body_size = max_body_size
+        #: The matched route and its converted parameters (set by the app).
+        self.route: Route | None = None
+        self.params: dict[str, Any] = {}
+        #: Free space for hooks and handlers to share per-request data.
+        self.context: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.path!r}>"
+
+    # -- the URL ------------------------------------------------------------
+
+    @property
+    def script_name(self) -> str:
+        """Where the app is mounted by the server (WSGI ``SCRIPT_NAME``)."""
+        return _wsgi_text(str(self.environ.get("SCRIPT_NAME", "")))
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string, without ``?``."""
+        return str(self.environ.get("QUERY_STRING", ""))
+
+    @cached_property
+    def host(self) -> str:
+        """``Host`` header, or the server's name and port."""
+        env = self.environ
+        host = env.get("HTTP_HOST")
+        if host:
+            return str(host)
+        name, port = env.get("SERVER_NAME", "localhost"), str(env.get("SERVER_PORT", ""))
+        scheme = env.get("wsgi.url_scheme", "http")
+        default = "443" if scheme == "https" else "80"
+        return name if port in ("", default) else f"{name}:{port}"
+
+    @property
+    def scheme(self) -> str:
+        return str(self.environ.get("wsgi.url_scheme", "http"))
+
+    @cached_property
+    def base_url(self) -> str:
+        """Scheme, host and script name: where the app's own paths start."""
+        return f"{self.scheme}://{self.host}{quote(self.script_name)}"
+
+    @cached_property
+    def url(self) -> str:
+        """The full URL of the request, percent-encoded."""
+        url = self.base_url + quote(self.path)
+        if self.query_string:
+            url += "?" + self.query_string
+        return url
+
+    def url_for(self, name: str, /, *, _external: bool = False, **params: Any) -> str:
+        """Path (or with ``_external=True`` the full URL) of a route, with ``SCRIPT_NAME``."""
+        app = self.environ.get("restkit.app")
+        if app is None:
+            raise RuntimeError("request.url_for needs a request dispatched by a restkit App")
+        path = quote(self.script_name) + app.url_for(name, **params)
+        return f"{self.scheme}://{self.host}{path}" if _external else path
+
+    @cached_property
+    def query(self) -> MultiDict[str]:
+        """Query parameters; repeated keys are kept, bad escapes become U+FFFD."""
+        qs = self.query_string
+        if not qs:
+            return MultiDict()
+        return MultiDict(parse_qsl(_wsgi_text(qs), keep_blank_values=True, errors="replace"))
+
+    # -- headers --------------------------------------------------------------
+
+    @cached_property
+    def headers(self) -> Headers:
+        """Request headers; names are case-insensitive."""
+        items = []
+        for key, value in self.environ.items():
+            if key.startswith("HTTP_"):
+                items.append((key[5:].replace("_", "-").title(), value))
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                items.append((key.replace("_", "-").title(), value))
+        return Headers(items)
+
+    @property
+    def remote_addr(self) -> str | None:
+        """The client's address as the server saw it (no proxy headers are trusted)."""
+        addr = self.environ.get("REMOTE_ADDR")
+        return None if addr is None else str(addr)
+
+    @cached_property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent by the client; the first of a repeated name wins."""
+        cookies: dict[str, str] = {}
+        for pair in self.environ.get("HTTP_COOKIE", "").split(";"):
+            name, sep, value = pair.partition("=")
+            name, value = name.strip(), value.strip()
+            if not sep or not name:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            cookies.setdefault(name, _wsgi_text(value))
+        return cookies
+
+    @cached_property
+    def content_type(self) -> str:
+        """The media type of the body, lower case, without parameters ("" if none)."""
+        return str(self.environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
+
+    @cached_property
+    def content_length(self) -> int | None:
+        """The declared body length, or None.
+
+        Raises:
+            BadRequest: the header is not a non-negative integer.
+        """
+        raw = self.environ.get("CONTENT_LENGTH")
+        if raw is None or raw == "":
+            return None
+        raw = raw.strip()
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+            raise BadRequest(f"invalid Content-Length header: {raw[:40]!r}")
+        return int(raw)
+
+    def accepts(self, media_type: str) -> bool:
+        """Whether the ``Accept`` header admits ``media_type`` (no header admits everything)."""
+        header = self.environ.get("HTTP_ACCEPT")
+        return not header or media_type_accepted(header, media_type)
+
+    # -- the body ---------------------------------------------------------------
+
+    @cached_property
+    def body(self) -> bytes:
+        """The raw body, read once, at most ``max_body_size`` bytes.
+
+        Without ``Content-Length`` the body is empty, unless the server marks
+        the input as terminated (``wsgi.input_terminated``, e.g. for chunked
+        uploads), in which case it is read up to the limit.
+
+        Raises:
+            PayloadTooLarge: the body is over the limit (checked before reading
+                when ``Content-Length`` says so).
+            BadRequest: the body ended before ``Content-Length`` bytes.
+            RequestTimeout: the client stopped sending.
+        """
+        limit = self.max_body_size
+        length = self.content_length
+        stream = self.environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        if length is None:
+            if not self.environ.get("wsgi.input_terminated"):
+                return b""
+            data = self._read(stream, limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+            return data
+        if length > limit:
+            raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit}")
+        data = self._read(stream, length)
+        if len(data) < length:
+            raise BadRequest(f"request body ended after {len(data)} of {length} bytes")
+        return data
+
+    @staticmethod
+    def _read(stream: Any, size: int) -> bytes:
+        chunks = []
+        remaining = size
+        try:
+            while remaining > 0:
+                chunk = stream.read(min(remaining, 65536))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        except TimeoutError:
+            raise RequestTimeout("timed out reading the request body") from None
+        except (OSError, ValueError):
+            raise BadRequest("could not read the request body") from None
+        return b"".join(chunks)
+
+    @cached_property
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            UnsupportedMediaType: ``Content-Type`` is not JSON.
+            BadRequest: empty, not UTF-8, or malformed (the message names the position).
+        """
+        if not _is_json_type(self.content_type):
+            got = self.content_type or "no Content-Type"
+            raise UnsupportedMediaType(f"expected a body of type application/json, got {got}")
+        body = self.body
+        if not body:
+            raise BadRequest("request body is empty; expected JSON")
+        try:
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"request body is not valid UTF-8 (at byte {exc.start})") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}") from None
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
+        except ValueError as exc:  # NaN/Infinity, integers too long to convert
+            raise BadRequest(f"malformed JSON: {exc}") from None
+
+    @cached_property
+    def _form_and_files(self) -> tuple[MultiDict[str], MultiDict[UploadedFile]]:
+        media_type = self.content_type
+        if media_type == "application/x-www-form-urlencoded":
+            return parse_urlencoded(self.body.decode("utf-8", "replace")), MultiDict()
+        if media_type == "multipart/form-data":
+            return parse_multipart(self.body, self.environ.get("CONTENT_TYPE", ""))
+        return MultiDict(), MultiDict()
+
+    @property
+    def form(self) -> MultiDict[str]:
+        """Form fields of a urlencoded or multipart body; empty for other types."""
+        return self._form_and_files[0]
+
+    @property
+    def files(self) -> MultiDict[UploadedFile]:
+        """Uploaded files of a multipart body, by field name."""
+        return self._form_and_files[1]
+
+
+def media_type_accepted(accept: str, media_type: str) -> bool:
+    """Whether an ``Accept`` header admits ``media_type`` (RFC 9110, section 12.5.1).
+
+    The most specific matching range decides; a range with ``q=0`` refuses.
+    """
+    if ";" not in accept:  # no q-values: any matching range accepts
+        ranges = {r.strip().lower() for r in accept.split(",")}
+        main = media_type.partition("/")[0]
+        return media_type in ranges or "*/*" in ranges or f"{main}/*" in ranges
+    best_specificity, best_q = -1, 0.0
+    main, _, sub = media_type.lower().partition("/")
+    for item in accept.split(","):
+        range_, *params = item.split(";")
+        r_main, _, r_sub = range_.strip().lower().partition("/")
+        if r_main == main and r_sub == sub:
+            specificity = 2
+        elif r_main == main and r_sub == "*":
+            specificity = 1
+        elif r_main == "*" and r_sub == "*":
+            specificity = 0
+        else:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        if specificity > best_specificity:
+            best_specificity, best_q = specificity, q
+    return best_specificity >= 0 and best_q > 0

@@ -1,0 +1,332 @@
+"""Responses: what a handler's return value becomes on the wire.
+
+A handler may return
+
+* a ``dict`` or ``list``: 200 JSON (UTF-8, ``application/json; charset=utf-8``);
+* a ``str``: 200 ``text/plain; charset=utf-8``;
+* ``bytes``: 200 ``application/octet-stream``;
+* ``None``: 204 with no body;
+* an iterator or generator of ``bytes`` (or ``str``): streamed as produced,
+  never buffered; its ``close()`` runs when the client goes away;
+* ``(body, status)`` or ``(body, status, headers)`` with any body above;
+* a :class:`Response`, for full control (cookies, content type).
+
+Header names and values are checked when set: CR, LF or NUL in either is
+refused with :class:`ValueError`, so client text cannot inject headers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from email.utils import format_datetime
+from typing import Any
+
+from .status import allows_body, status_line
+
+__all__ = ["Response", "json_dumps", "multipart_stream", "render", "check_header"]
+
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+BYTES_TYPE = "application/octet-stream"
+
+HeaderList = list[tuple[str, str]]
+HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | None
+WSGIResult = tuple[str, HeaderList, Iterable[bytes]]
+
+_FORBIDDEN = frozenset("\r\n\0")
+_NAME_FORBIDDEN = frozenset("\r\n\0 \t:()<>@,;\\\"/[]?={}")
+
+
+def check_header(name: str, value: str) -> tuple[str, str]:
+    """Return ``(name, value)`` if both are safe to send.
+
+    Raises:
+        ValueError: an empty or malformed name, CR/LF/NUL in the value, or a
+            value that is not Latin-1 (WSGI can only send Latin-1 text).
+    """
+    if not isinstance(value, str):
+        value = str(value)
+    if not name or not name.isascii() or not _NAME_FORBIDDEN.isdisjoint(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if not _FORBIDDEN.isdisjoint(value):
+        raise ValueError(f"header {name} contains CR, LF or NUL: refused")
+    if not value.isascii():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"header {name} is not Latin-1; percent-encode it") from None
+    return name, value
+
+
+def _header_items(headers: HeadersLike) -> HeaderList:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [check_header(name, value) for name, value in items]
+
+
+def _default(value: Any) -> Any:
+    """JSON for the standard types people return: dates, UUIDs, decimals, dataclasses, sets."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value.as_tuple().exponent != 0 else int(value)  # type: ignore[comparison-overlap]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
+
+
+def json_dumps(data: Any) -> bytes:
+    """Compact UTF-8 JSON, with dates, UUIDs, decimals and dataclasses converted."""
+    return _encode(data).encode("utf-8")
+
+
+def _encode_chunks(chunks: Iterable[Any]) -> Iterator[bytes]:
+    """Yield ``chunks`` as bytes; closing this closes the source."""
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+class Response:
+    """A status, headers and a body (bytes, text, or an iterable of bytes to stream).
+
+    Args:
+        body: ``bytes``, ``str`` (sent as UTF-8), None (empty), or an
+            iterable of ``bytes`` to stream.
+        status: the status code.
+        headers: extra headers, a mapping or ``(name, value)`` pairs.
+        content_type: the ``Content-Type``; default from the body's type.
+    """
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(
+        self,
+        body: bytes | str | Iterable[bytes] | None = b"",
+        status: int = 200,
+        headers: HeadersLike = None,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        status_line(int(status))  # refuse impossible codes now, not when sending
+        self.status = int(status)
+        self.headers: HeaderList = _header_items(headers)
+        if body is None:
+            body = b""
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+            content_type = content_type or TEXT_TYPE
+        elif isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+        if not content_type:  # WSGI wants one; an empty body is empty text
+            content_type = BYTES_TYPE if body != b"" else TEXT_TYPE
+        self.body: bytes | Iterable[bytes] = body
+        if content_type and self.get_header("content-type") is None:
+            self.headers.append(check_header("Content-Type", content_type))
+
+    # -- constructors -----------------------------------------------------------
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: HeadersLike = None) -> Response:
+        """A JSON response."""
+        return cls(json_dumps(data), status, headers, content_type=JSON_TYPE)
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, headers: HeadersLike = None) -> Response:
+        """A ``text/plain`` UTF-8 response."""
+        return cls(text.encode("utf-8"), status, headers, content_type=TEXT_TYPE)
+
+    @classmethod
+    def html(cls, html: str, status: int = 200, headers: HeadersLike = None) -> Response:
+        """A ``text/html`` UTF-8 response."""
+        return cls(html.encode("utf-8"), status, headers, content_type=HTML_TYPE)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 303) -> Response:
+        """A redirect to ``location`` (303 See Other by default)."""
+        return cls(b"", status, [("Location", location)])
+
+    # -- headers ------------------------------------------------------------------
+
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case)."""
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return default
+
+    def set_header(self, name: str, value: str) -> None:
+        """Set header ``name``, replacing every earlier value."""
+        self.delete_header(name)
+        self.headers.append(check_header(name, value))
+
+    def add_header(self, name: str, value: str) -> None:
+        """Add a value for header ``name``, keeping earlier ones (``Set-Cookie``, ``Link``)."""
+        self.headers.append(check_header(name, value))
+
+    def delete_header(self, name: str) -> None:
+        """Remove every value of header ``name``."""
+        lowered = name.lower()
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != lowered]
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str = "",
+        *,
+        max_age: int | None = None,
+        expires: datetime.datetime | None = None,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = True,
+        samesite: str | None = "Lax",
+    ) -> None:
+        """Add a ``Set-Cookie`` header (HttpOnly and SameSite=Lax unless told otherwise).
+
+        Raises:
+            ValueError: a name or value with characters a cookie cannot carry.
+        """
+        if not name or any(c in name for c in "=;, \t\r\n\0"):
+            raise ValueError(f"invalid cookie name {name!r}")
+        if any(c in value for c in ";,\r\n\0\"\\") or any(ord(c) < 32 for c in value):
+            raise ValueError(f"cookie {name} has characters a cookie value cannot carry; encode it")
+        parts = [f"{name}={value}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={int(max_age)}")
+        if expires is not None:
+            parts.append(f"Expires={format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)}")
+        if path:
+            parts.append(f"Path={path}")
+        if domain:
+            parts.append(f"Domain={domain}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite:
+            if samesite.lower() not in ("lax", "strict", "none"):
+                raise ValueError("samesite must be Lax, Strict or None")
+            parts.append(f"SameSite={samesite.capitalize()}")
+        self.add_header("Set-Cookie", "; ".join(parts))
+
+    def delete_cookie(self, name: str, *, path: str = "/", domain: str | None = None) -> None:
+        """Tell the client to drop cookie ``name``."""
+        self.set_cookie(name, "", max_age=0, path=path, domain=domain, samesite=None)
+
+    # -- WSGI ---------------------------------------------------------------------
+
+    def to_wsgi(self) -> WSGIResult:
+        """``(status_line, headers, iterable)`` ready for ``start_response``."""
+        status = self.status
+        body = self.body
+        headers = self.headers
+        if not allows_body(status):
+            if hasattr(body, "close") and not isinstance(body, bytes):
+                body.close()  # type: ignore[union-attr]
+            drop = ("content-type", "content-length") if status != 304 else ("content-length",)
+            return status_line(status), [h for h in headers if h[0].lower() not in drop], []
+        if isinstance(body, bytes):
+            if self.get_header("content-length") is None:
+                headers = headers + [("Content-Length", str(len(body)))]
+            return status_line(status), headers, [body]
+        return status_line(status), list(headers), _encode_chunks(body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status}>"
+
+
+def render(result: Any) -> Response:
+    """Turn anything a handler may return into a :class:`Response`.
+
+    Raises:
+        TypeError: a return value restkit does not know how to send.
+    """
+    if isinstance(result, Response):
+        return result
+    status = 200
+    headers: HeadersLike = None
+    if type(result) is tuple:
+        if len(result) == 2:
+            result, status = result
+        elif len(result) == 3:
+            result, status, headers = result
+        else:
+            raise TypeError("a handler's tuple must be (body, status) or (body, status, headers)")
+        status = int(status)
+        if isinstance(result, Response):
+            result.status = status
+            for name, value in _header_items(headers):
+                result.set_header(name, value)
+            return result
+    if isinstance(result, (dict, list)):
+        return Response(json_dumps(result), status, headers, content_type=JSON_TYPE)
+    if isinstance(result, str):
+        return Response(result.encode("utf-8"), status, headers, content_type=TEXT_TYPE)
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        return Response(bytes(result), status, headers)
+    if result is None:
+        return Response(b"", 204 if status == 200 else status, headers)
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return Response(json_dumps(result), status, headers, content_type=JSON_TYPE)
+    if isinstance(result, Iterable):
+        return Response(result, status, headers)
+    raise TypeError(f"a handler returned {type(result).__name__}, which restkit cannot send")
+
+
+def multipart_stream(
+    parts: Iterable[bytes | tuple[bytes, str]],
+    *,
+    boundary: str = "restkitframe",
+    subtype: str = "x-mixed-replace",
+    content_type: str = "application/octet-stream",
+    headers: HeadersLike = None,
+) -> Response:
+    """A streamed ``multipart/<subtype>`` response, one part per item of ``parts``.
+
+    Each item is the bytes of a part (of ``content_type``) or ``(bytes,
+    content_type)``.  Every part carries ``Content-Type`` and
+    ``Content-Length`` and is written in one piece.  This is what browsers
+    show as a live picture with ``multipart/x-mixed-replace`` and JPEG parts.
+    Closing the response closes ``parts``.
+    """
+    if not boundary or len(boundary) > 70 or not all(c.isalnum() or c in "'()+_,-./:=?" for c in boundary):
+        raise ValueError(f"invalid multipart boundary {boundary!r}")
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+
+    def generate() -> Iterator[bytes]:
+        iterator = iter(parts)
+        try:
+            for item in iterator:
+                data, part_type = item if isinstance(item, tuple) else (item, content_type)
+                head = f"Content-Type: {part_type}\r\nContent-Length: {len(data)}\r\n\r\n".encode("latin-1")
+                yield b"".join((delimiter, head, data, b"\r\n"))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    return Response(generate(), 200, headers, content_type=f"multipart/{subtype}; boundary={boundary}")

@@ -1,0 +1,543 @@
+"""The route table: patterns, converters, matching and URL building.
+
+Theory of operation
+-------------------
+A pattern such as ``/zoos/<int:zoo_id>/animals`` is split on ``/`` into
+segments; each segment is either literal text or one whole parameter
+``<converter:name>`` (``<name>`` means ``<str:name>``).  Routes are stored
+in a trie keyed by segment, so finding a route costs one dict lookup per
+literal segment and one converter call per candidate parameter: it does not
+grow with the number of routes.  Routes without parameters are also kept in
+a dict keyed by the whole path, which answers most requests in one lookup.
+
+At each node literal children are tried first, then parameters (``int``
+before ``float`` before ``uuid`` before custom converters before ``str``),
+then a trailing ``path`` parameter.  A converter that rejects its text means
+"try the next candidate", so ``/animals/recently_added`` beats
+``/animals/<int:animal>`` and ``/animals/abc`` is a 404, never a 500.
+
+A path that matches some route but not with the request's method is a
+partial match: :meth:`Router.match` reports the methods that would have
+matched, which the app turns into ``405`` with ``Allow``.  ``HEAD`` falls
+back to the ``GET`` route; ``OPTIONS`` is answered by the app.
+
+Trailing slashes are significant: ``/zoos`` and ``/zoos/`` are different
+paths.  The app redirects (308) a request for one to the other when only the
+other exists.  Because WSGI hands the app an already-decoded ``PATH_INFO``,
+an encoded slash (``%2F``) in a segment is indistinguishable from ``/``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, NamedTuple
+from urllib.parse import quote, urlencode
+
+__all__ = [
+    "BuildError",
+    "Converter",
+    "FloatConverter",
+    "IntConverter",
+    "Match",
+    "PathConverter",
+    "Route",
+    "RouteError",
+    "Router",
+    "StrConverter",
+    "UUIDConverter",
+    "DEFAULT_CONVERTERS",
+]
+
+Handler = Callable[..., Any]
+
+# The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RouteError(ValueError):
+    """A route that cannot be added: bad pattern, duplicate, unknown converter."""
+
+
+class BuildError(LookupError):
+    """``url_for`` could not build a URL: unknown name or missing parameter."""
+
+
+# --- converters --------------------------------------------------------------
+
+
+class Converter:
+    """Turns one path segment into a Python value and back.
+
+    Subclasses override :meth:`to_python`, raising :class:`ValueError` when
+    the text does not fit (the route then does not match), and
+    :meth:`to_url`.  ``priority`` orders parameters tried at the same place:
+    lower goes first.  A converter with ``multi_segment = True`` takes the
+    rest of the path, slashes included, and must be the last segment.
+    """
+
+    priority: ClassVar[int] = 50
+    multi_segment: ClassVar[bool] = False
+    # JSON Schema of the converted value, for generated API documents.
+    schema: ClassVar[dict[str, Any]] = {"type": "string"}
+
+    def to_python(self, value: str) -> Any:
+        if not value:
+            raise ValueError("empty segment")
+        return value
+
+    def to_url(self, value: Any) -> str:
+        return quote(str(value), safe="")
+
+
+class StrConverter(Converter):
+    """Any non-empty segment without a slash (the default)."""
+
+    priority = 90
+
+
+class IntConverter(Converter):
+    """ASCII digits, ``0 <= n < 2**63`` (so it fits a database integer)."""
+
+    priority = 10
+    schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+    _MAX = 2**63
+
+    def to_python(self, value: str) -> int:
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise ValueError("not an integer")
+        number = int(value)
+        if number >= self._MAX:
+            raise ValueError("integer too large")
+        return number
+
+    def to_url(self, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"int parameter needs a non-negative integer, not {value!r}")
+        return str(value)
+
+
+class FloatConverter(Converter):
+    """Decimal digits with an optional fraction: ``3``, ``2.5``; no sign, no exponent."""
+
+    priority = 20
+    schema = {"type": "number", "minimum": 0}
+    _PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z")
+
+    def to_python(self, value: str) -> float:
+        if len(value) > 64 or not self._PATTERN.match(value):
+            raise ValueError("not a number")
+        return float(value)
+
+    def to_url(self, value: Any) -> str:
+        number = float(value)
+        if not number >= 0 or number == float("inf"):
+            raise ValueError(f"float parameter needs a finite non-negative number, not {value!r}")
+        return repr(number)
+
+
+class UUIDConverter(Converter):
+    """A UUID in its canonical 8-4-4-4-12 hex form; gives :class:`uuid.UUID`."""
+
+    priority = 30
+    schema = {"type": "string", "format": "uuid"}
+    _PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+
+    def to_python(self, value: str) -> uuid.UUID:
+        if not self._PATTERN.match(value):
+            raise ValueError("not a UUID")
+        return uuid.UUID(value)
+
+    def to_url(self, value: Any) -> str:
+        return str(uuid.UUID(str(value)))
+
+
+class PathConverter(Converter):
+    """The rest of the path, slashes included (must be the last segment)."""
+
+    priority = 100
+    multi_segment = True
+
+    def to_url(self, value: Any) -> str:
+        return quote(str(value), safe="/")
+
+
+DEFAULT_CONVERTERS: Mapping[str, type[Converter]] = {
+    "str": StrConverter,
+    "string": StrConverter,
+    "int": IntConverter,
+    "float": FloatConverter,
+    "uuid": UUIDConverter,
+    "path": PathConverter,
+}
+
+
+# --- patterns and routes -----------------------------------------------------
+
+# segment = literal / "<" [ converter ":" ] name ">"
+_PARAM = re.compile(r"<(?:(?P<conv>[A-Za-z_][A-Za-z0-9_]*):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>\Z")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter segment of a pattern."""
+
+    name: str
+    converter: Converter
+    converter_name: str
+
+
+Segment = str | Param
+
+
+@dataclass(frozen=True)
+class Route:
+    """One pattern with its handler, the methods it answers and its name.
+
+    ``options`` holds what the app or extensions read per route (for
+    example ``produces``, the media type a handler answers with).
+    """
+
+    path: str
+    handler: Handler
+    methods: frozenset[str]
+    name: str
+    segments: tuple[Segment, ...] = field(repr=False)
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.segments if isinstance(s, Param))
+
+    def build(self, params: Mapping[str, Any]) -> str:
+        """Fill the pattern with ``params``; leftovers go to the query string.
+
+        Raises:
+            BuildError: a parameter is missing or does not convert.
+        """
+        parts = []
+        for segment in self.segments:
+            if isinstance(segment, Param):
+                if segment.name not in params:
+                    raise BuildError(f"url_for({self.name!r}) needs the parameter {segment.name!r}")
+                try:
+                    parts.append(segment.converter.to_url(params[segment.name]))
+                except (TypeError, ValueError) as exc:
+                    raise BuildError(f"url_for({self.name!r}): {segment.name}: {exc}") from None
+            else:
+                parts.append(quote(segment, safe="@:!$&'()*+,;=-._~"))
+        url = "/" + "/".join(parts)
+        extra = {k: v for k, v in params.items() if k not in self.param_names}
+        if extra:
+            url += "?" + urlencode(extra, doseq=True)
+        return url
+
+
+def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple[Segment, ...]:
+    """Split a pattern into literal and parameter segments.
+
+    Raises:
+        RouteError: the pattern is malformed, names an unknown converter,
+            repeats a parameter name or puts a ``path`` parameter before the end.
+    """
+    if not path.startswith("/"):
+        raise RouteError(f"route pattern must start with '/': {path!r}")
+    raw = path[1:].split("/")
+    segments: list[Segment] = []
+    seen: set[str] = set()
+    for index, text in enumerate(raw):
+        if "<" not in text and ">" not in text:
+            segments.append(text)
+            continue
+        found = _PARAM.match(text)
+        if not found:
+            raise RouteError(
+                f"bad segment {text!r} in {path!r}: a parameter must be a whole segment, <name> or <converter:name>"
+            )
+        name, conv_name = found["name"], found["conv"] or "str"
+        if conv_name not in converters:
+            raise RouteError(f"unknown converter {conv_name!r} in {path!r}; known: {', '.join(sorted(converters))}")
+        if name in seen:
+            raise RouteError(f"parameter {name!r} appears twice in {path!r}")
+        seen.add(name)
+        converter = converters[conv_name]()
+        if converter.multi_segment and index != len(raw) - 1:
+            raise RouteError(f"a {conv_name!r} parameter must be the last segment: {path!r}")
+        segments.append(Param(name, converter, conv_name))
+    return tuple(segments)
+
+
+# --- the trie ----------------------------------------------------------------
+
+
+class _Node:
+    __slots__ = ("static", "params", "tail", "routes")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        # (name, converter, key, child), sorted by converter priority
+        self.params: list[tuple[str, Converter, tuple[str, str], _Node]] = []
+        self.tail: list[tuple[str, Converter, tuple[str, str], _Node]] = []
+        self.routes: dict[str, Route] = {}
+
+    def child(self, segment: Segment) -> _Node:
+        if isinstance(segment, str):
+            node = self.static.get(segment)
+            if node is None:
+                node = self.static[segment] = _Node()
+            return node
+        key = (segment.converter_name, segment.name)
+        bucket = self.tail if segment.converter.multi_segment else self.params
+        for _name, _conv, existing_key, node in bucket:
+            if existing_key == key:
+                return node
+        node = _Node()
+        bucket.append((segment.name, segment.converter, key, node))
+        bucket.sort(key=lambda entry: entry[1].priority)
+        return node
+
+
+class Match(NamedTuple):
+    """The outcome of :meth:`Router.match`.
+
+    ``route`` is None when nothing matched; then ``allowed`` holds the
+    methods that would have matched the path (empty: the path is unknown).
+    """
+
+    route: Route | None
+    params: dict[str, Any]
+    allowed: frozenset[str]
+
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+def _allow(methods: Iterable[str]) -> set[str]:
+    allowed = set(methods)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    allowed.add("OPTIONS")
+    return allowed
+
+
+class Router:
+    """A group of routes, usable on its own or mounted under a prefix.
+
+    Args:
+        converters: extra path converters by name, added to the defaults.
+    """
+
+    def __init__(self, *, converters: Mapping[str, type[Converter]] | None = None) -> None:
+        self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
+        self._routes: list[Route] = []
+        self._names: dict[str, Route] = {}
+        self._static: dict[str, dict[str, Route]] = {}
+        self._root = _Node()
+        self._parents: list[tuple[Router, str, str | None]] = []
+
+    # -- building ---------------------------------------------------------
+
+    def add_converter(self, name: str, converter: type[Converter]) -> None:
+        """Register a converter for patterns added from now on (``<name:param>``)."""
+        if not (isinstance(converter, type) and issubclass(converter, Converter)):
+            raise RouteError(f"converter {name!r} must be a Converter subclass")
+        self._converters[name] = converter
+
+    def add_route(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        **options: Any,
+    ) -> Route:
+        """Add a route and return it.
+
+        Args:
+            path: the pattern, e.g. ``/zoos/<int:zoo_id>``.
+            handler: called as ``handler(request, **params)``.
+            methods: the methods it answers; ``GET`` also answers ``HEAD``.
+            name: the name for :meth:`url_for`; default the handler's ``__name__``.
+            **options: stored on the route for the app (``produces=...``).
+
+        Raises:
+            RouteError: bad pattern, unknown method, a method already taken
+                on this pattern, or a name already used by another handler.
+        """
+        if not callable(handler):
+            raise RouteError(f"handler for {path!r} is not callable")
+        wanted = frozenset(m.upper() for m in ([methods] if isinstance(methods, str) else methods))
+        if not wanted:
+            raise RouteError(f"route {path!r} needs at least one method")
+        unknown = wanted - KNOWN_METHODS
+        if unknown:
+            raise RouteError(f"unknown method(s) {', '.join(sorted(unknown))} for {path!r}")
+        route_name = name or getattr(handler, "__name__", None) or path
+        segments = parse_pattern(path, self._converters)
+        route = Route(path, handler, wanted, route_name, segments, dict(options))
+        self._insert(route)
+        return route
+
+    def _insert(self, route: Route) -> None:
+        existing = self._names.get(route.name)
+        if existing is not None and existing.handler is not route.handler:
+            raise RouteError(
+                f"route name {route.name!r} is already used by {existing.path!r}; pass name= to tell them apart"
+            )
+        node = self._root
+        for segment in route.segments:
+            node = node.child(segment)
+        clash = route.methods & node.routes.keys()
+        if clash:
+            other = node.routes[next(iter(clash))]
+            raise RouteError(f"{', '.join(sorted(clash))} {route.path!r} is already routed (as {other.path!r})")
+        for method in route.methods:
+            node.routes[method] = route
+        if not any(isinstance(s, Param) for s in route.segments):
+            self._static.setdefault(route.path, {}).update(dict.fromkeys(route.methods, route))
+        self._names.setdefault(route.name, route)
+        self._routes.append(route)
+        for parent, prefix, namespace in self._parents:
+            parent._insert(_prefixed(route, prefix, namespace))
+
+    def route(
+        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Any
+    ) -> Callable[[Handler], Handler]:
+        """Decorator form of :meth:`add_route`; returns the handler unchanged."""
+
+        def register(handler: Handler) -> Handler:
+            self.add_route(path, handler, methods=methods, name=name, **options)
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@router.get(path)``: a GET (and HEAD) route."""
+        return self.route(path, methods=("GET",), **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@router.post(path)``: a POST route."""
+        return self.route(path, methods=("POST",), **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@router.put(path)``: a PUT route."""
+        return self.route(path, methods=("PUT",), **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@router.patch(path)``: a PATCH route."""
+        return self.route(path, methods=("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@router.delete(path)``: a DELETE route."""
+        return self.route(path, methods=("DELETE",), **options)
+
+    def mount(self, prefix: str, router: Router, *, namespace: str | None = None) -> None:
+        """Serve every route of ``router`` under ``prefix`` (e.g. ``/v1``).
+
+        Routes added to ``router`` later are mounted too.  ``/`` in the
+        mounted router becomes ``prefix`` itself (``/v1``).  With
+        ``namespace="v1"`` names become ``v1.<name>``, so one router can be
+        mounted twice.
+
+        Raises:
+            RouteError: a malformed prefix, or a route or name that clashes.
+        """
+        if router is self:
+            raise RouteError("a router cannot be mounted into itself")
+        if prefix != "" and (not prefix.startswith("/") or prefix.endswith("/") or "<" in prefix):
+            raise RouteError(f"mount prefix must look like '/v1' (no trailing slash, no parameters): {prefix!r}")
+        for route in router._routes:
+            self._insert(_prefixed(route, prefix, namespace))
+        router._parents.append((self, prefix, namespace))
+
+    # -- looking up -------------------------------------------------------
+
+    def match(self, method: str, path: str) -> Match:
+        """Find the route for ``method`` and ``path`` (already percent-decoded)."""
+        by_method = self._static.get(path)
+        if by_method is not None:
+            route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
+            if route is not None:
+                return Match(route, {}, _EMPTY)
+        allowed: set[str] = set()
+        params: dict[str, Any] = {}
+        route = _walk(self._root, path[1:].split("/"), 0, params, method, allowed)
+        if route is not None:
+            return Match(route, params, _EMPTY)
+        return Match(None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY)
+
+    def allowed_methods(self, path: str) -> frozenset[str]:
+        """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
+        allowed: set[str] = set()
+        _walk(self._root, path[1:].split("/"), 0, {}, "", allowed)
+        return frozenset(_allow(allowed)) if allowed else _EMPTY
+
+    def url_for(self, name: str, /, **params: Any) -> str:
+        """Build the path of the route called ``name``; extra params become the query.
+
+        Raises:
+            BuildError: no route has that name, or a parameter is missing or invalid.
+        """
+        route = self._names.get(name)
+        if route is None:
+            raise BuildError(f"no route is named {name!r}")
+        return route.build(params)
+
+    @property
+    def routes(self) -> list[Route]:
+        """Every route, in the order added (mounted ones with their prefix)."""
+        return list(self._routes)
+
+
+def _walk(
+    node: _Node, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]
+) -> Route | None:
+    """Depth-first search in priority order; record methods of paths that match."""
+    if index == len(parts):
+        routes = node.routes
+        if routes:
+            route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+            if route is not None:
+                return route
+            allowed.update(routes)
+        return None
+    part = parts[index]
+    child = node.static.get(part)
+    if child is not None:
+        found = _walk(child, parts, index + 1, params, method, allowed)
+        if found is not None:
+            return found
+    for name, converter, _key, child in node.params:
+        try:
+            params[name] = converter.to_python(part)
+        except ValueError:
+            continue
+        found = _walk(child, parts, index + 1, params, method, allowed)
+        if found is not None:
+            return found
+        del params[name]
+    for name, converter, _key, child in node.tail:
+        try:
+            params[name] = converter.to_python("/".join(parts[index:]))
+        except ValueError:
+            continue
+        found = _walk(child, parts, len(parts), params, method, allowed)
+        if found is not None:
+            return found
+        del params[name]
+    return None
+
+
+def _prefixed(route: Route, prefix: str, namespace: str | None) -> Route:
+    """A copy of ``route`` that lives under ``prefix`` (``/`` becomes the prefix itself)."""
+    if not prefix:
+        path, segments = route.path, route.segments
+    elif route.path == "/":
+        path, segments = prefix, tuple(prefix[1:].split("/"))
+    else:
+        path, segments = prefix + route.path, tuple(prefix[1:].split("/")) + route.segments
+    name = f"{namespace}.{route.name}" if namespace else route.name
+    return replace(route, path=path, name=name, segments=segments)
