@@ -1,0 +1,1 @@
+"""The seed's Flask demo endpoints, ported to restkit (see ``app.py``)."""

@@ -1,0 +1,78 @@
+"""Shared fixtures: a validated WebTest client and a live server on 127.0.0.1.
+
+Every in-process WSGI call goes through :func:`wsgiref.validate.validator`,
+so a PEP 3333 violation fails the test that caused it.
+
+Tests that need a part this machine lacks (Xvfb, Chromium, gunicorn...)
+skip with a reason.  With ``RESTKIT_REQUIRE_ALL=1`` (set by ``.ci/run``) any
+skip fails the run: CI installs every part and must run every test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+import webtest
+
+from restkit.server import Server, make_server
+
+
+def make_client(app: Callable[..., Any]) -> webtest.TestApp:
+    """A WebTest client for ``app``, with every call checked by wsgiref.validate."""
+    return webtest.TestApp(validator(app))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A restkit server running ``app`` in a background thread on 127.0.0.1."""
+
+    def __init__(self, app: Callable[..., Any], **options: Any) -> None:
+        options.setdefault("access_log", False)
+        self.server: Server = make_server("127.0.0.1", 0, app, **options)
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """``live_server(app, **server_options)`` starts a server; all are stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(app: Callable[..., Any], **options: Any) -> LiveServer:
+        server = LiveServer(app, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("RESTKIT_REQUIRE_ALL") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        if reporter:
+            reporter.write_line(f"RESTKIT_REQUIRE_ALL=1: {skipped} test(s) skipped; every test must run here", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

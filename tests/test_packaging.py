@@ -1,0 +1,64 @@
+"""Packaging: zero runtime dependencies, standard library only, typed."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "restkit"
+
+
+def _imported_top_level_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in PACKAGE.glob("*.py")))
+def test_imports_only_the_standard_library(module: str) -> None:
+    outside = _imported_top_level_modules(PACKAGE / module) - set(sys.stdlib_module_names) - {"restkit", "__future__"}
+    assert not outside, f"restkit/{module} imports {sorted(outside)}"
+
+
+def test_py_typed_is_shipped() -> None:
+    assert (PACKAGE / "py.typed").exists()
+    assert "py.typed" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_mypy_strict_passes() -> None:
+    pytest.importorskip("mypy", reason="mypy is a test dependency: pip install '.[test]'")
+    result = subprocess.run([sys.executable, "-m", "mypy", "restkit"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -> None:
+    target = tmp_path / "venv"
+    venv.create(target, with_pip=True)
+    python = target / "bin" / "python"
+    before = _installed(python)
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "*.db*", "__pycache__", "build", "*.egg-info"))
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True, timeout=600, capture_output=True)
+    added = _installed(python) - before
+    assert added == {"restkit"}
+    probe = "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules"
+    result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0.1.0"
+
+
+def _installed(python: Path) -> set[str]:
+    out = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True)
+    return {entry["name"].lower() for entry in json.loads(out.stdout)}
