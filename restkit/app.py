@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge, URITooLong
-from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path
+from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path, media_type_accepted
 from .response import JSON_TYPE, TEXT_TYPE, Response, json_dumps, render
 from .routing import Converter, Handler, Route, Router
 from .status import status_line
@@ -54,6 +54,9 @@ class App:
         debug: send tracebacks in 500 bodies (never in production).
         redirect_slashes: answer ``/zoos/`` with 308 to ``/zoos`` (and the
             reverse) when only the other form is routed; otherwise 404.
+        openapi: serve the API document at ``/openapi.json`` and the docs page
+            at ``/docs`` (see :meth:`openapi`).
+        title, version, description: the document's ``info``.
     """
 
     def __init__(
@@ -63,6 +66,10 @@ class App:
         max_url_length: int = 8192,
         debug: bool = False,
         redirect_slashes: bool = True,
+        openapi: bool = False,
+        title: str = "API",
+        version: str = "1.0.0",
+        description: str | None = None,
     ) -> None:
         self.router = Router()
         self.max_body_size = max_body_size
@@ -72,6 +79,9 @@ class App:
         self._before: list[BeforeHook] = []
         self._after: list[AfterHook] = []
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
+        self.title, self.version, self.description = title, version, description
+        if openapi:
+            self._add_doc_routes()
 
     # -- building the app (delegated to the router) ----------------------------
 
@@ -110,6 +120,29 @@ class App:
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of the route called ``name``; see :meth:`Router.url_for`."""
         return self.router.url_for(name, **params)
+
+    # -- the API document -----------------------------------------------------
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this app's routes (see :mod:`restkit.openapi`)."""
+        from .openapi import build_openapi  # imported on use: keeps `import restkit` fast
+
+        return build_openapi(self, title=self.title, version=self.version, description=self.description)
+
+    def _add_doc_routes(self) -> None:
+        from .docs import docs_page  # imported on use: keeps `import restkit` fast
+
+        def openapi_json(request: Request) -> dict[str, Any]:
+            """The OpenAPI 3.1 document of this API."""
+            return self.openapi()
+
+        def docs(request: Request) -> Response:
+            """Interactive documentation of this API."""
+            spec_url = request.url_for("openapi_json")
+            return Response.html(docs_page(self.title, spec_url, request.script_name))
+
+        self.router.add_route("/openapi.json", openapi_json, include_in_schema=False)
+        self.router.add_route("/docs", docs, produces="text/html", include_in_schema=False)
 
     # -- hooks and error handlers -----------------------------------------------
 
@@ -164,13 +197,22 @@ class App:
                     response = hook(request, response) or response  # type: ignore[arg-type]
                 status, headers, body = response.to_wsgi()
             else:
-                kind = type(result)
+                # The common returns are sent without building a Response:
+                # a dict, list or str, alone or as (value, status) with a
+                # status that carries a body.  render() does the rest.
+                value, status = result, _OK
+                kind = type(value)
+                if kind is tuple and len(value) == 2:
+                    code = value[1]
+                    if type(code) is int and 200 <= code < 600 and code != 204 and code != 304:
+                        value, status = value[0], status_line(code)
+                        kind = type(value)
                 if kind is dict or kind is list:
-                    data = json_dumps(result)
-                    status, headers, body = _OK, [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
+                    data = json_dumps(value)
+                    headers, body = [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
                 elif kind is str:
-                    data = result.encode("utf-8")
-                    status, headers, body = _OK, [_TEXT_HEADER, ("Content-Length", str(len(data)))], [data]
+                    data = value.encode("utf-8")
+                    headers, body = [_TEXT_HEADER, ("Content-Length", str(len(data)))], [data]
                 else:
                     status, headers, body = render(result).to_wsgi()
         except Exception as exc:
@@ -199,15 +241,19 @@ class App:
         request.params = params
         options = route.options
         produces = options.get("produces", JSON_TYPE)
-        if produces and "HTTP_ACCEPT" in environ and not request.accepts(produces.partition(";")[0]):
+        accept = environ.get("HTTP_ACCEPT")
+        # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
+        if produces and accept and accept != "*/*" and not media_type_accepted(accept, produces.partition(";")[0]):
             raise NotAcceptable(f"this resource is only available as {produces.partition(';')[0]}; the Accept header excludes it")
-        length = request.content_length
-        if length is not None and length > self.max_body_size:
-            raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
-        for hook in self._before:
-            early = hook(request)
-            if early is not None:
-                return early
+        if environ.get("CONTENT_LENGTH"):
+            length = request.content_length
+            if length is not None and length > self.max_body_size:
+                raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+        if self._before:
+            for hook in self._before:
+                early = hook(request)
+                if early is not None:
+                    return early
         return route.handler(request, **params)
 
     def _not_found(self, request: Request) -> Response:
@@ -234,6 +280,8 @@ class App:
             if handler is not None:
                 return handler(request, exc)
         if isinstance(exc, HTTPError):
+            if not exc.headers:  # the same answer, on the fast path of __call__
+                return exc.to_dict(), exc.status
             return Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
         raise exc
 

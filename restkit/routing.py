@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import quote, urlencode
 
+from .validation import bind
+
 __all__ = [
     "BuildError",
     "Converter",
@@ -327,9 +329,13 @@ class Router:
 
     Args:
         converters: extra path converters by name, added to the defaults.
+        tags: API-document tags for every route added to this router.
     """
 
-    def __init__(self, *, converters: Mapping[str, type[Converter]] | None = None) -> None:
+    def __init__(
+        self, *, converters: Mapping[str, type[Converter]] | None = None, tags: Iterable[str] | None = None
+    ) -> None:
+        self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
         self._routes: list[Route] = []
         self._names: dict[str, Route] = {}
@@ -361,7 +367,11 @@ class Router:
             handler: called as ``handler(request, **params)``.
             methods: the methods it answers; ``GET`` also answers ``HEAD``.
             name: the name for :meth:`url_for`; default the handler's ``__name__``.
-            **options: stored on the route for the app (``produces=...``).
+            **options: stored on the route for the app and the API document:
+                ``produces`` (media type checked against ``Accept``),
+                ``body``/``query`` (typed models, see :mod:`restkit.validation`),
+                ``partial``, ``unknown_fields``, ``responses``, ``errors``,
+                ``tags``, ``include_in_schema``.
 
         Raises:
             RouteError: bad pattern, unknown method, a method already taken
@@ -377,6 +387,16 @@ class Router:
             raise RouteError(f"unknown method(s) {', '.join(sorted(unknown))} for {path!r}")
         route_name = name or getattr(handler, "__name__", None) or path
         segments = parse_pattern(path, self._converters)
+        if self._tags is not None:
+            options.setdefault("tags", list(self._tags))
+        if options.get("body") is not None or options.get("query") is not None:
+            handler = bind(
+                handler,
+                body=options.get("body"),
+                query=options.get("query"),
+                partial=bool(options.get("partial", False)),
+                unknown_fields=str(options.get("unknown_fields", "reject")),
+            )
         route = Route(path, handler, wanted, route_name, segments, dict(options))
         self._insert(route)
         return route

@@ -1,0 +1,318 @@
+"""An OpenAPI 3.1 document built from the route table.
+
+Every route becomes an operation:
+
+* path parameters from the converters (``<int:zoo_id>`` becomes ``{zoo_id}``,
+  an integer);
+* query parameters from the route's ``query=`` dataclass;
+* the request body from ``body=``;
+* responses from ``responses={201: Zoo, 200: list[Item], 204: None}`` (a
+  plain 200 when none are given);
+* summary and description from the handler's docstring;
+* the error statuses restkit itself may answer (404 with path parameters,
+  400 with a query or body, 413/415/422 with a body, 406 for JSON routes)
+  plus the route's ``errors=[401, 409, ...]``, all with the ``Error`` schema;
+* tags from ``tags=`` (or ``Router(tags=...)``), else the first path segment
+  after a version prefix such as ``/v1``.
+
+Schemas are JSON Schema 2020-12, generated from the type hints (see
+:func:`json_schema`).  Dataclasses and TypedDicts become named components.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import inspect
+import re
+import types
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+
+from .routing import Param, Route
+from .status import reason_phrase
+from .validation import fields_of, is_typeddict, optional_inner, unwrap
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["build_openapi", "json_schema"]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "what went wrong"},
+        "details": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "for validation errors: a message per field path",
+        },
+    },
+    "required": ["error"],
+}
+
+_SCALAR_SCHEMAS: dict[Any, dict[str, Any]] = {
+    int: {"type": "integer"},
+    float: {"type": "number"},
+    str: {"type": "string"},
+    bool: {"type": "boolean"},
+    datetime.date: {"type": "string", "format": "date"},
+    datetime.datetime: {"type": "string", "format": "date-time"},
+    uuid.UUID: {"type": "string", "format": "uuid"},
+    type(None): {"type": "null"},
+}
+
+
+class _Components:
+    """Named schemas collected while describing types."""
+
+    def __init__(self, reject_unknown: bool = True) -> None:
+        self.schemas: dict[str, Any] = {}
+        self.reject_unknown = reject_unknown
+
+    def ref(self, model: Any) -> dict[str, Any]:
+        name = model.__name__
+        if name not in self.schemas:
+            self.schemas[name] = {}  # placeholder: recursive models terminate
+            self.schemas[name] = self._object(model)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def _object(self, model: Any) -> dict[str, Any]:
+        properties = {}
+        required = []
+        for spec in fields_of(model):
+            schema = json_schema(spec.type, self)
+            if spec.default is not dataclasses.MISSING and spec.default is not None and _jsonable(spec.default):
+                schema = {**schema, "default": _plain(spec.default)}
+            properties[spec.name] = schema
+            if spec.required:
+                required.append(spec.name)
+        result: dict[str, Any] = {"type": "object", "properties": properties}
+        if required:
+            result["required"] = required
+        if self.reject_unknown:
+            result["additionalProperties"] = False
+        doc = inspect.getdoc(model)
+        if doc and not doc.startswith(model.__name__ + "("):
+            result["description"] = doc
+        return result
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, enum.Enum))
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def json_schema(tp: Any, components: _Components | None = None) -> dict[str, Any]:
+    """JSON Schema (2020-12) for a type hint, with ``Field`` constraints applied."""
+    components = components or _Components()
+    tp, constraints = unwrap(tp)
+    inner = optional_inner(tp)
+    schema: dict[str, Any]
+    if inner is not None:
+        schema = {"anyOf": [json_schema(inner, components), {"type": "null"}]}
+    else:
+        schema = _schema_of(tp, components)
+    for c in constraints:
+        extra = {
+            "minLength" if _is_text(tp) else "minItems": c.min_length,
+            "maxLength" if _is_text(tp) else "maxItems": c.max_length,
+            "minimum": c.ge,
+            "maximum": c.le,
+            "exclusiveMinimum": c.gt,
+            "exclusiveMaximum": c.lt,
+            "pattern": c.pattern,
+            "description": c.description,
+        }
+        target = schema["anyOf"][0] if inner is not None and "$ref" not in schema["anyOf"][0] else schema
+        target.update({k: v for k, v in extra.items() if v is not None and k != "description"})
+        if c.description:
+            schema["description"] = c.description
+        if c.example is not None:
+            schema["examples"] = [c.example]
+    return schema
+
+
+def _is_text(tp: Any) -> bool:
+    inner = optional_inner(tp)
+    return (inner if inner is not None else tp) is str
+
+
+def _schema_of(tp: Any, components: _Components) -> dict[str, Any]:
+    if tp is Any:
+        return {}
+    if tp in _SCALAR_SCHEMAS:
+        return dict(_SCALAR_SCHEMAS[tp])
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = list(get_args(tp))
+        return {"enum": choices}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [json_schema(arg, components) for arg in get_args(tp)]}
+    if origin is list or tp is list:
+        args = get_args(tp)
+        return {"type": "array", "items": json_schema(args[0], components) if args else {}}
+    if origin is dict or tp is dict:
+        args = get_args(tp)
+        return {"type": "object", "additionalProperties": json_schema(args[1], components) if args else {}}
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"enum": [m.value for m in tp]}
+    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
+        return components.ref(tp)
+    raise TypeError(f"restkit cannot describe values of type {tp!r}")
+
+
+# --- operations -------------------------------------------------------------------
+
+_VERSION = re.compile(r"v\d+\Z")
+
+
+def _openapi_path(route: Route) -> str:
+    parts = [f"{{{s.name}}}" if isinstance(s, Param) else s for s in route.segments]
+    return "/" + "/".join(parts)
+
+
+def _tags(route: Route) -> list[str]:
+    tags = route.options.get("tags")
+    if tags:
+        return list(tags)
+    for segment in route.segments:
+        if isinstance(segment, str) and segment and not _VERSION.match(segment):
+            return [segment]
+        if isinstance(segment, Param):
+            break
+    return ["root"]
+
+
+def _docstring(route: Route) -> tuple[str | None, str | None]:
+    doc = inspect.getdoc(route.handler)
+    if not doc:
+        return None, None
+    summary, _, rest = doc.partition("\n")
+    return summary.strip() or None, rest.strip() or None
+
+
+def _operation_id(route: Route, method: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.]", "_", route.name)
+    return base if len(route.methods) == 1 else f"{base}_{method.lower()}"
+
+
+def _error_statuses(route: Route, method: str) -> set[int]:
+    statuses = {int(s) for s in route.options.get("errors", ())}
+    if any(isinstance(s, Param) for s in route.segments):
+        statuses.add(404)
+    if route.options.get("query") is not None:
+        statuses.add(400)
+    if route.options.get("body") is not None:
+        statuses.update({400, 413, 415, 422})
+    if route.options.get("produces", "application/json"):
+        statuses.add(406)
+    return statuses
+
+
+def _response_content(route: Route, schema: dict[str, Any] | None) -> dict[str, Any]:
+    produces = route.options.get("produces", "application/json") or "application/octet-stream"
+    media = produces.partition(";")[0]
+    return {media: {"schema": schema if schema is not None else {}}}
+
+
+def _operation(route: Route, method: str, components: _Components) -> dict[str, Any]:
+    summary, description = _docstring(route)
+    op: dict[str, Any] = {"operationId": _operation_id(route, method), "tags": _tags(route)}
+    if summary:
+        op["summary"] = summary
+    if description:
+        op["description"] = description
+    parameters: list[dict[str, Any]] = []
+    for segment in route.segments:
+        if isinstance(segment, Param):
+            schema = dict(segment.converter.schema)
+            parameters.append({"name": segment.name, "in": "path", "required": True, "schema": schema})
+    query = route.options.get("query")
+    if query is not None:
+        for spec in fields_of(query):
+            schema = json_schema(spec.type, components)
+            if spec.default is not dataclasses.MISSING and spec.default is not None and _jsonable(spec.default):
+                schema = {**schema, "default": _plain(spec.default)}
+            param: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required, "schema": schema}
+            if get_origin(unwrap(spec.type)[0]) is list:
+                param["explode"] = True
+            parameters.append(param)
+    for header in route.options.get("header_params", ()):
+        parameters.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
+    if parameters:
+        op["parameters"] = parameters
+    body = route.options.get("body")
+    if body is not None:
+        body_components = components
+        schema = json_schema(body, body_components)
+        if route.options.get("partial"):
+            schema = _partial_schema(body, components)
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    responses: dict[str, Any] = {}
+    declared = route.options.get("responses") or {200: None}
+    for status, model in declared.items():
+        status = int(status)
+        entry: dict[str, Any] = {"description": reason_phrase(status)}
+        if status not in (204, 304) and not 300 <= status < 400:
+            entry["content"] = _response_content(route, None if model is None else json_schema(model, components))
+        responses[str(status)] = entry
+    for status in sorted(_error_statuses(route, method)):
+        responses.setdefault(
+            str(status),
+            {
+                "description": reason_phrase(status),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
+    op["responses"] = responses
+    return op
+
+
+def _partial_schema(model: Any, components: _Components) -> dict[str, Any]:
+    """The model's object schema with nothing required (for PATCH)."""
+    ref = components.ref(model)
+    full = components.schemas[ref["$ref"].rsplit("/", 1)[1]]
+    return {key: value for key, value in full.items() if key != "required"}
+
+
+def build_openapi(
+    app: App,
+    *,
+    title: str = "API",
+    version: str = "1.0.0",
+    description: str | None = None,
+    servers: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every route of ``app`` (except those with ``include_in_schema=False``)."""
+    components = _Components()
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes:
+        if not route.options.get("include_in_schema", True):
+            continue
+        item = paths.setdefault(_openapi_path(route), {})
+        for method in sorted(route.methods):
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            item[method.lower()] = _operation(route, method, components)
+    components.schemas["Error"] = ERROR_SCHEMA
+    info: dict[str, Any] = {"title": title, "version": version}
+    if description:
+        info["description"] = description
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": info,
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {"schemas": dict(sorted(components.schemas.items()))},
+    }
+    if servers:
+        document["servers"] = [{"url": url} for url in servers]
+    tags = sorted({tag for item in paths.values() for op in item.values() for tag in op["tags"]})
+    document["tags"] = [{"name": tag} for tag in tags]
+    return document

@@ -1,0 +1,447 @@
+"""Typed validation of request bodies and query strings, from standard-library types.
+
+Declare what a route takes with a ``dataclass`` (or a ``TypedDict``) whose
+fields are annotated with ``int``, ``float``, ``str``, ``bool``,
+``datetime.date``, ``datetime.datetime``, ``uuid.UUID``, ``Literal[...]``,
+``X | None``, ``list[X]``, ``dict[str, X]`` and nested dataclasses, and add
+constraints with ``Annotated[str, Field(min_length=1, max_length=100)]``::
+
+    @dataclass
+    class ZooIn:
+        name: Annotated[str, Field(min_length=1, max_length=100)]
+        city: str
+        opened: datetime.date | None = None
+
+    @app.post("/zoos", body=ZooIn)
+    def create_zoo(request, body: ZooIn): ...
+
+The handler receives the validated object as ``body=`` (and ``query=`` for
+``query=ListParams``).  Every problem is reported at once:
+
+* a body that fails: ``422 {"error": "validation failed", "details": {"name": "...", "tags[1]": "..."}}``;
+* a query string that fails: ``400`` with the same shape (a malformed request,
+  as REST conventions have it);
+* unknown fields are refused unless the route says ``unknown_fields="ignore"``.
+
+``partial=True`` (for PATCH) makes every field optional; absent ones are
+:data:`UNSET` in the object, and :func:`given` lists the fields that were sent.
+Query strings are text, so their values are converted (``"10"`` to 10,
+``"true"`` to True); a ``list[X]`` query field takes every repeated value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import functools
+import re
+import types
+
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from .errors import BadRequest, UnprocessableEntity
+
+__all__ = ["UNSET", "Field", "ValidationError", "bind", "given", "validate", "validate_query"]
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: The value of a field that a partial (PATCH) body did not send.
+UNSET: Any = _Unset()
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """Constraints and documentation for one field, used inside ``Annotated``."""
+
+    min_length: int | None = None
+    max_length: int | None = None
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    pattern: str | None = None
+    description: str | None = None
+    example: Any = None
+
+
+class ValidationError(Exception):
+    """Every problem found, as ``{field path: message}``."""
+
+    def __init__(self, details: dict[str, str]) -> None:
+        super().__init__(f"validation failed: {details}")
+        self.details = details
+
+
+# --- describing a type -----------------------------------------------------------
+
+
+def unwrap(tp: Any) -> tuple[Any, list[Field]]:
+    """Split ``Annotated[X, Field(...)]`` into ``X`` and its constraints."""
+    fields: list[Field] = []
+    while get_origin(tp) is Annotated:
+        tp, *meta = get_args(tp)
+        fields.extend(m for m in meta if isinstance(m, Field))
+    return tp, fields
+
+
+def optional_inner(tp: Any) -> Any | None:
+    """``X`` for ``X | None`` / ``Optional[X]``; None when ``tp`` is not optional."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) < len(get_args(tp)):
+            return args[0] if len(args) == 1 else Union[tuple(args)]  # type: ignore[return-value]
+    return None
+
+
+def is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, dict) and hasattr(tp, "__annotations__") and hasattr(tp, "__total__")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: Any
+    required: bool
+    default: Any
+
+
+@functools.lru_cache(maxsize=None)
+def fields_of(model: Any) -> tuple[FieldSpec, ...]:
+    """The fields of a dataclass or TypedDict, with resolved type hints."""
+    hints = get_type_hints(model, include_extras=True)
+    if dataclasses.is_dataclass(model):
+        specs = []
+        for f in dataclasses.fields(model):
+            if not f.init:
+                continue
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            default = f.default if f.default is not dataclasses.MISSING else dataclasses.MISSING
+            specs.append(FieldSpec(f.name, hints[f.name], not has_default, default))
+        return tuple(specs)
+    if is_typeddict(model):
+        required = getattr(model, "__required_keys__", frozenset(hints))
+        return tuple(FieldSpec(name, tp, name in required, dataclasses.MISSING) for name, tp in hints.items())
+    raise TypeError(f"{model!r} is not a dataclass or TypedDict")
+
+
+# --- validating ---------------------------------------------------------------------
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object", list: "an array"}
+
+
+class _Checker:
+    """Walks a value against a type, collecting every problem under its path."""
+
+    def __init__(self, *, from_text: bool, unknown_fields: str) -> None:
+        self.from_text = from_text  # query strings: values are text to convert
+        self.unknown_fields = unknown_fields
+        self.problems: dict[str, str] = {}
+
+    def fail(self, path: str, message: str) -> Any:
+        self.problems.setdefault(path or "(body)", message)
+        return UNSET
+
+    def check(self, tp: Any, value: Any, path: str) -> Any:
+        tp, constraints = unwrap(tp)
+        inner = optional_inner(tp)
+        if inner is not None:
+            if value is None or (self.from_text and value == ""):
+                return None
+            tp = inner
+        elif value is None:
+            return self.fail(path, "must not be null")
+        result = self._check_type(tp, value, path)
+        if result is not UNSET:
+            for constraint in constraints:
+                self._check_constraint(constraint, result, path)
+        return result
+
+    def _check_type(self, tp: Any, value: Any, path: str) -> Any:
+        origin = get_origin(tp)
+        if tp is Any:
+            return value
+        if origin is Literal:
+            choices = get_args(tp)
+            for choice in choices:
+                if value == choice and type(value) is type(choice):
+                    return choice
+                if self.from_text and isinstance(value, str) and str(choice).lower() == value.lower() and not isinstance(choice, str):
+                    return choice
+            return self.fail(path, "must be one of " + ", ".join(repr(c) for c in choices))
+        if origin in (Union, types.UnionType):
+            for option in get_args(tp):
+                sub = _Checker(from_text=self.from_text, unknown_fields=self.unknown_fields)
+                result = sub.check(option, value, path)
+                if not sub.problems:
+                    return result
+            return self.fail(path, "does not match any allowed type")
+        if origin is list or tp is list:
+            (item_type,) = get_args(tp) or (Any,)
+            if not isinstance(value, list):
+                return self.fail(path, "must be an array")
+            return [self.check(item_type, item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if origin is dict or tp is dict:
+            key_type, item_type = get_args(tp) or (str, Any)
+            if not isinstance(value, dict):
+                return self.fail(path, "must be an object")
+            return {k: self.check(item_type, v, _join(path, k)) for k, v in value.items()}
+        if dataclasses.is_dataclass(tp) or is_typeddict(tp):
+            return self.check_model(tp, value, path, partial=False)
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            for member in tp:
+                if member.value == value or (self.from_text and str(member.value) == value):
+                    return member
+            return self.fail(path, "must be one of " + ", ".join(repr(m.value) for m in tp))
+        checker = _SCALARS.get(tp)
+        if checker is None:
+            raise TypeError(f"restkit cannot validate values of type {tp!r}")
+        return checker(self, value, path)
+
+    def check_model(self, model: Any, value: Any, path: str, *, partial: bool) -> Any:
+        if not isinstance(value, Mapping):
+            return self.fail(path, "must be an object")
+        specs = fields_of(model)
+        known = {spec.name for spec in specs}
+        if self.unknown_fields == "reject":
+            for key in value:
+                if key not in known:
+                    self.fail(_join(path, str(key)), "unknown field")
+        values: dict[str, Any] = {}
+        for spec in specs:
+            if spec.name in value:
+                values[spec.name] = self.check(spec.type, value[spec.name], _join(path, spec.name))
+            elif partial:
+                values[spec.name] = UNSET
+            elif spec.required:
+                self.fail(_join(path, spec.name), "required")
+        if self.problems:
+            return UNSET
+        if is_typeddict(model):
+            return values
+        return model(**values)
+
+    def _check_constraint(self, c: Field, value: Any, path: str) -> None:
+        if c.min_length is not None and hasattr(value, "__len__") and len(value) < c.min_length:
+            self.fail(path, f"must have at least {c.min_length} character(s)" if isinstance(value, str) else f"must have at least {c.min_length} item(s)")
+        if c.max_length is not None and hasattr(value, "__len__") and len(value) > c.max_length:
+            self.fail(path, f"must have at most {c.max_length} character(s)" if isinstance(value, str) else f"must have at most {c.max_length} item(s)")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if c.ge is not None and value < c.ge:
+                self.fail(path, f"must be at least {_num(c.ge)}")
+            if c.le is not None and value > c.le:
+                self.fail(path, f"must be at most {_num(c.le)}")
+            if c.gt is not None and value <= c.gt:
+                self.fail(path, f"must be greater than {_num(c.gt)}")
+            if c.lt is not None and value >= c.lt:
+                self.fail(path, f"must be less than {_num(c.lt)}")
+        if c.pattern is not None and isinstance(value, str) and not re.fullmatch(c.pattern, value):
+            self.fail(path, f"must match the pattern {c.pattern}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _int(checker: _Checker, value: Any, path: str) -> Any:
+    if checker.from_text and isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit() and text.isascii() and len(text) <= 20:
+            value = int(text)
+        else:
+            return checker.fail(path, "must be an integer")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return checker.fail(path, "must be an integer")
+    if not -(2**63) <= value < 2**63:
+        return checker.fail(path, "is out of range for a 64-bit integer")
+    return value
+
+
+def _float(checker: _Checker, value: Any, path: str) -> Any:
+    if checker.from_text and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return checker.fail(path, "must be a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        return checker.fail(path, "must be a number")
+    return float(value)
+
+
+def _str(checker: _Checker, value: Any, path: str) -> Any:
+    if not isinstance(value, str):
+        return checker.fail(path, "must be a string")
+    if "\x00" in value:
+        return checker.fail(path, "must not contain NUL characters")
+    return value
+
+
+def _bool(checker: _Checker, value: Any, path: str) -> Any:
+    if checker.from_text and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+    if not isinstance(value, bool):
+        return checker.fail(path, "must be true or false")
+    return value
+
+
+def _date(checker: _Checker, value: Any, path: str) -> Any:
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    return checker.fail(path, "must be a date as YYYY-MM-DD")
+
+
+def _datetime(checker: _Checker, value: Any, path: str) -> Any:
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return checker.fail(path, "must be a date-time in ISO 8601 form")
+
+
+def _uuid(checker: _Checker, value: Any, path: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    return checker.fail(path, "must be a UUID")
+
+
+_SCALARS: dict[Any, Callable[[_Checker, Any, str], Any]] = {
+    int: _int,
+    float: _float,
+    str: _str,
+    bool: _bool,
+    datetime.date: _date,
+    datetime.datetime: _datetime,
+    uuid.UUID: _uuid,
+}
+
+
+def validate(model: Any, data: Any, *, partial: bool = False, unknown_fields: str = "reject") -> Any:
+    """Validate parsed JSON against ``model``; return the typed value.
+
+    Raises:
+        ValidationError: with every problem found.
+    """
+    checker = _Checker(from_text=False, unknown_fields=unknown_fields)
+    if dataclasses.is_dataclass(model) or is_typeddict(model):
+        result = checker.check_model(model, data, "", partial=partial)
+    else:
+        result = checker.check(model, data, "")
+    if checker.problems:
+        raise ValidationError(checker.problems)
+    return result
+
+
+def validate_query(model: Any, query: Any, *, unknown_fields: str = "reject") -> Any:
+    """Validate a query multi-dict against a dataclass; ``list[X]`` fields take every value.
+
+    Raises:
+        ValidationError: with every problem found.
+    """
+    values: dict[str, Any] = {}
+    list_fields = {s.name for s in fields_of(model) if get_origin(unwrap(s.type)[0]) is list or get_origin(optional_inner(unwrap(s.type)[0]) or object) is list}
+    for key in query:
+        values[key] = query.getall(key) if key in list_fields else query.get(key)
+    checker = _Checker(from_text=True, unknown_fields=unknown_fields)
+    result = checker.check_model(model, values, "", partial=False)
+    if checker.problems:
+        raise ValidationError(checker.problems)
+    return result
+
+
+def given(obj: Any) -> dict[str, Any]:
+    """The fields of a validated (partial) object that were sent, as a dict."""
+    if isinstance(obj, dict):
+        return {k: v for k, v in obj.items() if v is not UNSET}
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not UNSET}
+
+
+def bind(
+    handler: Callable[..., Any],
+    *,
+    body: Any = None,
+    query: Any = None,
+    partial: bool = False,
+    unknown_fields: str = "reject",
+) -> Callable[..., Any]:
+    """Wrap ``handler`` so it receives ``body=`` and ``query=`` validated objects.
+
+    Checks the models once, now, so a type restkit cannot validate fails when
+    the route is added.
+    """
+    if unknown_fields not in ("reject", "ignore"):
+        raise ValueError("unknown_fields must be 'reject' or 'ignore'")
+    for model in (body, query):
+        if model is not None and (dataclasses.is_dataclass(model) or is_typeddict(model)):
+            for spec in fields_of(model):
+                _assert_supported(spec.type)
+    if query is not None and not dataclasses.is_dataclass(query):
+        raise TypeError("query= takes a dataclass")
+
+    @functools.wraps(handler)
+    def validated(request: Any, **params: Any) -> Any:
+        problems: dict[str, str] = {}
+        if query is not None:
+            try:
+                params["query"] = validate_query(query, request.query, unknown_fields=unknown_fields)
+            except ValidationError as exc:
+                raise BadRequest("invalid query parameters", details=exc.details) from None
+        if body is not None:
+            data = request.json  # 415 / 400 come from here
+            try:
+                params["body"] = validate(body, data, partial=partial, unknown_fields=unknown_fields)
+            except ValidationError as exc:
+                problems = exc.details
+            if problems:
+                raise UnprocessableEntity("validation failed", details=problems)
+        return handler(request, **params)
+
+    return validated
+
+
+def _assert_supported(tp: Any) -> None:
+    tp, _ = unwrap(tp)
+    inner = optional_inner(tp)
+    if inner is not None:
+        return _assert_supported(inner)
+    origin = get_origin(tp)
+    if tp is Any or origin is Literal or tp in _SCALARS or tp in (list, dict):
+        return None
+    if origin in (list, dict, Union, types.UnionType):
+        for arg in get_args(tp):
+            _assert_supported(arg)
+        return None
+    if dataclasses.is_dataclass(tp) or is_typeddict(tp):
+        for spec in fields_of(tp):
+            _assert_supported(spec.type)
+        return None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return None
+    raise TypeError(f"restkit cannot validate values of type {tp!r}")
+
+
