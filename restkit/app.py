@@ -18,11 +18,9 @@ The common cases (a dict, list or str with no after-hooks) skip building a
 
 from __future__ import annotations
 
-import logging
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from .errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge, URITooLong
 from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path, media_type_accepted
@@ -32,7 +30,6 @@ from .status import status_line
 
 __all__ = ["App"]
 
-logger = logging.getLogger("restkit")
 
 StartResponse = Callable[..., Any]
 BeforeHook = Callable[[Request], Any]
@@ -42,6 +39,7 @@ ErrorHandler = Callable[[Request, BaseException], Any]
 _OK = status_line(200)
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
+_QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
 
 
@@ -185,12 +183,20 @@ class App:
         request: Request | None = None
         try:
             try:
-                request = Request(
-                    environ, max_body_size=self.max_body_size, path=decode_path(environ.get("PATH_INFO") or "/")
-                )
+                # Built before the path is decoded, so that error handlers and
+                # after-hooks get a request even when the path is not UTF-8.
+                request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
+                request.path = decode_path(request.path)
                 result = self._dispatch(request, environ)
             except Exception as exc:
-                result = self._handle_error(request, exc)
+                try:
+                    result = self._handle_error(request, exc)
+                except Exception as unhandled:
+                    if not self._after:
+                        raise
+                    # after-hooks see the 500 too (CORS headers, request ids...)
+                    _, error_headers, error_body = self._internal_error(unhandled)
+                    result = Response(error_body[0], 500, error_headers)
             if self._after:
                 response = render(result)
                 for hook in self._after:
@@ -230,7 +236,7 @@ class App:
             raise URITooLong(f"request URL is longer than {self.max_url_length} characters")
         method = request.method
         path = request.path
-        route, params, allowed = self.router.match(method, path)
+        route, params, allowed = self.router.lookup(method, path)
         if route is None:
             if allowed:
                 if method == "OPTIONS":
@@ -260,10 +266,11 @@ class App:
         path = request.path
         if self.redirect_slashes and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
-            if self.router.match(request.method, other).route is not None:
+            if self.router.lookup(request.method, other)[0] is not None:
                 location = quote(request.script_name + other)
                 if request.query_string:
-                    location += "?" + request.query_string
+                    # as received, but with anything a header cannot carry escaped
+                    location += "?" + quote_from_bytes(request.query_string.encode("latin-1", "replace"), _QUERY_SAFE)
                 return Response(b"", 308, [("Location", location)])
         raise NotFound(f"no resource at {path}")
 
@@ -286,7 +293,12 @@ class App:
         raise exc
 
     def _internal_error(self, exc: BaseException) -> tuple[str, list[tuple[str, str]], list[bytes]]:
-        logger.error("unhandled exception while serving a request", exc_info=exc)
+        # logging and traceback are imported on the first 500: together they
+        # are half of what `import restkit` would cost otherwise.
+        import logging
+        import traceback
+
+        logging.getLogger("restkit").error("unhandled exception while serving a request", exc_info=exc)
         body = _INTERNAL
         if self.debug:
             body = json_dumps({"error": "internal server error", "traceback": traceback.format_exception(exc)})

@@ -1,16 +1,17 @@
-"""Multi-value mappings: query strings, forms and headers.
+"""Multi-value mappings for query strings, forms and headers; read-only records.
 
 :class:`MultiDict` keeps every value of a repeated key in order; plain item
 access gives the first one, as in Werkzeug.  :class:`Headers` does the same
-with case-insensitive names.
+with case-insensitive names.  :class:`Record` is the base of restkit's small
+immutable value classes (a route, a path parameter, an uploaded file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
-__all__ = ["Headers", "MultiDict"]
+__all__ = ["Headers", "MultiDict", "Record"]
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -122,3 +123,43 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+class Record:
+    """A read-only record: what restkit needs of ``@dataclass(frozen=True)``.
+
+    Fields are the ``__slots__``; a subclass's typed ``__init__`` sets them
+    with :meth:`_fill`.  Records compare and hash by their fields, print as
+    ``Name(field=value, ...)`` (the fields in ``_repr_fields``) and refuse
+    assignment.  restkit does not use dataclasses for these because
+    importing :mod:`dataclasses` (it imports :mod:`inspect`) would double
+    the time ``import restkit`` takes.
+    """
+
+    __slots__: ClassVar[tuple[str, ...]] = ()
+    _repr_fields: ClassVar[tuple[str, ...] | None] = None
+
+    def _fill(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to {name!r}: a {type(self).__name__} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete {name!r}: a {type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined, no-any-return]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = self._repr_fields if self._repr_fields is not None else self.__slots__
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in shown)})"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 __all__ = ["docs_page"]
 
@@ -27,12 +28,18 @@ _PAGE = r"""<!doctype html>
 <style>
   :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --bg:#f6f8fb; }
   * { box-sizing: border-box; }
+  /* The header stays put and only <main> scrolls: the document itself never
+     scrolls, so jumping to an operation keeps the page (and screenshots) whole. */
+  html, body { height:100%; }
+  body { display:flex; flex-direction:column; overflow:hidden; }
   body { margin:0; font:15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:#fff; }
-  header { padding:18px 28px; background:#1d2330; color:#fff; display:flex; gap:24px; align-items:center; flex-wrap:wrap; }
+  header { flex:none; padding:18px 28px; background:#1d2330; color:#fff; display:flex; gap:24px; align-items:center; flex-wrap:wrap; }
   header h1 { margin:0; font-size:22px; } header .version { color:#aab3c5; font-size:13px; }
   header label { margin-left:auto; font-size:13px; color:#cfd6e4; }
   header input { margin-left:8px; width:260px; padding:5px 8px; border-radius:4px; border:1px solid #48516a; background:#2a3142; color:#fff; }
-  main { padding:12px 28px 40px; max-width:1100px; }
+  main { flex:1; overflow:auto; }
+  main > .content { padding:12px 28px 40px; max-width:1100px; }
+  details.op { scroll-margin-top:8px; }
   #description { color:var(--muted); margin:10px 0 0; }
   h2 { font-size:18px; margin:26px 0 8px; text-transform:capitalize; }
   details.op { border:1px solid var(--line); border-radius:6px; margin:8px 0; background:var(--bg); }
@@ -55,13 +62,15 @@ _PAGE = r"""<!doctype html>
   .result .status { font-weight:700; font-size:16px; }
   .muted { color:var(--muted); font-size:13px; }
   h4 { margin:14px 0 4px; font-size:14px; }
-  details.raw summary { padding:2px 0; }
+  details.raw summary { padding:2px 0; display:block; }
+  details.raw > summary::before { content:"▸ "; }
+  details.raw[open] > summary::before { content:"▾ "; }
 </style>
 </head>
 <body>
 <header><div><h1 id="title">__TITLE__</h1><div class="version" id="version"></div></div>
 <label>Authorization <input id="auth" placeholder="Bearer your-token" autocomplete="off"></label></header>
-<main><p id="description"></p><div id="ops">Loading the API document…</div></main>
+<main id="main"><div class="content"><p id="description"></p><div id="ops">Loading the API document…</div></div></main>
 <script>
 "use strict";
 const SPEC_URL = __SPEC_URL__;
@@ -120,7 +129,13 @@ function example(schema, depth) {
   return null;
 }
 
+function refName(schema) {
+  return schema && schema.$ref ? schema.$ref.split("/").pop() : null;
+}
+
 function typeText(schema) {
+  if (refName(schema)) return refName(schema);
+  if (schema && schema.type === "array" && refName(schema.items)) return refName(schema.items) + "[]";
   schema = resolve(schema, 0) || {};
   if (schema.enum) return schema.enum.map(v => JSON.stringify(v)).join(" | ");
   if (schema.anyOf) return schema.anyOf.map(typeText).join(" | ");
@@ -135,7 +150,12 @@ function constraints(schema) {
   const names = { minLength: "min length", maxLength: "max length", minimum: "≥", maximum: "≤",
     exclusiveMinimum: ">", exclusiveMaximum: "<", pattern: "pattern", minItems: "min items", maxItems: "max items" };
   const flat = schema.anyOf ? Object.assign({}, ...schema.anyOf) : schema;
-  for (const [key, label] of Object.entries(names)) if (flat[key] !== undefined) parts.push(label + " " + flat[key]);
+  for (const [key, label] of Object.entries(names)) {
+    const value = flat[key];
+    // bounds such as 2**63 - 1 (an int path parameter) are beyond what JavaScript numbers hold exactly
+    if (value === undefined || (typeof value === "number" && Math.abs(value) > Number.MAX_SAFE_INTEGER)) continue;
+    parts.push(label + " " + value);
+  }
   if (schema.default !== undefined) parts.push("default " + JSON.stringify(schema.default));
   if (schema.description) parts.push(schema.description);
   return parts.join(", ");
@@ -185,9 +205,10 @@ async function send(op, form, result) {
     result.replaceChildren(
       el("div", { class: "status", "data-status": String(response.status) }, response.status + " " + response.statusText),
       el("div", { class: "muted" }, init.method + " " + url),
-      el("h4", {}, "Response headers"), el("pre", { class: "response-headers" }, headerLines),
+      el("details", { class: "raw" }, el("summary", { class: "muted" }, "Response headers"),
+        el("pre", { class: "response-headers" }, headerLines)),
       el("h4", {}, "Response body"), el("pre", { class: "response-body" }, shown || "(empty)"));
-    result.scrollIntoView({ block: "nearest" });
+    result.firstChild.scrollIntoView({ block: "nearest" });  // the status line; the operation stays in view
   } catch (error) {
     result.className = "result fail";
     result.replaceChildren(el("div", { class: "status" }, "Request failed: " + error));
@@ -202,7 +223,8 @@ function renderOperation(path, method, op) {
   const params = op.parameters || [];
   if (params.length) {
     const rows = params.map(p => el("tr", {},
-      el("td", {}, el("code", {}, p.name), p.required ? " *" : ""), el("td", {}, p.in), el("td", {}, typeText(p.schema)),
+      el("td", {}, el("code", {}, p.name), p.required ? " *" : ""), el("td", {}, p.in),
+      el("td", {}, typeText(p.schema), constraints(p.schema || {}) ? el("div", { class: "muted" }, constraints(p.schema || {})) : null),
       el("td", {}, el("input", { class: "param", "data-in": p.in, "data-name": p.name,
         value: p.in === "path" ? String(example(p.schema, 1) ?? "") : "",
         placeholder: p.schema && p.schema.default !== undefined ? "default " + JSON.stringify(p.schema.default) : "" }))));
@@ -225,10 +247,10 @@ function renderOperation(path, method, op) {
   body.append(form, result);
   const responses = el("table", {}, el("tr", {}, el("th", {}, "status"), el("th", {}, "description"), el("th", {}, "schema")));
   for (const [status, response] of Object.entries(op.responses || {})) {
-    const content = response.content ? Object.values(response.content)[0] : null;
-    const schema = content && content.schema ? JSON.stringify(resolve(content.schema, 0)) : "";
+    const content = response.content ? Object.entries(response.content)[0] : null;
+    const schema = content && content[1].schema ? typeText(content[1].schema) + " (" + content[0] + ")" : "no body";
     responses.append(el("tr", {}, el("td", {}, status), el("td", {}, response.description || ""),
-      el("td", {}, el("code", {}, schema.length > 160 ? schema.slice(0, 157) + "…" : schema))));
+      el("td", {}, el("code", {}, schema))));
   }
   body.append(el("h4", {}, "Responses"), responses);
   return el("details", { class: "op", id: "op-" + op.operationId, "data-operation": op.operationId },
@@ -268,7 +290,10 @@ function automate() {
     }
   }
   if (args.get("auth")) document.getElementById("auth").value = args.get("auth");
-  details.scrollIntoView();
+  // Bring the operation to the top unless it already starts in the upper half of the view.
+  const view = document.getElementById("main").getBoundingClientRect();
+  const top = details.getBoundingClientRect().top;
+  if (top < view.top || top > view.top + view.height / 2) details.scrollIntoView();
   if (args.get("send") === "1") details.querySelector("button.send").click();
 }
 
@@ -282,14 +307,15 @@ fetch(SPEC_URL, { headers: { "Accept": "application/json" } })
 """
 
 
+_PLACEHOLDER = re.compile(r"__(?:TITLE|SPEC_URL|BASE)__")
+
+
 def docs_page(title: str, spec_url: str, base: str = "") -> str:
     """The HTML of the docs page for the document at ``spec_url``."""
 
     def js(value: str) -> str:
         return json.dumps(value).replace("<", "\\u003c")
 
-    return (
-        _PAGE.replace("__TITLE__", html.escape(title))
-        .replace("__SPEC_URL__", js(spec_url))
-        .replace("__BASE__", js(base))
-    )
+    values = {"__TITLE__": html.escape(title), "__SPEC_URL__": js(spec_url), "__BASE__": js(base)}
+    # One pass, so a title that contains "__BASE__" stays text.
+    return _PLACEHOLDER.sub(lambda found: values[found[0]], _PAGE)

@@ -21,6 +21,7 @@ Schemas are JSON Schema 2020-12, generated from the type hints (see
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import enum
@@ -69,12 +70,20 @@ class _Components:
     """Named schemas collected while describing types."""
 
     def __init__(self, reject_unknown: bool = True) -> None:
-        self.schemas: dict[str, Any] = {}
+        # "Error" is taken by the error schema every document carries.
+        self.schemas: dict[str, Any] = {"Error": copy.deepcopy(ERROR_SCHEMA)}
+        self.names: dict[Any, str] = {}
         self.reject_unknown = reject_unknown
 
     def ref(self, model: Any) -> dict[str, Any]:
-        name = model.__name__
-        if name not in self.schemas:
+        name = self.names.get(model)
+        if name is None:
+            # Two models may share a class name (different modules): number the later ones.
+            base = re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__)
+            name, n = base, 2
+            while name in self.schemas:
+                name, n = f"{base}{n}", n + 1
+            self.names[model] = name
             self.schemas[name] = {}  # placeholder: recursive models terminate
             self.schemas[name] = self._object(model)
         return {"$ref": f"#/components/schemas/{name}"}
@@ -126,7 +135,8 @@ def json_schema(tp: Any, components: _Components | None = None) -> dict[str, Any
             "maximum": c.le,
             "exclusiveMinimum": c.gt,
             "exclusiveMaximum": c.lt,
-            "pattern": c.pattern,
+            # restkit matches the whole value (re.fullmatch); JSON Schema searches
+            "pattern": None if c.pattern is None else f"^(?:{c.pattern})$",
             "description": c.description,
         }
         target = schema["anyOf"][0] if inner is not None and "$ref" not in schema["anyOf"][0] else schema
@@ -150,7 +160,7 @@ def _schema_of(tp: Any, components: _Components) -> dict[str, Any]:
         return dict(_SCALAR_SCHEMAS[tp])
     origin = get_origin(tp)
     if origin is Literal:
-        choices = list(get_args(tp))
+        choices = [_plain(choice) for choice in get_args(tp)]
         return {"enum": choices}
     if origin in (Union, types.UnionType):
         return {"anyOf": [json_schema(arg, components) for arg in get_args(tp)]}
@@ -199,7 +209,8 @@ def _docstring(route: Route) -> tuple[str | None, str | None]:
 
 def _operation_id(route: Route, method: str) -> str:
     base = re.sub(r"[^A-Za-z0-9_.]", "_", route.name)
-    return base if len(route.methods) == 1 else f"{base}_{method.lower()}"
+    documented = route.methods - {"HEAD", "OPTIONS"}
+    return base if len(documented) == 1 else f"{base}_{method.lower()}"
 
 
 def _error_statuses(route: Route, method: str) -> set[int]:
@@ -292,6 +303,7 @@ def build_openapi(
     """The OpenAPI 3.1 document of every route of ``app`` (except those with ``include_in_schema=False``)."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
     for route in app.router.routes:
         if not route.options.get("include_in_schema", True):
             continue
@@ -299,8 +311,14 @@ def build_openapi(
         for method in sorted(route.methods):
             if method in ("HEAD", "OPTIONS"):
                 continue
-            item[method.lower()] = _operation(route, method, components)
-    components.schemas["Error"] = ERROR_SCHEMA
+            op = _operation(route, method, components)
+            # One handler may serve several paths (or one router be mounted
+            # twice); operationIds must still be unique.
+            base, n = op["operationId"], 2
+            while op["operationId"] in operation_ids:
+                op["operationId"], n = f"{base}_{n}", n + 1
+            operation_ids.add(op["operationId"])
+            item[method.lower()] = op
     info: dict[str, Any] = {"title": title, "version": version}
     if description:
         info["description"] = description

@@ -10,13 +10,13 @@ then cached.  The body is read at most once and never beyond the app's
 from __future__ import annotations
 
 import json
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from urllib.parse import quote
 
 from .datastructures import Headers, MultiDict
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from .forms import UploadedFile, parse_multipart, parse_urlencoded
+from .forms import UploadedFile, parse_multipart, parse_urlencoded, split_pairs
 
 if TYPE_CHECKING:
     from .routing import Route
@@ -52,6 +52,37 @@ def _wsgi_text(value: str) -> str:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# One decoder for every request: json.loads(text, parse_constant=...) builds a new one per call.
+_json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+T = TypeVar("T")
+
+
+class lazy_attribute(Generic[T]):
+    """``functools.cached_property`` without the lock it takes on Python 3.11.
+
+    The first access computes the value and stores it in the instance's
+    ``__dict__``, where later accesses find it without calling this
+    descriptor.  A request is served by one thread, so no lock is needed,
+    and the lock cost a microsecond per lazily parsed field.
+    """
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> lazy_attribute[T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any]) -> T: ...
+    def __get__(self, instance: object, owner: type[Any]) -> T | lazy_attribute[T]:
+        if instance is None:
+            return self
+        value = instance.__dict__[self._name] = self._compute(instance)
+        return value
 
 
 def _is_json_type(media_type: str) -> bool:
@@ -93,7 +124,7 @@ class Request:
         """The raw query string, without ``?``."""
         return str(self.environ.get("QUERY_STRING", ""))
 
-    @cached_property
+    @lazy_attribute
     def host(self) -> str:
         """``Host`` header, or the server's name and port."""
         env = self.environ
@@ -109,12 +140,12 @@ class Request:
     def scheme(self) -> str:
         return str(self.environ.get("wsgi.url_scheme", "http"))
 
-    @cached_property
+    @lazy_attribute
     def base_url(self) -> str:
         """Scheme, host and script name: where the app's own paths start."""
         return f"{self.scheme}://{self.host}{quote(self.script_name)}"
 
-    @cached_property
+    @lazy_attribute
     def url(self) -> str:
         """The full URL of the request, percent-encoded."""
         url = self.base_url + quote(self.path)
@@ -130,17 +161,17 @@ class Request:
         path = quote(self.script_name) + app.url_for(name, **params)
         return f"{self.scheme}://{self.host}{path}" if _external else path
 
-    @cached_property
+    @lazy_attribute
     def query(self) -> MultiDict[str]:
         """Query parameters; repeated keys are kept, bad escapes become U+FFFD."""
         qs = self.query_string
         if not qs:
             return MultiDict()
-        return MultiDict(parse_qsl(_wsgi_text(qs), keep_blank_values=True, errors="replace"))
+        return MultiDict(split_pairs(_wsgi_text(qs)))
 
     # -- headers --------------------------------------------------------------
 
-    @cached_property
+    @lazy_attribute
     def headers(self) -> Headers:
         """Request headers; names are case-insensitive."""
         items = []
@@ -157,7 +188,7 @@ class Request:
         addr = self.environ.get("REMOTE_ADDR")
         return None if addr is None else str(addr)
 
-    @cached_property
+    @lazy_attribute
     def cookies(self) -> dict[str, str]:
         """Cookies sent by the client; the first of a repeated name wins."""
         cookies: dict[str, str] = {}
@@ -171,12 +202,12 @@ class Request:
             cookies.setdefault(name, _wsgi_text(value))
         return cookies
 
-    @cached_property
+    @lazy_attribute
     def content_type(self) -> str:
         """The media type of the body, lower case, without parameters ("" if none)."""
         return str(self.environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
 
-    @cached_property
+    @lazy_attribute
     def content_length(self) -> int | None:
         """The declared body length, or None.
 
@@ -198,7 +229,7 @@ class Request:
 
     # -- the body ---------------------------------------------------------------
 
-    @cached_property
+    @lazy_attribute
     def body(self) -> bytes:
         """The raw body, read once, at most ``max_body_size`` bytes.
 
@@ -248,7 +279,7 @@ class Request:
             raise BadRequest("could not read the request body") from None
         return b"".join(chunks)
 
-    @cached_property
+    @lazy_attribute
     def json(self) -> Any:
         """The body parsed as JSON.
 
@@ -267,7 +298,9 @@ class Request:
         except UnicodeDecodeError as exc:
             raise BadRequest(f"request body is not valid UTF-8 (at byte {exc.start})") from None
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            if text.startswith("\ufeff"):  # a second BOM; json.loads refuses it with this message
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            return _json_decode(text)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}") from None
         except RecursionError:
@@ -275,7 +308,7 @@ class Request:
         except ValueError as exc:  # NaN/Infinity, integers too long to convert
             raise BadRequest(f"malformed JSON: {exc}") from None
 
-    @cached_property
+    @lazy_attribute
     def _form_and_files(self) -> tuple[MultiDict[str], MultiDict[UploadedFile]]:
         media_type = self.content_type
         if media_type == "application/x-www-form-urlencoded":

@@ -17,15 +17,14 @@ refused with :class:`ValueError`, so client text cannot inject headers.
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import decimal
 import enum
 import json
-import uuid
+import sys
 from collections.abc import Iterable, Iterator, Mapping
-from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import datetime
 
 from .status import allows_body, status_line
 
@@ -74,39 +73,87 @@ def _header_items(headers: HeadersLike) -> HeaderList:
 
 def _default(value: Any) -> Any:
     """JSON for the standard types people return: dates, UUIDs, decimals, dataclasses, sets."""
-    if isinstance(value, (datetime.date, datetime.time)):
+    # A date, UUID or Decimal cannot exist unless its module was imported, so
+    # the modules are looked up rather than imported: `import restkit` does
+    # not pay the 4 ms they cost for apps that never use them.
+    modules = sys.modules
+    dates = modules.get("datetime")
+    if dates is not None and isinstance(value, (dates.date, dates.time)):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    uuids = modules.get("uuid")
+    if uuids is not None and isinstance(value, uuids.UUID):
         return str(value)
-    if isinstance(value, decimal.Decimal):
-        return float(value) if value.as_tuple().exponent != 0 else int(value)  # type: ignore[comparison-overlap]
+    decimals = modules.get("decimal")
+    if decimals is not None and isinstance(value, decimals.Decimal):
+        return float(value) if value.as_tuple().exponent != 0 else int(value)
     if isinstance(value, enum.Enum):
         return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if _is_dataclass_instance(value):
+        import dataclasses
+
         return dataclasses.asdict(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _is_dataclass_instance(value: Any) -> bool:
+    """``dataclasses.is_dataclass(value) and not isinstance(value, type)``, without importing dataclasses."""
+    return hasattr(type(value), "__dataclass_fields__")
+
+
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
+
+# JSONEncoder.encode() builds a new C encoder on every call, which is half
+# the cost of encoding a small dict; this one is built once.  It holds no
+# state between calls (no circular-reference memo: a cycle ends in
+# RecursionError instead of ValueError), so threads may share it.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+_c_encode: Any = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+)
 
 
 def json_dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON, with dates, UUIDs, decimals and dataclasses converted."""
+    if _c_encode is not None and (type(data) is dict or type(data) is list):
+        return "".join(_c_encode(data, 0)).encode("utf-8")
     return _encode(data).encode("utf-8")
 
 
-def _encode_chunks(chunks: Iterable[Any]) -> Iterator[bytes]:
-    """Yield ``chunks`` as bytes; closing this closes the source."""
-    iterator = iter(chunks)
-    try:
-        for chunk in iterator:
-            yield chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
+class _Chunks:
+    """Iterate ``chunks`` as bytes; :meth:`close` closes the source.
+
+    A class, not a generator: closing a generator that never started runs
+    none of its code, so a stream closed before its first chunk (a HEAD
+    request, a client gone at once) would never close its source.
+    """
+
+    __slots__ = ("_source", "_iterator", "_also_close")
+
+    def __init__(self, chunks: Iterable[Any], also_close: Iterable[Any] = ()) -> None:
+        self._source = chunks
+        self._iterator = iter(chunks)
+        self._also_close = tuple(also_close)
+
+    def __iter__(self) -> _Chunks:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = next(self._iterator)
+        return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+
+    def close(self) -> None:
+        done: list[Any] = []
+        for obj in (self._iterator, self._source, *self._also_close):
+            if any(obj is d for d in done):
+                continue
+            done.append(obj)
+            close = getattr(obj, "close", None)
+            if close is not None:
+                close()
 
 
 class Response:
@@ -218,6 +265,9 @@ class Response:
         if max_age is not None:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
+            import datetime  # already imported by whoever made `expires`
+            from email.utils import format_datetime  # email costs 7 ms to import: only here
+
             parts.append(f"Expires={format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)}")
         if path:
             parts.append(f"Path={path}")
@@ -247,13 +297,14 @@ class Response:
         if not allows_body(status):
             if hasattr(body, "close") and not isinstance(body, bytes):
                 body.close()  # type: ignore[union-attr]
-            drop = ("content-type", "content-length") if status != 304 else ("content-length",)
+            # PEP 3333 (and wsgiref.validate) forbid Content-Type on 204 and 304 too
+            drop = ("content-type", "content-length")
             return status_line(status), [h for h in headers if h[0].lower() not in drop], []
         if isinstance(body, bytes):
             if self.get_header("content-length") is None:
                 headers = headers + [("Content-Length", str(len(body)))]
             return status_line(status), headers, [body]
-        return status_line(status), list(headers), _encode_chunks(body)
+        return status_line(status), list(headers), _Chunks(body)
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
@@ -290,7 +341,7 @@ def render(result: Any) -> Response:
         return Response(bytes(result), status, headers)
     if result is None:
         return Response(b"", 204 if status == 200 else status, headers)
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+    if _is_dataclass_instance(result):
         return Response(json_dumps(result), status, headers, content_type=JSON_TYPE)
     if isinstance(result, Iterable):
         return Response(result, status, headers)
@@ -316,17 +367,13 @@ def multipart_stream(
     if not boundary or len(boundary) > 70 or not all(c.isalnum() or c in "'()+_,-./:=?" for c in boundary):
         raise ValueError(f"invalid multipart boundary {boundary!r}")
     delimiter = f"--{boundary}\r\n".encode("ascii")
+    iterator = iter(parts)
 
     def generate() -> Iterator[bytes]:
-        iterator = iter(parts)
-        try:
-            for item in iterator:
-                data, part_type = item if isinstance(item, tuple) else (item, content_type)
-                head = f"Content-Type: {part_type}\r\nContent-Length: {len(data)}\r\n\r\n".encode("latin-1")
-                yield b"".join((delimiter, head, data, b"\r\n"))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+        for item in iterator:
+            data, part_type = item if isinstance(item, tuple) else (item, content_type)
+            head = f"Content-Type: {part_type}\r\nContent-Length: {len(data)}\r\n\r\n".encode("latin-1")
+            yield b"".join((delimiter, head, data, b"\r\n"))
 
-    return Response(generate(), 200, headers, content_type=f"multipart/{subtype}; boundary={boundary}")
+    body = _Chunks(generate(), also_close=(iterator, parts))
+    return Response(body, 200, headers, content_type=f"multipart/{subtype}; boundary={boundary}")

@@ -30,13 +30,14 @@ an encoded slash (``%2F``) in a segment is indistinguishable from ``/``.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from urllib.parse import quote, urlencode
 
-from .validation import bind
+from .datastructures import Record
+
+if TYPE_CHECKING:
+    import uuid
 
 __all__ = [
     "BuildError",
@@ -150,9 +151,13 @@ class UUIDConverter(Converter):
     def to_python(self, value: str) -> uuid.UUID:
         if not self._PATTERN.match(value):
             raise ValueError("not a UUID")
+        import uuid  # 2 ms to import (it loads platform): paid by apps with UUID routes only
+
         return uuid.UUID(value)
 
     def to_url(self, value: Any) -> str:
+        import uuid
+
         return str(uuid.UUID(str(value)))
 
 
@@ -182,32 +187,50 @@ DEFAULT_CONVERTERS: Mapping[str, type[Converter]] = {
 _PARAM = re.compile(r"<(?:(?P<conv>[A-Za-z_][A-Za-z0-9_]*):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>\Z")
 
 
-@dataclass(frozen=True)
-class Param:
-    """A parameter segment of a pattern."""
+class Param(Record):
+    """A parameter segment of a pattern (read-only)."""
 
+    __slots__ = ("name", "converter", "converter_name")
     name: str
     converter: Converter
     converter_name: str
+
+    def __init__(self, name: str, converter: Converter, converter_name: str) -> None:
+        self._fill(name=name, converter=converter, converter_name=converter_name)
 
 
 Segment = str | Param
 
 
-@dataclass(frozen=True)
-class Route:
-    """One pattern with its handler, the methods it answers and its name.
+class Route(Record):
+    """One pattern with its handler, the methods it answers and its name (read-only).
 
     ``options`` holds what the app or extensions read per route (for
     example ``produces``, the media type a handler answers with).
     """
 
+    __slots__ = ("path", "handler", "methods", "name", "segments", "options")
+    _repr_fields = ("path", "handler", "methods", "name")
     path: str
     handler: Handler
     methods: frozenset[str]
     name: str
-    segments: tuple[Segment, ...] = field(repr=False)
-    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    segments: tuple[Segment, ...]
+    options: Mapping[str, Any]
+
+    def __init__(
+        self,
+        path: str,
+        handler: Handler,
+        methods: frozenset[str],
+        name: str,
+        segments: tuple[Segment, ...],
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._fill(
+            path=path, handler=handler, methods=methods, name=name, segments=segments,
+            options={} if options is None else options,
+        )
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -390,6 +413,8 @@ class Router:
         if self._tags is not None:
             options.setdefault("tags", list(self._tags))
         if options.get("body") is not None or options.get("query") is not None:
+            from .validation import bind  # 6 ms to import: paid by apps with typed bodies only
+
             handler = bind(
                 handler,
                 body=options.get("body"),
@@ -403,7 +428,7 @@ class Router:
 
     def _insert(self, route: Route) -> None:
         existing = self._names.get(route.name)
-        if existing is not None and existing.handler is not route.handler:
+        if existing is not None and _endpoint(existing.handler) != _endpoint(route.handler):
             raise RouteError(
                 f"route name {route.name!r} is already used by {existing.path!r}; pass name= to tell them apart"
             )
@@ -477,17 +502,21 @@ class Router:
 
     def match(self, method: str, path: str) -> Match:
         """Find the route for ``method`` and ``path`` (already percent-decoded)."""
+        return Match(*self.lookup(method, path))
+
+    def lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], frozenset[str]]:
+        """:meth:`match` as a plain tuple, for the app's hot path."""
         by_method = self._static.get(path)
         if by_method is not None:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
-                return Match(route, {}, _EMPTY)
+                return route, {}, _EMPTY
         allowed: set[str] = set()
         params: dict[str, Any] = {}
         route = _walk(self._root, path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
-            return Match(route, params, _EMPTY)
-        return Match(None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY)
+            return route, params, _EMPTY
+        return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
@@ -516,7 +545,16 @@ def _walk(
     node: _Node, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]
 ) -> Route | None:
     """Depth-first search in priority order; record methods of paths that match."""
-    if index == len(parts):
+    end = len(parts)
+    # Where a node has only literal children there is nothing to backtrack
+    # to: follow them in a loop instead of a call per segment.
+    while index < end and not node.params and not node.tail:
+        child = node.static.get(parts[index])
+        if child is None:
+            return None
+        node = child
+        index += 1
+    if index == end:
         routes = node.routes
         if routes:
             route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
@@ -560,4 +598,13 @@ def _prefixed(route: Route, prefix: str, namespace: str | None) -> Route:
     else:
         path, segments = prefix + route.path, tuple(prefix[1:].split("/")) + route.segments
     name = f"{namespace}.{route.name}" if namespace else route.name
-    return replace(route, path=path, name=name, segments=segments)
+    return Route(path, route.handler, route.methods, name, segments, route.options)
+
+
+def _endpoint(handler: Handler) -> Handler:
+    """The user's function behind a validation wrapper.
+
+    Compared with ``==``: a bound method is a new object at each attribute
+    access, but two of the same method are equal.
+    """
+    return getattr(handler, "__wrapped__", handler)

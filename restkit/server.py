@@ -25,13 +25,18 @@ the accept loop) and adds what a small production-minded server needs:
 * one access-log line per request on the ``restkit.access`` logger.
 
 Request bodies sent with ``Transfer-Encoding: chunked`` are refused with 411
-(send ``Content-Length``); every other part of the app sees plain PEP 3333.
+(send ``Content-Length``), and header names containing ``_`` are dropped (they
+would share an environ key with their ``-`` twin); every other part of the
+app sees plain PEP 3333.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
+import signal
+import re
 import socket
 import socketserver
 import sys
@@ -40,6 +45,7 @@ import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["Server", "make_server", "serve"]
 
@@ -48,6 +54,9 @@ error_logger = logging.getLogger("restkit.server")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# CTLs (RFC 5234): never valid in a request target or a header value (HTAB aside)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_LINE = 8192 + 64  # request line: an 8 KiB URL plus method and version
 MAX_HEADER_LINE = 8192
 MAX_HEADERS = 100
@@ -83,6 +92,11 @@ class _Input:
         if not data:
             self.remaining = 0
         return data
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """True while a client that sent ``Expect: 100-continue`` has not been asked for its body."""
+        return self._continue is not None
 
     def readline(self, size: int = -1) -> bytes:
         if self.remaining <= 0:
@@ -238,6 +252,7 @@ class Server(socketserver.TCPServer):
 
     def _serve_connection(self, sock: socket.socket, address: Any) -> None:
         linger = False
+        rfile = None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             rfile = sock.makefile("rb", 65536)
@@ -251,6 +266,11 @@ class Server(socketserver.TCPServer):
         except (OSError, ValueError):
             pass  # the client went away or stalled; nothing left to tell it
         finally:
+            # The file holds a reference to the socket: until it is closed,
+            # sock.close() does not close the connection (and a logged
+            # traceback that keeps this frame alive would keep it open).
+            if rfile is not None:
+                rfile.close()
             self._close(sock, linger)
 
     def _close(self, sock: socket.socket, linger: bool) -> None:
@@ -307,6 +327,8 @@ class Server(socketserver.TCPServer):
             raise _ClientError("505 HTTP Version Not Supported", f"{version} is not supported")
         if not method.isalpha() or not method.isupper():
             raise _ClientError("400 Bad Request", f"malformed method {method[:20]!r}")
+        if _CONTROL.search(target):  # RFC 9112: no bare CR, NUL or other controls
+            raise _ClientError("400 Bad Request", "control character in the request target")
         environ = dict(self.base_environ)
         headers_seen = 0
         while True:
@@ -324,8 +346,15 @@ class Server(socketserver.TCPServer):
             name, sep, value = text.partition(":")
             if not sep or not name or name != name.strip() or " " in name or text[0] in " \t":
                 raise _ClientError("400 Bad Request", "malformed header line")
+            if "_" in name:
+                # X_Forwarded_For would land in the same environ key as
+                # X-Forwarded-For and could pass for it: drop it (as nginx
+                # and gunicorn do).
+                continue
             key = name.upper().replace("-", "_")
             value = value.strip(" \t")
+            if _VALUE_CONTROL.search(value):
+                raise _ClientError("400 Bad Request", f"control character in the {name[:40]} header")
             if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 if key == "CONTENT_LENGTH" and key in environ and environ[key] != value:
                     raise _ClientError("400 Bad Request", "conflicting Content-Length headers")
@@ -349,8 +378,6 @@ class Server(socketserver.TCPServer):
                 path = "/" + path.split("://", 1)[1].partition("/")[2]
             else:
                 raise _ClientError("400 Bad Request", "request target must start with '/'")
-        from urllib.parse import unquote
-
         environ["REQUEST_METHOD"] = method
         environ["PATH_INFO"] = unquote(path, "latin-1")
         environ["QUERY_STRING"] = query
@@ -403,7 +430,9 @@ class Server(socketserver.TCPServer):
             code = status[:3]
             if not has_length and not head_only and code not in ("204", "304") and code[0] != "1":
                 keep = False  # the body ends when the connection does
-            if body_in.remaining > DRAIN_LIMIT:
+            if body_in.remaining > DRAIN_LIMIT or body_in.awaiting_continue:
+                # too much to drain, or a body the client holds back until a
+                # 100 Continue that must not come after the final response
                 keep = False
             lines.append(f"Date: {_http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n")
             lines.append("Connection: keep-alive\r\n\r\n" if keep else "Connection: close\r\n\r\n")
@@ -448,7 +477,8 @@ class Server(socketserver.TCPServer):
                     close()
                 except Exception:
                     error_logger.exception("error closing the app's response")
-        self._log(address, _request_line(environ), state["status"][:3], sent)
+        if self.access_log:  # the request line is not built when nobody logs it
+            self._log(address, _request_line(environ), state["status"][:3], sent)
         unread = body_in.remaining
         if unread and keep:
             try:
@@ -459,8 +489,6 @@ class Server(socketserver.TCPServer):
         return keep and not self._stopping, bool(unread) and not keep
 
     def _send_error(self, sock: socket.socket, status: str, message: str) -> None:
-        import json
-
         body = json.dumps({"error": message}).encode()
         head = (
             f"HTTP/1.1 {status}\r\nContent-Type: application/json; charset=utf-8\r\n"
@@ -503,6 +531,7 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
             log.setLevel(logging.INFO)
             log.propagate = False
     server = make_server(host, port, app, **options)
+    _stop_on_signals()
     print(f"restkit: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
@@ -510,3 +539,20 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
         print("restkit: stopped", file=sys.stderr, flush=True)
     finally:
         server.server_close()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM stop ``serve`` cleanly.
+
+    A shell starts background jobs with SIGINT ignored, and SIGTERM (what
+    process managers send) would otherwise end the process without cleanup.
+    Only the main thread may install handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -44,12 +44,14 @@ def status_line(code: int) -> str:
     Raises:
         ValueError: ``code`` is not an integer between 100 and 599.
     """
+    if type(code) is not int:  # 404.0 and True hash like ints: refuse them before the lookup
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ValueError(f"status code must be an int, not {type(code).__name__}")
+        code = int(code)  # an HTTPStatus member or another int subclass
     try:
         return _LINES[code]
-    except (KeyError, TypeError):
+    except KeyError:
         pass
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise ValueError(f"status code must be an int, not {type(code).__name__}")
     if not 100 <= code <= 599:
         raise ValueError(f"status code must be between 100 and 599, not {code}")
     generic = {1: "Informational", 2: "Success", 3: "Redirection", 4: "Client Error", 5: "Server Error"}

@@ -35,9 +35,11 @@ import dataclasses
 import datetime
 import enum
 import functools
+import inspect
 import re
+import sys
 import types
-
+import typing
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -87,13 +89,28 @@ class ValidationError(Exception):
 # --- describing a type -----------------------------------------------------------
 
 
+def _required_markers() -> tuple[Any, ...]:
+    # TypedDict's Required[X] / NotRequired[X] (typing on 3.11+, typing_extensions
+    # before): get_type_hints(include_extras=True) keeps them, so unwrap strips them.
+    markers = [getattr(typing, name, None) for name in ("Required", "NotRequired")]
+    extensions = sys.modules.get("typing_extensions")
+    if extensions is not None:
+        markers += [getattr(extensions, name, None) for name in ("Required", "NotRequired")]
+    return tuple(m for m in markers if m is not None)
+
+
 def unwrap(tp: Any) -> tuple[Any, list[Field]]:
     """Split ``Annotated[X, Field(...)]`` into ``X`` and its constraints."""
     fields: list[Field] = []
-    while get_origin(tp) is Annotated:
-        tp, *meta = get_args(tp)
-        fields.extend(m for m in meta if isinstance(m, Field))
-    return tp, fields
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp, *meta = get_args(tp)
+            fields.extend(m for m in meta if isinstance(m, Field))
+        elif origin is not None and origin in _required_markers():
+            (tp,) = get_args(tp)
+        else:
+            return tp, fields
 
 
 def optional_inner(tp: Any) -> Any | None:
@@ -131,12 +148,25 @@ def fields_of(model: Any) -> tuple[FieldSpec, ...]:
             specs.append(FieldSpec(f.name, hints[f.name], not has_default, default))
         return tuple(specs)
     if is_typeddict(model):
-        required = getattr(model, "__required_keys__", frozenset(hints))
-        return tuple(FieldSpec(name, tp, name in required, dataclasses.MISSING) for name, tp in hints.items())
+        required_keys = getattr(model, "__required_keys__", frozenset(hints))
+        specs = []
+        for name, tp in hints.items():
+            # A Required[...] / NotRequired[...] marker decides; __required_keys__
+            # misses markers written as strings (`from __future__ import annotations`).
+            origin = get_origin(tp)
+            if origin is not None and origin in _required_markers():
+                required = getattr(origin, "_name", None) == "Required"
+            else:
+                required = name in required_keys
+            specs.append(FieldSpec(name, tp, required, dataclasses.MISSING))
+        return tuple(specs)
     raise TypeError(f"{model!r} is not a dataclass or TypedDict")
 
 
 # --- validating ---------------------------------------------------------------------
+
+#: How deep values may nest (models in lists in models...) before they are refused.
+MAX_DEPTH = 64
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object", list: "an array"}
 
@@ -148,6 +178,7 @@ class _Checker:
         self.from_text = from_text  # query strings: values are text to convert
         self.unknown_fields = unknown_fields
         self.problems: dict[str, str] = {}
+        self.depth = 0
 
     def fail(self, path: str, message: str) -> Any:
         self.problems.setdefault(path or "(body)", message)
@@ -160,9 +191,17 @@ class _Checker:
             if value is None or (self.from_text and value == ""):
                 return None
             tp = inner
-        elif value is None:
+        elif value is None and tp is not Any and not (get_origin(tp) is Literal and None in get_args(tp)):
             return self.fail(path, "must not be null")
-        result = self._check_type(tp, value, path)
+        # A recursive model lets a client nest as deep as the JSON parser allows:
+        # stop well before Python's recursion limit turns it into a 500.
+        if self.depth >= MAX_DEPTH and isinstance(value, (dict, list)):
+            return self.fail(path, "is nested too deeply")
+        self.depth += 1
+        try:
+            result = self._check_type(tp, value, path)
+        finally:
+            self.depth -= 1
         if result is not UNSET:
             for constraint in constraints:
                 self._check_constraint(constraint, result, path)
@@ -183,6 +222,7 @@ class _Checker:
         if origin in (Union, types.UnionType):
             for option in get_args(tp):
                 sub = _Checker(from_text=self.from_text, unknown_fields=self.unknown_fields)
+                sub.depth = self.depth
                 result = sub.check(option, value, path)
                 if not sub.problems:
                     return result
@@ -201,7 +241,10 @@ class _Checker:
             return self.check_model(tp, value, path, partial=False)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             for member in tp:
-                if member.value == value or (self.from_text and str(member.value) == value):
+                # 1 == True in Python, not in JSON: the kinds must agree too
+                if (member.value == value and isinstance(value, bool) is isinstance(member.value, bool)) or (
+                    self.from_text and isinstance(value, str) and str(member.value) == value
+                ):
                     return member
             return self.fail(path, "must be one of " + ", ".join(repr(m.value) for m in tp))
         checker = _SCALARS.get(tp)
@@ -230,7 +273,10 @@ class _Checker:
             return UNSET
         if is_typeddict(model):
             return values
-        return model(**values)
+        try:
+            return model(**values)
+        except (TypeError, ValueError) as exc:  # raised by the model's __post_init__
+            return self.fail(path, str(exc) or "is not valid")
 
     def _check_constraint(self, c: Field, value: Any, path: str) -> None:
         if c.min_length is not None and hasattr(value, "__len__") and len(value) < c.min_length:
@@ -258,10 +304,14 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+_INT_TEXT = re.compile(r"-?[0-9]{1,19}")
+_FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _int(checker: _Checker, value: Any, path: str) -> Any:
     if checker.from_text and isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and text.isascii() and len(text) <= 20:
+        if _INT_TEXT.fullmatch(text):
             value = int(text)
         else:
             return checker.fail(path, "must be an integer")
@@ -274,13 +324,19 @@ def _int(checker: _Checker, value: Any, path: str) -> Any:
 
 def _float(checker: _Checker, value: Any, path: str) -> Any:
     if checker.from_text and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
+        # float() would also take "nan", "1_000" and non-ASCII digits
+        if not (len(value) <= 64 and _FLOAT_TEXT.fullmatch(value.strip())):
             return checker.fail(path, "must be a number")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return checker.fail(path, "must be a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return checker.fail(path, "is out of range for a number")
+    if number != number or number in (float("inf"), float("-inf")):
+        return checker.fail(path, "must be a finite number")
+    return number
 
 
 def _str(checker: _Checker, value: Any, path: str) -> Any:
@@ -304,7 +360,7 @@ def _bool(checker: _Checker, value: Any, path: str) -> Any:
 
 
 def _date(checker: _Checker, value: Any, path: str) -> Any:
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         try:
             return datetime.date.fromisoformat(value)
         except ValueError:
@@ -364,7 +420,7 @@ def validate_query(model: Any, query: Any, *, unknown_fields: str = "reject") ->
         ValidationError: with every problem found.
     """
     values: dict[str, Any] = {}
-    list_fields = {s.name for s in fields_of(model) if get_origin(unwrap(s.type)[0]) is list or get_origin(optional_inner(unwrap(s.type)[0]) or object) is list}
+    list_fields = {s.name for s in fields_of(model) if _is_list(s.type)}
     for key in query:
         values[key] = query.getall(key) if key in list_fields else query.get(key)
     checker = _Checker(from_text=True, unknown_fields=unknown_fields)
@@ -372,6 +428,12 @@ def validate_query(model: Any, query: Any, *, unknown_fields: str = "reject") ->
     if checker.problems:
         raise ValidationError(checker.problems)
     return result
+
+
+def _is_list(tp: Any) -> bool:
+    tp = unwrap(tp)[0]
+    tp = unwrap(optional_inner(tp) or tp)[0]
+    return tp is list or get_origin(tp) is list
 
 
 def given(obj: Any) -> dict[str, Any]:
@@ -396,12 +458,16 @@ def bind(
     """
     if unknown_fields not in ("reject", "ignore"):
         raise ValueError("unknown_fields must be 'reject' or 'ignore'")
-    for model in (body, query):
-        if model is not None and (dataclasses.is_dataclass(model) or is_typeddict(model)):
-            for spec in fields_of(model):
-                _assert_supported(spec.type)
-    if query is not None and not dataclasses.is_dataclass(query):
-        raise TypeError("query= takes a dataclass")
+    if body is not None:
+        _assert_supported(body, set())
+        _assert_takes(handler, "body")
+    if query is not None:
+        _assert_takes(handler, "query")
+        if not (isinstance(query, type) and dataclasses.is_dataclass(query)):
+            raise TypeError("query= takes a dataclass")
+        for spec in fields_of(query):
+            _assert_supported(spec.type, set())
+            _assert_query_field(query, spec)
 
     @functools.wraps(handler)
     def validated(request: Any, **params: Any) -> Any:
@@ -424,24 +490,70 @@ def bind(
     return validated
 
 
-def _assert_supported(tp: Any) -> None:
-    tp, _ = unwrap(tp)
+def _assert_supported(tp: Any, seen: set[Any]) -> None:
+    """Raise TypeError for a type (or a part of it) that restkit cannot validate.
+
+    ``seen`` holds the models already checked, so recursive models terminate.
+    """
+    tp, constraints = unwrap(tp)
+    for constraint in constraints:
+        if constraint.pattern is not None:
+            try:
+                re.compile(constraint.pattern)
+            except re.error as exc:
+                raise TypeError(f"Field(pattern={constraint.pattern!r}) is not a valid regular expression: {exc}") from None
     inner = optional_inner(tp)
     if inner is not None:
-        return _assert_supported(inner)
+        return _assert_supported(inner, seen)
     origin = get_origin(tp)
     if tp is Any or origin is Literal or tp in _SCALARS or tp in (list, dict):
         return None
+    if origin is dict and get_args(tp) and unwrap(get_args(tp)[0])[0] is not str:
+        raise TypeError(f"restkit cannot validate {tp!r}: JSON object keys are strings, use dict[str, X]")
     if origin in (list, dict, Union, types.UnionType):
         for arg in get_args(tp):
-            _assert_supported(arg)
+            _assert_supported(arg, seen)
         return None
     if dataclasses.is_dataclass(tp) or is_typeddict(tp):
+        if tp in seen:
+            return None
+        seen.add(tp)
         for spec in fields_of(tp):
-            _assert_supported(spec.type)
+            _assert_supported(spec.type, seen)
         return None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return None
     raise TypeError(f"restkit cannot validate values of type {tp!r}")
 
 
+
+
+def _assert_query_field(model: Any, spec: FieldSpec) -> None:
+    """A query string holds text: scalars, Literal, Enum, optional ones and lists of them."""
+    tp = unwrap(spec.type)[0]
+    tp = unwrap(optional_inner(tp) or tp)[0]
+    if tp is list or get_origin(tp) is list:
+        tp = unwrap((get_args(tp) or (str,))[0])[0]
+        tp = unwrap(optional_inner(tp) or tp)[0]
+    if tp in _SCALARS or get_origin(tp) is Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        return
+    raise TypeError(
+        f"query field {model.__name__}.{spec.name}: a query string holds text, not {spec.type!r}"
+        " (use int, float, str, bool, dates, UUID, Literal, Enum, X | None or list[X] of those)"
+    )
+
+
+def _assert_takes(handler: Callable[..., Any], name: str) -> None:
+    """The handler must accept ``name=``, or every request would end in a 500."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # some callables have no signature to read
+        return
+    kinds = {p.kind for p in signature.parameters.values()}
+    param = signature.parameters.get(name)
+    if inspect.Parameter.VAR_KEYWORD in kinds or (
+        param is not None and param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ):
+        return
+    what = getattr(handler, "__name__", repr(handler))
+    raise TypeError(f"handler {what} must take a {name}= parameter: it receives the validated {name}")

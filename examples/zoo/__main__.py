@@ -1,0 +1,65 @@
+"""``python -m examples.zoo``: serve the zoo API.
+
+    python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db]
+        [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
+
+Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
+made up and printed.  Ctrl-C (SIGINT) or SIGTERM stops the server (``restkit.serve`` handles both), exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+
+from restkit import serve
+
+from .app import make_app
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m examples.zoo", description="Serve the zoo REST API.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument("--db", default="zoo.db", help="SQLite database file, created when new (default zoo.db)")
+    parser.add_argument("--token", default=os.environ.get("ZOO_TOKEN"), help="Bearer token for writes (env ZOO_TOKEN)")
+    parser.add_argument("--readonly-token", default=None, help="a token that may only read")
+    parser.add_argument("--rate-limit", type=int, default=600, metavar="N", help="requests per minute per client (0: off)")
+    parser.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body limit (default 1 MiB)")
+    parser.add_argument("--empty", action="store_true", help="a new database gets no demo data")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    token = args.token or secrets.token_urlsafe(24)
+    try:
+        app = make_app(
+            args.db,
+            token=token,
+            readonly_token=args.readonly_token,
+            rate_limit=args.rate_limit,
+            max_body=args.max_body,
+            empty=args.empty,
+        )
+    except Exception as exc:  # an unreadable file, not a database...
+        print(f"zoo: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        return 1
+    print(f"zoo: serving http://{args.host}:{args.port}/v1 (database {args.db})", flush=True)
+    print(f"zoo: write token: {token}", flush=True)
+    try:
+        serve(app, host=args.host, port=args.port)
+    except OSError as exc:  # the port is taken, the address is not ours...
+        print(f"zoo: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting up
+        pass
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
