@@ -18,15 +18,14 @@ The common cases (a dict, list or str with no after-hooks) skip building a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, quote_from_bytes
 
 from .errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge, URITooLong
 from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path, media_type_accepted
 from .response import JSON_TYPE, TEXT_TYPE, Response, json_dumps, render
 from .routing import Converter, Handler, Route, Router
-from .status import status_line
+from .status import allows_body, status_line
 
 __all__ = ["App"]
 
@@ -55,6 +54,9 @@ class App:
         openapi: serve the API document at ``/openapi.json`` and the docs page
             at ``/docs`` (see :meth:`openapi`).
         title, version, description: the document's ``info``.
+        security_schemes: the document's ``components.securitySchemes`` (e.g.
+            ``{"bearerAuth": {"type": "http", "scheme": "bearer"}}``); routes
+            name the ones they need with ``security=[{"bearerAuth": []}]``.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class App:
         title: str = "API",
         version: str = "1.0.0",
         description: str | None = None,
+        security_schemes: Mapping[str, Any] | None = None,
     ) -> None:
         self.router = Router()
         self.max_body_size = max_body_size
@@ -78,6 +81,7 @@ class App:
         self._after: list[AfterHook] = []
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
         self.title, self.version, self.description = title, version, description
+        self.security_schemes = dict(security_schemes or {})
         if openapi:
             self._add_doc_routes()
 
@@ -125,7 +129,13 @@ class App:
         """The OpenAPI 3.1 document of this app's routes (see :mod:`restkit.openapi`)."""
         from .openapi import build_openapi  # imported on use: keeps `import restkit` fast
 
-        return build_openapi(self, title=self.title, version=self.version, description=self.description)
+        return build_openapi(
+            self,
+            title=self.title,
+            version=self.version,
+            description=self.description,
+            security_schemes=self.security_schemes,
+        )
 
     def _add_doc_routes(self) -> None:
         from .docs import docs_page  # imported on use: keeps `import restkit` fast
@@ -210,7 +220,7 @@ class App:
                 kind = type(value)
                 if kind is tuple and len(value) == 2:
                     code = value[1]
-                    if type(code) is int and 200 <= code < 600 and code != 204 and code != 304:
+                    if type(code) is int and 200 <= code < 600 and allows_body(code):
                         value, status = value[0], status_line(code)
                         kind = type(value)
                 if kind is dict or kind is list:
@@ -267,6 +277,8 @@ class App:
         if self.redirect_slashes and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
             if self.router.lookup(request.method, other)[0] is not None:
+                from urllib.parse import quote, quote_from_bytes  # not at the top: see restkit.forms
+
                 location = quote(request.script_name + other)
                 if request.query_string:
                     # as received, but with anything a header cannot carry escaped

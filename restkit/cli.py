@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     parser.add_argument("--threads", type=int, default=256, help="most connections served at once (default 256)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
     args = parser.parse_args(argv)
     try:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restkit: {exc}", file=sys.stderr)
         return 2
     try:
-        serve(app, args.host, args.port, threads=args.threads, access_log=not args.no_access_log)
+        serve(app, args.host, args.port, threads=args.threads, timeout=args.timeout, access_log=not args.no_access_log)
     except OSError as exc:
         print(f"restkit: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -31,18 +31,16 @@ _PAGE = r"""<!doctype html>
   /* The header stays put and only <main> scrolls: the document itself never
      scrolls, so jumping to an operation keeps the page (and screenshots) whole. */
   html, body { height:100%; }
-  body { display:flex; flex-direction:column; overflow:hidden; }
-  body { margin:0; font:15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:#fff; }
+  body { display:flex; flex-direction:column; overflow:hidden; margin:0; font:15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color:var(--fg); background:#fff; }
   header { flex:none; padding:18px 28px; background:#1d2330; color:#fff; display:flex; gap:24px; align-items:center; flex-wrap:wrap; }
   header h1 { margin:0; font-size:22px; } header .version { color:#aab3c5; font-size:13px; }
   header label { margin-left:auto; font-size:13px; color:#cfd6e4; }
   header input { margin-left:8px; width:260px; padding:5px 8px; border-radius:4px; border:1px solid #48516a; background:#2a3142; color:#fff; }
   main { flex:1; overflow:auto; }
   main > .content { padding:12px 28px 40px; max-width:1100px; }
-  details.op { scroll-margin-top:8px; }
   #description { color:var(--muted); margin:10px 0 0; }
   h2 { font-size:18px; margin:26px 0 8px; text-transform:capitalize; }
-  details.op { border:1px solid var(--line); border-radius:6px; margin:8px 0; background:var(--bg); }
+  details.op { border:1px solid var(--line); border-radius:6px; margin:8px 0; background:var(--bg); scroll-margin-top:8px; }
   details.op[open] { background:#fff; }
   summary { cursor:pointer; padding:8px 12px; display:flex; gap:12px; align-items:center; list-style:none; }
   summary::-webkit-details-marker { display:none; }
@@ -129,6 +127,11 @@ function example(schema, depth) {
   return null;
 }
 
+function isArray(schema) {
+  schema = resolve(schema, 0) || {};
+  return schema.type === "array" || (schema.anyOf || []).some(s => s.type === "array");
+}
+
 function refName(schema) {
   return schema && schema.$ref ? schema.$ref.split("/").pop() : null;
 }
@@ -177,14 +180,22 @@ function fieldsTable(schema) {
 function operationUrl(path, inputs) {
   let url = BASE + path.replace(/\{([^}]+)\}/g, (_, name) => encodeURIComponent(inputs.path[name] || ""));
   const query = new URLSearchParams();
-  for (const [name, value] of Object.entries(inputs.query)) if (value !== "") query.append(name, value);
+  for (const [name, value] of Object.entries(inputs.query)) {
+    if (value === "") continue;
+    // an array parameter takes comma-separated values, sent as repeated keys (?tag=a&tag=b)
+    const values = inputs.array[name] ? value.split(",").map(v => v.trim()) : [value];
+    for (const one of values) query.append(name, one);
+  }
   const qs = query.toString();
   return qs ? url + "?" + qs : url;
 }
 
 async function send(op, form, result) {
-  const inputs = { path: {}, query: {}, header: {} };
-  for (const input of form.querySelectorAll("input.param")) inputs[input.dataset.in][input.dataset.name] = input.value;
+  const inputs = { path: {}, query: {}, header: {}, array: {} };
+  for (const input of form.querySelectorAll("input.param")) {
+    inputs[input.dataset.in][input.dataset.name] = input.value;
+    if (input.dataset.array) inputs.array[input.dataset.name] = true;
+  }
   const headers = { "Accept": "application/json" };
   for (const [name, value] of Object.entries(inputs.header)) if (value) headers[name] = value;
   const auth = document.getElementById("auth").value.trim();
@@ -226,8 +237,10 @@ function renderOperation(path, method, op) {
       el("td", {}, el("code", {}, p.name), p.required ? " *" : ""), el("td", {}, p.in),
       el("td", {}, typeText(p.schema), constraints(p.schema || {}) ? el("div", { class: "muted" }, constraints(p.schema || {})) : null),
       el("td", {}, el("input", { class: "param", "data-in": p.in, "data-name": p.name,
+        ...(isArray(p.schema) ? { "data-array": "1" } : {}),
         value: p.in === "path" ? String(example(p.schema, 1) ?? "") : "",
-        placeholder: p.schema && p.schema.default !== undefined ? "default " + JSON.stringify(p.schema.default) : "" }))));
+        placeholder: isArray(p.schema) ? "comma-separated values"
+          : p.schema && p.schema.default !== undefined ? "default " + JSON.stringify(p.schema.default) : "" }))));
     form.append(el("h4", {}, "Parameters"),
       el("table", {}, el("tr", {}, el("th", {}, "name"), el("th", {}, "in"), el("th", {}, "type"), el("th", {}, "value")), ...rows));
   }

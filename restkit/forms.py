@@ -9,7 +9,7 @@ already been read within the app's size limit, so parsing it whole is safe.
 from __future__ import annotations
 
 import io
-from urllib.parse import unquote
+from types import ModuleType
 
 from .datastructures import MultiDict, Record
 from .errors import BadRequest
@@ -41,6 +41,22 @@ class UploadedFile(Record):
         return io.BytesIO(self.data)
 
 
+# urllib.parse costs 2 ms to import (it loads ipaddress), as much as the rest
+# of restkit: it is imported on first use (here, by the first escaped field),
+# so `import restkit` stays fast and requests without escapes never need it.
+_urllib_parse: ModuleType | None = None
+
+
+def _unquote(text: str) -> str:
+    """``urllib.parse.unquote(text, errors="replace")``."""
+    global _urllib_parse
+    if _urllib_parse is None:
+        import urllib.parse
+
+        _urllib_parse = urllib.parse
+    return _urllib_parse.unquote(text, errors="replace")  # type: ignore[no-any-return]
+
+
 def split_pairs(text: str) -> list[tuple[str, str]]:
     """``a=1&b=+x&c`` as ``[("a", "1"), ("b", " x"), ("c", "")]``.
 
@@ -54,9 +70,9 @@ def split_pairs(text: str) -> list[tuple[str, str]]:
             continue
         name, _, value = item.partition("=")
         if "%" in name or "+" in name:
-            name = unquote(name.replace("+", " "), errors="replace")
+            name = _unquote(name.replace("+", " "))
         if "%" in value or "+" in value:
-            value = unquote(value.replace("+", " "), errors="replace")
+            value = _unquote(value.replace("+", " "))
         pairs.append((name, value))
     return pairs
 

@@ -13,7 +13,10 @@ Every route becomes an operation:
   400 with a query or body, 413/415/422 with a body, 406 for JSON routes)
   plus the route's ``errors=[401, 409, ...]``, all with the ``Error`` schema;
 * tags from ``tags=`` (or ``Router(tags=...)``), else the first path segment
-  after a version prefix such as ``/v1``.
+  after a version prefix such as ``/v1``;
+* ``security=[{"bearerAuth": []}]`` names the schemes of
+  ``App(security_schemes=...)`` an operation needs; ``header_params=["If-Match"]``
+  documents request headers.
 
 Schemas are JSON Schema 2020-12, generated from the type hints (see
 :func:`json_schema`).  Dataclasses and TypedDicts become named components.
@@ -29,7 +32,7 @@ import inspect
 import re
 import types
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from .routing import Param, Route
@@ -258,11 +261,14 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         parameters.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
     if parameters:
         op["parameters"] = parameters
+    security = route.options.get("security")
+    if security is not None:
+        op["security"] = [{name: list(scopes) for name, scopes in requirement.items()} for requirement in security]
     body = route.options.get("body")
     if body is not None:
         body_components = components
         schema = json_schema(body, body_components)
-        if route.options.get("partial"):
+        if route.options.get("partial") and (dataclasses.is_dataclass(body) or is_typeddict(body)):
             schema = _partial_schema(body, components)
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     responses: dict[str, Any] = {}
@@ -299,6 +305,7 @@ def build_openapi(
     version: str = "1.0.0",
     description: str | None = None,
     servers: Iterable[str] | None = None,
+    security_schemes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route of ``app`` (except those with ``include_in_schema=False``)."""
     components = _Components()
@@ -329,6 +336,8 @@ def build_openapi(
         "paths": paths,
         "components": {"schemas": dict(sorted(components.schemas.items()))},
     }
+    if security_schemes:
+        document["components"]["securitySchemes"] = copy.deepcopy(dict(security_schemes))
     if servers:
         document["servers"] = [{"url": url} for url in servers]
     tags = sorted({tag for item in paths.values() for op in item.values() for tag in op["tags"]})

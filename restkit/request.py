@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
-from urllib.parse import quote
 
 from .datastructures import Headers, MultiDict
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
@@ -143,11 +142,15 @@ class Request:
     @lazy_attribute
     def base_url(self) -> str:
         """Scheme, host and script name: where the app's own paths start."""
+        from urllib.parse import quote  # not at the top: see restkit.forms
+
         return f"{self.scheme}://{self.host}{quote(self.script_name)}"
 
     @lazy_attribute
     def url(self) -> str:
         """The full URL of the request, percent-encoded."""
+        from urllib.parse import quote
+
         url = self.base_url + quote(self.path)
         if self.query_string:
             url += "?" + self.query_string
@@ -158,6 +161,8 @@ class Request:
         app = self.environ.get("restkit.app")
         if app is None:
             raise RuntimeError("request.url_for needs a request dispatched by a restkit App")
+        from urllib.parse import quote
+
         path = quote(self.script_name) + app.url_for(name, **params)
         return f"{self.scheme}://{self.host}{path}" if _external else path
 

@@ -102,7 +102,8 @@ def _is_dataclass_instance(value: Any) -> bool:
     return hasattr(type(value), "__dataclass_fields__")
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
+# allow_nan=False: NaN and Infinity are not JSON; sending one is a bug (a logged 500).
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, allow_nan=False).encode
 
 # JSONEncoder.encode() builds a new C encoder on every call, which is half
 # the cost of encoding a small dict; this one is built once.  It holds no
@@ -112,7 +113,7 @@ _make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
 _c_encode: Any = (
     None
     if _make_c_encoder is None
-    else _make_c_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    else _make_c_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
 )
 
 
@@ -269,6 +270,11 @@ class Response:
             from email.utils import format_datetime  # email costs 7 ms to import: only here
 
             parts.append(f"Expires={format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)}")
+        for attribute, text in (("path", path), ("domain", domain or "")):
+            if not text.isascii() or any(c in text for c in ";,\r\n\0") or not text.isprintable():
+                raise ValueError(f"cookie {attribute} {text!r} has characters a cookie attribute cannot carry")
+        if not value.isascii():
+            raise ValueError(f"cookie {name} has non-ASCII characters; encode it")
         if path:
             parts.append(f"Path={path}")
         if domain:

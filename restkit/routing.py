@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
-from urllib.parse import quote, urlencode
 
 from .datastructures import Record
 
@@ -92,6 +91,8 @@ class Converter:
         return value
 
     def to_url(self, value: Any) -> str:
+        from urllib.parse import quote  # not at the top: see restkit.forms
+
         return quote(str(value), safe="")
 
 
@@ -168,6 +169,8 @@ class PathConverter(Converter):
     multi_segment = True
 
     def to_url(self, value: Any) -> str:
+        from urllib.parse import quote
+
         return quote(str(value), safe="/")
 
 
@@ -242,6 +245,8 @@ class Route(Record):
         Raises:
             BuildError: a parameter is missing or does not convert.
         """
+        from urllib.parse import quote, urlencode  # not at the top: see restkit.forms
+
         parts = []
         for segment in self.segments:
             if isinstance(segment, Param):

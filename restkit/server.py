@@ -64,6 +64,7 @@ DRAIN_LIMIT = 1 << 16  # unread body we read through to keep the connection
 LINGER_BYTES = 1 << 24  # unread body we discard before closing, at most...
 LINGER_SECONDS = 2.0  # ...and for at most this long
 SERVER_SOFTWARE = "restkit"
+SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # the answer to OPTIONS *
 
 
 class _Input:
@@ -312,6 +313,13 @@ class Server(socketserver.TCPServer):
         except TimeoutError:
             self._send_error(sock, "408 Request Timeout", "timed out reading the request headers")
             return False, False
+        if environ["PATH_INFO"] == "*":  # OPTIONS * asks about the server, not a resource
+            sock.sendall(
+                f"HTTP/1.1 204 No Content\r\nAllow: {SERVER_METHODS}\r\nDate: {_http_date()}\r\n"
+                f"Server: {SERVER_SOFTWARE}\r\nConnection: {'keep-alive' if http11 else 'close'}\r\n\r\n".encode("latin-1")
+            )
+            self._log(address, _request_line(environ), "204", 0)
+            return http11, False
         return self._run_app(sock, rfile, environ, http11, address)
 
     def _parse(self, line: bytes, rfile: Any, address: Any) -> tuple[dict[str, Any], bool]:
@@ -386,6 +394,8 @@ class Server(socketserver.TCPServer):
         environ["REMOTE_ADDR"] = address[0] if isinstance(address, tuple) else ""
         environ["REMOTE_PORT"] = str(address[1]) if isinstance(address, tuple) else ""
         http11 = version == "HTTP/1.1"
+        if http11 and "HTTP_HOST" not in environ:
+            raise _ClientError("400 Bad Request", "an HTTP/1.1 request needs a Host header")
         connection = environ.get("HTTP_CONNECTION", "").lower()
         keep = ("close" not in connection) if http11 else ("keep-alive" in connection)
         return environ, keep
@@ -428,7 +438,7 @@ class Server(socketserver.TCPServer):
                     keep = False
                 lines.append(f"{name}: {value}\r\n")
             code = status[:3]
-            if not has_length and not head_only and code not in ("204", "304") and code[0] != "1":
+            if not has_length and not head_only and code not in ("204", "205", "304") and code[0] != "1":
                 keep = False  # the body ends when the connection does
             if body_in.remaining > DRAIN_LIMIT or body_in.awaiting_continue:
                 # too much to drain, or a body the client holds back until a

@@ -91,5 +91,5 @@ def is_error(code: int) -> bool:
 
 
 def allows_body(code: int) -> bool:
-    """False for the codes that must not carry a body: 1xx, 204 and 304 (RFC 9110)."""
-    return not (code < 200 or code == 204 or code == 304)
+    """False for the codes that must not carry a body: 1xx, 204, 205 and 304 (RFC 9110)."""
+    return not (code < 200 or code == 204 or code == 205 or code == 304)

@@ -181,6 +181,8 @@ class _Checker:
         self.depth = 0
 
     def fail(self, path: str, message: str) -> Any:
+        # A key with a lone surrogate (JSON allows "\ud800") could not be sent back as UTF-8.
+        path = _SURROGATE.sub("\ufffd", path)
         self.problems.setdefault(path or "(body)", message)
         return UNSET
 
@@ -190,7 +192,9 @@ class _Checker:
         if inner is not None:
             if value is None or (self.from_text and value == ""):
                 return None
-            tp = inner
+            # Optional[Annotated[X, Field(...)]]: the constraints sit inside the Optional
+            tp, inner_constraints = unwrap(inner)
+            constraints = [*constraints, *inner_constraints]
         elif value is None and tp is not Any and not (get_origin(tp) is Literal and None in get_args(tp)):
             return self.fail(path, "must not be null")
         # A recursive model lets a client nest as deep as the JSON parser allows:
@@ -220,13 +224,17 @@ class _Checker:
                     return choice
             return self.fail(path, "must be one of " + ", ".join(repr(c) for c in choices))
         if origin in (Union, types.UnionType):
+            messages: list[str] = []
             for option in get_args(tp):
                 sub = _Checker(from_text=self.from_text, unknown_fields=self.unknown_fields)
                 sub.depth = self.depth
                 result = sub.check(option, value, path)
                 if not sub.problems:
                     return result
-            return self.fail(path, "does not match any allowed type")
+                messages.append(sub.problems.get(path or "(body)", ""))
+            # "must be at least 1 or must be one of 'null'" says more than "no match"
+            messages = [m for m in dict.fromkeys(messages) if m]
+            return self.fail(path, " or ".join(messages) if messages else "does not match any allowed type")
         if origin is list or tp is list:
             (item_type,) = get_args(tp) or (Any,)
             if not isinstance(value, list):
@@ -236,6 +244,9 @@ class _Checker:
             key_type, item_type = get_args(tp) or (str, Any)
             if not isinstance(value, dict):
                 return self.fail(path, "must be an object")
+            for key in value:
+                if _SURROGATE.search(key):
+                    self.fail(_join(path, key), "key must be valid Unicode text (no lone surrogates)")
             return {k: self.check(item_type, v, _join(path, k)) for k, v in value.items()}
         if dataclasses.is_dataclass(tp) or is_typeddict(tp):
             return self.check_model(tp, value, path, partial=False)
@@ -304,6 +315,7 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}")
 _FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
@@ -344,6 +356,8 @@ def _str(checker: _Checker, value: Any, path: str) -> Any:
         return checker.fail(path, "must be a string")
     if "\x00" in value:
         return checker.fail(path, "must not contain NUL characters")
+    if _SURROGATE.search(value):  # "\ud800" is valid JSON but not text: it cannot be stored or sent as UTF-8
+        return checker.fail(path, "must be valid Unicode text (no lone surrogates)")
     return value
 
 
@@ -371,7 +385,8 @@ def _date(checker: _Checker, value: Any, path: str) -> Any:
 def _datetime(checker: _Checker, value: Any, path: str) -> Any:
     if isinstance(value, str) and len(value) <= 40:
         try:
-            return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            # RFC 3339 allows "t" and "z" in lower case; fromisoformat does not
+            return datetime.datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
         except ValueError:
             pass
     return checker.fail(path, "must be a date-time in ISO 8601 form")
@@ -476,7 +491,8 @@ def bind(
             try:
                 params["query"] = validate_query(query, request.query, unknown_fields=unknown_fields)
             except ValidationError as exc:
-                raise BadRequest("invalid query parameters", details=exc.details) from None
+                named = "; ".join(f"{name}: {problem}" for name, problem in exc.details.items())
+                raise BadRequest(f"invalid query parameter(s): {named}", details=exc.details) from None
         if body is not None:
             data = request.json  # 415 / 400 come from here
             try:
@@ -529,18 +545,26 @@ def _assert_supported(tp: Any, seen: set[Any]) -> None:
 
 
 def _assert_query_field(model: Any, spec: FieldSpec) -> None:
-    """A query string holds text: scalars, Literal, Enum, optional ones and lists of them."""
+    """A query string holds text: scalars, Literal, Enum, unions and optional ones, and lists of them."""
     tp = unwrap(spec.type)[0]
     tp = unwrap(optional_inner(tp) or tp)[0]
     if tp is list or get_origin(tp) is list:
         tp = unwrap((get_args(tp) or (str,))[0])[0]
         tp = unwrap(optional_inner(tp) or tp)[0]
-    if tp in _SCALARS or get_origin(tp) is Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+    if _from_text(tp):
         return
     raise TypeError(
         f"query field {model.__name__}.{spec.name}: a query string holds text, not {spec.type!r}"
         " (use int, float, str, bool, dates, UUID, Literal, Enum, X | None or list[X] of those)"
     )
+
+
+def _from_text(tp: Any) -> bool:
+    """Whether a query value (text) can become ``tp``: a scalar, Literal, Enum or a union of them."""
+    tp = unwrap(tp)[0]
+    if get_origin(tp) in (Union, types.UnionType):  # e.g. int | Literal["null"]
+        return all(arg is type(None) or _from_text(arg) for arg in get_args(tp))
+    return tp in _SCALARS or get_origin(tp) is Literal or (isinstance(tp, type) and issubclass(tp, enum.Enum))
 
 
 def _assert_takes(handler: Callable[..., Any], name: str) -> None:
