@@ -35,25 +35,31 @@ from .routing import BuildError, Converter, Route, RouteError, Router
 
 if TYPE_CHECKING:
     from .server import serve
+    from .validation import UNSET, Field, ValidationError, given
+
+__version__ = "0.1.0"
+
+# Loaded on first use, so `import restkit` stays fast: the server (sockets,
+# threads, logging) is not needed by an app that gunicorn imports, and typed
+# validation not by an app that declares no model.
+_LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation", "given": "validation"}
 
 
 def __getattr__(name: str) -> Any:
-    # The server (socket, threads, logging) loads on first use of restkit.serve:
-    # an app imported by gunicorn or a test never pays for it.
-    if name == "serve":
-        from .server import serve
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'restkit' has no attribute {name!r}")
+    from importlib import import_module
 
-        return serve
-    raise AttributeError(f"module 'restkit' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "App",
     "BadRequest",
     "BuildError",
     "Conflict",
+    "Field",
     "Converter",
     "Forbidden",
     "Gone",
@@ -82,6 +88,9 @@ __all__ = [
     "UnsupportedMediaType",
     "UploadedFile",
     "URITooLong",
+    "UNSET",
+    "ValidationError",
+    "given",
     "json_dumps",
     "multipart_stream",
     "serve",

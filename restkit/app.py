@@ -146,11 +146,12 @@ class App:
 
         def docs(request: Request) -> Response:
             """Interactive documentation of this API."""
-            spec_url = request.url_for("openapi_json")
+            spec_url = request.url_for("restkit.openapi")
             return Response.html(docs_page(self.title, spec_url, request.script_name))
 
-        self.router.add_route("/openapi.json", openapi_json, include_in_schema=False)
-        self.router.add_route("/docs", docs, produces="text/html", include_in_schema=False)
+        # Named in restkit's own namespace, so users keep every plain name.
+        self.router.add_route("/openapi.json", openapi_json, name="restkit.openapi", include_in_schema=False)
+        self.router.add_route("/docs", docs, name="restkit.docs", produces="text/html", include_in_schema=False)
 
     # -- hooks and error handlers -----------------------------------------------
 

@@ -120,8 +120,15 @@ _c_encode: Any = (
 def json_dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON, with dates, UUIDs, decimals and dataclasses converted."""
     if _c_encode is not None and (type(data) is dict or type(data) is list):
-        return "".join(_c_encode(data, 0)).encode("utf-8")
-    return _encode(data).encode("utf-8")
+        text = "".join(_c_encode(data, 0))
+    else:
+        text = _encode(data)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON input may carry "\ud800") has no UTF-8 form;
+        # escaped as \uXXXX it is still valid JSON text.
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_default, allow_nan=False).encode("ascii")
 
 
 class _Chunks:

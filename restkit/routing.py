@@ -128,10 +128,12 @@ class FloatConverter(Converter):
 
     priority = 20
     schema = {"type": "number", "minimum": 0}
-    _PATTERN = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z")
+    # Patterns in this module are compiled on first use (re caches them), not
+    # on import: compiling them costs as much as the rest of the module.
+    _PATTERN = r"[0-9]+(?:\.[0-9]+)?\Z"
 
     def to_python(self, value: str) -> float:
-        if len(value) > 64 or not self._PATTERN.match(value):
+        if len(value) > 64 or not re.match(self._PATTERN, value):
             raise ValueError("not a number")
         return float(value)
 
@@ -147,10 +149,10 @@ class UUIDConverter(Converter):
 
     priority = 30
     schema = {"type": "string", "format": "uuid"}
-    _PATTERN = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
+    _PATTERN = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z"
 
     def to_python(self, value: str) -> uuid.UUID:
-        if not self._PATTERN.match(value):
+        if not re.match(self._PATTERN, value):
             raise ValueError("not a UUID")
         import uuid  # 2 ms to import (it loads platform): paid by apps with UUID routes only
 
@@ -187,7 +189,7 @@ DEFAULT_CONVERTERS: Mapping[str, type[Converter]] = {
 # --- patterns and routes -----------------------------------------------------
 
 # segment = literal / "<" [ converter ":" ] name ">"
-_PARAM = re.compile(r"<(?:(?P<conv>[A-Za-z_][A-Za-z0-9_]*):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>\Z")
+_PARAM = r"<(?:(?P<conv>[A-Za-z_][A-Za-z0-9_]*):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>\Z"
 
 
 class Param(Record):
@@ -281,7 +283,7 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
         if "<" not in text and ">" not in text:
             segments.append(text)
             continue
-        found = _PARAM.match(text)
+        found = re.match(_PARAM, text)
         if not found:
             raise RouteError(
                 f"bad segment {text!r} in {path!r}: a parameter must be a whole segment, <name> or <converter:name>"

@@ -569,3 +569,7 @@ def test_cookie_attributes_cannot_be_injected(kwargs: dict[str, str]) -> None:
 def test_cookie_values_must_be_ascii() -> None:
     with pytest.raises(ValueError):
         Response().set_cookie("name", "café")
+
+
+def test_a_lone_surrogate_is_sent_escaped() -> None:
+    assert json_dumps({"a": "\ud800x"}) == b'{"a":"\\ud800x"}'
