@@ -272,12 +272,15 @@ class Request:
         chunks = []
         remaining = size
         try:
-            while remaining > 0:
-                chunk = stream.read(min(remaining, 65536))
-                if not chunk:
-                    break
+            chunk = stream.read(min(size, 65536)) if size > 0 else b""
+            if type(chunk) is bytes and len(chunk) == size:
+                return chunk  # the whole body in one read: the usual case
+            while chunk:
                 chunks.append(chunk)
                 remaining -= len(chunk)
+                if remaining <= 0:
+                    break
+                chunk = stream.read(min(remaining, 65536))
         except TimeoutError:
             raise RequestTimeout("timed out reading the request body") from None
         except (OSError, ValueError):

@@ -401,7 +401,7 @@ class Router:
                 ``produces`` (media type checked against ``Accept``),
                 ``body``/``query`` (typed models, see :mod:`restkit.validation`),
                 ``partial``, ``unknown_fields``, ``responses``, ``errors``,
-                ``tags``, ``include_in_schema``.
+                ``tags``, ``security``, ``header_params``, ``include_in_schema``.
 
         Raises:
             RouteError: bad pattern, unknown method, a method already taken

@@ -522,3 +522,24 @@ def test_builtin_doc_routes_leave_user_names_free() -> None:
     assert client.get("/docs").content_type == "text/html"
     assert app.url_for("docs") == "/my/docs"
     assert app.url_for("restkit.openapi") == "/openapi.json"
+
+
+def test_security_schemes_and_requirements() -> None:
+    openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
+    bearer = {"type": "http", "scheme": "bearer"}
+    app = App(openapi=True, security_schemes={"bearerAuth": bearer})
+
+    @app.get("/things")
+    def list_things(request: Request) -> Any:
+        return []
+
+    @app.post("/things", security=[{"bearerAuth": []}], errors=[401])
+    def create_thing(request: Request) -> Any:
+        return {}, 201
+
+    document = app.openapi()
+    openapi_spec_validator.validate(document)
+    assert document["components"]["securitySchemes"] == {"bearerAuth": bearer}
+    assert document["paths"]["/things"]["post"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in document["paths"]["/things"]["get"]
+    assert "securitySchemes" not in App(openapi=True).openapi()["components"]

@@ -779,3 +779,46 @@ def test_lone_surrogates_are_422_not_500() -> None:
     response = client.post("/people", b'{"name": "Ann", "age": 1, "\\udfff": 1}', headers=headers, status=422)
     assert response.json["details"] == {"\ufffd": "unknown field"}
     assert_still_serving(client)
+
+
+# --- constraints inside Optional, unions in query strings ---------------------------------
+
+
+@dataclass
+class Note:
+    title: Optional[Annotated[str, Field(max_length=3)]] = None  # noqa: UP007 - the Optional spelling is supported too
+
+
+def test_constraints_inside_an_optional_are_checked() -> None:
+    assert validate(Note, {"title": "abc"}).title == "abc"
+    assert validate(Note, {"title": None}).title is None
+    assert problems(Note, {"title": "abcd"}) == {"title": "must have at most 3 character(s)"}
+
+
+@dataclass
+class Filters:
+    zoo_id: Annotated[int, Field(ge=1)] | Literal["null"] = UNSET
+    born: datetime.date | Literal["null"] = UNSET
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("zoo_id=3", {"zoo_id": 3}),
+        ("zoo_id=null", {"zoo_id": "null"}),
+        ("born=2020-01-02", {"born": datetime.date(2020, 1, 2)}),
+        ("born=null", {"born": "null"}),
+        ("", {}),
+    ],
+)
+def test_query_fields_may_be_unions_of_text_types(query: str, expected: dict[str, Any]) -> None:
+    assert given(validate_query(Filters, MultiDict(parse_qsl(query)))) == expected
+
+
+def test_a_query_union_names_every_way_it_failed() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_query(Filters, MultiDict([("zoo_id", "0"), ("born", "soon")]))
+    assert caught.value.details == {
+        "zoo_id": "must be at least 1 or must be one of 'null'",
+        "born": "must be a date as YYYY-MM-DD or must be one of 'null'",
+    }

@@ -23,6 +23,9 @@ Conventions followed (from the REST guides in ``shared/seeds``)
 * Every error is a status code with ``{"error": "..."}``; a failed validation
   adds ``"details": {field: message}``.  Never an error with 200, never a
   500 for anything a client sends.
+* The API documents itself: bodies, query parameters and answers are typed
+  models (:mod:`examples.zoo.schemas`) that restkit validates and turns into
+  ``/openapi.json``; ``/docs`` shows it and tries requests out.
 
 Choices where the issue is silent
 ---------------------------------
@@ -31,9 +34,11 @@ Choices where the issue is silent
   ``WWW-Authenticate``, the read-only token 403.  Tokens are compared in
   constant time.  An app made without a token refuses every write.
 * **Order of checks.**  Route (404/405), ``Accept`` (406), declared body size
-  (413), rate limit (429), token (401/403), the target exists (404/410),
-  body type and syntax (415/400), validation (422), conflicts and
-  preconditions inside the write transaction (409/412).
+  (413), rate limit (429), token (401/403), the target exists (404/410, a
+  before-request hook for routes with a query or body model), query
+  parameters (400), body type and syntax (415/400), validation (422), what
+  the models cannot say (422/400), conflicts and preconditions inside the
+  write transaction (409/412).
 * **410.**  Deleting leaves a tombstone; ids are never reused, so a deleted id
   answers 410 for ever and an id that never existed 404.
 * **ETags.**  Strong and opaque: a hash of the resource's kind, id, version and
@@ -44,9 +49,9 @@ Choices where the issue is silent
   resource is 404/410, not 412.
 * **Bodies.**  Unknown fields are refused (422 ``"unknown field"``), and so
   are server-owned ones (``id``, ``created_at``, ``updated_at``, ``links``;
-  an employee's ``zoo_id`` changes only by hiring and firing).  Text is
-  stripped of surrounding blanks, must not be empty, holds at most 100
-  characters and no control characters.  Dates are ``YYYY-MM-DD``; ``born``
+  an employee's ``zoo_id`` changes only by hiring and firing).  Text holds
+  1-100 characters and no control characters, is stripped of surrounding
+  blanks and must not be blank.  Dates are ``YYYY-MM-DD``; ``born``
   may not be in the future.  PUT sets optional fields it does not name to
   null.  Zoo names are unique case-insensitively (Unicode case folding).
 * **Lists.**  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
@@ -73,6 +78,7 @@ Choices where the issue is silent
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import logging
 import re
@@ -90,11 +96,32 @@ from restkit import (
     Router,
     TooManyRequests,
     Unauthorized,
+    UnprocessableEntity,
 )
+from restkit.validation import given
 
-from .listing import link_header, parse_list_query
+from .listing import link_header, list_query
 from .ratelimit import RateLimiter
-from .schemas import ANIMAL, EMPLOYEE, HIRE, READ_ONLY, ZOO, Schema, validate
+from .schemas import (
+    Animal,
+    AnimalIn,
+    AnimalQuery,
+    AnimalType,
+    AnimalTypeQuery,
+    Employee,
+    EmployeeIn,
+    EmployeeQuery,
+    HireIn,
+    Item,
+    Paging,
+    RecentAnimalQuery,
+    RootLink,
+    Zoo,
+    ZooAnimalQuery,
+    ZooEmployeeQuery,
+    ZooIn,
+    ZooQuery,
+)
 from .store import (
     KINDS,
     BadReference,
@@ -125,10 +152,40 @@ COLLECTIONS = [
     ("employees", "list_employees", "List of employees"),
 ]
 
+# The path parameters that name a resource, checked by target_checker()
+PATH_KINDS = {"zoo": "zoo", "animal": "animal", "employee": "employee", "animal_type": "animal_type"}
+
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE   (RFC 9110, section 8.8.3)
 _ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
 
-EMPLOYEE_READ_ONLY = {**READ_ONLY, "zoo_id": "read-only field; hire with POST /v1/zoos/{zoo}/employees"}
+# --- what the API document says about each route -----------------------------------
+
+#: The security scheme of writes, in the document's components.
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Writes need `Authorization: Bearer <token>` (the token printed at start, or --token); "
+        "the read-only token is refused with 403.",
+    }
+}
+WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+API_VERSION = "1.0.0"
+API_DESCRIPTION = (
+    "The zoo REST API: zoos, their animals and employees, on SQLite. "
+    "Reads are public; writes need the Bearer token. Lists page with limit & offset or page & per_page "
+    "(X-Total-Count and a Link header tell the rest), sort with sortby & order and filter by field. "
+    "Detail objects carry an ETag: If-None-Match answers 304, a stale If-Match 412. "
+    "Errors are JSON {\"error\": ...}; a failed validation adds \"details\" per field."
+)
+# Statuses beyond restkit's own (404 for path parameters, 400 for queries and
+# bodies, 406, 413/415/422 for bodies): 429 anywhere while the rate limit is on,
+# 401/403 for writes without the write token, 503 when another process holds the
+# database's write lock too long, 410 for deleted resources, 412 for a stale If-Match.
+READ_ERRORS = [429]
+GONE_ERRORS = [410, 429]
+WRITE_ERRORS = [401, 403, 429, 503]
+CHANGE_ERRORS = [401, 403, 410, 412, 429, 503]
 
 
 def _tag_matches(header: str, tag: str, *, weak: bool) -> bool:
@@ -145,8 +202,34 @@ def _tag_matches(header: str, tag: str, *, weak: bool) -> bool:
     return False
 
 
+def _values(body: Any) -> dict[str, Any]:
+    """The fields of a validated body, ready for the store (a PATCH body: those sent).
+
+    Adds what the model cannot say: text is stripped of surrounding blanks and
+    must not be blank then; ``born`` may not lie in the future.  Dates become
+    ``YYYY-MM-DD`` text.
+
+    Raises:
+        UnprocessableEntity: like restkit's own validation, with ``details``.
+    """
+    values = given(body)  # all fields, or for PATCH (partial=True) only those sent
+    details: dict[str, str] = {}
+    for name, value in values.items():
+        if isinstance(value, str):
+            value = values[name] = value.strip()
+            if not value:  # blanks the pattern lets through, such as U+3000
+                details[name] = "must not be blank"
+        elif isinstance(value, datetime.date):
+            if name == "born" and value > datetime.datetime.now(datetime.timezone.utc).date():
+                details[name] = "must not be in the future"
+            values[name] = value.isoformat()
+    if details:
+        raise UnprocessableEntity("validation failed", details=details)
+    return values
+
+
 class ZooAPI:
-    """The handlers; each gets the request and its path parameters."""
+    """The handlers; each gets the request, its path parameters and its validated ``query``/``body``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -198,43 +281,31 @@ class ZooAPI:
             return Response(b"", 304, [("ETag", tag)])
         return self._detail(request, kind, row)
 
-    def _list(
-        self,
-        request: Request,
-        kind: str,
-        *,
-        fixed: dict[str, Any] | None = None,
-        defaults: dict[str, str] | None = None,
-    ) -> Response:
-        spec = KINDS[kind]
-        filters = {name: type_ for name, type_ in spec.filters.items() if name not in (fixed or {})}
-        query = parse_list_query(request.query, sortable=spec.sortable, filters=filters, defaults=defaults)
+    def _list(self, request: Request, kind: str, query: Paging, *, fixed: dict[str, Any] | None = None) -> Response:
+        params = list_query(query, request.query, text_filters=KINDS[kind].filters)
         rows, total = self.store.list(
             kind,
-            filters={**query.filters, **(fixed or {})},
-            sortby=query.sortby,
-            order=query.order,
-            limit=query.limit,
-            offset=query.offset,
+            filters={**params.filters, **(fixed or {})},
+            sortby=params.sortby,
+            order=params.order,
+            limit=params.limit,
+            offset=params.offset,
         )
         items = [
             {"id": row["id"], "name": row["name"], "href": request.url_for(f"show_{kind}", **{kind: row["id"]})}
             for row in rows
         ]
         url = request.base_url + quote(request.path)
-        headers = [("X-Total-Count", str(total)), ("Link", link_header(url, query, total))]
+        headers = [("X-Total-Count", str(total)), ("Link", link_header(url, params, total))]
         return Response.json(items, 200, headers)
 
-    def _create(self, request: Request, kind: str, schema: Schema, **options: Any) -> Response:
-        values = validate(schema, request.json, **options)
-        row = self.store.create(kind, values)
+    def _create(self, request: Request, kind: str, body: Any) -> Response:
+        row = self.store.create(kind, _values(body))
         location = request.url_for(f"show_{kind}", _external=True, **{kind: row["id"]})
         return self._detail(request, kind, row, 201, location)
 
-    def _update(self, request: Request, kind: str, id: int, schema: Schema, *, replace: bool, **options: Any) -> Response:
-        self.store.require(kind, id)  # 404/410 before looking at the body
-        values = validate(schema, request.json, partial=not replace, **options)
-        row = self.store.update(kind, id, values, replace=replace, check=self._if_match(request, kind))
+    def _update(self, request: Request, kind: str, id: int, body: Any, *, replace: bool) -> Response:
+        row = self.store.update(kind, id, _values(body), replace=replace, check=self._if_match(request, kind))
         return self._detail(request, kind, row)
 
     def _delete(self, request: Request, kind: str, id: int) -> None:
@@ -251,130 +322,228 @@ class ZooAPI:
 
     # -- zoos ---------------------------------------------------------------------
 
-    def list_zoos(self, request: Request) -> Response:
-        return self._list(request, "zoo")
+    def list_zoos(self, request: Request, query: ZooQuery) -> Response:
+        """List the zoos.
 
-    def create_zoo(self, request: Request) -> Response:
-        return self._create(request, "zoo", ZOO)
+        Short items `{id, name, href}`; `X-Total-Count` and a `Link` header
+        (first, prev, next, last) tell the rest.  Filters compare for equality.
+        """
+        return self._list(request, "zoo", query)
+
+    def create_zoo(self, request: Request, body: ZooIn) -> Response:
+        """Create a zoo.
+
+        201 with `Location` and the zoo; 409 when a zoo of that name (in any case) exists.
+        """
+        return self._create(request, "zoo", body)
 
     def show_zoo(self, request: Request, zoo: int) -> Response:
+        """Show a zoo.
+
+        The `ETag` answers `If-None-Match` with 304; 410 once the zoo was deleted.
+        """
         return self._show(request, "zoo", zoo)
 
-    def replace_zoo(self, request: Request, zoo: int) -> Response:
-        return self._update(request, "zoo", zoo, ZOO, replace=True)
+    def replace_zoo(self, request: Request, zoo: int, body: ZooIn) -> Response:
+        """Replace a zoo.
 
-    def update_zoo(self, request: Request, zoo: int) -> Response:
-        return self._update(request, "zoo", zoo, ZOO, replace=False)
+        Every required field; optional ones not sent become null.  A stale
+        `If-Match` is 412 and changes nothing.
+        """
+        return self._update(request, "zoo", zoo, body, replace=True)
+
+    def update_zoo(self, request: Request, zoo: int, body: ZooIn) -> Response:
+        """Change some fields of a zoo.
+
+        Only the fields sent change.  A stale `If-Match` is 412 and changes nothing.
+        """
+        return self._update(request, "zoo", zoo, body, replace=False)
 
     def delete_zoo(self, request: Request, zoo: int) -> None:
+        """Delete a zoo.
+
+        204; 409 while it has animals or employees.  Its id answers 410 from now on.
+        """
         self._delete(request, "zoo", zoo)
 
-    def list_zoo_animals(self, request: Request, zoo: int) -> Response:
+    def list_zoo_animals(self, request: Request, zoo: int, query: ZooAnimalQuery) -> Response:
+        """List the animals of a zoo: `/animals?zoo_id={zoo}`."""
         self.store.require("zoo", zoo)
-        return self._list(request, "animal", fixed={"zoo_id": zoo})
+        return self._list(request, "animal", query, fixed={"zoo_id": zoo})
 
-    def list_zoo_employees(self, request: Request, zoo: int) -> Response:
+    def list_zoo_employees(self, request: Request, zoo: int, query: ZooEmployeeQuery) -> Response:
+        """List the employees of a zoo: `/employees?zoo_id={zoo}`."""
         self.store.require("zoo", zoo)
-        return self._list(request, "employee", fixed={"zoo_id": zoo})
+        return self._list(request, "employee", query, fixed={"zoo_id": zoo})
 
-    def hire_employee(self, request: Request, zoo: int) -> Response:
-        self.store.require("zoo", zoo)
-        values = validate(HIRE, request.json)
-        row = self.store.hire(zoo, values["employee_id"])
+    def hire_employee(self, request: Request, zoo: int, body: HireIn) -> Response:
+        """Hire an employee.
+
+        201 with the employee and `Location: /v1/zoos/{zoo}/employees/{employee}`;
+        409 when they already work at a zoo; 422 when there is no such employee.
+        """
+        row = self.store.hire(zoo, body.employee_id)
         location = request.url_for("show_zoo_employee", _external=True, zoo=zoo, employee=row["id"])
         return self._detail(request, "employee", row, 201, location)
 
     def show_zoo_employee(self, request: Request, zoo: int, employee: int) -> Response:
+        """Show an employee of a zoo (404 unless they work there)."""
         row = self.store.employed(zoo, employee)
         return self._detail(request, "employee", row)
 
     def fire_employee(self, request: Request, zoo: int, employee: int) -> None:
+        """Fire an employee: 204; 404 unless they work there."""
         self.store.fire(zoo, employee, check=self._if_match(request, "employee"))
 
     # -- animals ------------------------------------------------------------------
 
-    def list_animals(self, request: Request) -> Response:
-        return self._list(request, "animal")
+    def list_animals(self, request: Request, query: AnimalQuery) -> Response:
+        """List the animals.
 
-    def recently_added_animals(self, request: Request) -> Response:
-        return self._list(request, "animal", defaults={"sortby": "created_at", "order": "desc", "limit": "10"})
+        Short items `{id, name, href}`; `X-Total-Count` and a `Link` header
+        (first, prev, next, last) tell the rest.  `null` filters for a missing date.
+        """
+        return self._list(request, "animal", query)
 
-    def create_animal(self, request: Request) -> Response:
-        return self._create(request, "animal", ANIMAL)
+    def recently_added_animals(self, request: Request, query: RecentAnimalQuery) -> Response:
+        """List the animals added last: `/animals?sortby=created_at&order=desc&limit=10`."""
+        return self._list(request, "animal", query)
+
+    def create_animal(self, request: Request, body: AnimalIn) -> Response:
+        """Create an animal.
+
+        201 with `Location` and the animal; 422 when the animal type or the zoo does not exist.
+        """
+        return self._create(request, "animal", body)
 
     def show_animal(self, request: Request, animal: int) -> Response:
+        """Show an animal.
+
+        The `ETag` answers `If-None-Match` with 304; 410 once the animal was deleted.
+        """
         return self._show(request, "animal", animal)
 
-    def replace_animal(self, request: Request, animal: int) -> Response:
-        return self._update(request, "animal", animal, ANIMAL, replace=True)
+    def replace_animal(self, request: Request, animal: int, body: AnimalIn) -> Response:
+        """Replace an animal.
 
-    def update_animal(self, request: Request, animal: int) -> Response:
-        return self._update(request, "animal", animal, ANIMAL, replace=False)
+        Every required field; `born` becomes null unless sent.  A stale `If-Match` is 412.
+        """
+        return self._update(request, "animal", animal, body, replace=True)
+
+    def update_animal(self, request: Request, animal: int, body: AnimalIn) -> Response:
+        """Change some fields of an animal (moving it to another zoo, say)."""
+        return self._update(request, "animal", animal, body, replace=False)
 
     def delete_animal(self, request: Request, animal: int) -> None:
+        """Delete an animal: 204, then its id answers 410."""
         self._delete(request, "animal", animal)
 
     # -- animal types (read-only) -----------------------------------------------
 
-    def list_animal_types(self, request: Request) -> Response:
-        return self._list(request, "animal_type")
+    def list_animal_types(self, request: Request, query: AnimalTypeQuery) -> Response:
+        """List the animal types (read-only: mammal, bird, reptile, amphibian, fish, insect)."""
+        return self._list(request, "animal_type", query)
 
     def show_animal_type(self, request: Request, animal_type: int) -> Response:
+        """Show an animal type, with a link to its animals."""
         return self._show(request, "animal_type", animal_type)
 
     # -- employees ----------------------------------------------------------------
 
-    def list_employees(self, request: Request) -> Response:
-        return self._list(request, "employee")
+    def list_employees(self, request: Request, query: EmployeeQuery) -> Response:
+        """List the employees; `zoo_id=null` lists those not employed."""
+        return self._list(request, "employee", query)
 
-    def create_employee(self, request: Request) -> Response:
-        return self._create(request, "employee", EMPLOYEE, read_only=EMPLOYEE_READ_ONLY)
+    def create_employee(self, request: Request, body: EmployeeIn) -> Response:
+        """Create an employee, not employed yet (hire them at a zoo)."""
+        return self._create(request, "employee", body)
 
     def show_employee(self, request: Request, employee: int) -> Response:
+        """Show an employee; `zoo_id` is null while not employed."""
         return self._show(request, "employee", employee)
 
-    def replace_employee(self, request: Request, employee: int) -> Response:
-        return self._update(request, "employee", employee, EMPLOYEE, replace=True, read_only=EMPLOYEE_READ_ONLY)
+    def replace_employee(self, request: Request, employee: int, body: EmployeeIn) -> Response:
+        """Replace an employee; `title` becomes null unless sent.  The zoo stays."""
+        return self._update(request, "employee", employee, body, replace=True)
 
-    def update_employee(self, request: Request, employee: int) -> Response:
-        return self._update(request, "employee", employee, EMPLOYEE, replace=False, read_only=EMPLOYEE_READ_ONLY)
+    def update_employee(self, request: Request, employee: int, body: EmployeeIn) -> Response:
+        """Change some fields of an employee."""
+        return self._update(request, "employee", employee, body, replace=False)
 
     def delete_employee(self, request: Request, employee: int) -> None:
+        """Delete an employee: 204, then their id answers 410."""
         self._delete(request, "employee", employee)
 
     # -- the route table ------------------------------------------------------------
 
     def router(self) -> Router:
-        """Every route of the API, to mount under ``/v1``."""
+        """Every route of the API, to mount under ``/v1``, with what the API document says of it."""
         r = Router()
-        r.add_route("/", self.root, name="v1_root")
-        r.add_route("/zoos", self.list_zoos)
-        r.add_route("/zoos", self.create_zoo, methods=["POST"])
-        r.add_route("/zoos/<int:zoo>", self.show_zoo)
-        r.add_route("/zoos/<int:zoo>", self.replace_zoo, methods=["PUT"])
-        r.add_route("/zoos/<int:zoo>", self.update_zoo, methods=["PATCH"])
-        r.add_route("/zoos/<int:zoo>", self.delete_zoo, methods=["DELETE"])
-        r.add_route("/zoos/<int:zoo>/animals", self.list_zoo_animals)
-        r.add_route("/zoos/<int:zoo>/employees", self.list_zoo_employees)
-        r.add_route("/zoos/<int:zoo>/employees", self.hire_employee, methods=["POST"])
-        r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.show_zoo_employee)
-        r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.fire_employee, methods=["DELETE"])
-        r.add_route("/animals", self.list_animals)
-        r.add_route("/animals", self.create_animal, methods=["POST"])
+        lists: dict[str, Any] = {"errors": READ_ERRORS}
+        nested: dict[str, Any] = {"errors": GONE_ERRORS}
+        show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS}
+        create: dict[str, Any] = {"security": WRITE_SECURITY, "errors": WRITE_ERRORS}
+        change: dict[str, Any] = {"security": WRITE_SECURITY, "header_params": ["If-Match"], "errors": CHANGE_ERRORS}
+        zoo_change: dict[str, Any] = {**change, "errors": [*CHANGE_ERRORS, 409]}
+
+        r.add_route("/", self.root, name="v1_root", responses={200: list[RootLink]}, tags=["root"], **lists)
+
+        tags = ["zoos"]
+        r.add_route("/zoos", self.list_zoos, query=ZooQuery, responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/zoos", self.create_zoo, methods=["POST"], body=ZooIn, responses={201: Zoo}, tags=tags,
+                    security=WRITE_SECURITY, errors=[*WRITE_ERRORS, 409])
+        r.add_route("/zoos/<int:zoo>", self.show_zoo, responses={200: Zoo, 304: None}, tags=tags, **show)
+        r.add_route("/zoos/<int:zoo>", self.replace_zoo, methods=["PUT"], body=ZooIn, responses={200: Zoo},
+                    tags=tags, **zoo_change)
+        r.add_route("/zoos/<int:zoo>", self.update_zoo, methods=["PATCH"], body=ZooIn, partial=True,
+                    responses={200: Zoo}, tags=tags, **zoo_change)
+        r.add_route("/zoos/<int:zoo>", self.delete_zoo, methods=["DELETE"], responses={204: None}, tags=tags,
+                    **zoo_change)
+        r.add_route("/zoos/<int:zoo>/animals", self.list_zoo_animals, query=ZooAnimalQuery,
+                    responses={200: list[Item]}, tags=tags, **nested)
+        r.add_route("/zoos/<int:zoo>/employees", self.list_zoo_employees, query=ZooEmployeeQuery,
+                    responses={200: list[Item]}, tags=tags, **nested)
+        r.add_route("/zoos/<int:zoo>/employees", self.hire_employee, methods=["POST"], body=HireIn,
+                    responses={201: Employee}, tags=tags, security=WRITE_SECURITY, errors=[*WRITE_ERRORS, 409, 410])
+        r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.show_zoo_employee, responses={200: Employee},
+                    tags=tags, **nested)
+        r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.fire_employee, methods=["DELETE"],
+                    responses={204: None}, tags=tags, **change)
+
+        tags = ["animals"]
+        r.add_route("/animals", self.list_animals, query=AnimalQuery, responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/animals", self.create_animal, methods=["POST"], body=AnimalIn, responses={201: Animal},
+                    tags=tags, **create)
         # a static path: found before /animals/<int:animal> is tried
-        r.add_route("/animals/recently_added", self.recently_added_animals)
-        r.add_route("/animals/<int:animal>", self.show_animal)
-        r.add_route("/animals/<int:animal>", self.replace_animal, methods=["PUT"])
-        r.add_route("/animals/<int:animal>", self.update_animal, methods=["PATCH"])
-        r.add_route("/animals/<int:animal>", self.delete_animal, methods=["DELETE"])
-        r.add_route("/animal_types", self.list_animal_types)
-        r.add_route("/animal_types/<int:animal_type>", self.show_animal_type)
-        r.add_route("/employees", self.list_employees)
-        r.add_route("/employees", self.create_employee, methods=["POST"])
-        r.add_route("/employees/<int:employee>", self.show_employee)
-        r.add_route("/employees/<int:employee>", self.replace_employee, methods=["PUT"])
-        r.add_route("/employees/<int:employee>", self.update_employee, methods=["PATCH"])
-        r.add_route("/employees/<int:employee>", self.delete_employee, methods=["DELETE"])
+        r.add_route("/animals/recently_added", self.recently_added_animals, query=RecentAnimalQuery,
+                    responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/animals/<int:animal>", self.show_animal, responses={200: Animal, 304: None}, tags=tags, **show)
+        r.add_route("/animals/<int:animal>", self.replace_animal, methods=["PUT"], body=AnimalIn,
+                    responses={200: Animal}, tags=tags, **change)
+        r.add_route("/animals/<int:animal>", self.update_animal, methods=["PATCH"], body=AnimalIn, partial=True,
+                    responses={200: Animal}, tags=tags, **change)
+        r.add_route("/animals/<int:animal>", self.delete_animal, methods=["DELETE"], responses={204: None},
+                    tags=tags, **change)
+
+        tags = ["animal types"]
+        r.add_route("/animal_types", self.list_animal_types, query=AnimalTypeQuery, responses={200: list[Item]},
+                    tags=tags, **lists)
+        r.add_route("/animal_types/<int:animal_type>", self.show_animal_type,
+                    responses={200: AnimalType, 304: None}, tags=tags, header_params=["If-None-Match"], **lists)
+
+        tags = ["employees"]
+        r.add_route("/employees", self.list_employees, query=EmployeeQuery, responses={200: list[Item]},
+                    tags=tags, **lists)
+        r.add_route("/employees", self.create_employee, methods=["POST"], body=EmployeeIn,
+                    responses={201: Employee}, tags=tags, **create)
+        r.add_route("/employees/<int:employee>", self.show_employee, responses={200: Employee, 304: None},
+                    tags=tags, **show)
+        r.add_route("/employees/<int:employee>", self.replace_employee, methods=["PUT"], body=EmployeeIn,
+                    responses={200: Employee}, tags=tags, **change)
+        r.add_route("/employees/<int:employee>", self.update_employee, methods=["PATCH"], body=EmployeeIn,
+                    partial=True, responses={200: Employee}, tags=tags, **change)
+        r.add_route("/employees/<int:employee>", self.delete_employee, methods=["DELETE"], responses={204: None},
+                    tags=tags, **change)
         return r
 
 
@@ -404,6 +573,26 @@ def token_checker(token: str | None, readonly_token: str | None) -> Callable[[Re
         raise Unauthorized("invalid token", www_authenticate='Bearer realm="zoo", error="invalid_token"')
 
     return check_token
+
+
+def target_checker(store: Store) -> Callable[[Request], None]:
+    """A before-request hook: the resources a path names must exist (404/410)
+    before the query or body is looked at (400/415/422), as for any other request.
+
+    Routes with a ``query=`` or ``body=`` model have them validated before the
+    handler runs, so the handler alone could not keep this order.
+    """
+
+    def require_target(request: Request) -> None:
+        route = request.route
+        if route is None or (route.options.get("body") is None and route.options.get("query") is None):
+            return
+        for name, value in request.params.items():
+            kind = PATH_KINDS.get(name)
+            if kind is not None:
+                store.require(kind, value)
+
+    return require_target
 
 
 # the status of each kind of store error (NotEmployed is a Missing: 404)
@@ -459,7 +648,16 @@ def make_app(
     """
     store = Store(db_path, empty=empty)
     limiter = RateLimiter(rate_limit)
-    app = ZooApp(store, limiter, max_body_size=max_body)
+    app = ZooApp(
+        store,
+        limiter,
+        max_body_size=max_body,
+        openapi=True,
+        title="Zoo API",
+        version=API_VERSION,
+        description=API_DESCRIPTION,
+        security_schemes=SECURITY_SCHEMES,
+    )
     api = ZooAPI(store)
 
     def limit_rate(request: Request) -> None:
@@ -485,9 +683,10 @@ def make_app(
 
     app.before_request(limit_rate)
     app.before_request(token_checker(token, readonly_token))
+    app.before_request(target_checker(store))
     app.after_request(rate_headers)
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
-    app.add_route("/", api.root, name="root")
+    app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, errors=READ_ERRORS, tags=["root"])
     app.mount("/v1", api.router())
     return app

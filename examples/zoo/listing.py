@@ -1,37 +1,39 @@
 """Collections: the query parameters of a list and the paging headers of its answer.
 
 A list takes ``limit`` & ``offset`` *or* ``page`` & ``per_page``, ``sortby`` &
-``order``, and one filter parameter per filterable field.  Each parameter
-may appear once; anything else is a 400 that names the parameter.  The
-answer's ``X-Total-Count`` is the number of matching items and its ``Link``
-header (RFC 8288) points to the ``first``, ``prev``, ``next`` and ``last``
-pages, in the paging style the client used.
+``order``, and one filter parameter per filterable field, all declared as a
+query model in :mod:`examples.zoo.schemas` (restkit answers 400 naming the
+parameter when one is unknown or invalid).  :func:`list_query` adds what a
+model cannot say: each parameter may appear once, the two paging styles do
+not mix, and a page must not lie beyond the largest offset.  The answer's
+``X-Total-Count`` is the number of matching items and its ``Link`` header
+(RFC 8288) points to the ``first``, ``prev``, ``next`` and ``last`` pages, in
+the paging style the client used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import dataclasses
+import datetime
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from restkit import BadRequest, MultiDict
+from restkit.validation import UNSET
 
-from .schemas import MAX_ID
+from .schemas import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, Paging
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ListQuery", "parse_list_query", "link_header"]
-
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-_MAX_OFFSET = 2**63 - 1  # SQLite's largest integer
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ListQuery", "link_header", "list_query"]
 
 _PAGING = ("limit", "offset", "page", "per_page")
+_SORTING = ("sortby", "order")
 
 
 @dataclass
 class ListQuery:
-    """A parsed list request."""
+    """A list request, ready for the store."""
 
     filters: dict[str, Any] = field(default_factory=dict)
     sortby: str = "id"
@@ -43,41 +45,21 @@ class ListQuery:
     kept: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _integer(name: str, text: str, low: int, high: int) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not low <= int(text) <= high:
-        raise BadRequest(f"query parameter {name} must be an integer from {low} to {high}, not {text[:40]!r}")
-    return int(text)
-
-
-def parse_list_query(
-    query: MultiDict[str],
-    *,
-    sortable: Collection[str],
-    filters: Mapping[str, str],
-    defaults: Mapping[str, str] | None = None,
-) -> ListQuery:
-    """Check and convert a list's query parameters.
+def list_query(params: Paging, query: MultiDict[str], *, text_filters: Mapping[str, str]) -> ListQuery:
+    """Turn validated query parameters into a :class:`ListQuery`.
 
     Args:
-        query: the request's query.
-        sortable: the fields ``sortby`` may name.
-        filters: filterable field -> ``"id"``, ``"text"`` or ``"date"``;
-            ``id`` and ``date`` filters also take ``null``.
-        defaults: values used for parameters the client did not give
-            (``/animals/recently_added`` sorts by ``created_at`` this way).
+        params: the route's query model, validated by restkit.
+        query: the raw query, to see what the client named and how often.
+        text_filters: the filter fields whose ``null`` is text, not a missing value
+            (filterable field -> ``"id"``, ``"text"`` or ``"date"``).
 
     Raises:
-        BadRequest: an unknown, repeated or invalid parameter, or both paging styles.
+        BadRequest: a repeated parameter, both paging styles, a page too far.
     """
-    given: dict[str, str] = dict(defaults or {})
     for name in query:
-        values = query.getall(name)
-        if name not in _PAGING and name not in ("sortby", "order") and name not in filters:
-            known = ", ".join([*_PAGING, "sortby", "order", *filters])
-            raise BadRequest(f"unknown query parameter {name[:40]!r}; known: {known}")
-        if len(values) > 1:
-            raise BadRequest(f"query parameter {name} is given more than once")
-        given[name] = values[0]
+        if len(query.getall(name)) > 1:
+            raise BadRequest(f"query parameter {name[:40]} is given more than once")
     offset_style = {"limit", "offset"} & query.keys()
     page_style = {"page", "per_page"} & query.keys()
     if offset_style and page_style:
@@ -85,50 +67,25 @@ def parse_list_query(
             f"query parameters {'/'.join(sorted(offset_style))} and {'/'.join(sorted(page_style))} do not mix;"
             " page with limit & offset or with page & per_page"
         )
-    result = ListQuery()
+    result = ListQuery(sortby=getattr(params, "sortby", "id"), order=getattr(params, "order", "asc"))
     if page_style:
         result.by_page = True
-        per_page = _integer("per_page", given["per_page"], 1, MAX_LIMIT) if "per_page" in given else DEFAULT_LIMIT
-        page = _integer("page", given["page"], 1, _MAX_OFFSET // per_page) if "page" in given else 1
-        result.limit, result.offset = per_page, (page - 1) * per_page
+        if params.page > MAX_ID // params.per_page:  # the offset would overflow the database's integers
+            raise BadRequest(f"query parameter page must be at most {MAX_ID // params.per_page} with per_page={params.per_page}")
+        result.limit, result.offset = params.per_page, (params.page - 1) * params.per_page
     else:
-        if "limit" in given:
-            result.limit = _integer("limit", given["limit"], 1, MAX_LIMIT)
-        if "offset" in given:
-            result.offset = _integer("offset", given["offset"], 0, _MAX_OFFSET)
-    if "sortby" in given:
-        if given["sortby"] not in sortable:
-            raise BadRequest(
-                f"query parameter sortby must be one of {', '.join(sortable)}, not {given['sortby'][:40]!r}"
-            )
-        result.sortby = given["sortby"]
-    if "order" in given:
-        if given["order"] not in ("asc", "desc"):
-            raise BadRequest(f"query parameter order must be asc or desc, not {given['order'][:40]!r}")
-        result.order = given["order"]
-    for name, kind in filters.items():
-        if name in given:
-            result.filters[name] = _filter_value(name, kind, given[name])
-    result.kept = [(name, value) for name, value in given.items() if name not in _PAGING]
+        result.limit, result.offset = params.limit, params.offset
+    for spec in dataclasses.fields(params):
+        value = getattr(params, spec.name)
+        if spec.name in _PAGING or spec.name in _SORTING or value is UNSET:
+            continue
+        if value == "null" and text_filters.get(spec.name) != "text":
+            value = None  # the resources without one
+        elif isinstance(value, datetime.date):
+            value = value.isoformat()
+        result.filters[spec.name] = value
+    result.kept = [(name, query[name]) for name in query if name not in _PAGING]
     return result
-
-
-def _filter_value(name: str, kind: str, text: str) -> Any:
-    if kind == "text":
-        if len(text) > 1000:
-            raise BadRequest(f"query parameter {name} is too long")
-        return text
-    if text == "null":
-        return None
-    if kind == "id":
-        return _integer(name, text, 1, MAX_ID)
-    try:
-        if len(text) != 10:
-            raise ValueError
-        date.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"query parameter {name} must be a date YYYY-MM-DD or null, not {text[:40]!r}") from None
-    return text
 
 
 def link_header(url: str, query: ListQuery, total: int) -> str:

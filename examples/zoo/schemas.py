@@ -1,180 +1,277 @@
-"""What a request body may hold: small declarative field specs and one validator.
+"""What the zoo takes and gives, as typed models: restkit validates and documents them.
 
-Each resource is a dict of field name to :class:`Field`.  :func:`validate`
-checks a parsed JSON body against one and returns the clean values, or
-raises 422 with ``{"error": "validation failed", "details": {field: message}}``
-naming every bad field at once.  Whether a referenced id exists
-(``animal_type_id``, ``zoo_id``, ``employee_id``) is checked by the store,
-inside the transaction that uses it.
+* **Bodies** (``ZooIn``, ``AnimalIn``, ``EmployeeIn``, ``HireIn``): a route
+  declares ``body=ZooIn`` and its handler receives a validated ``ZooIn``; a
+  body that fails is ``422 {"error": "validation failed", "details":
+  {field: message}}`` naming every bad field.  Unknown fields are refused,
+  and so are the fields the server owns (``id``, ``created_at``, ``links``...).
+* **Query parameters** (``ZooQuery``, ``AnimalQuery``...): ``query=ZooQuery``;
+  a bad parameter is ``400`` naming it.  Filters that are not given are
+  :data:`restkit.validation.UNSET`; ``null`` filters for a missing id or date.
+* **Answers** (``Zoo``, ``Animal``, ``Item``...): ``responses={200: Zoo}``
+  puts their JSON Schema into ``/openapi.json``.
+
+What a type cannot say is checked in ``app.py`` and ``listing.py`` with the
+same statuses: ``born`` not in the future, a text that is blank once stripped,
+ids in a body that must exist (inside the store's write transaction), paging
+with ``limit``/``offset`` *or* ``page``/``per_page``, repeated parameters.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+import datetime
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Any
+from typing import Annotated, Literal, TypedDict
 
-from restkit import UnprocessableEntity
+from restkit.validation import UNSET, Field
 
-__all__ = ["ANIMAL", "EMPLOYEE", "HIRE", "ZOO", "Field", "MAX_ID", "Schema", "validate"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_ID",
+    "MAX_LIMIT",
+    "Animal",
+    "AnimalIn",
+    "AnimalQuery",
+    "AnimalType",
+    "AnimalTypeQuery",
+    "Employee",
+    "EmployeeIn",
+    "EmployeeQuery",
+    "HireIn",
+    "Item",
+    "Paging",
+    "RecentAnimalQuery",
+    "RootLink",
+    "Zoo",
+    "ZooAnimalQuery",
+    "ZooEmployeeQuery",
+    "ZooIn",
+    "ZooQuery",
+]
 
 MAX_ID = 2**63 - 1  # the largest SQLite integer
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
 
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Text: 1-100 characters, no control characters, not blank.  Blanks around it
+# are allowed (and stripped before storing).  The pattern is unambiguous, so
+# matching it takes linear time even on a megabyte of hostile text.
+TEXT_PATTERN = r"[\t\n\r ]*[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?[\t\n\r ]*"
+Text = Annotated[
+    str,
+    Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, description="1-100 characters, no control characters"),
+]
+OptionalText = Annotated[
+    str | None,
+    Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, description="1-100 characters, or null"),
+]
+Id = Annotated[int, Field(ge=1, le=MAX_ID, description="the id of an existing resource")]
 
 
-@dataclass(frozen=True)
-class Field:
-    """One member of a JSON body.
+# --- request bodies ------------------------------------------------------------------
 
-    Args:
-        type: ``"text"``, ``"date"`` (``YYYY-MM-DD``) or ``"id"`` (an integer id).
-        required: must be present when creating or replacing.
-        nullable: may be ``null``.
-        max_length: the most characters of a text, after stripping surrounding blanks.
-        past: a date that may not lie in the future.
-    """
 
+@dataclass
+class ZooIn:
+    """A zoo as a client sends it: POST and PUT need name and city; PATCH sends any fields."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN,
+                               description="unique, case-insensitively", example="Tierpark")]
+    city: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, example="Berlin")]
+    opened: datetime.date | None = None
+
+
+@dataclass
+class AnimalIn:
+    """An animal as a client sends it; ``animal_type_id`` and ``zoo_id`` must exist."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, example="Knut")]
+    animal_type_id: Id
+    zoo_id: Id
+    born: Annotated[datetime.date | None, Field(description="not in the future")] = None
+
+
+@dataclass
+class EmployeeIn:
+    """An employee as a client sends it; the zoo changes only by hiring and firing."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, example="Ada Keeper")]
+    title: OptionalText = None
+
+
+@dataclass
+class HireIn:
+    """Whom to hire: an employee who works at no zoo yet."""
+
+    employee_id: Id
+
+
+# --- query parameters ------------------------------------------------------------------
+
+# Filters: absent (UNSET) unless given.  Ids and dates also take "null": the
+# resources whose id or date is missing.
+IdFilter = Annotated[int, Field(ge=1, le=MAX_ID)] | Literal["null"]
+DateFilter = datetime.date | Literal["null"]
+TextFilter = Annotated[str, Field(max_length=100, description="equal, without regard to ASCII case")]
+Order = Literal["asc", "desc"]
+
+
+@dataclass
+class Paging:
+    """``limit`` & ``offset``, or ``page`` & ``per_page``: one style per request."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="items per page, with offset")] = DEFAULT_LIMIT
+    offset: Annotated[int, Field(ge=0, le=MAX_ID, description="items to skip, with limit")] = 0
+    page: Annotated[int, Field(ge=1, le=MAX_ID, description="page number, with per_page")] = 1
+    per_page: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="items per page, with page")] = DEFAULT_LIMIT
+
+
+@dataclass
+class ZooQuery(Paging):
+    sortby: Literal["id", "name", "city", "opened", "created_at", "updated_at"] = "id"
+    order: Order = "asc"
+    name: TextFilter = UNSET
+    city: TextFilter = UNSET
+    opened: DateFilter = UNSET
+
+
+@dataclass
+class ZooAnimalQuery(Paging):
+    """The animals of one zoo: the filters of /animals but zoo_id."""
+
+    sortby: Literal["id", "name", "animal_type_id", "zoo_id", "born", "created_at", "updated_at"] = "id"
+    order: Order = "asc"
+    name: TextFilter = UNSET
+    animal_type_id: IdFilter = UNSET
+    born: DateFilter = UNSET
+
+
+@dataclass
+class AnimalQuery(ZooAnimalQuery):
+    zoo_id: IdFilter = UNSET
+
+
+@dataclass
+class RecentAnimalQuery(AnimalQuery):
+    """``/animals`` with other defaults: the 10 animals added last."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="items per page, with offset")] = 10
+    sortby: Literal["id", "name", "animal_type_id", "zoo_id", "born", "created_at", "updated_at"] = "created_at"
+    order: Order = "desc"
+
+
+@dataclass
+class AnimalTypeQuery(Paging):
+    sortby: Literal["id", "name"] = "id"
+    order: Order = "asc"
+    name: TextFilter = UNSET
+
+
+@dataclass
+class ZooEmployeeQuery(Paging):
+    """The employees of one zoo: the filters of /employees but zoo_id."""
+
+    sortby: Literal["id", "name", "title", "zoo_id", "created_at", "updated_at"] = "id"
+    order: Order = "asc"
+    name: TextFilter = UNSET
+    title: TextFilter = UNSET
+
+
+@dataclass
+class EmployeeQuery(ZooEmployeeQuery):
+    zoo_id: IdFilter = UNSET
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+class RootLink(TypedDict):
+    """A link of the hypermedia root."""
+
+    rel: str
+    href: str
+    title: str
     type: str
-    required: bool = True
-    nullable: bool = False
-    max_length: int = 100
-    past: bool = False
 
 
-Schema = Mapping[str, Field]
+class Item(TypedDict):
+    """A list item: the short form of a resource."""
 
-ZOO: Schema = {
-    "name": Field("text"),
-    "city": Field("text"),
-    "opened": Field("date", required=False, nullable=True),
-}
-ANIMAL: Schema = {
-    "name": Field("text"),
-    "animal_type_id": Field("id"),
-    "zoo_id": Field("id"),
-    "born": Field("date", required=False, nullable=True, past=True),
-}
-EMPLOYEE: Schema = {
-    "name": Field("text"),
-    "title": Field("text", required=False, nullable=True),
-}
-HIRE: Schema = {"employee_id": Field("id")}
-
-# Fields the server owns: sent back in every detail object, never accepted.
-READ_ONLY = {
-    "id": "read-only field",
-    "created_at": "read-only field",
-    "updated_at": "read-only field",
-    "links": "read-only field",
-}
+    id: int
+    name: str
+    href: str
 
 
-def validate(schema: Schema, body: Any, *, partial: bool = False, read_only: Mapping[str, str] = READ_ONLY) -> dict[str, Any]:
-    """The clean values of ``body``, or 422 naming each bad field.
-
-    Args:
-        schema: the fields allowed.
-        body: the parsed JSON.
-        partial: a PATCH: no field is required.
-        read_only: fields the client may see but not send, with the message to give.
-
-    Raises:
-        UnprocessableEntity: ``details`` maps each bad field to what is wrong.
-    """
-    if not isinstance(body, dict):
-        raise UnprocessableEntity(
-            "validation failed", details={"body": f"must be a JSON object, not {_json_type(body)}"}
-        )
-    details: dict[str, str] = {}
-    clean: dict[str, Any] = {}
-    for name, value in body.items():
-        spec = schema.get(name)
-        if spec is None:
-            details[_field_name(name)] = read_only.get(name, "unknown field")
-            continue
-        if value is None:
-            if spec.nullable:
-                clean[name] = None
-            else:
-                details[name] = "must not be null"
-            continue
-        problem, value = _check(spec, value)
-        if problem:
-            details[name] = problem
-        else:
-            clean[name] = value
-    if not partial:
-        for name, spec in schema.items():
-            if spec.required and name not in body:
-                details[name] = "required"
-    if details:
-        raise UnprocessableEntity("validation failed", details=details)
-    return clean
+class ZooLinks(TypedDict):
+    self: str
+    animals: str
+    employees: str
 
 
-def _check(spec: Field, value: Any) -> tuple[str, Any]:
-    """``("", clean value)`` or ``(problem, None)``."""
-    if spec.type == "text":
-        if not isinstance(value, str):
-            return f"must be a string, not {_json_type(value)}", None
-        if len(value) > 10 * spec.max_length:  # don't strip megabytes
-            return f"must be at most {spec.max_length} characters", None
-        value = value.strip()
-        if not value:
-            return "must not be empty", None
-        if len(value) > spec.max_length:
-            return f"must be at most {spec.max_length} characters", None
-        if _CONTROL.search(value):
-            return "must not contain control characters", None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from "\ud800" in the JSON
-            return "must be valid Unicode text", None
-        return "", value
-    if spec.type == "id":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be an integer id, not {_json_type(value)}", None
-        if not 0 < value <= MAX_ID:
-            return f"must be an integer id from 1 to {MAX_ID}", None
-        return "", value
-    if spec.type == "date":
-        if not isinstance(value, str):
-            return f"must be a date string YYYY-MM-DD, not {_json_type(value)}", None
-        if not _DATE.match(value):
-            return "must be a date YYYY-MM-DD", None
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            return "is not a valid date", None
-        if spec.past and day > datetime.now(timezone.utc).date():
-            return "must not be in the future", None
-        return "", value
-    raise ValueError(f"unknown field type {spec.type!r}")
+class AnimalLinks(TypedDict):
+    self: str
+    zoo: str
+    animal_type: str
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+class AnimalTypeLinks(TypedDict):
+    self: str
+    animals: str
 
 
-def _field_name(name: str) -> str:
-    """A client's field name, cut short and made safe to echo back."""
-    name = name[:100]
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        name = name.encode("utf-8", "replace").decode("utf-8")
-    return name
+class _EmployeeLinks(TypedDict):
+    self: str
+
+
+class EmployeeLinks(_EmployeeLinks, total=False):
+    zoo: str  # while employed
+
+
+@dataclass
+class Zoo:
+    """A zoo."""
+
+    id: int
+    name: str
+    city: str
+    opened: datetime.date | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    links: ZooLinks
+
+
+@dataclass
+class Animal:
+    """An animal, living at a zoo."""
+
+    id: int
+    name: str
+    animal_type_id: int
+    zoo_id: int
+    born: datetime.date | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    links: AnimalLinks
+
+
+@dataclass
+class AnimalType:
+    """A kind of animal (read-only)."""
+
+    id: int
+    name: str
+    description: str
+    links: AnimalTypeLinks
+
+
+@dataclass
+class Employee:
+    """An employee; ``zoo_id`` is null while not employed."""
+
+    id: int
+    name: str
+    title: str | None
+    zoo_id: int | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    links: EmployeeLinks
