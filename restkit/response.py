@@ -376,6 +376,10 @@ def multipart_stream(
     ``Content-Length`` and is written in one piece.  This is what browsers
     show as a live picture with ``multipart/x-mixed-replace`` and JPEG parts.
     Closing the response closes ``parts``.
+
+    Browsers show a part once the next one starts, and a client that left is
+    noticed only when a write fails: a source that may go quiet (an
+    unchanged screen) should re-send its last part now and then.
     """
     if not boundary or len(boundary) > 70 or not all(c.isalnum() or c in "'()+_,-./:=?" for c in boundary):
         raise ValueError(f"invalid multipart boundary {boundary!r}")

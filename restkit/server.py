@@ -465,6 +465,9 @@ class Server(socketserver.TCPServer):
             for chunk in result:
                 if chunk:
                     write(chunk)
+                if self._stopping:  # shutting down: end open streams too
+                    keep = False
+                    break
             if not state.get("head_sent"):
                 if "status" not in state:
                     raise AssertionError("the app returned without calling start_response()")

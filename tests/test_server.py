@@ -632,3 +632,27 @@ def test_client_that_stops_reading_is_timed_out(live_server: Any) -> None:
         assert state["chunks"] < limit
     finally:
         sock.close()
+
+
+def test_shutdown_ends_open_streams(live_server: Any) -> None:
+    closed = threading.Event()
+    app = App()
+
+    @app.get("/forever", produces=None)
+    def forever(request: Request) -> Any:
+        def chunks() -> Iterator[bytes]:
+            try:
+                while True:
+                    yield b"tick\n"
+                    time.sleep(0.02)
+            finally:
+                closed.set()
+
+        return chunks()
+
+    srv = live_server(app)
+    with connect(srv.port) as sock:
+        sock.sendall(b"GET /forever HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"tick" in sock.recv(4096)
+        srv.close()
+        assert closed.wait(TIMEOUT), "the stream's generator was not closed on shutdown"

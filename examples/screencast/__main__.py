@@ -1,0 +1,49 @@
+"""``python -m examples.screencast [--host H] [--port P] [--fps 30] [--quality 70] [--width W]
+[--monitor 1] [--idle 10] [--source screen|pattern]``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from restkit import serve
+
+from .app import make_app
+from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource, Source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.screencast", description="Share this screen with any number of browsers."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for the LAN)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frames per second at most; 0 = as fast as possible (default 30)")
+    parser.add_argument("--quality", type=int, default=70, help="JPEG quality 1-95 (default 70)")
+    parser.add_argument("--width", type=int, default=None, help="downscale to this width, keeping the aspect ratio")
+    parser.add_argument("--monitor", type=int, default=1, help="monitor to capture: 1, 2...; 0 = all (default 1)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds capture goes on after the last viewer left (default 10)")
+    parser.add_argument("--source", choices=("screen", "pattern"), default="screen", help="the screen, or a moving test picture")
+    args = parser.parse_args(argv)
+    if args.fps < 0 or args.idle < 0 or not 1 <= args.quality <= 100 or (args.width is not None and args.width < 1):
+        parser.error("--fps and --idle must be >= 0, --quality 1-100, --width positive")
+
+    source: Source = ScreenSource(args.monitor) if args.source == "screen" else PatternSource()
+    try:  # fail now, with a line that says what to do, rather than on the first viewer
+        source.open().close()
+    except NoScreenError as exc:
+        print("screencast:", " ".join(str(exc).split()), file=sys.stderr)  # one line, whatever mss said
+        return 2
+    broadcaster = Broadcaster(source, fps=args.fps, quality=args.quality, width=args.width, idle=args.idle)
+    try:
+        serve(make_app(broadcaster), host=args.host, port=args.port)
+    except OSError as exc:
+        print(f"screencast: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        broadcaster.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""The screencast routes: a page, the live stream, a snapshot and the counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from restkit import App, Request, Response, ServiceUnavailable, multipart_stream
+
+from .capture import Broadcaster, CaptureError
+
+__all__ = ["make_app"]
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>screencast</title>
+<style>
+  body {{ margin: 0; background: #1e1e1e; color: #ddd; font: 14px system-ui, sans-serif; }}
+  header {{ padding: 6px 12px; }}
+  img {{ display: block; max-width: 100%; height: auto; margin: 0 auto; }}
+</style>
+</head>
+<body>
+<header>screencast · <span id="fps">–</span> fps · <span id="viewers">–</span> watching</header>
+<img id="screen" alt="the shared screen" src="{stream}">
+<script>
+  async function refresh() {{
+    try {{
+      const stats = await (await fetch("{stats}", {{cache: "no-store"}})).json();
+      document.getElementById("fps").textContent = stats.fps.toFixed(1);
+      document.getElementById("viewers").textContent = stats.viewers;
+    }} catch (error) {{ /* the server restarted or went away: try again later */ }}
+  }}
+  refresh();
+  setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"""
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def make_app(broadcaster: Broadcaster) -> App:
+    """The screencast app, serving what ``broadcaster`` captures."""
+    app = App()
+
+    @app.get("/", produces="text/html")
+    def index(request: Request) -> Response:
+        page = PAGE.format(stream=request.url_for("stream"), stats=request.url_for("stats"))
+        return Response.html(page, headers=NO_STORE)
+
+    @app.get("/stream", produces=None)
+    def stream(request: Request) -> Response:
+        def jpegs() -> Iterator[bytes]:
+            frames = broadcaster.frames()
+            try:
+                for frame in frames:
+                    yield frame.jpeg
+            finally:
+                frames.close()  # the viewer leaves as soon as its client does
+
+        return multipart_stream(jpegs(), content_type="image/jpeg", headers=NO_STORE)
+
+    @app.get("/snapshot.jpg", produces=None)
+    def snapshot(request: Request) -> Response:
+        try:
+            frame = broadcaster.snapshot()
+        except CaptureError as exc:
+            raise ServiceUnavailable(f"cannot capture the screen: {exc}") from None
+        return Response(frame.jpeg, headers=NO_STORE, content_type="image/jpeg")
+
+    @app.get("/stats")
+    def stats(request: Request) -> dict[str, Any]:
+        return broadcaster.stats()
+
+    return app

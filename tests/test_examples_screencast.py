@@ -1,0 +1,456 @@
+"""examples.screencast without a screen: the pattern source and a source the test drives.
+
+The real X server and the real browser are in test_examples_screencast_x11.py.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Image = pytest.importorskip("PIL.Image", reason="the screencast example needs Pillow")
+
+from examples.screencast import Broadcaster, PatternSource, make_app  # noqa: E402
+from examples.screencast.capture import CaptureError, Frame, NoScreenError, RawImage, encode_jpeg  # noqa: E402
+from tests.conftest import free_port, make_client  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+_names = itertools.count()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def capture_threads(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
+
+
+class StepSource:
+    """A 16x16 picture that changes only when the test calls :meth:`step`."""
+
+    name = "step"
+
+    def __init__(self) -> None:
+        self.gate = threading.Semaphore(0)
+        self.value = 0
+        self.opened = 0
+        self.closed = 0
+
+    def step(self, count: int = 1) -> None:
+        self.gate.release(count)
+
+    def open(self) -> StepSource:
+        self.opened += 1
+        return self
+
+    def grab(self) -> RawImage:
+        if self.gate.acquire(timeout=0.01):
+            self.value += 1
+        return RawImage(bytes([self.value * 10 % 256, 0, 0]) * 256, (16, 16), "RGB")  # a fresh buffer each time
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class BrokenSource:
+    name = "broken"
+
+    def open(self) -> Any:
+        raise NoScreenError("no screen to capture: DISPLAY is not set")
+
+
+@pytest.fixture
+def hubs() -> Iterator[Callable[..., Broadcaster]]:
+    """``hubs(source, **options)``: a broadcaster with a unique thread name, closed after the test."""
+    made: list[Broadcaster] = []
+
+    def make(source: Any, **options: Any) -> Broadcaster:
+        options.setdefault("fps", 0)
+        options.setdefault("idle", 0.3)
+        options.setdefault("keepalive", 5.0)
+        hub = Broadcaster(source, name=f"screencast-test-{next(_names)}", **options)
+        made.append(hub)
+        return hub
+
+    yield make
+    for hub in made:
+        hub.close()
+        wait_for(lambda: not capture_threads(hub.name), what="the capture thread to end")
+
+
+# -- the broadcaster -----------------------------------------------------------------------
+
+
+def test_viewers_share_one_capture_thread_and_the_same_frame(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source)
+    viewers = [hub.frames() for _ in range(4)]
+    source.step()
+    first = [next(v) for v in viewers]
+    assert {f.seq for f in first} == {1}
+    assert all(f is first[0] and f.jpeg is first[0].jpeg for f in first)  # encoded once, shared
+    assert len(capture_threads(hub.name)) == 1
+    assert hub.viewers == 4
+
+    source.step()
+    second = [next(v) for v in viewers]
+    assert all(f is second[0] and f.seq == 2 for f in second)
+    assert hub.frames_encoded == 2  # not 8: encoding does not grow with viewers
+    assert len(capture_threads(hub.name)) == 1
+    for v in viewers:
+        v.close()
+    assert hub.viewers == 0
+
+
+def test_unchanged_screen_is_not_encoded_again(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source, keepalive=0.2)
+    viewer = hub.frames()
+    source.step()
+    assert next(viewer).seq == 1
+    wait_for(lambda: hub.frames_captured > 10, what="more grabs")
+    assert hub.frames_encoded == 1
+    again = next(viewer)  # nothing new: after `keepalive` the same frame is sent again
+    assert again.seq == 1
+    viewer.close()
+
+
+def test_slow_viewer_skips_frames_and_does_not_hold_back_others(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source)
+    fast, slow = hub.frames(), hub.frames()
+    source.step()
+    assert next(fast).seq == next(slow).seq == 1
+    seen = []
+    for _ in range(5):  # the slow viewer reads nothing meanwhile
+        source.step()
+        seen.append(next(fast).seq)
+    assert seen == [2, 3, 4, 5, 6]
+    assert next(slow).seq == 6  # straight to the newest: 2 to 5 skipped
+    fast.close()
+    slow.close()
+
+
+def test_capture_stops_when_idle_and_starts_again(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source, idle=0.3)
+    assert not hub.capturing and not capture_threads(hub.name)
+    viewer = hub.frames()
+    source.step()
+    next(viewer)
+    assert hub.capturing
+    viewer.close()
+    assert hub.viewers == 0
+    wait_for(lambda: not hub.capturing and not capture_threads(hub.name), what="capture to stop")
+    assert source.closed == source.opened == 1
+    assert hub.stats()["fps"] == 0
+
+    viewer = hub.frames()  # a new viewer starts a new run
+    source.step()
+    assert next(viewer).seq == 2
+    assert hub.capturing and len(capture_threads(hub.name)) == 1
+    assert source.opened == 2
+    viewer.close()
+    wait_for(lambda: not capture_threads(hub.name), what="capture to stop again")
+    assert source.closed == 2
+
+
+def test_snapshot_starts_capture_for_idle_seconds(hubs: Callable[..., Broadcaster]) -> None:
+    hub = hubs(PatternSource(), fps=50, idle=0.3)
+    frame = hub.snapshot()
+    assert isinstance(frame, Frame) and frame.jpeg[:2] == b"\xff\xd8"
+    assert hub.capturing
+    wait_for(lambda: not hub.capturing, what="capture to stop after a snapshot")
+
+
+def test_snapshot_with_no_idle_time_still_gets_a_frame(hubs: Callable[..., Broadcaster]) -> None:
+    hub = hubs(PatternSource(), idle=0)
+    assert hub.snapshot(timeout=5).jpeg[:2] == b"\xff\xd8"
+    wait_for(lambda: not hub.capturing, what="capture to stop at once")
+
+
+def test_capture_error_ends_streams_and_snapshots_fail(hubs: Callable[..., Broadcaster]) -> None:
+    hub = hubs(BrokenSource())
+    assert list(hub.frames()) == []
+    with pytest.raises(CaptureError, match="DISPLAY is not set"):
+        hub.snapshot()
+    assert hub.viewers == 0
+    assert "DISPLAY" in hub.stats()["error"]
+
+
+def test_close_ends_every_stream(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source)
+    viewer = hub.frames()
+    source.step()
+    next(viewer)
+    hub.close()
+    assert list(viewer) == []
+    assert hub.viewers == 0
+    wait_for(lambda: not capture_threads(hub.name), what="the capture thread to end")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"fps": -1}, "fps"), ({"quality": 0}, "quality"), ({"quality": 101}, "quality"), ({"width": 0}, "width"), ({"idle": -1}, "idle")],
+    ids=["negative-fps", "quality-0", "quality-101", "width-0", "negative-idle"],
+)
+def test_bad_settings_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Broadcaster(PatternSource(), **options)
+
+
+def test_encode_downscales_keeping_the_aspect_ratio() -> None:
+    raw = RawImage(bytes(640 * 360 * 4), (640, 360), "BGRX")
+    jpeg, width, height = encode_jpeg(raw, 70, 320)
+    assert (width, height) == (320, 180)
+    assert Image.open(io.BytesIO(jpeg)).size == (320, 180)
+    assert encode_jpeg(raw, 70, None)[1:] == (640, 360)
+
+
+# -- the HTTP side, in process ----------------------------------------------------------------
+
+
+def test_stats_fields(hubs: Callable[..., Broadcaster]) -> None:
+    hub = hubs(PatternSource(), fps=50, quality=60)
+    client = make_client(make_app(hub))
+    stats = client.get("/stats").json
+    assert stats == {
+        "viewers": 0,
+        "fps": 0.0,
+        "frames_captured": 0,
+        "frames_encoded": 0,
+        "frames_sent": 0,
+        "frame_bytes": 0,
+        "width": 0,
+        "height": 0,
+        "quality": 60,
+        "source": "pattern",
+        "capturing": False,
+        "error": None,
+    }
+    client.get("/snapshot.jpg")
+    stats = client.get("/stats").json
+    assert stats["capturing"] is True
+    assert (stats["width"], stats["height"]) == (640, 360)
+    assert stats["frame_bytes"] > 0 and stats["frames_captured"] >= 1
+
+
+def test_snapshot_is_a_jpeg_of_the_picture(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(PatternSource(), fps=50, width=320)))
+    response = client.get("/snapshot.jpg")
+    assert response.content_type == "image/jpeg"
+    assert response.headers["Cache-Control"] == "no-store"
+    image = Image.open(io.BytesIO(response.body))
+    assert (image.format, image.size) == ("JPEG", (320, 180))
+
+
+def test_snapshot_without_a_screen_is_503_and_the_app_still_answers(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(BrokenSource())))
+    response = client.get("/snapshot.jpg", status=503)
+    assert response.json["error"].startswith("cannot capture the screen: no screen to capture")
+    assert client.get("/stats").json["source"] == "broken"
+
+
+def test_page_shows_the_stream_and_refreshes_stats(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(PatternSource())))
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.content_type == "text/html"
+    assert '<img id="screen" alt="the shared screen" src="/stream">' in page.text
+    assert 'fetch("/stats"' in page.text
+    refused = client.get("/", headers={"Accept": "application/json"}, status=406)
+    assert "text/html" in refused.json["error"]
+    assert client.get("/").status_int == 200
+
+
+def test_page_links_follow_the_mount_point(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(PatternSource())))
+    page = client.get("/", extra_environ={"SCRIPT_NAME": "/screen"})
+    assert 'src="/screen/stream"' in page.text and 'fetch("/screen/stats"' in page.text
+
+
+# -- over a real socket ------------------------------------------------------------------------
+
+
+def read_parts(response: http.client.HTTPResponse, count: int) -> list[tuple[dict[str, str], bytes]]:
+    """The next ``count`` parts of a multipart stream, using each part's Content-Length."""
+    boundary = response.getheader("Content-Type", "").split("boundary=")[1]
+    parts = []
+    for _ in range(count):
+        line = response.readline()
+        if line == b"\r\n":
+            line = response.readline()
+        assert line == f"--{boundary}\r\n".encode()
+        headers = {}
+        while (line := response.readline()) != b"\r\n":
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = response.read(int(headers["content-length"]))
+        assert response.read(2) == b"\r\n"
+        parts.append((headers, body))
+    return parts
+
+
+def test_stream_over_a_socket_while_other_routes_answer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/stream")
+    response = connection.getresponse()
+    try:
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=restkitframe"
+        for headers, body in read_parts(response, 3):
+            assert headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(body)).size == (640, 360)
+        # the stream is open: the other routes answer at once
+        other = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        other.request("GET", "/stats")
+        stats = other.getresponse()
+        assert stats.status == 200 and b'"viewers":1' in stats.read()
+        other.request("GET", "/snapshot.jpg")
+        assert other.getresponse().read()[:2] == b"\xff\xd8"
+        other.request("GET", "/", headers={"Accept": "text/html"})
+        assert b"<img" in other.getresponse().read()
+        other.close()
+    finally:
+        response.close()  # http.client keeps the socket open while the response is
+        connection.close()
+    # the client went away: the server's next write fails and the viewer leaves
+    wait_for(lambda: hub.viewers == 0, what="the viewer to be cleaned up")
+    wait_for(lambda: not capture_threads(hub.name), what="capture to stop after the idle time")
+
+
+def test_viewer_of_a_still_screen_is_cleaned_up_too(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    source = StepSource()
+    hub = hubs(source, keepalive=0.2)
+    server = live_server(make_app(hub))
+    source.step()
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/stream")
+    response = connection.getresponse()
+    read_parts(response, 1)
+    assert hub.viewers == 1
+    response.close()
+    connection.close()
+    # nothing new to send, but the frame is sent again after `keepalive`: the write fails
+    wait_for(lambda: hub.viewers == 0, what="the viewer of a still screen to be cleaned up")
+    assert hub.frames_encoded == 1
+
+
+def test_sixteen_viewers_all_receive_frames(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    received = [0] * 16
+    errors: list[BaseException] = []
+
+    def watch(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            connection.request("GET", "/stream")
+            response = connection.getresponse()
+            received[index] = len(read_parts(response, 3))
+            response.close()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=watch, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not errors and received == [3] * 16
+    assert len(capture_threads(hub.name)) <= 1
+    wait_for(lambda: hub.viewers == 0, what="all viewers to leave")
+
+
+def test_head_of_the_stream_counts_no_viewer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    hub = hubs(PatternSource())
+    server = live_server(make_app(hub))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    connection.request("HEAD", "/stream")
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("Content-Type", "").startswith("multipart/x-mixed-replace")
+    connection.close()
+    assert hub.viewers == 0 and not hub.capturing
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "examples.screencast", "--port", str(free_port()), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=30,
+    )
+
+
+def unused_display() -> str:
+    for number in range(400, 500):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
+            return f":{number}"
+    pytest.skip("no unused X display number")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY matters on Linux only")
+@pytest.mark.parametrize("display", [None, "unused"], ids=["no-DISPLAY", "DISPLAY-without-server"])
+def test_no_screen_is_one_line_and_exit_status_2(display: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    if display:
+        env["DISPLAY"] = unused_display()
+    result = run_cli(env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Xvfb" in lines[0] and "--source pattern" in lines[0]
+
+
+def test_cli_serves_the_pattern_without_a_screen() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.screencast", "--port", str(port), "--source", "pattern", "--fps", "20"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/snapshot.jpg")
+        response = connection.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type") == "image/jpeg"
+        assert Image.open(io.BytesIO(response.read())).size == (640, 360)
+        connection.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
