@@ -11,7 +11,9 @@ skip fails the run: CI installs every part and must run every test.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +28,18 @@ from restkit.server import Server, make_server
 def make_client(app: Callable[..., Any]) -> webtest.TestApp:
     """A WebTest client for ``app``, with every call checked by wsgiref.validate."""
     return webtest.TestApp(validator(app))
+
+
+def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGINT, timeout: float = 15) -> int:
+    """Stop a server started by a test: ``sig`` first (Ctrl-C), then kill; return its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate(timeout=10)
+    return process.returncode
 
 
 def free_port() -> int:

@@ -12,11 +12,7 @@ import dataclasses
 import html
 import io
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -26,9 +22,8 @@ import pytest
 
 from restkit import App, NotFound, Request, Router
 from restkit.validation import Field
+from tests.browser import needs_chromium, run_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 
 
 # --- a small zoo API ---------------------------------------------------------------
@@ -121,39 +116,8 @@ def make_zoo_app() -> App:
 # --- driving Chromium -------------------------------------------------------------
 
 
-def chromium(*args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with a fresh profile, bounded in time."""
-    assert CHROMIUM is not None
-    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--window-size=1100,900",
-        "--virtual-time-budget=5000",
-        *args,
-    ]
-    # Its own process group, so a hung browser is stopped with all its helper processes.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
 def dump_dom(url: str, tmp_path: Path) -> str:
-    done = chromium("--dump-dom", url, tmp_path=tmp_path)
+    done = run_chromium("--dump-dom", url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -234,7 +198,7 @@ def test_screenshot_shows_the_response(live_server: Any, tmp_path: Path) -> None
     Image = pytest.importorskip("PIL.Image")
     server = live_server(make_zoo_app())
     png = tmp_path / "docs.png"
-    done = chromium(f"--screenshot={png}", f"{server.url}/docs#op=show_zoo&p.zoo_id=1&send=1", tmp_path=tmp_path)
+    done = run_chromium(f"--screenshot={png}", f"{server.url}/docs#op=show_zoo&p.zoo_id=1&send=1", tmp_path=tmp_path)
     assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
     image = Image.open(io.BytesIO(png.read_bytes())).convert("RGB")
     assert image.size == (1100, 900)
@@ -253,7 +217,7 @@ def write_readme_screenshot(path: Path) -> None:
     server = LiveServer(make_zoo_app())
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            done = chromium(
+            done = run_chromium(
                 f"--screenshot={path.resolve()}",
                 "--window-size=1100,800",
                 f"{server.url}/docs#op=list_zoos&p.city=Berlin&p.limit=1&send=1",

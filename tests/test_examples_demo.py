@@ -12,8 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 
 from examples.demo.app import make_app
-from tests.conftest import free_port, make_client
+from tests.conftest import free_port, make_client, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON = "application/json"
@@ -216,9 +214,4 @@ def test_same_answers_over_a_socket(server: str) -> None:
         for case in CASES:
             assert _http(port, case) == expected[case.id], case.id
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -27,6 +27,7 @@ import pytest
 Image = pytest.importorskip("PIL.Image", reason="the screencast example needs Pillow")
 pytest.importorskip("mss", reason="capturing the screen needs mss")
 
+from tests.browser import needs_chromium, run_chromium  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.test_examples_screencast import read_parts  # noqa: E402
 
@@ -244,25 +245,14 @@ def test_sixteen_viewers_of_a_changing_screen(screen: Screen, screencast: Screen
     assert received == [3] * 16
 
 
-@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Chromium (Debian package chromium)")
+@needs_chromium
 @needs_x
 def test_browser_shows_the_stream(screen: Screen, screencast: Screencast, tmp_path: Path) -> None:
     screen.paint("green")
     time.sleep(0.3)  # at 10 fps the next frames are green
     shot = tmp_path / "page.png"
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}  # headless: no X needed
-    command = [
-        shutil.which("chromium") or "chromium",
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
-        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
-        f"--screenshot={shot}", "--virtual-time-budget=3000", screencast.url + "/",
-    ]
-    browser = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        browser.wait(60)
-    finally:
-        stop(browser)
+    run_chromium(f"--screenshot={shot}", screencast.url + "/", tmp_path=tmp_path, size="800,600", budget_ms=3000, env=env)
     assert shot.exists(), "Chromium wrote no screenshot"
     page = Image.open(shot).convert("RGB")
     assert page.size == (800, 600)

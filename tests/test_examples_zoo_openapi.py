@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,11 @@ import pytest
 import webtest
 
 from examples.zoo.app import ZooApp
-from tests.conftest import free_port, make_client
+from tests.browser import needs_chromium, run_chromium
+from tests.conftest import free_port, make_client, stop_process
 from tests.test_examples_zoo import AUTH, TOKEN, new_app
 from tests.test_examples_zoo_server import ROOT, call, wait_until_serving
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 SCHEMATHESIS = shutil.which("st", path=str(Path(sys.executable).parent)) or shutil.which("st")
 
 
@@ -225,12 +223,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
         # the server survived it all and still serves
         assert call(port, "GET", "/v1/zoos", token=None)[0] == 200
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
         log.close()
     assert process.returncode == 0
     output = (tmp_path / "server.log").read_text()
@@ -239,26 +232,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
 
 
 # --- /docs in headless Chromium ---------------------------------------------------------------------
-
-
-def chromium(*args: str, tmp_path: Path, size: str = "1100,900") -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with a fresh profile, bounded in time."""
-    assert CHROMIUM is not None
-    profile = tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-        "--no-first-run", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-        f"--user-data-dir={profile}", f"--window-size={size}", "--virtual-time-budget=5000", *args,
-    ]
-    # Its own process group, so a hung browser is stopped with all its helper processes.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def operation_html(dom: str, operation_id: str) -> str:
@@ -275,7 +248,7 @@ def operation_html(dom: str, operation_id: str) -> str:
 @needs_chromium
 def test_docs_try_it_out_shows_the_real_list_of_zoos(app: ZooApp, live_server: Any, tmp_path: Path) -> None:
     server = live_server(app)
-    done = chromium("--dump-dom", f"{server.url}/docs#op=list_zoos&send=1", tmp_path=tmp_path)
+    done = run_chromium("--dump-dom", f"{server.url}/docs#op=list_zoos&send=1", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
     assert re.findall(r'<section data-tag="([^"]+)"', dom) == ["root", "zoos", "animals", "animal types", "employees"]
@@ -294,7 +267,7 @@ def test_docs_screenshot_shows_the_green_result(app: ZooApp, live_server: Any, t
     Image = pytest.importorskip("PIL.Image")
     server = live_server(app)
     png = tmp_path / "docs.png"
-    done = chromium(f"--screenshot={png}", f"{server.url}/docs#op=list_zoos&send=1", tmp_path=tmp_path)
+    done = run_chromium(f"--screenshot={png}", f"{server.url}/docs#op=list_zoos&send=1", tmp_path=tmp_path)
     assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
     image = Image.open(io.BytesIO(png.read_bytes())).convert("RGB")
     assert image.size == (1100, 900)
@@ -313,7 +286,7 @@ def write_readme_screenshot(path: Path) -> None:
         app = new_app(Path(tmp))
         server = LiveServer(app)
         try:
-            done = chromium(f"--screenshot={path.resolve()}", f"{server.url}/docs#op=show_zoo&p.zoo=1&send=1",
+            done = run_chromium(f"--screenshot={path.resolve()}", f"{server.url}/docs#op=show_zoo&p.zoo=1&send=1",
                             tmp_path=Path(tmp), size="1100,800")
         finally:
             server.close()

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from examples.zoo.app import make_app
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "server-test-token"
@@ -228,9 +228,4 @@ def test_gunicorn_workers_share_the_database(tmp_path: Path) -> None:
         status, headers, _ = call(port, "GET", "/v1/animals?limit=1", token=None)
         assert status == 200 and int(headers["x-total-count"]) == 200 + 4  # and the demo animals
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate(timeout=10)
+        stop_process(process, signal.SIGTERM)
