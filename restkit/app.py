@@ -35,7 +35,7 @@ BeforeHook = Callable[[Request], Any]
 AfterHook = Callable[[Request, Response], "Response | None"]
 ErrorHandler = Callable[[Request, BaseException], Any]
 
-_OK = status_line(200)
+_OK = "200 OK"  # status_line(200), written out: computing it here would import http with restkit
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are

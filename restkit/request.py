@@ -9,7 +9,6 @@ then cached.  The body is read at most once and never beyond the app's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
@@ -53,8 +52,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-# One decoder for every request: json.loads(text, parse_constant=...) builds a new one per call.
-_json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+# Built by the first body parsed as JSON, which imports json: 1.3 ms that
+# `import restkit` does not pay (see restkit.status).
+_json_decode: Callable[[str], Any] | None = None
+_JSONDecodeError: Any = None  # json.JSONDecodeError, once json is imported
+
+
+def _build_json_decoder() -> Callable[[str], Any]:
+    global _json_decode, _JSONDecodeError
+    import json
+
+    _JSONDecodeError = json.JSONDecodeError  # set first: a decoder is never seen without it
+    # One decoder for every request: json.loads(text, parse_constant=...) builds a new one per call.
+    _json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+    return _json_decode
 
 T = TypeVar("T")
 
@@ -305,11 +316,12 @@ class Request:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise BadRequest(f"request body is not valid UTF-8 (at byte {exc.start})") from None
+        decode = _json_decode or _build_json_decoder()
         try:
             if text.startswith("\ufeff"):  # a second BOM; json.loads refuses it with this message
-                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-            return _json_decode(text)
-        except json.JSONDecodeError as exc:
+                raise _JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+            return decode(text)
+        except _JSONDecodeError as exc:
             raise BadRequest(f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}") from None
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None

@@ -18,9 +18,8 @@ refused with :class:`ValueError`, so client text cannot inject headers.
 from __future__ import annotations
 
 import enum
-import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -102,32 +101,42 @@ def _is_dataclass_instance(value: Any) -> bool:
     return hasattr(type(value), "__dataclass_fields__")
 
 
-# allow_nan=False: NaN and Infinity are not JSON; sending one is a bug (a logged 500).
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, allow_nan=False).encode
+# The encoders are built by the first json_dumps(), which imports json:
+# 1.3 ms that `import restkit` does not pay (see restkit.status).
+_encode: Callable[[Any], str] | None = None
+_c_encode: Any = None
 
-# JSONEncoder.encode() builds a new C encoder on every call, which is half
-# the cost of encoding a small dict; this one is built once.  It holds no
-# state between calls (no circular-reference memo: a cycle ends in
-# RecursionError instead of ValueError), so threads may share it.
-_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
-_c_encode: Any = (
-    None
-    if _make_c_encoder is None
-    else _make_c_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-)
+
+def _build_encoders() -> Callable[[Any], str]:
+    global _encode, _c_encode
+    import json
+
+    # JSONEncoder.encode() builds a new C encoder on every call, which is half
+    # the cost of encoding a small dict; this one is built once.  It holds no
+    # state between calls (no circular-reference memo: a cycle ends in
+    # RecursionError instead of ValueError), so threads may share it.
+    make_c_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_c_encoder is not None:
+        _c_encode = make_c_encoder(None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    # allow_nan=False: NaN and Infinity are not JSON; sending one is a bug (a logged 500).
+    _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default, allow_nan=False).encode
+    return _encode
 
 
 def json_dumps(data: Any) -> bytes:
     """Compact UTF-8 JSON, with dates, UUIDs, decimals and dataclasses converted."""
+    encode = _encode or _build_encoders()
     if _c_encode is not None and (type(data) is dict or type(data) is list):
         text = "".join(_c_encode(data, 0))
     else:
-        text = _encode(data)
+        text = encode(data)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate (JSON input may carry "\ud800") has no UTF-8 form;
         # escaped as \uXXXX it is still valid JSON text.
+        import json
+
         return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_default, allow_nan=False).encode("ascii")
 
 
@@ -310,9 +319,13 @@ class Response:
         if not allows_body(status):
             if hasattr(body, "close") and not isinstance(body, bytes):
                 body.close()  # type: ignore[union-attr]
-            # PEP 3333 (and wsgiref.validate) forbid Content-Type on 204 and 304 too
-            drop = ("content-type", "content-length")
-            return status_line(status), [h for h in headers if h[0].lower() not in drop], []
+            kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
+            if status == 205:
+                # No content (RFC 9110 says "Content-Length: 0"), but PEP 3333's
+                # validator wants a Content-Type on every status but 204 and 304.
+                content_type = self.get_header("content-type") or TEXT_TYPE
+                kept += [("Content-Type", content_type), ("Content-Length", "0")]
+            return status_line(status), kept, []
         if isinstance(body, bytes):
             if self.get_header("content-length") is None:
                 headers = headers + [("Content-Length", str(len(body)))]

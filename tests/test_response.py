@@ -573,3 +573,15 @@ def test_cookie_values_must_be_ascii() -> None:
 
 def test_a_lone_surrogate_is_sent_escaped() -> None:
     assert json_dumps({"a": "\ud800x"}) == b'{"a":"\\ud800x"}'
+
+
+def test_205_has_no_content_but_passes_the_validator() -> None:
+    app = App()
+
+    @app.post("/forms/reset")
+    def reset(request: Any) -> Any:
+        return {"ignored": True}, 205
+
+    response = make_client(app).post("/forms/reset", status=205)
+    assert response.body == b""
+    assert response.headers["Content-Length"] == "0"

@@ -1,0 +1,52 @@
+"""Bare WSGI: one hand-written function, the floor every framework sits on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from . import HELLO, not_found_message
+
+_JSON = [("Content-Type", "application/json; charset=utf-8")]
+
+
+def make_app(route_count: int = 10) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    numbered = {f"r{i}": i for i in range(route_count)}
+
+    def send(start_response: Callable[..., Any], status: str, data: Any) -> list[bytes]:
+        body = json.dumps(data, separators=(",", ":")).encode()
+        start_response(status, _JSON + [("Content-Length", str(len(body)))])
+        return [body]
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ["PATH_INFO"]
+        parts = path.split("/")
+        if path == "/hello" and method == "GET":
+            body = HELLO.encode()
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/animals" and method == "GET":
+            query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+            return send(start_response, "200 OK", {
+                "limit": int(query.get("limit", 20)), "offset": int(query.get("offset", 0)),
+                "sortby": query.get("sortby", "id"), "order": query.get("order", "asc"),
+            })
+        if path == "/zoos" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            data = json.loads(environ["wsgi.input"].read(length))
+            return send(start_response, "201 Created", {"id": 1, **data})
+        if len(parts) == 5 and parts[1] == "zoos" and parts[3] == "animals" and method == "GET":
+            if parts[2].isdigit() and parts[4].isdigit():
+                return send(start_response, "200 OK", {"zoo_id": int(parts[2]), "animal_id": int(parts[4])})
+        if len(parts) == 3 and parts[1] == "items" and parts[2].isdigit() and method == "PUT":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            form = dict(parse_qsl(environ["wsgi.input"].read(length).decode()))
+            return send(start_response, "200 OK", {"id": int(parts[2]), **form})
+        if len(parts) == 3 and parts[1] in numbered and parts[2].isdigit() and method == "GET":
+            return send(start_response, "200 OK", {"route": numbered[parts[1]], "id": int(parts[2])})
+        return send(start_response, "404 Not Found", {"error": not_found_message(path)})
+
+    return app

@@ -1,0 +1,56 @@
+"""Bottle: the eight scenarios on a ``bottle.Bottle`` app."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import bottle
+
+from . import HELLO, not_found_message
+
+
+def make_app(route_count: int = 10) -> bottle.Bottle:
+    app = bottle.Bottle()
+    request, response = bottle.request, bottle.response
+
+    @app.get("/hello")
+    def hello() -> str:
+        response.content_type = "text/plain; charset=utf-8"
+        return HELLO
+
+    @app.get("/zoos/<zoo_id:int>/animals/<animal_id:int>")
+    def show_animal(zoo_id: int, animal_id: int) -> dict[str, int]:
+        return {"zoo_id": zoo_id, "animal_id": animal_id}
+
+    @app.get("/animals")
+    def list_animals() -> dict[str, Any]:
+        query = request.query
+        return {
+            "limit": int(query.get("limit", 20)), "offset": int(query.get("offset", 0)),
+            "sortby": query.get("sortby", "id"), "order": query.get("order", "asc"),
+        }
+
+    @app.post("/zoos")
+    def create_zoo() -> dict[str, Any]:
+        response.status = 201
+        return {"id": 1, **request.json}
+
+    @app.put("/items/<item_id:int>")
+    def update_item(item_id: int) -> dict[str, Any]:
+        return {"id": item_id, **request.forms.decode()}
+
+    @app.error(404)
+    def not_found(error: bottle.HTTPError) -> str:
+        response.content_type = "application/json; charset=utf-8"
+        return json.dumps({"error": not_found_message(request.path)}, separators=(",", ":"))
+
+    def numbered(number: int):  # type: ignore[no-untyped-def]
+        def show(id: int) -> dict[str, int]:
+            return {"route": number, "id": id}
+
+        return show
+
+    for i in range(route_count):
+        app.route(f"/r{i}/<id:int>", "GET", numbered(i))
+    return app

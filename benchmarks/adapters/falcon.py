@@ -1,0 +1,71 @@
+"""Falcon: the eight scenarios as resources on a ``falcon.App``.
+
+Load it through :func:`benchmarks.adapters.load`, which hides Falcon's
+Cython helpers first, so Falcon runs as pure Python.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from . import HELLO, not_found_message
+
+
+class Hello:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.text = HELLO
+
+
+class Animal:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, zoo_id: int, animal_id: int) -> None:
+        resp.media = {"zoo_id": zoo_id, "animal_id": animal_id}
+
+
+class Animals:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {
+            "limit": req.get_param_as_int("limit", default=20),
+            "offset": req.get_param_as_int("offset", default=0),
+            "sortby": req.get_param("sortby", default="id"),
+            "order": req.get_param("order", default="asc"),
+        }
+
+
+class Zoos:
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"id": 1, **req.get_media()}
+        resp.status = falcon.HTTP_201
+
+
+class Item:
+    def on_put(self, req: falcon.Request, resp: falcon.Response, item_id: int) -> None:
+        resp.media = {"id": item_id, **req.get_media()}
+
+
+class Numbered:
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, id: int) -> None:
+        resp.media = {"route": self.number, "id": id}
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """restkit's error body, ``{"error": ...}``."""
+    resp.content_type = falcon.MEDIA_JSON
+    message = not_found_message(req.path) if exc.status_code == 404 else exc.title
+    resp.media = {"error": message}
+
+
+def make_app(route_count: int = 10) -> falcon.App:
+    app = falcon.App()
+    app.set_error_serializer(serialize_error)
+    app.add_route("/hello", Hello())
+    app.add_route("/zoos/{zoo_id:int}/animals/{animal_id:int}", Animal())
+    app.add_route("/animals", Animals())
+    app.add_route("/zoos", Zoos())
+    app.add_route("/items/{item_id:int}", Item())
+    for i in range(route_count):
+        app.add_route(f"/r{i}/{{id:int}}", Numbered(i))
+    return app

@@ -1,0 +1,236 @@
+"""Calls per second through each framework's WSGI callable, no server involved.
+
+Run ``python -m benchmarks.inprocess`` (``--help`` for options).  For each
+scenario and framework a prebuilt environ is copied per call (frameworks
+cache parsed data in the environ, so reusing one would flatter them), given
+a fresh ``wsgi.input``, passed to ``app(environ, start_response)``, and the
+body is consumed and closed.  One repeat times ``N`` such calls; the
+frameworks take turns inside each repeat, so a slow moment of the machine
+hits them all alike.  The table shows the median calls/s over the repeats,
+the spread ((max - min) / median), and restkit's ratio to each peer.
+
+Then the import time of restkit and Bottle (``python -X importtime``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .adapters import ADAPTERS, SCENARIOS, Scenario, environ_for, falcon_is_pure_python, framework_version, load
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    return None
+
+
+def time_calls(app: WSGIApp, scenario: Scenario, calls: int) -> float:
+    """Seconds taken by ``calls`` requests of ``scenario`` to ``app``."""
+    base = environ_for(scenario)
+    body = scenario.body
+    start_response = _start_response
+    bytes_io = io.BytesIO
+    started = time.perf_counter()
+    for _ in range(calls):
+        environ = base.copy()
+        environ["wsgi.input"] = bytes_io(body)
+        result = app(environ, start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return time.perf_counter() - started
+
+
+def build_apps(names: Iterable[str]) -> tuple[dict[str, dict[int, WSGIApp]], dict[str, str]]:
+    """The apps of each adapter that imports, by route count; and why the others were skipped."""
+    apps: dict[str, dict[int, WSGIApp]] = {}
+    skipped: dict[str, str] = {}
+    counts = sorted({s.route_count for s in SCENARIOS})
+    for name in names:
+        try:
+            module = load(name)
+        except ImportError as exc:
+            skipped[name] = f"not installed ({exc}); pip install '.[bench]'"
+            continue
+        if name == "falcon" and not falcon_is_pure_python():
+            skipped[name] = "could not load Falcon as pure Python"
+            continue
+        apps[name] = {count: module.make_app(count) for count in counts}
+    return apps, skipped
+
+
+def calibrate(app: WSGIApp, scenario: Scenario, target: float) -> int:
+    """Calls that take about ``target`` seconds."""
+    calls = 100
+    while True:
+        elapsed = time_calls(app, scenario, calls)
+        if elapsed >= target / 4 or calls >= 10_000_000:
+            return max(100, int(calls * target / max(elapsed, 1e-9)))
+        calls *= 4
+
+
+def measure(
+    apps: dict[str, dict[int, WSGIApp]], scenarios: list[Scenario], repeats: int, target: float, quick: bool
+) -> dict[str, dict[str, list[float]]]:
+    """calls/s of every (scenario, framework), one value per repeat.
+
+    Every repeat runs every scenario on every framework, so a slow moment of
+    the machine (another process, a frequency change) lands on one repeat
+    of everything rather than on one framework or one scenario.
+    """
+    plan: dict[tuple[str, str], int] = {}
+    for scenario in scenarios:
+        for name, by_count in apps.items():
+            app = by_count[scenario.route_count]
+            time_calls(app, scenario, 50)  # warm up: route tables, lazy imports, caches
+            plan[scenario.key, name] = 200 if quick else calibrate(app, scenario, target)
+    results: dict[str, dict[str, list[float]]] = {s.key: {name: [] for name in apps} for s in scenarios}
+    for repeat in range(repeats):
+        for scenario in scenarios:
+            for name, by_count in apps.items():
+                calls = plan[scenario.key, name]
+                gc.collect()
+                elapsed = time_calls(by_count[scenario.route_count], scenario, calls)
+                results[scenario.key][name].append(calls / elapsed)
+        print(f"  repeat {repeat + 1}/{repeats} done", file=sys.stderr, flush=True)
+    return results
+
+
+def _k(rate: float) -> str:
+    return f"{rate / 1000:,.0f}k" if rate >= 10_000 else f"{rate / 1000:,.1f}k"
+
+
+def print_table(results: dict[str, dict[str, list[float]]], names: list[str]) -> None:
+    """Markdown tables: median calls/s (spread), then restkit / each peer."""
+    titles = {s.key: s.title for s in SCENARIOS}
+    header = [framework_label(n) for n in names]
+    print("| scenario | " + " | ".join(header) + " |")
+    print("|---|" + "---|" * len(names))
+    for key, rates in results.items():
+        cells = []
+        for name in names:
+            values = rates[name]
+            median = statistics.median(values)
+            spread = (max(values) - min(values)) / median * 100
+            cells.append(f"{_k(median)} ±{spread:.0f}%")
+        print(f"| {titles[key]} | " + " | ".join(cells) + " |")
+    peers = [n for n in names if n != "restkit"]
+    if "restkit" not in names:
+        return
+    print()
+    print("| scenario | " + " | ".join(f"restkit / {framework_label(n)}" for n in peers) + " |")
+    print("|---|" + "---|" * len(peers))
+    for key, rates in results.items():
+        ours = statistics.median(rates["restkit"])
+        cells = [f"{ours / statistics.median(rates[n]):.2f}x" for n in peers]
+        print(f"| {titles[key]} | " + " | ".join(cells) + " |")
+    if "routes_10" in results and "routes_1000" in results:
+        print()
+        for name in names:
+            ten = statistics.median(results["routes_10"][name])
+            thousand = statistics.median(results["routes_1000"][name])
+            print(f"route scaling {framework_label(name)}: 1,000 routes / 10 routes = {thousand / ten:.2f}")
+
+
+def framework_label(name: str) -> str:
+    version = framework_version(name)
+    label = {"bare": "bare WSGI", "falcon": "Falcon (pure Python)"}.get(name, name.capitalize())
+    if name == "restkit":
+        label = "restkit"
+    return f"{label} {version}".strip() if name not in ("bare", "restkit") else label
+
+
+def import_time(module: str, runs: int) -> tuple[float, float] | None:
+    """Median and minimum cumulative import time of ``module`` in ms over ``runs`` fresh interpreters.
+
+    Measured as ``python -X importtime -c "import <module>"`` reports it, with
+    bytecode caches warm (in a temporary ``PYTHONPYCACHEPREFIX``, so the
+    working tree gets no ``__pycache__``), as an installed package runs.
+    """
+    pattern = re.compile(rf"^import time:\s+\d+\s+\|\s+(\d+)\s+\|\s*{re.escape(module)}\s*$", re.M)
+    times = []
+    with tempfile.TemporaryDirectory(prefix="restkit-bench-pycache-") as cache:
+        env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
+        for run in range(runs + 1):  # the first run writes the bytecode cache
+            done = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                capture_output=True, text=True, env=env, timeout=60,
+            )
+            found = pattern.search(done.stderr)
+            if done.returncode != 0 or not found:
+                return None
+            if run:
+                times.append(int(found[1]) / 1000)
+    return statistics.median(times), min(times)
+
+
+def print_targets(
+    results: dict[str, dict[str, list[float]]], restkit_import: tuple[float, float] | None, quick: bool = False
+) -> None:
+    """The targets of issue 5 that this benchmark measures, met or not."""
+    print("targets (--quick: 200 calls once, not a measurement):" if quick else "targets:")
+    if "restkit" in next(iter(results.values()), {}) and "falcon" in next(iter(results.values()), {}):
+        ratios = {k: statistics.median(r["restkit"]) / statistics.median(r["falcon"]) for k, r in results.items()}
+        worst = min(ratios, key=ratios.__getitem__)
+        ok = ratios[worst] >= 1.2
+        print(f"  restkit >= 1.2x Falcon (pure Python) in every scenario: {'met' if ok else 'NOT met'} "
+              f"(lowest {ratios[worst]:.2f}x, {worst})")
+    if "routes_10" in results and "routes_1000" in results and "restkit" in results["routes_10"]:
+        scaling = statistics.median(results["routes_1000"]["restkit"]) / statistics.median(results["routes_10"]["restkit"])
+        print(f"  1,000 routes >= 0.9x 10 routes: {'met' if scaling >= 0.9 else 'NOT met'} ({scaling:.2f})")
+    if restkit_import is not None:
+        median, least = restkit_import
+        print(f"  import restkit < 15 ms: {'met' if median < 15 else 'NOT met'} (median {median:.1f} ms, min {least:.1f} ms)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inprocess", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=9, help="timed repeats per scenario (default 9)")
+    parser.add_argument("--seconds", type=float, default=0.1, help="length of one repeat per framework (default 0.1)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat of 200 calls: checks it works, times nothing")
+    parser.add_argument("--only", nargs="*", default=None, help="scenario keys to run (default all)")
+    parser.add_argument("--frameworks", nargs="*", default=list(ADAPTERS), help="adapters to run")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    apps, skipped = build_apps(args.frameworks)
+    names = list(apps)
+    print(f"# restkit in-process benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"median of {repeats} repeat(s)")
+    for name, why in skipped.items():
+        print(f"(skipped {name}: {why})")
+    scenarios = [s for s in SCENARIOS if args.only is None or s.key in args.only]
+    results = measure(apps, scenarios, repeats, args.seconds, args.quick)
+    print()
+    print_table(results, names)
+    print()
+    runs = 1 if args.quick else 9
+    imports = {}
+    for module in ("restkit", "bottle"):
+        imports[module] = found = import_time(module, runs)
+        print(f"import {module}: " + (
+            "not installed" if found is None
+            else f"{found[0]:.1f} ms (median of {runs}, min {found[1]:.1f} ms; python -X importtime, cumulative)"
+        ))
+    print()
+    print_targets(results, imports["restkit"], args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The benchmark suite still works, and every adapter answers every scenario alike.
+
+Nothing here checks a timing: the benchmarks run in their quick modes and
+must print their tables and ratios.  The cross-check runs each scenario on
+every framework's adapter and compares status and JSON with bare WSGI, so
+a benchmark never compares apps that do different work; restkit and bare
+WSGI go through :func:`wsgiref.validate.validator`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.adapters import ADAPTERS, SCENARIOS, Scenario, environ_for, load  # noqa: E402
+from benchmarks.server import PATH, make_bench_app, run_python_client  # noqa: E402
+
+PEERS = ("bottle", "falcon", "flask")  # optional: pip install '.[bench]'
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+
+
+def _call(app: Callable[..., Iterable[bytes]], scenario: Scenario) -> tuple[int, Any]:
+    """Status code and decoded body (JSON, or text) of one scenario."""
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        got["status"], got["headers"] = status, headers
+        return lambda data: None
+
+    result = app(environ_for(scenario), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    content_type = dict((k.lower(), v) for k, v in got["headers"]).get("content-type", "")
+    value = json.loads(body) if content_type.startswith("application/json") else body.decode()
+    return int(got["status"][:3]), value
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, tuple[int, Any]]:
+    """What bare WSGI answers to each scenario (checked by wsgiref.validate)."""
+    bare = load("bare")
+    apps = {count: validator(bare.make_app(count)) for count in (10, 1000)}
+    return {s.key: _call(apps[s.route_count], s) for s in SCENARIOS}
+
+
+@pytest.fixture(scope="module")
+def adapter_apps() -> dict[str, dict[int, Any]]:
+    """The 10- and 1,000-route apps of every adapter whose framework is installed."""
+    apps: dict[str, dict[int, Any]] = {}
+    for name in ADAPTERS:
+        try:
+            module = load(name)
+        except ImportError:
+            continue
+        apps[name] = {count: module.make_app(count) for count in (10, 1000)}
+    return apps
+
+
+def test_bare_answers_the_scenario_table(expected: dict[str, tuple[int, Any]]) -> None:
+    assert expected["hello"] == (200, "Hello, World!")
+    assert expected["params"] == (200, {"zoo_id": 123, "animal_id": 456})
+    assert expected["query"] == (200, {"limit": 10, "offset": 20, "sortby": "name", "order": "asc"})
+    status, created = expected["post_json"]
+    assert status == 201 and created["id"] == 1 and created["city"] == "London"
+    assert expected["put_form"] == (200, {"id": 7, "name": "widget", "color": "blue", "size": "10", "note": "hello world"})
+    assert expected["missing"] == (404, {"error": "no resource at /missing"})
+    assert expected["routes_10"] == (200, {"route": 9, "id": 42})
+    assert expected["routes_1000"] == (200, {"route": 999, "id": 42})
+
+
+@pytest.mark.parametrize("adapter", [a for a in ADAPTERS if a != "bare"])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.key for s in SCENARIOS])
+def test_adapter_answers_like_bare_wsgi(
+    adapter: str, scenario: Scenario, expected: dict[str, tuple[int, Any]], adapter_apps: dict[str, Any]
+) -> None:
+    if adapter in PEERS:
+        pytest.importorskip(adapter, reason=f"{adapter} is a benchmark extra: pip install '.[bench]'")
+    app = adapter_apps[adapter][scenario.route_count]
+    if adapter == "restkit":
+        app = validator(app)
+    assert _call(app, scenario) == expected[scenario.key]
+    assert scenario.status == expected[scenario.key][0]
+
+
+def test_falcon_is_measured_as_pure_python() -> None:
+    pytest.importorskip("falcon", reason="falcon is a benchmark extra: pip install '.[bench]'")
+    code = (
+        "from benchmarks.adapters import load, falcon_is_pure_python\n"
+        "load('falcon')\n"
+        "import falcon.util.uri, falcon.util.misc\n"
+        "assert falcon_is_pure_python()\n"
+        "assert falcon.util.uri._cy_uri is None and falcon.util.misc._cy_encode_items_to_latin1 is None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), check=True, timeout=60)
+
+
+def test_inprocess_quick_prints_tables_and_ratios() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--quick"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for scenario in SCENARIOS:
+        assert scenario.title in out
+    assert "| scenario | bare WSGI | restkit |" in out
+    assert "restkit / bare WSGI" in out
+    assert "route scaling restkit: 1,000 routes / 10 routes = " in out
+    assert "import restkit: " in out and " ms " in out
+    for peer in PEERS:
+        assert f"restkit / {peer.capitalize()}" in out or f"(skipped {peer}:" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_server_quick_loads_every_server_and_keeps_streams_going() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server", "--quick", "--streams", "2"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "| server (wrk -t1 -c8 -d2s) | req/s | p99 latency | restkit / this |" in out
+    for server in ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn"):
+        assert f"| {server} | " in out or f"(skipped {server}:" in out
+    assert "restkit: 2 streams open meanwhile, chunks received each: [" in out
+    counts = json.loads(out.split("chunks received each: ")[1].split("]")[0] + "]")
+    assert all(count > 0 for count in counts)
+
+
+def test_python_client_fallback_loads_a_server(live_server: Callable[..., Any]) -> None:
+    server = live_server(make_bench_app("restkit"))
+    rate, p99, errors = run_python_client(server.port, 0.5, 2)
+    assert rate > 0 and p99 > 0 and errors == ""
+    assert PATH.startswith("/zoos/")
+
+
+# --- the fast paths of App.__call__ answer exactly as render() would ----------------
+
+FAST_VALUES = [{"a": 1}, [1, "two"], "text é", b"raw", None]
+FAST_STATUSES = [200, 201, 204, 205, 304, 404, 599]
+
+
+@pytest.mark.parametrize("status", FAST_STATUSES)
+@pytest.mark.parametrize("value", FAST_VALUES, ids=lambda v: type(v).__name__)
+def test_returned_value_and_status_match_render(value: Any, status: int) -> None:
+    from restkit import App
+    from restkit.response import render
+
+    app = App()
+    app.add_route("/plain", lambda request: value, name="plain")
+    app.add_route("/with_status", lambda request: (value, status), name="with_status")
+    for path, returned in (("/plain", value), ("/with_status", (value, status))):
+        want_status, want_headers, want_body = render(returned).to_wsgi()
+        scenario = Scenario("x", "x", "GET", path)
+        got: dict[str, Any] = {}
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            got["status"], got["headers"] = line, headers
+
+        result = validator(app)(environ_for(scenario), start_response)
+        body = b"".join(result)
+        result.close()  # type: ignore[attr-defined]
+        assert (got["status"], got["headers"], body) == (want_status, want_headers, b"".join(want_body))
+
+
+def test_http_error_fast_path_matches_a_rendered_error() -> None:
+    from restkit import App, NotFound, Unauthorized
+    from restkit.response import JSON_TYPE, Response, json_dumps
+
+    app = App()
+
+    @app.get("/gone")
+    def gone(request: Any) -> None:
+        raise NotFound("nothing here", hint=3)
+
+    @app.get("/who")
+    def who(request: Any) -> None:
+        raise Unauthorized("token please")
+
+    for path, exc in (("/gone", NotFound("nothing here", hint=3)), ("/who", Unauthorized("token please"))):
+        want = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE).to_wsgi()
+        got: dict[str, Any] = {}
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            got["status"], got["headers"] = line, headers
+
+        body = b"".join(validator(app)(environ_for(Scenario("x", "x", "GET", path)), start_response))
+        assert (got["status"], got["headers"], body) == (want[0], want[1], b"".join(want[2]))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "a=1", "a=1&b=2&a=3", "a", "a=", "=b", "&&a=1&&", "a=1=2", "a+b=c+d", "%41%42=%e4%b8%ad",
+        "a=%zz&b=%e4", "a=%2B+%2b", "+=+", "a=%", "k=%FF%FE", "é=ü", "a=1;b=2", "a=%25%32%35",
+    ],
+)
+def test_split_pairs_equals_parse_qsl(text: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from restkit.forms import split_pairs
+
+    assert split_pairs(text) == parse_qsl(text, keep_blank_values=True, errors="replace")
+
+
+def test_status_table_loads_on_first_use_with_the_same_lines() -> None:
+    from http import HTTPStatus
+
+    from restkit import app as app_module
+    from restkit import status
+
+    assert app_module._OK == status.status_line(200)
+    assert status.HTTPStatus is HTTPStatus
+    for member in HTTPStatus:
+        assert status.status_line(int(member)) == f"{int(member)} {member.phrase}"
+    code = (
+        "import sys; sys.path.insert(0, '.'); import restkit\n"
+        "assert not {'http', 'urllib.parse', 'json', 'email', 'logging', 'dataclasses', 'socket'} & set(sys.modules), 'imported with restkit'\n"
+        "from restkit.status import status_line\n"
+        "assert status_line(404) == '404 Not Found' and status_line(599) == '599 Server Error'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), check=True, timeout=60)
