@@ -204,7 +204,9 @@ def test_http_error_fast_path_matches_a_rendered_error() -> None:
         def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             got["status"], got["headers"] = line, headers
 
-        body = b"".join(validator(app)(environ_for(Scenario("x", "x", "GET", path)), start_response))
+        result = validator(app)(environ_for(Scenario("x", "x", "GET", path)), start_response)
+        body = b"".join(result)
+        result.close()  # type: ignore[attr-defined]
         assert (got["status"], got["headers"], body) == (want[0], want[1], b"".join(want[2]))
 
 
