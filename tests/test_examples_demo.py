@@ -25,6 +25,7 @@ from examples.demo.app import make_app
 from tests.conftest import free_port, make_client, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
+UWSGI = Path(sys.executable).parent / "uwsgi"  # pip installs the binary beside python
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
@@ -193,13 +194,18 @@ def _server_command(name: str, port: int) -> list[str]:
         return [sys.executable, "-m", "restkit", "examples.demo.app:app", "--port", str(port)]
     if name == "gunicorn":
         return [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "examples.demo.app:app"]
+    if name == "uwsgi":
+        return [str(UWSGI), "--http-socket", f"127.0.0.1:{port}", "--module", "examples.demo.app:app",
+                "--need-app", "--disable-logging", "--chdir", str(ROOT)]
     return [sys.executable, "-m", "waitress", f"--listen=127.0.0.1:{port}", "examples.demo.app:app"]
 
 
-@pytest.mark.parametrize("server", ["restkit", "restkit-cli", "gunicorn", "waitress"])
+@pytest.mark.parametrize("server", ["restkit", "restkit-cli", "gunicorn", "waitress", "uwsgi"])
 def test_same_answers_over_a_socket(server: str) -> None:
     if server in ("gunicorn", "waitress"):
         pytest.importorskip(server, reason=f"{server} is a test dependency: pip install '.[test]'")
+    if server == "uwsgi" and not UWSGI.exists():
+        pytest.skip("uWSGI is a test dependency: pip install '.[test]' (it compiles; needs a C compiler)")
     client = make_client(make_app())
     expected = {}
     for case in CASES:
