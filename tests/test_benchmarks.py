@@ -147,6 +147,22 @@ def test_server_quick_loads_every_server_and_keeps_streams_going() -> None:
     assert all(count > 0 for count in counts)
 
 
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")
+def test_screencast_quick_measures_both_designs() -> None:
+    pytest.importorskip("mss", reason="mss is an examples extra: pip install '.[examples]'")
+    pytest.importorskip("flask", reason="the seed's design runs on Flask: pip install '.[test]'")
+    done = subprocess.run(
+        [sys.executable, "benchmarks/screencast.py", "--quick"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout.split("| design |", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith(("| restkit |", "| seed |"))]
+    assert len(rows) == 5, done.stdout[-3000:]
+    for row in rows:
+        assert row.rstrip().endswith("| 0 |"), row  # every viewer received frames
+
+
 def test_python_client_fallback_loads_a_server(live_server: Callable[..., Any]) -> None:
     server = live_server(make_bench_app("restkit"))
     rate, p99, errors = run_python_client(server.port, 0.5, 2)
