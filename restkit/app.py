@@ -80,6 +80,9 @@ class App:
         self._before: list[BeforeHook] = []
         self._after: list[AfterHook] = []
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
+        # Called by a server that stops gracefully (restkit.serve does), so an
+        # app can end its endless streams instead of waiting for the cut.
+        self.shutdown_hooks: list[Callable[[], None]] = []
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
         if openapi:
@@ -165,6 +168,16 @@ class App:
         """Run ``hook(request, response)`` on every response, errors included;
         it may change the response or return a new one."""
         self._after.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Run ``hook()`` when the server starts a graceful shutdown.
+
+        restkit's server calls every hook in ``app.shutdown_hooks`` once it
+        stops accepting, while in-flight requests still run: end long-lived
+        streams here so that they finish before the grace period runs out.
+        """
+        self.shutdown_hooks.append(hook)
         return hook
 
     def add_error_handler(self, key: int | type[BaseException], handler: ErrorHandler) -> None:
