@@ -258,6 +258,8 @@ def test_exception_after_the_first_chunk_cuts_the_connection(live_server: Any, l
     assert wait_for(lambda: bool(error_records(logs)))
     records = error_records(logs)
     assert len(records) == 1 and "ValueError" in records[0].getMessage() and "/late" in records[0].getMessage()
+    assert wait_for(lambda: bool(access_lines(logs, "/late")))
+    assert len(access_lines(logs, "/late")) == 1, "every request is access-logged exactly once"
     assert_still_serves(port)
 
 

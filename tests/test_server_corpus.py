@@ -26,7 +26,6 @@ import builtins
 import functools
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -83,8 +82,11 @@ def corpus_dir() -> Path | str:
             member.name = member.name[len(prefix):]
             archive.extract(member, Path(scratch) / "requests", filter="data")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            shutil.move(str(Path(scratch) / "requests"), str(target))
+        try:
+            os.rename(Path(scratch) / "requests", target)
+        except OSError:
+            if not (target / "valid").is_dir():  # not a parallel run that got there first
+                raise
     return target
 
 

@@ -163,8 +163,9 @@ def test_surplus_in_a_later_piece_never_reaches_the_next_response(live_server: A
             following.describe()
 
 
-def test_length_computed_for_a_one_item_list(live_server: Any) -> None:
-    port = serve(live_server, framing_app("200 OK", [("Content-Type", "text/plain")], listed(b"measured")))
+@pytest.mark.parametrize("body", [listed(b"measured"), lambda: (b"measured",)], ids=["list", "tuple"])
+def test_length_computed_for_a_one_item_sequence(live_server: Any, body: Callable[[], Iterable[bytes]]) -> None:
+    port = serve(live_server, framing_app("200 OK", [("Content-Type", "text/plain")], body))
     answer, following = exchange_then_next(port, request())
     assert answer.header_values("content-length") == ["8"], answer.describe()
     assert answer.header("transfer-encoding") is None

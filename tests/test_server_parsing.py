@@ -11,10 +11,12 @@ refused, never passed on with a guessed framing.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from wsgiref.validate import validator
 
 import pytest
 
@@ -499,3 +501,87 @@ def test_pipelined_requests_sent_byte_by_byte(served: Served) -> None:
         first, second = reader.read("POST"), reader.read("GET")
     assert (first.status, second.status) == (200, 200), (first.describe(), second.describe())
     assert [(c.path, c.body) for c in served.probe.calls] == [("/a", b"ab"), ("/b", b"")]
+
+
+# -- streamed request bodies (over 256 KiB, or after Expect: 100-continue) --------------------------------------
+
+BIG = 1 << 20  # well over the 256 KiB a server buffers before calling the app
+
+
+class BodyReader:
+    """A WSGI app that reads its body in pieces and records how far it got and whether a read raised."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[int, str | None]] = []
+        self._validated = validator(self._app)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self._validated(environ, start_response)
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        total, error = 0, None
+        try:
+            while piece := environ["wsgi.input"].read(65536):
+                total += len(piece)
+        except Exception as exc:  # what a cut body looks like to the app is the point of the test
+            error = type(exc).__name__
+        self.results.append((total, error))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(str(total))))])
+        return [str(total).encode()]
+
+
+def test_large_content_length_body_reaches_the_app_whole(live_server: Any) -> None:
+    app = BodyReader()
+    port = live_server(app, timeout=10.0).port
+    body = bytes(range(256)) * (BIG // 256)
+    response = raw_exchange(port, b"PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % BIG + body)
+    assert (response.status, response.body) == (200, str(BIG).encode()), response.describe()
+    assert app.results == [(BIG, None)]
+
+
+def test_large_chunked_body_reaches_the_app_whole(live_server: Any) -> None:
+    app = BodyReader()
+    port = live_server(app, timeout=10.0).port
+    raw = serialize_request("PUT", "/big", [("Host", "t")], chunks=[b"z" * 65536] * (BIG // 65536))
+    response = raw_exchange(port, raw)
+    assert (response.status, response.body) == (200, str(BIG).encode()), response.describe()
+    assert app.results == [(BIG, None)]
+
+
+@pytest.mark.parametrize("head, sent, declared", [
+    (b"PUT /cut HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % BIG, b"x" * (300 * 1024), BIG),
+    (b"PUT /cut HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+     b"10000\r\n" + b"x" * 65536 + b"\r\n100000\r\n" + b"x" * 300000, 65536 + BIG),
+], ids=["content-length", "chunked"])
+def test_streamed_body_cut_short_is_not_complete_to_the_app(live_server: Any, head: bytes, sent: bytes,
+                                                           declared: int) -> None:
+    # The app already runs when the client gives up: a read must not end with a clean b"" (that would
+    # pass a truncated upload off as whole), it must raise.  A server that noticed first and answered 400
+    # without calling the app is fine too.
+    app = BodyReader()
+    port = live_server(app, timeout=10.0).port
+    with connect(port) as sock:
+        sock.sendall(head + sent)
+        sock.shutdown(socket.SHUT_WR)
+        response = ResponseReader(sock).read("PUT")
+    if response.status == 400 and not app.results:
+        return
+    assert wait_for(lambda: bool(app.results)), response.describe()
+    [(total, error)] = app.results
+    assert total < declared, app.results
+    assert error is not None, f"the app read {total} of {declared} bytes and then a clean end of body"
+
+
+def test_expect_100_continue_with_a_chunked_body(served: Served) -> None:
+    with connect(served.port) as sock:
+        sock.sendall(b"POST /expect HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:  # the app reads the body, so the server asks for it
+            piece = sock.recv(4096)
+            assert piece, "closed before 100 Continue"
+            interim += piece
+        assert interim.startswith(b"HTTP/1.1 100 ") and interim.endswith(b"\r\n\r\n"), interim
+        sock.sendall(b"5\r\nhello\r\n0\r\n\r\n")
+        response = ResponseReader(sock).read("POST")
+    assert response.status == 200 and response.complete, response.describe()
+    assert [(c.path, c.body) for c in served.probe.calls] == [("/expect", b"hello")]
