@@ -222,12 +222,34 @@ def test_stream_that_raises_midway_is_cut_without_final_chunk(live_server: Any) 
     assert not answer.complete, answer.describe()
 
 
+def test_write_callable_then_iterable(live_server: Any) -> None:
+    # PEP 3333's write(): the server cannot know the length when the first piece goes out
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/next":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+            return [b"next"]
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"a")
+        write(b"b")
+        return [b"c"]
+
+    port = serve(live_server, app)
+    answer, following = exchange_then_next(port, request())
+    assert answer.body == b"abc", answer.describe()
+    assert_next_is_fine(answer, following)
+
+
 # -- responses without a body ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("headers", [[], [("Content-Length", "4")]], ids=["no-length", "app-length"])
-def test_204_never_has_a_body_or_content_length(live_server: Any, headers: list[tuple[str, str]]) -> None:
-    port = serve(live_server, framing_app("204 No Content", headers, listed(b"oops")))
+@pytest.mark.parametrize("headers, body", [
+    ([], listed(b"oops")),
+    ([("Content-Length", "4")], listed(b"oops")),
+    ([], chunks(b"oo", b"ps")),
+], ids=["no-length", "app-length", "generator"])
+def test_204_never_has_a_body_or_content_length(live_server: Any, headers: list[tuple[str, str]],
+                                                 body: Callable[[], Iterable[bytes]]) -> None:
+    port = serve(live_server, framing_app("204 No Content", headers, body))
     answer, following = exchange_then_next(port, request())
     assert answer.status == 204 and answer.body == b""
     assert answer.header("content-length") is None, answer.describe()
