@@ -298,3 +298,53 @@ def test_non_bytes_body_is_a_500(live_server: Any, logs: pytest.LogCaptureFixtur
     assert_clean_500(response)
     assert_logged_once(logs, "/text", None)
     assert_still_serves(port)
+
+
+def test_app_returning_none_is_a_500(live_server: Any, logs: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        start_response("200 OK", HEAD)
+        return None  # not an iterable
+
+    port = start(live_server, app)
+    response = raw_exchange(port, b"GET /none HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert_clean_500(response)
+    assert_logged_once(logs, "/none", None)
+    assert_still_serves(port)
+
+
+def test_start_response_twice_without_exc_info_is_a_500(live_server: Any, logs: pytest.LogCaptureFixture) -> None:
+    # PEP 3333: a second call without exc_info is an error the server raises into the app
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", HEAD)
+        start_response("201 Created", HEAD)
+        return [b"twice"]
+
+    port = start(live_server, app)
+    response = raw_exchange(port, b"GET /twice HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert_clean_500(response)
+    assert_logged_once(logs, "/twice", None)
+    assert_still_serves(port)
+
+
+def test_exc_info_after_the_head_was_sent_cuts_the_connection(live_server: Any, logs: pytest.LogCaptureFixture) -> None:
+    # PEP 3333: once the head is out, start_response(..., exc_info) re-raises; the stream can only be cut
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        start_response("200 OK", HEAD)
+        yield b"partial"
+        try:
+            raise KeyError("secret-detail-6")
+        except KeyError:
+            start_response("500 Internal Server Error", HEAD, sys.exc_info())
+        yield b"never sent"
+
+    port = start(live_server, app)
+    with connect(port) as sock:
+        sock.sendall(b"GET /late-exc-info HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = ResponseReader(sock)
+        response = reader.read()
+        assert reader.eof, "the connection must be cut"
+    assert response.status == 200 and response.body == b"partial", response.describe()
+    assert not response.complete, response.describe()
+    assert wait_for(lambda: bool(error_records(logs)))
+    assert len(error_records(logs)) == 1, [r.getMessage() for r in error_records(logs)]
+    assert_still_serves(port)
