@@ -14,20 +14,30 @@ guards, several times what a working server needs.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import resource
 import selectors
+import signal
 import socket
 import ssl
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
 from tests.wire import (
-    TIMEOUT, connect, get, parse_response, raise_open_files, read_response, read_until_close, rss_mib, wait_for,
+    TIMEOUT, cli_env, connect, finish, get, parse_response, raise_open_files, read_response, read_until_close,
+    rss_mib, wait_for, wait_until_listening,
 )
 
 BIG = 10 * 1024 * 1024  # the answer a client never reads
@@ -198,6 +208,48 @@ def test_slowloris_drippers_do_not_stop_others_and_meet_the_deadline(
     report_rss(record_property, "slowloris", rss_before, rss_after)
 
 
+@pytest.mark.parametrize("length", [1000, 1_000_000], ids=["buffered-body", "streamed-body"])
+def test_body_drippers_meet_the_whole_request_deadline(live_server: Any, state: dict[str, Any], length: int) -> None:
+    """The deadline covers the body too: a byte a second of body does not keep a request alive."""
+    srv = live_server(make_app(state), timeout=3.0)
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % length
+    socks = [connect(srv.port) for _ in range(10)]
+    received = {sock: b"" for sock in socks}
+    open_socks = set(socks)
+    try:
+        for sock in socks:
+            sock.sendall(head + (b"x" * 300_000 if length > 256 * 1024 else b""))
+        fresh_requests_succeed(srv.port, 5)
+        deadline = time.monotonic() + 25  # a guard: the server's deadline is 3 s
+        while open_socks and time.monotonic() < deadline:
+            for sock in list(open_socks):
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    open_socks.discard(sock)
+                    continue
+            with selectors.DefaultSelector() as selector:
+                for sock in open_socks:
+                    selector.register(sock, selectors.EVENT_READ)
+                for key, _ in selector.select(1.0):
+                    sock = key.fileobj  # type: ignore[assignment]
+                    try:
+                        chunk = sock.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    received[sock] += chunk
+                    if not chunk:
+                        open_socks.discard(sock)
+    finally:
+        for sock in socks:
+            sock.close()
+    assert not open_socks, f"{len(open_socks)} body drippers still open long after the deadline"
+    for raw in received.values():
+        if raw and length <= 256 * 1024:  # a buffered body: the app never ran, the server answers 408
+            assert parse_response(raw).status == 408, raw[:200]
+    fresh_requests_succeed(srv.port, 1)
+
+
 # -- idle keep-alive connections -----------------------------------------------------------------------------
 
 IDLE = 1000
@@ -273,6 +325,158 @@ def test_client_beyond_max_connections_waits_and_is_answered_when_a_slot_frees(
     finally:
         for sock in idle:
             sock.close()
+
+
+# -- running out of file descriptors ---------------------------------------------------------------------
+
+FD_LIMIT = 64
+FD_APP = textwrap.dedent(
+    """
+    import os
+    import threading
+
+    held = []
+
+    def release():
+        while held:
+            os.close(held.pop())
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/hog":  # take every free descriptor for a few seconds
+            while True:
+                try:
+                    held.append(os.open(os.devnull, os.O_RDONLY))
+                except OSError:
+                    break
+            threading.Timer(4.0, release).start()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+    """
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Clients:
+    """Connections that each sent ``GET /`` and collect their answer ("ok")."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.socks = [connect(port) for _ in range(count)]
+        self.answers = {sock: b"" for sock in self.socks}
+        self._selector = selectors.DefaultSelector()
+        for sock in self.socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            self._selector.register(sock, selectors.EVENT_READ)
+
+    def answered(self) -> list[socket.socket]:
+        return [sock for sock in self.socks if self.answers[sock].endswith(b"\r\n\r\nok")]
+
+    def collect(self, quiet: float, guard: float, close_answered: bool) -> None:
+        """Read answers until all came, none came for ``quiet`` seconds, or ``guard`` passed."""
+        deadline = time.monotonic() + guard
+        while self._selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            events = self._selector.select(min(quiet, left))
+            if not events:
+                return
+            for key, _ in events:
+                sock: Any = key.fileobj
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    chunk = b""
+                self.answers[sock] += chunk
+                if not chunk or self.answers[sock].endswith(b"\r\n\r\nok"):
+                    self._selector.unregister(sock)
+                    if close_answered:
+                        sock.close()
+
+    def close(self) -> None:
+        self._selector.close()
+        for sock in self.socks:
+            sock.close()
+
+
+def start_with_fd_limit(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """``python -m restkit`` serving FD_APP with at most FD_LIMIT descriptors (soft and hard limit)."""
+    (tmp_path / "fd_app.py").write_text(FD_APP)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "restkit", "fd_app:app", "--port", str(port)], cwd=tmp_path, env=cli_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # the hard limit too: a server may raise its soft limit up to the hard one
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT)),
+    )
+    wait_until_listening(port, proc)
+    return proc, port
+
+
+def stop_and_check_log(proc: subprocess.Popen[str]) -> list[str]:
+    """SIGINT, exit 0; the stderr lines that mention running out of descriptors."""
+    proc.send_signal(signal.SIGINT)
+    code, stderr = finish(proc)
+    assert code == 0, stderr
+    mentions = [line for line in stderr.splitlines() if re.search(r"EMFILE|[Tt]oo many open files|descriptor", line)]
+    assert len(mentions) <= 1, "running out of descriptors was logged more than once:\n" + "\n".join(mentions[:10])
+    return mentions
+
+
+def assert_not_spinning(pid: int, waiting: int) -> None:
+    before = cpu_seconds(pid)
+    time.sleep(1.5)
+    used = cpu_seconds(pid) - before
+    assert used < 0.75, f"{used:.2f} s of CPU in 1.5 s with {waiting} clients waiting: the server spins"
+
+
+def test_more_clients_than_descriptors_wait_and_are_served(tmp_path: Path) -> None:
+    proc, port = start_with_fd_limit(tmp_path)
+    clients: Clients | None = None
+    try:
+        clients = Clients(port, FD_LIMIT + 40)
+        clients.collect(quiet=1.0, guard=10, close_answered=False)  # the first ones stay open: idle keep-alive
+        served_first = clients.answered()
+        waiting = len(clients.socks) - len(served_first)
+        assert_not_spinning(proc.pid, waiting)
+        for sock in served_first:  # their descriptors are free again
+            sock.close()
+        clients.collect(quiet=10.0, guard=30, close_answered=True)
+        missing = len(clients.socks) - len(clients.answered())
+        assert missing == 0, f"{missing} clients never answered after descriptors were freed"
+        mentions = stop_and_check_log(proc)
+    finally:
+        if clients is not None:
+            clients.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    print(f"\nfd limit {FD_LIMIT}: {len(served_first)} served at once, {waiting} waited; logged: {mentions}")
+
+
+def test_emfile_on_accept_pauses_accepting_and_logs_once(tmp_path: Path) -> None:
+    """The app takes every free descriptor for 4 s: accept() fails with EMFILE meanwhile."""
+    proc, port = start_with_fd_limit(tmp_path)
+    clients: Clients | None = None
+    try:
+        with connect(port) as hog:
+            hog.sendall(b"GET /hog HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            assert parse_response(read_until_close(hog)).body == b"ok"
+        clients = Clients(port, 20)  # the kernel queues them; the server cannot accept them yet
+        assert_not_spinning(proc.pid, 20)
+        clients.collect(quiet=15.0, guard=30, close_answered=True)
+        missing = len(clients.socks) - len(clients.answered())
+        assert missing == 0, f"{missing} clients never answered after the app released its descriptors"
+        mentions = stop_and_check_log(proc)
+    finally:
+        if clients is not None:
+            clients.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    print(f"\nEMFILE: logged {mentions}")
 
 
 # -- a client that never reads --------------------------------------------------------------------------

@@ -144,13 +144,13 @@ def test_curl_as_a_real_client(https_server: Any, certs: Certificates, tmp_path:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"scheme": "https", "path": "/from-curl"}
     # two transfers in one curl: the second reuses the connection (0 new connects)
-    done = subprocess.run(
+    reused = subprocess.run(
         [*base, "--write-out", "%{http_code} %{num_connects}\n", "-o", os.devnull, "-o", os.devnull,
          f"https://localhost:{port}/a", f"https://localhost:{port}/big"],
         capture_output=True, text=True, timeout=30,
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["200 1", "200 0"], done.stdout
+    assert reused.returncode == 0, reused.stderr
+    assert reused.stdout.split("\n")[:2] == ["200 1", "200 0"], reused.stdout
     upload = tmp_path / "upload.bin"
     upload.write_bytes(os.urandom(MEGABYTE))
     done = subprocess.run([*base, "--data-binary", f"@{upload}", "-H", "Content-Type: application/octet-stream",
@@ -164,6 +164,8 @@ def test_stalled_handshakes_do_not_block_others(live_server: Any, certs: Certifi
     hello = client_hello()
     silent = [connect(srv.port) for _ in range(4)]  # TCP only: never a ClientHello
     halfway = [connect(srv.port) for _ in range(4)]
+    # and two that finish the handshake, then never send a request
+    mute = [certs.client_context().wrap_socket(connect(srv.port), server_hostname="localhost") for _ in range(2)]
     try:
         for sock in halfway:
             sock.sendall(hello[: len(hello) // 2])
@@ -172,8 +174,10 @@ def test_stalled_handshakes_do_not_block_others(live_server: Any, certs: Certifi
             assert status == 200, f"HTTPS request {number + 1} while 8 handshakes stall"
         for sock in silent + halfway:
             read_until_close(sock)  # returns: the server gave up on the handshake
+        for tls in mute:
+            assert read_until_close(tls) == b""  # closed after the timeout, without an answer
     finally:
-        for sock in silent + halfway:
+        for sock in silent + halfway + mute:
             sock.close()
     assert get(srv.port, "/after", context=certs.client_context())[0] == 200
 
