@@ -110,10 +110,12 @@ def test_graceful_stop_finishes_a_slow_request_and_a_stream_ended_by_an_on_shutd
 ) -> None:
     seen: dict[str, Any] = {}
     slow_started, release, hook_called = threading.Event(), threading.Event(), threading.Event()
+    hook_calls: list[str] = []
     app = App()
 
     @app.on_shutdown
     def end_streams() -> None:
+        hook_calls.append(threading.current_thread().name)
         hook_called.set()
 
     @app.get("/hello")
@@ -169,6 +171,7 @@ def test_graceful_stop_finishes_a_slow_request_and_a_stream_ended_by_an_on_shutd
     assert not srv.thread.is_alive(), "serve_forever() did not return"
     srv.close()
     assert srv.leftover_threads() == set()
+    assert len(hook_calls) == 1, f"on_shutdown hook called {len(hook_calls)} times"
 
 
 def test_stream_that_ignores_the_stop_is_cut_at_the_end_of_grace(running: Callable[..., Running]) -> None:
