@@ -185,6 +185,7 @@ def test_slowloris_drippers_do_not_stop_others_and_meet_the_deadline(
         assert drippers.first_round.wait(30), "the drippers did not start"
         fresh_requests_succeed(srv.port, 20)
         connected_meanwhile = drippers.connected()
+        rss_during = rss_mib()
         # Each dripper keeps sending a byte a second; the server must still
         # end its request DRIP_TIMEOUT seconds after its first byte.
         ended = wait_for(lambda: all(drippers.closed), timeout=DRIP_TIMEOUT + 20, interval=0.2)
@@ -205,7 +206,10 @@ def test_slowloris_drippers_do_not_stop_others_and_meet_the_deadline(
             assert answer.headers["connection"] == "close"
     print(f"\nslowloris: {answers.count(b'')} of {DRIPPERS} drippers closed silently, the rest got 408")
     fresh_requests_succeed(srv.port, 1)
+    print(f"\nRSS with {DRIPPERS} drippers connected: {rss_during:.1f} MiB")
+    record_property("rss_mib_slowloris_during", round(rss_during, 1))
     report_rss(record_property, "slowloris", rss_before, rss_after)
+    assert rss_during - rss_before < RSS_GROWTH_LIMIT_MIB
 
 
 @pytest.mark.parametrize("length", [1000, 1_000_000], ids=["buffered-body", "streamed-body"])

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class Answer:
     body: bytes
     complete: bool
     error: str = ""
-    chunked: bool = field(default=False)
+    chunked: bool = False
 
 
 def parse_response(raw: bytes, method: str = "GET") -> Answer:
