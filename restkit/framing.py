@@ -43,7 +43,7 @@ class ResponsePlan:
 
 
 # status = 3DIGIT SP reason-phrase, reason-phrase = *( HTAB / SP / VCHAR / obs-text )
-_STATUS = re.compile(r"([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*")
 # field-name = token (RFC 9110 section 5.1)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # field-value: no CTL but HTAB; latin-1 is checked when the head is encoded

@@ -82,7 +82,6 @@ class RequestHead:
 
 # tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
 # token = 1*tchar                                                    (RFC 9110 section 5.6.2)
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # method = token; restkit, like gunicorn, also refuses lower case ("get" is a typo, not a method)
 _METHOD = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Z]{1,20}")
 # HTTP-version = HTTP-name "/" DIGIT "." DIGIT                        (RFC 9112 section 2.3)
@@ -92,16 +91,29 @@ _TARGET_FORBIDDEN = re.compile(rb"[\x00-\x20\x7f]")
 # field-value = *field-content; CTLs other than HTAB are invalid    (RFC 9110 section 5.5)
 _VALUE_FORBIDDEN = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Host = uri-host [ ":" port ]; uri-host = IP-literal / IPv4address / reg-name   (RFC 9110 section 7.2)
-_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 # Content-Length = 1*DIGIT                                           (RFC 9110 section 8.6)
-_DIGITS = re.compile(rb"[0-9]{1,19}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 # chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; chunk-size = 1*HEXDIG
 # chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )   (RFC 9112 section 7.1)
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\x00-\x08\x0a-\x1f\x7f]*)?")
-_OWS = b" \t"
+# field-line = field-name ":" OWS field-value OWS; field-name = token   (RFC 9112 section 5)
+_FIELD_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*", re.DOTALL)
 
 # Headers that frame or route the request: each may appear once.
-_SINGLE = {b"host": "Host", b"content-length": "Content-Length"}
+_SINGLE = {"HTTP_HOST": "Host", "CONTENT_LENGTH": "Content-Length", "CONTENT_TYPE": "Content-Type"}
+# PERF: the environ keys of common header names, so most requests compute none.
+_COMMON_NAMES = (
+    "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection", "Content-Type",
+    "Content-Length", "Cookie", "Authorization", "Origin", "Referer", "Cache-Control", "If-None-Match",
+    "If-Match", "If-Modified-Since", "Transfer-Encoding", "Expect", "X-Forwarded-For", "X-Request-Id",
+)
+_ENVIRON_KEYS = {
+    spelling.encode(): (key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key)
+    for name in _COMMON_NAMES
+    for key in [name.upper().replace("-", "_")]
+    for spelling in (name, name.lower())
+}
 # Headers whose repeated lines are joined with "; " instead of ", " (RFC 6265 section 5.4).
 _COOKIE = "HTTP_COOKIE"
 _MAX_EMPTY_LINES = 2  # RFC 9112 section 2.2: ignore at least one empty line before a request
@@ -145,6 +157,8 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         if len(buffer) > limits.max_head:
             raise ProtocolError(431, "request header section is too large")
         return None
+    if end > limits.max_head:
+        raise ProtocolError(431, "request header section is too large")
     head = bytes(buffer[:end])
     del buffer[:end]
     return _parse_lines(head, limits)
@@ -162,49 +176,47 @@ def _find_head_end(buffer: bytearray, start: int) -> int:
 
 
 def _parse_lines(head: bytes, limits: Limits) -> RequestHead:
-    lines = head.split(b"\n")
-    lines.pop()  # the empty string after the final LF
-    request_line = lines[0]
-    crlf = request_line.endswith(b"\r")
+    first_end = head.index(b"\n")
     # RFC 9112 section 2.2: a recipient MAY accept a bare LF as a line
     # terminator.  restkit does when every line of the head uses it; a head
     # that mixes the two is refused, since another parser on the way could
     # split it differently.
-    if any(line.endswith(b"\r") != crlf for line in lines):
-        raise ProtocolError(400, "mixed line endings in the request head")
-    lines.pop()  # the empty line that ends the head
-    if crlf:
-        lines = [line[:-1] for line in lines]
-    if len(lines[0]) > limits.max_request_line:
+    if head[first_end - 1 : first_end] == b"\r":
+        if head.count(b"\n") != head.count(b"\r\n"):
+            raise ProtocolError(400, "mixed line endings in the request head")
+        lines = head[:-4].split(b"\r\n")
+    else:
+        if b"\r\n" in head:
+            raise ProtocolError(400, "mixed line endings in the request head")
+        lines = head[:-2].split(b"\n")
+    request_line = lines[0]
+    if len(request_line) > limits.max_request_line:
         raise ProtocolError(414, "request line is too long")
-    method, target, version = _parse_request_line(lines[0])
+    method, target, version = _parse_request_line(request_line)
     if len(lines) - 1 > limits.max_headers:
         raise ProtocolError(431, f"more than {limits.max_headers} headers")
     environ: dict[str, Any] = {}
-    seen_single: set[bytes] = set()
-    for line in lines[1:]:
-        name, value = _parse_field(line, limits)
-        lowered = name.lower()
-        if lowered in _SINGLE:
-            if lowered in seen_single:
-                raise ProtocolError(400, f"more than one {_SINGLE[lowered]} header")
-            seen_single.add(lowered)
-        if b"_" in name:
-            # X_Forwarded_For would land in the same environ key as
-            # X-Forwarded-For and could pass for it: drop it, as nginx and
-            # gunicorn do.
-            continue
-        key = name.decode("ascii").upper().replace("-", "_")  # ASCII only: a token has nothing else
+    for index in range(1, len(lines)):
+        name, value = _parse_field(lines[index], limits)
+        key = _ENVIRON_KEYS.get(name)
+        if key is None:
+            if b"_" in name:
+                # X_Forwarded_For would land in the same environ key as
+                # X-Forwarded-For and could pass for it: drop it, as nginx
+                # and gunicorn do.
+                continue
+            key = name.decode("ascii").upper().replace("-", "_")  # ASCII only: a token has nothing else
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
         text = value.decode("latin-1")
-        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if key in environ:
-                raise ProtocolError(400, f"more than one {name.decode()} header")
-            environ[key] = text
-            continue
-        key = "HTTP_" + key
         previous = environ.get(key)
-        environ[key] = text if previous is None else previous + ("; " if key == _COOKIE else ", ") + text
-    return _interpret(method, target, version, environ, limits, request_line.rstrip(b"\r").decode("latin-1"))
+        if previous is None:
+            environ[key] = text
+        elif key in _SINGLE:  # these frame or route the request: two are a smuggling attempt
+            raise ProtocolError(400, f"more than one {_SINGLE[key]} header")
+        else:
+            environ[key] = previous + ("; " if key == _COOKIE else ", ") + text
+    return _interpret(method, target, version, environ, limits, request_line.decode("latin-1"))
 
 
 def _parse_request_line(line: bytes) -> tuple[str, str, str]:
@@ -213,10 +225,9 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str]:
     if len(parts) != 3 or not all(parts):
         raise ProtocolError(400, "malformed request line")
     method, target, version = parts
-    match = _VERSION.fullmatch(version)
-    if match is None:
-        raise ProtocolError(400, "malformed request line")
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
+        if _VERSION.fullmatch(version) is None:
+            raise ProtocolError(400, "malformed request line")
         raise ProtocolError(505, f"{version.decode()} is not supported")
     if _METHOD.fullmatch(method) is None:
         raise ProtocolError(400, f"malformed method {method.decode('latin-1')[:20]!r}")
@@ -226,16 +237,15 @@ def _parse_request_line(line: bytes) -> tuple[str, str, str]:
 
 
 def _parse_field(line: bytes, limits: Limits) -> tuple[bytes, bytes]:
-    # field-line = field-name ":" OWS field-value OWS                 (RFC 9112 section 5)
     if len(line) > limits.max_header_line:
         raise ProtocolError(431, "a header line is too long")
-    name, colon, value = line.partition(b":")
-    if not colon or _TOKEN.fullmatch(name) is None:
+    match = _FIELD_LINE.fullmatch(line)
+    if match is None:
         # Also refuses obs-fold (a line starting with SP or HTAB) and
         # whitespace before the colon, both of which RFC 9112 lets a
         # server reject with 400 (sections 5.1 and 5.2).
         raise ProtocolError(400, "malformed header line")
-    value = value.strip(_OWS)
+    name, value = match.groups()
     if _VALUE_FORBIDDEN.search(value):
         raise ProtocolError(400, f"control character in the {name.decode()[:40]} header")
     return name, value
@@ -251,12 +261,16 @@ def _interpret(
     if host is None:
         if http11:
             raise ProtocolError(400, "an HTTP/1.1 request needs a Host header")
-    elif _HOST.fullmatch(host.encode("latin-1")) is None:
+    elif _HOST.fullmatch(host) is None:
         raise ProtocolError(400, "invalid Host header")
 
     framing, length = _body_framing(environ, http11, limits)
-    connection = {token.strip().lower() for token in environ.get("HTTP_CONNECTION", "").split(",")}
-    keep_alive = ("close" not in connection) if http11 else ("keep-alive" in connection)
+    connection = environ.get("HTTP_CONNECTION")
+    if connection is None:
+        keep_alive = http11
+    else:
+        tokens = {token.strip().lower() for token in connection.split(",")}
+        keep_alive = ("close" not in tokens) if http11 else ("keep-alive" in tokens)
     expect = environ.get("HTTP_EXPECT")
     expect_continue = False
     if expect is not None and http11:  # RFC 9110 section 10.1.1: HTTP/1.0 clients cannot expect
@@ -276,7 +290,7 @@ def _split_target(method: str, target: str, environ: dict[str, Any]) -> tuple[st
     """PATH_INFO (percent-decoded, as WSGI wants) and QUERY_STRING of the target."""
     if target.startswith("/"):  # origin-form
         path, _, query = target.partition("?")
-        return unquote(path, "latin-1"), query
+        return (unquote(path, "latin-1") if "%" in path else path), query
     if target == "*":  # asterisk-form: only for a server-wide OPTIONS
         if method != "OPTIONS":
             raise ProtocolError(400, "'*' is only a target for OPTIONS")
@@ -313,7 +327,7 @@ def _body_framing(environ: dict[str, Any], http11: bool, limits: Limits) -> tupl
         return Framing.CHUNKED, 0
     if length_text is None:
         return Framing.NONE, 0
-    if _DIGITS.fullmatch(length_text.encode("latin-1")) is None:
+    if _DIGITS.fullmatch(length_text) is None:
         raise ProtocolError(400, "invalid Content-Length")
     length = int(length_text)
     if length > limits.max_body:

@@ -55,6 +55,7 @@ import selectors
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -551,6 +552,12 @@ class Server:
         sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # PERF: workers use the socket in blocking mode with the kernel's
+        # timeouts rather than Python's, which poll() before each recv and
+        # send and so release the GIL twice per call.  A send that makes no
+        # progress for `timeout` fails; a worker's recv waits NEXT_REQUEST_WAIT.
+        _kernel_timeout(sock, socket.SO_SNDTIMEO, self.timeout)
+        _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
         state = _S.IDLE
         if self.ssl_context is not None:
             try:
@@ -618,7 +625,7 @@ class Server:
         if head is not None:
             self._selector.unregister(conn.sock)
             conn.become(_S.WORKING)
-            conn.sock.settimeout(self.timeout)
+            conn.sock.setblocking(True)  # kernel timeouts apply: see _add
             self._pool.submit(lambda: self._work(conn, head))
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
@@ -729,18 +736,12 @@ class Server:
         if self.stopping.is_set() or conn.buffer or self._pool.busy:
             return None
         try:
-            conn.sock.settimeout(NEXT_REQUEST_WAIT)
-            data = conn.sock.recv(RECV_SIZE)
-        except (TimeoutError, ssl.SSLWantReadError):
+            data = conn.sock.recv(RECV_SIZE)  # waits NEXT_REQUEST_WAIT at most (SO_RCVTIMEO)
+        except (BlockingIOError, ssl.SSLWantReadError):
             return None
         except OSError:
             conn.eof = True
             return None
-        finally:
-            try:
-                conn.sock.settimeout(self.timeout)
-            except OSError:
-                pass
         if not data:
             conn.eof = True
             return None
@@ -822,13 +823,16 @@ class _BodyInput:
         remaining = self._conn.deadline - time.monotonic()
         if remaining <= 0:
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body"))
+        sock = self._conn.sock
         try:
-            self._conn.sock.settimeout(remaining)
-            data = self._conn.sock.recv(RECV_SIZE)
-        except TimeoutError:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, remaining)
+            data = sock.recv(RECV_SIZE)
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body")) from None
         except OSError:
             raise self._fail(RequestBodyError(400, "the client went away")) from None
+        finally:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
         if not data:
             self._conn.eof = True
             raise self._fail(RequestBodyError(400, "request body ended early"))
@@ -931,51 +935,48 @@ class _Exchange:
     # -- running it ----------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        head = self.head
-        if head.environ["PATH_INFO"] == "*":
+        if self.head.environ["PATH_INFO"] == "*":
             return self._options_asterisk()
         result: Any = None
-        error: BaseException | None = None
         try:
             result = self.server.app(self.environ, self.start_response)
-            if type(result) in (list, tuple) and len(result) <= 1:
-                # PERF: the usual response, one bytes object: one send, with
-                # a Content-Length the server can vouch for.
-                body = result[0] if result else b""
-                if not isinstance(body, bytes):
-                    raise AppError(f"the app's response holds {type(body).__name__}, not bytes")
-                self._send_head(len(body), body)
-            else:
-                for data in result:
-                    if not isinstance(data, bytes):
-                        raise AppError(f"the app yielded {type(data).__name__}, not bytes")
-                    if data:
-                        self._send_body(data)
-                    if self.plan is not None and self._body_done():
-                        break
-                if self.plan is None:
-                    self._send_head(0 if type(result) in (list, tuple) else None, b"")
-                self._finish_body()
+            self._send_result(result)
+            # close() comes before the last chunk, so that a close() that
+            # fails leaves the client a response it can tell is incomplete.
+            error = _close_iterable(result)
+            if error is not None:
+                return self._fail(error)
+            self._finish_body()
         except _ClientGone:
             self.complete = False
+            _close_iterable(result)
             self._log(note=" (client disconnected)")
-            _close_iterable(result, self)
             return Outcome.CLOSE
         except Exception as exc:
-            error = exc
-        if error is None:
-            error = _close_iterable(result, self)
-            if error is not None and self.plan is not None:
-                self.complete = False  # the response went out; the close failure is only logged
-                self._report(error)
-                self._log()
-                return Outcome.CLOSE
-        else:
-            _close_iterable(result, self)
-        if error is not None:
-            return self._fail(error)
+            _close_iterable(result)
+            return self._fail(exc)
         self._log()
         return self._after_response()
+
+    def _send_result(self, result: Any) -> None:
+        """Send the head and what the app's iterable yields (no more than the client needs)."""
+        if self.plan is None and type(result) in (list, tuple) and len(result) <= 1:
+            # PERF: the usual response, one bytes object: one send, with
+            # a Content-Length the server can vouch for.
+            body = result[0] if result else b""
+            if not isinstance(body, bytes):
+                raise AppError(f"the app's response holds {type(body).__name__}, not bytes")
+            self._send_head(len(body), body)
+            return
+        for data in result:
+            if not isinstance(data, bytes):
+                raise AppError(f"the app yielded {type(data).__name__}, not bytes")
+            if data:
+                self._send_body(data)
+            if self.plan is not None and self._body_done():
+                break
+        if self.plan is None:
+            self._send_head(0 if type(result) in (list, tuple) else None, b"")
 
     def _body_done(self) -> bool:
         """True when the client needs no more of the body (so iteration may stop)."""
@@ -1136,7 +1137,7 @@ class _Exchange:
         self.server._log_access(self.conn, self.head.request_line, status, self.sent, note)
 
 
-def _close_iterable(result: Any, exchange: _Exchange) -> Exception | None:
+def _close_iterable(result: Any) -> Exception | None:
     """Call the app iterable's ``close()`` (PEP 3333 says always); return what it raised."""
     close = getattr(result, "close", None)
     if close is None:
@@ -1168,6 +1169,15 @@ def _recv_nowait(sock: socket.socket) -> bytes | None:
         return None
     except OSError:
         return b""
+
+
+def _kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """Set SO_RCVTIMEO or SO_SNDTIMEO (a struct timeval) on ``sock``."""
+    whole = int(seconds)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    except OSError:
+        pass  # closed meanwhile: the next call on it fails and says so
 
 
 def _close_socket(sock: socket.socket) -> None:
