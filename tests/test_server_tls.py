@@ -13,9 +13,13 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
+import struct
 import subprocess
 import textwrap
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,9 @@ import pytest
 
 from restkit.server import make_server
 from tests.conftest import free_port
-from tests.wire import TIMEOUT, connect, finish, get, read_until_close, start_cli, wait_until_listening
+from tests.wire import (
+    TIMEOUT, connect, finish, get, ipv6_loopback, read_until_close, start_cli, wait_until_listening,
+)
 
 trustme = pytest.importorskip("trustme", reason="trustme is a test extra: pip install '.[test]'")
 
@@ -179,6 +185,108 @@ def test_stalled_handshakes_do_not_block_others(live_server: Any, certs: Certifi
         for sock in silent + halfway + mute:
             sock.close()
     assert get(srv.port, "/after", context=certs.client_context())[0] == 200
+
+
+def test_handshakes_reset_halfway_do_not_stop_others(https_server: Any, certs: Certificates) -> None:
+    hello = client_hello()
+    for _ in range(20):
+        sock = connect(https_server.port)
+        sock.sendall(hello[: len(hello) // 2])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset in the middle of the handshake
+    assert get(https_server.port, "/after", context=certs.client_context())[0] == 200
+
+
+def test_idle_tls_keep_alive_connections_do_not_hold_workers(live_server: Any, certs: Certificates) -> None:
+    """Between requests a TLS connection waits in the event loop, as a plain one does, not in a worker."""
+    srv = live_server(tls_app, certfile=str(certs.cert), keyfile=str(certs.key), threads=2, keepalive_timeout=30.0,
+                      grace=1.0)
+    idle = [https(srv.port, certs) for _ in range(6)]  # three times the workers
+    try:
+        for number, conn in enumerate(idle):
+            conn.timeout = 5
+            try:
+                conn.request("GET", f"/idle/{number}")
+                resp = conn.getresponse()
+            except TimeoutError:
+                pytest.fail(f"TLS connection {number + 1} not answered: the idle ones before it hold the 2 workers")
+            assert resp.status == 200 and resp.read(), f"idle connection {number + 1}"
+        for number in range(5):
+            try:
+                status, _ = get(srv.port, f"/fresh/{number}", timeout=5, context=certs.client_context())
+            except TimeoutError:
+                pytest.fail(f"fresh HTTPS request {number + 1} not answered while 6 TLS connections sit idle")
+            assert status == 200
+        for number, conn in enumerate(idle):  # and the idle ones are still usable
+            conn.request("GET", f"/again/{number}")
+            assert conn.getresponse().status == 200
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+@pytest.mark.parametrize("length, sent", [(1000, 10), (MEGABYTE, 300_000)], ids=["buffered-body", "streamed-body"])
+def test_stalled_tls_request_body_is_timed_out(live_server: Any, certs: Certificates, length: int, sent: int) -> None:
+    srv = live_server(tls_app, certfile=str(certs.cert), keyfile=str(certs.key), timeout=2.0, grace=1.0)
+    raw = connect(srv.port, timeout=15)  # a guard: the server's deadline is 2 s
+    with certs.client_context().wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % length + b"x" * sent)
+        try:
+            answer = read_until_close(tls)  # and then nothing: returns only once the server gave up
+        except TimeoutError:
+            pytest.fail("a TLS request whose body stalled was never timed out")
+    assert answer == b"" or not answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert get(srv.port, "/after", context=certs.client_context())[0] == 200
+
+
+def test_tls_client_that_never_reads_is_closed_and_the_body_closed(live_server: Any, certs: Certificates) -> None:
+    closed = threading.Event()
+    pieces = [0]
+
+    def huge(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ["PATH_INFO"] != "/huge":
+            return tls_app(environ, start_response)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(64 * MEGABYTE))])
+
+        def body() -> Iterator[bytes]:
+            try:
+                for _ in range(1024):
+                    pieces[0] += 1
+                    yield b"\0" * 65536
+            finally:
+                closed.set()
+
+        return body()
+
+    srv = live_server(huge, certfile=str(certs.cert), keyfile=str(certs.key), timeout=2.0, grace=1.0)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(TIMEOUT)
+    raw.connect(("127.0.0.1", srv.port))
+    with certs.client_context().wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert tls.recv(1024).startswith(b"HTTP/1.1 200 ")
+        # ... and never read again, while others are served
+        for number in range(3):
+            assert get(srv.port, f"/n{number}", timeout=5, context=certs.client_context())[0] == 200
+        assert closed.wait(15), "the server kept writing to a TLS client that does not read"
+    assert pieces[0] < 1024
+
+
+@pytest.mark.skipif(ipv6_loopback() is not None, reason=ipv6_loopback() or "")
+def test_https_over_ipv6_loopback(live_server: Any, certs: Certificates) -> None:
+    server = make_server("::1", 0, tls_app, certfile=str(certs.cert), keyfile=str(certs.key), access_log=False)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert server.url == f"https://[::1]:{port}"
+        status, body = get(port, "/v6", host="::1", context=certs.client_context())
+        assert (status, json.loads(body)) == (200, {"scheme": "https", "path": "/v6"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)
 
 
 def test_plain_http_on_the_https_port_is_closed(https_server: Any, certs: Certificates) -> None:
