@@ -1,4 +1,4 @@
-"""restkit.server over IPv6 loopback: ``::1``, ``::`` (dual-stack where the OS allows it) and ``--host ::1``.
+"""restkit.server over IPv6 loopback: ``::1``, ``::`` (dual-stack where the OS allows it), ``localhost``, ``--host ::1``.
 
 Skipped, with the reason, on a machine where ``::1`` cannot be bound.
 """
@@ -89,6 +89,15 @@ def test_any_ipv6_address_is_dual_stack_where_the_os_allows() -> None:
         status, body = get_json(port, "/", host="127.0.0.1")
         assert status == 200
         assert body["remote_addr"] in ("127.0.0.1", "::ffff:127.0.0.1")
+
+
+def test_localhost_answers_at_the_address_it_bound() -> None:
+    with serving("localhost") as server:
+        host, port = server.server_address[:2]
+        assert host in ("127.0.0.1", "::1")
+        status, body = get_json(port, "/", host=host)
+        assert (status, body["remote_addr"]) == (200, host)
+        assert server.url in (f"http://127.0.0.1:{port}", f"http://[::1]:{port}", f"http://localhost:{port}")
 
 
 IPV6_APP_MODULE = textwrap.dedent(
