@@ -212,10 +212,16 @@ def test_slowloris_drippers_do_not_stop_others_and_meet_the_deadline(
     assert rss_during - rss_before < RSS_GROWTH_LIMIT_MIB
 
 
-@pytest.mark.parametrize("length", [1000, 1_000_000], ids=["buffered-body", "streamed-body"])
-def test_body_drippers_meet_the_whole_request_deadline(live_server: Any, state: dict[str, Any], length: int) -> None:
-    """The deadline covers the body too: a byte a second of body does not keep a request alive."""
-    srv = live_server(make_app(state), timeout=3.0)
+@pytest.mark.parametrize("length, threads", [(1000, 2), (1_000_000, 64)], ids=["buffered-body", "streamed-body"])
+def test_body_drippers_meet_the_whole_request_deadline(
+    live_server: Any, state: dict[str, Any], length: int, threads: int
+) -> None:
+    """The deadline covers the body too: a byte a second of body does not keep a request alive.
+
+    A small body arrives in the event loop, so ten drippers do not hold the
+    two workers; a large one is streamed to the app, which holds a worker.
+    """
+    srv = live_server(make_app(state), timeout=3.0, threads=threads)
     head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % length
     socks = [connect(srv.port) for _ in range(10)]
     received = {sock: b"" for sock in socks}
@@ -570,6 +576,43 @@ def test_clients_that_reset_do_not_stop_others(live_server: Any, state: dict[str
     fresh_requests_succeed(srv.port, 5)
     if request_bytes.startswith(b"GET /big"):
         assert state["big_closed"].wait(TIMEOUT), "the iterable of a reset client was not closed"
+
+
+def test_open_streams_do_not_hold_the_workers(live_server: Any) -> None:
+    """Streams (unknown length) leave the pool: eight of them on two workers, and others are still served."""
+    stop = threading.Event()
+    closed: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] != "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+            return [b"ok"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def ticks() -> Iterator[bytes]:
+            try:
+                deadline = time.monotonic() + 30  # a guard
+                while not stop.wait(0.05) and time.monotonic() < deadline:
+                    yield b"tick\n"
+            finally:
+                closed.append(1)
+
+        return ticks()
+
+    srv = live_server(app, threads=2)
+    streams = [connect(srv.port) for _ in range(8)]
+    try:
+        for sock in streams:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        fresh_requests_succeed(srv.port, 5)
+        for sock in streams:  # every stream still flows
+            assert b"tick" in sock.recv(65536)
+    finally:
+        stop.set()
+        for sock in streams:
+            sock.close()
+    assert wait_for(lambda: len(closed) == 8), f"{len(closed)} of 8 stream iterables closed"
 
 
 def test_connection_churn_does_not_stop_others(live_server: Any, state: dict[str, Any]) -> None:
