@@ -17,7 +17,9 @@ import pytest
 import webtest
 
 from examples.zoo.app import ZooApp, make_app
+from examples.zoo.engine import is_postgres
 from tests.conftest import make_client
+from tests.zoo_pg_fixtures import pg_cluster, pg_database, zoo_db, zoo_dbs  # noqa: F401
 
 TOKEN = "write-token"
 READ_TOKEN = "read-token"
@@ -28,16 +30,24 @@ JSON_TYPE = "application/json"
 # --- helpers (imported by the other zoo test files) --------------------------------
 
 
-def new_app(path: Path, **options: Any) -> ZooApp:
-    """A zoo app on a new database in ``path``, with a rate limit too high to matter."""
+def new_app(db: Path | str, **options: Any) -> ZooApp:
+    """A zoo app with a rate limit too high to matter, on ``db``: a directory
+    (a new SQLite file in it) or what ``--db`` takes (a file or a PostgreSQL URL)."""
     options.setdefault("token", TOKEN)
     options.setdefault("readonly_token", READ_TOKEN)
     options.setdefault("rate_limit", 1_000_000)
-    return make_app(str(path / "zoo.db"), **options)
+    return make_app(str(db / "zoo.db") if isinstance(db, Path) else db, **options)
 
 
 def db_state(app: ZooApp) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, read straight from the file."""
+    """Every row of every table, read straight from the database."""
+    if is_postgres(app.store.path):
+        import psycopg
+
+        with psycopg.connect(app.store.path, connect_timeout=10) as pg:
+            tables = [row[0] for row in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                                                   " ORDER BY tablename")]
+            return {table: pg.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in tables}
     with sqlite3.connect(app.store.path) as conn:
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         return {table: conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() for table in tables}
@@ -86,8 +96,9 @@ def create(client: webtest.TestApp, collection: str, body: dict[str, Any]) -> di
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Any:
-    zoo = new_app(tmp_path)
+def app(zoo_db: str) -> Any:
+    """The zoo on a new database, on each engine (SQLite, PostgreSQL)."""
+    zoo = new_app(zoo_db)
     yield zoo
     zoo.close()
 
@@ -113,17 +124,18 @@ def test_root_lists_every_collection(client: webtest.TestApp) -> None:
         assert answer.status_int == 200 and isinstance(answer.json, list)
 
 
-def test_new_database_holds_animal_types_and_demo_data(client: webtest.TestApp, tmp_path: Path) -> None:
+def test_new_database_holds_animal_types_and_demo_data(client: webtest.TestApp, zoo_dbs: Any) -> None:
     names = [item["name"] for item in client.get("/v1/animal_types").json]
     assert names == ["mammal", "bird", "reptile", "amphibian", "fish", "insect"]
     assert int(client.get("/v1/zoos").headers["X-Total-Count"]) >= 2
     assert int(client.get("/v1/animals").headers["X-Total-Count"]) >= 2
-    (tmp_path / "other").mkdir()
-    empty = make_client(new_app(tmp_path / "other", empty=True))
+    empty_app = new_app(zoo_dbs(), empty=True)
+    empty = make_client(empty_app)
     assert empty.get("/v1/zoos").json == []
     assert empty.get("/v1/animals").json == []
     assert empty.get("/v1/employees").json == []
     assert len(empty.get("/v1/animal_types").json) == 6
+    empty_app.close()
 
 
 # --- zoos ------------------------------------------------------------------------
@@ -426,8 +438,8 @@ def test_reads_need_no_token(client: webtest.TestApp) -> None:
         assert client.head(url).status_int == 200, url
 
 
-def test_an_app_without_a_token_refuses_every_write(tmp_path: Path) -> None:
-    app = new_app(tmp_path, token=None, readonly_token=None)
+def test_an_app_without_a_token_refuses_every_write(zoo_db: str) -> None:
+    app = new_app(zoo_db, token=None, readonly_token=None)
     client = make_client(app)
     response = refused(client, app, "POST", "/v1/zoos", 401, body=b'{"name": "n", "city": "c"}',
                        headers={**AUTH, "Content-Type": JSON_TYPE})
@@ -526,8 +538,8 @@ def test_malformed_json_is_400(client: webtest.TestApp, app: ZooApp, body: bytes
     refused(client, app, "PATCH", "/v1/animals/1", 400, body=body, headers={**AUTH, "Content-Type": JSON_TYPE})
 
 
-def test_body_over_the_limit_is_413(tmp_path: Path) -> None:
-    app = new_app(tmp_path, max_body=200)
+def test_body_over_the_limit_is_413(zoo_db: str) -> None:
+    app = new_app(zoo_db, max_body=200)
     client = make_client(app)
     big = json.dumps({"name": "n" * 300, "city": "c"}).encode()
     refused(client, app, "POST", "/v1/zoos", 413, "limit", body=big, headers={**AUTH, "Content-Type": JSON_TYPE})
@@ -536,8 +548,8 @@ def test_body_over_the_limit_is_413(tmp_path: Path) -> None:
     app.close()
 
 
-def test_rate_limit_is_429_with_retry_after(tmp_path: Path) -> None:
-    app = new_app(tmp_path, rate_limit=5)
+def test_rate_limit_is_429_with_retry_after(zoo_db: str) -> None:
+    app = new_app(zoo_db, rate_limit=5)
     client = make_client(app)
     first = client.get("/v1/zoos")
     assert first.headers["X-RateLimit-Limit"] == "5" and first.headers["X-RateLimit-Remaining"] == "4"

@@ -13,16 +13,21 @@ import webtest
 from examples.zoo.app import ZooApp
 from tests.conftest import make_client
 from tests.test_examples_zoo import new_app, refused
+from tests.zoo_pg_fixtures import ENGINES, pg_cluster  # noqa: F401
 
 ANIMALS = 45
 TYPES = 6
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooApp]:
+@pytest.fixture(scope="module", params=ENGINES)
+def zoo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooApp]:
     """An app with 3 zoos and 45 animals: animal n is of type n % 6 + 1, at zoo n % 3 + 1,
-    named "animal NN" (odd ones in capitals), born on day n of 2020 when n is even."""
-    app = new_app(tmp_path_factory.mktemp("lists"), empty=True)
+    named "animal NN" (odd ones in capitals), born on day n of 2020 when n is even.
+    On each engine: SQLite, PostgreSQL."""
+    if request.param == "postgresql":
+        app = new_app(request.getfixturevalue("pg_cluster").create_database("lists"), empty=True)
+    else:
+        app = new_app(tmp_path_factory.mktemp("lists"), empty=True)
     for name, city in (("Zoo A", "Paris"), ("Zoo B", "berlin"), ("Zoo C", "Berlin")):
         app.store.create("zoo", {"name": name, "city": city})
     for n in range(1, ANIMALS + 1):

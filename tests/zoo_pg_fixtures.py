@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.pg import PgCluster, missing_postgres
 
-__all__ = ["ENGINES", "pg_cluster", "pg_database", "zoo_db"]
+__all__ = ["ENGINES", "pg_cluster", "pg_database", "zoo_db", "zoo_dbs"]
 
 ENGINES = ["sqlite", "postgresql"]
 
@@ -46,9 +46,26 @@ def pg_database(pg_cluster: PgCluster) -> Iterator[str]:
 
 
 @pytest.fixture(params=ENGINES)
-def zoo_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A new database for the zoo: an SQLite file path or a PostgreSQL URL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "zoo.db")
-    url: str = request.getfixturevalue("pg_database")
-    return url
+def zoo_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Make new databases for the zoo, all on one engine: SQLite file paths or PostgreSQL URLs."""
+    made: list[str] = []
+    cluster: PgCluster | None = request.getfixturevalue("pg_cluster") if request.param == "postgresql" else None
+
+    def new() -> str:
+        if cluster is None:
+            db = str(tmp_path / f"zoo{len(made) or ''}.db")
+        else:
+            db = cluster.create_database()
+        made.append(db)
+        return db
+
+    yield new
+    if cluster is not None:
+        for url in made:
+            cluster.drop_database(url)
+
+
+@pytest.fixture
+def zoo_db(zoo_dbs: Callable[[], str]) -> str:
+    """A new database for the zoo, on each engine: an SQLite file path or a PostgreSQL URL."""
+    return zoo_dbs()

@@ -100,6 +100,8 @@ from restkit import (
 )
 from restkit.validation import given
 
+from .engine import open_store
+from .faults import StorageFault, storage_fault
 from .listing import link_header, list_query
 from .ratelimit import RateLimiter
 from .schemas import (
@@ -636,17 +638,17 @@ def make_app(
     max_body: int = 1 << 20,
     empty: bool = False,
 ) -> ZooApp:
-    """Build the zoo API on the SQLite file ``db_path`` (created and seeded when new).
+    """Build the zoo API on the database ``db_path`` (created and seeded when new).
 
     Args:
-        db_path: the database file.
+        db_path: an SQLite file, or a ``postgresql://`` URL (:func:`examples.zoo.engine.open_store`).
         token: the Bearer token writes need; None refuses every write.
         readonly_token: a token that is valid but may only read (403 on writes).
         rate_limit: requests per minute per client address; 0 turns it off.
         max_body: the largest request body, in bytes.
         empty: a new database gets the animal types only, no demo data.
     """
-    store = Store(db_path, empty=empty)
+    store = open_store(db_path, empty=empty)
     limiter = RateLimiter(rate_limit)
     app = ZooApp(
         store,
@@ -687,6 +689,7 @@ def make_app(
     app.after_request(rate_headers)
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
+    app.add_error_handler(StorageFault, storage_fault)
     app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, errors=READ_ERRORS, tags=["root"])
     app.mount("/v1", api.router())
     return app

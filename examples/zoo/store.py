@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .names import name_key
+
 __all__ = [
     "BadReference",
     "Conflicting",
@@ -58,7 +60,7 @@ Check = Callable[[Row], None]
 
 MAX_ID = 2**63 - 1  # the largest SQLite integer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold()
 
 SCHEMA = """
 CREATE TABLE animal_types (
@@ -72,7 +74,7 @@ CREATE TABLE animal_types (
 CREATE TABLE zoos (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     name        TEXT NOT NULL,
-    -- casefold()ed name: unique case-insensitively, for every script, not only ASCII
+    -- names.name_key(name): unique after NFKC and case folding, for every script
     name_key    TEXT NOT NULL,
     city        TEXT NOT NULL,
     opened      TEXT,
@@ -349,7 +351,12 @@ class Store:
         conn = self._connection()
         conn.execute("PRAGMA journal_mode = WAL")
         with self._write() as conn:
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                return
+            if version >= 1:  # an older database: upgrade it
+                rekey_zoos(conn, "?")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -362,7 +369,7 @@ class Store:
             if not empty:
                 conn.executemany(
                     "INSERT INTO zoos (name, name_key, city, opened, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(name, name.casefold(), city, opened, now, now) for name, city, opened in DEMO_ZOOS],
+                    [(name, name_key(name), city, opened, now, now) for name, city, opened in DEMO_ZOOS],
                 )
                 conn.executemany(
                     "INSERT INTO animals (name, animal_type_id, zoo_id, born, created_at, updated_at)"
@@ -426,6 +433,9 @@ class Store:
                 raise ValueError(f"cannot filter {kind} by {column}")
             if value is None:
                 where.append(f"{column} IS NULL")
+            elif kind == "zoo" and column == "name":  # the rule that makes names unique
+                where.append("name_key = ?")
+                args.append(name_key(value))
             elif spec.filters[column] == "text":
                 where.append(f"{column} = ? COLLATE NOCASE")
                 args.append(value)
@@ -465,7 +475,7 @@ class Store:
             raise BadReference(problems)
 
     def _check_zoo_name(self, conn: sqlite3.Connection, name: str, id: int | None) -> None:
-        found = conn.execute("SELECT id, name FROM zoos WHERE name_key = ?", (name.casefold(),)).fetchone()
+        found = conn.execute("SELECT id, name FROM zoos WHERE name_key = ?", (name_key(name),)).fetchone()
         if found is not None and found["id"] != id:
             raise Conflicting(f"a zoo named {found['name']!r} already exists (zoo {found['id']})")
 
@@ -482,7 +492,7 @@ class Store:
             self._check_references(conn, kind, data)
             if kind == "zoo":
                 self._check_zoo_name(conn, data["name"], None)
-                data["name_key"] = data["name"].casefold()
+                data["name_key"] = name_key(data["name"])
             now = utc_now()
             data["created_at"] = data["updated_at"] = now
             columns = ", ".join(data)
@@ -519,7 +529,7 @@ class Store:
             self._check_references(conn, kind, changes)
             if kind == "zoo" and "name" in changes:
                 self._check_zoo_name(conn, changes["name"], id)
-                changes["name_key"] = changes["name"].casefold()
+                changes["name_key"] = name_key(changes["name"])
             return self._apply(conn, kind, id, changes)
 
     def _apply(self, conn: sqlite3.Connection, kind: str, id: int, changes: Mapping[str, Any]) -> Row:
@@ -604,6 +614,30 @@ class Store:
             if check is not None:
                 check(employee)
             return self._apply(conn, "employee", employee_id, {"zoo_id": None})
+
+
+def rekey_zoos(conn: Any, mark: str) -> None:
+    """Recompute every zoo's ``name_key`` (schema 1 -> 2) with ``conn``, inside the caller's transaction.
+
+    ``conn.execute`` must return rows that unpack as ``(id, name)``; ``mark``
+    is the driver's parameter mark.  Names that were distinct under
+    ``casefold()`` alone may now share a key: the zoo with the lowest id
+    keeps it, the others get ``key + "\\x1f" + id`` (still unique; a name
+    cannot hold a control character, so no real key collides with it).
+    """
+    rows = [(row[0], row[1]) for row in conn.execute("SELECT id, name FROM zoos ORDER BY id").fetchall()]
+    # free every key first: the index is unique
+    conn.execute(f"UPDATE zoos SET name_key = CAST({mark} AS TEXT) || CAST(id AS TEXT)", (KEY_SEPARATOR,))
+    taken: set[str] = set()
+    for id, name in rows:
+        key = name_key(name)
+        if key in taken:
+            key = f"{key}{KEY_SEPARATOR}{id}"
+        taken.add(key)
+        conn.execute(f"UPDATE zoos SET name_key = {mark} WHERE id = {mark}", (key, id))
+
+
+KEY_SEPARATOR = "\x1f"
 
 
 class NotEmployed(Missing):

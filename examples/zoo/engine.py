@@ -1,0 +1,37 @@
+"""Which store the zoo runs on, from the value of ``--db``.
+
+``postgresql://...`` (or ``postgres://...``) is a PostgreSQL database
+(:class:`examples.zoo.store_pg.PgStore`, needs ``pip install
+'.[postgres]'``); anything else is an SQLite file
+(:class:`examples.zoo.store.Store`).  Both have one interface and one set of
+guarantees, so the HTTP layer does not know which it has.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from .store import Store
+
+__all__ = ["is_postgres", "open_store"]
+
+
+def is_postgres(db: str) -> bool:
+    """Whether ``db`` names a PostgreSQL database rather than an SQLite file."""
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
+    """The store for ``db``, its schema created or upgraded.
+
+    ``options`` go to the store's constructor (``deadline=`` and
+    ``pool_size=`` for PostgreSQL).
+    """
+    if is_postgres(db):
+        try:
+            from .store_pg import PgStore
+        except ImportError as exc:
+            raise RuntimeError(f"PostgreSQL needs psycopg 3 and psycopg-pool: pip install '.[postgres]' ({exc})") from exc
+        # PgStore has Store's interface (not its class): the HTTP layer only calls that
+        return cast(Store, PgStore(db, empty=empty, **options))
+    return Store(db, empty=empty, **options)
