@@ -191,6 +191,32 @@ def test_zoo_names_are_unique_case_insensitively(client: webtest.TestApp, app: Z
     assert send_json(client, "PATCH", other["links"]["self"], {"name": "OTHER"}).status_int == 200
 
 
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("Caf\u00e9", "Cafe\u0301"),  # NFC and NFD
+        ("Caf\u00e9", "CAF\u00c9"),
+        ("Zoo", "\uff3a\uff4f\uff4f"),  # full-width letters
+        ("Zoo", "Zo\u200bo"),  # a zero-width space
+        ("Zoo", "Z\u00adoo"),  # a soft hyphen
+        ("Stra\u00dfe", "STRASSE"),  # full case folding
+        ("\u01c4ur", "D\u017eur"),  # compatibility ligature DZ-caron and its parts
+    ],
+    ids=["nfc-nfd", "case", "full-width", "zero-width-space", "soft-hyphen", "sharp-s", "ligature"],
+)
+def test_zoo_names_are_unique_after_nfkc_and_case_folding(
+    client: webtest.TestApp, app: ZooApp, first: str, second: str
+) -> None:
+    zoo = create(client, "zoos", {"name": first, "city": "x"})
+    refused(client, app, "POST", "/v1/zoos", 409, "already exists",
+            body=json.dumps({"name": second, "city": "y"}).encode(), headers={**AUTH, "Content-Type": JSON_TYPE})
+    # the name filter uses the same rule: either spelling finds the zoo
+    for name in (first, second):
+        found = client.get("/v1/zoos", params={"name": name})
+        assert [item["id"] for item in found.json] == [zoo["id"]], name
+    assert client.get("/v1/zoos", params={"name": first + "x"}).json == []
+
+
 def test_put_and_patch_that_change_nothing_keep_the_etag(client: webtest.TestApp) -> None:
     zoo = create(client, "zoos", {"name": "Same", "city": "Here"})
     tag = client.get(zoo["links"]["self"]).headers["ETag"]

@@ -7,10 +7,20 @@ selects the engine, the versioned schema.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
+from typing import Any
+
 import pytest
 
+from examples.zoo.engine import is_postgres
+from tests.conftest import free_port, make_client
 from tests.pg import PgCluster
-from tests.zoo_pg_fixtures import pg_cluster, pg_database  # noqa: F401
+from tests.test_examples_zoo import new_app, send_json
+from tests.test_examples_zoo_server import ROOT
+from tests.zoo_pg_fixtures import pg_cluster, pg_database, zoo_db, zoo_dbs  # noqa: F401
 
 
 def test_the_cluster_listens_on_loopback_only_and_each_database_is_new(pg_cluster: PgCluster) -> None:
@@ -23,3 +33,134 @@ def test_the_cluster_listens_on_loopback_only_and_each_database_is_new(pg_cluste
         assert tables == (0,)
     for url in (first, second):
         pg_cluster.drop_database(url)
+
+
+# --- the schema is versioned: an old database is upgraded on start --------------------
+
+
+def _v1_sqlite(path: str, names: list[str]) -> None:
+    """An SQLite database as schema 1 left it: keys by casefold() alone."""
+    import sqlite3
+
+    from examples.zoo.store import SCHEMA
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA)
+        for name in names:
+            conn.execute("INSERT INTO zoos (name, name_key, city, created_at, updated_at) VALUES (?, ?, 'x', 't', 't')",
+                         (name, name.casefold()))
+        conn.execute("PRAGMA user_version = 1")
+
+
+def _v1_postgres(url: str, names: list[str]) -> None:
+    import psycopg
+
+    from examples.zoo.store_pg import migrate
+
+    assert migrate(url, empty=True, target=1) == 0
+    with psycopg.connect(url) as conn:
+        for name in names:
+            conn.execute("INSERT INTO zoos (name, name_key, city, created_at, updated_at) VALUES (%s, %s, 'x', 't', 't')",
+                         (name, name.casefold()))
+
+
+def test_an_old_database_is_upgraded_on_start(zoo_db: str) -> None:
+    """Schema 1 keyed names by casefold(); schema 2 by NFKC + casefold: keys are redone on start,
+    and of two names that become one, the older zoo keeps the name's key."""
+    names = ["Caf\u00e9", "Cafe\u0301", "Zoo\u200b", "Other"]  # NFC and NFD; a zero-width space
+    if is_postgres(zoo_db):
+        _v1_postgres(zoo_db, names)
+    else:
+        _v1_sqlite(zoo_db, names)
+    app = new_app(zoo_db)
+    try:
+        client = make_client(app)
+        assert [zoo["name"] for zoo in client.get("/v1/zoos").json] == names  # no data lost
+        assert [zoo["id"] for zoo in client.get("/v1/zoos", params={"name": "CAFÉ"}).json] == [1]
+        assert [zoo["id"] for zoo in client.get("/v1/zoos", params={"name": "zoo"}).json] == [3]
+        assert send_json(client, "POST", "/v1/zoos", {"name": "ZOO", "city": "y"}).status_int == 409
+        assert send_json(client, "POST", "/v1/zoos", {"name": "Zoo 2", "city": "y"}).status_int == 201
+    finally:
+        app.close()
+    if is_postgres(zoo_db):
+        import psycopg
+
+        with psycopg.connect(zoo_db) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [1, 2]
+    else:
+        import sqlite3
+
+        with sqlite3.connect(zoo_db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    again = new_app(zoo_db)  # a current database is left as it is
+    assert make_client(again).get("/v1/zoos").headers["X-Total-Count"] == "5"
+    again.close()
+
+
+def test_instances_starting_together_create_the_schema_once(pg_database: str) -> None:
+    from examples.zoo.store_pg import PgStore
+
+    stores: list[Any] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            stores.append(PgStore(pg_database))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and len(stores) == 4
+    assert stores[0].count("zoo") == 2 and stores[0].count("animal_type") == 6  # seeded once
+    for store in stores:
+        store.close()
+
+
+# --- faults: PostgreSQL gone or connections cut ------------------------------------------
+
+
+def test_connections_cut_by_the_server_answer_503_then_recover(pg_database: str) -> None:
+    import psycopg
+
+    app = new_app(pg_database)
+    client = make_client(app)
+    try:
+        assert client.get("/v1/zoos/1").status_int == 200
+        with psycopg.connect(pg_database, autocommit=True) as admin:  # what a failover or a restart does
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        answers = [send_json(client, "POST", "/v1/zoos", {"name": f"after {n}", "city": "x"}) for n in range(3)]
+        statuses = [answer.status_int for answer in answers]
+        for answer in answers:
+            if answer.status_int == 503:
+                assert int(answer.headers["Retry-After"]) >= 1 and "unreachable" in answer.json["error"]
+        assert set(statuses) <= {201, 503} and statuses[-1] == 201, statuses  # the pool reconnects
+        assert client.get("/v1/zoos/1").status_int == 200
+    finally:
+        app.close()
+
+
+def test_an_unreachable_database_stops_the_cli_with_a_message(tmp_path: Any) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    done = subprocess.run([sys.executable, "-m", "examples.zoo", "--port", str(free_port()), "--db", url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "cannot open the database" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_wsgi_create_app_reads_the_environment(pg_database: str) -> None:
+    from examples.zoo.wsgi import create_app
+
+    app = create_app({"ZOO_DB": pg_database, "ZOO_TOKEN": "t", "ZOO_RATE_LIMIT": "0", "ZOO_EMPTY": "1"})
+    try:
+        client = make_client(app)
+        assert client.get("/v1/zoos").json == []
+        created = client.post("/v1/zoos", json.dumps({"name": "n", "city": "c"}),
+                              headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
+        assert created.status_int == 201 and "X-RateLimit-Limit" not in created.headers
+    finally:
+        app.close()

@@ -19,6 +19,7 @@ import pytest
 
 from examples.zoo.app import make_app
 from tests.conftest import LiveServer, free_port, stop_process
+from tests.zoo_pg_fixtures import pg_cluster, pg_database, zoo_db, zoo_dbs  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "server-test-token"
@@ -59,7 +60,7 @@ def wait_until_serving(process: subprocess.Popen[str], port: int) -> None:
     raise AssertionError("the zoo did not answer within 15 s")
 
 
-def start_zoo(db: Path, port: int, *extra: str, token_env: str | None = None) -> subprocess.Popen[str]:
+def start_zoo(db: Path | str, port: int, *extra: str, token_env: str | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("ZOO_TOKEN", None)
     if token_env is not None:
@@ -94,8 +95,8 @@ def stop_zoo(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tup
     return out, err
 
 
-def test_python_m_examples_zoo_keeps_its_data_across_restarts(tmp_path: Path) -> None:
-    db = tmp_path / "zoo.db"
+def test_python_m_examples_zoo_keeps_its_data_across_restarts(zoo_db: str) -> None:
+    db = zoo_db  # a file, or a postgresql:// URL
     port = free_port()
     process = start_zoo(db, port, "--token", TOKEN, "--readonly-token", "reader")
     try:
@@ -145,8 +146,8 @@ def test_a_generated_token_is_printed_and_works_and_sigterm_stops(tmp_path: Path
     assert token in out
 
 
-def test_eight_clients_creating_200_animals_each(tmp_path: Path, live_server: Callable[..., LiveServer]) -> None:
-    app = make_app(str(tmp_path / "zoo.db"), token=TOKEN, rate_limit=0, empty=True)
+def test_eight_clients_creating_200_animals_each(zoo_db: str, live_server: Callable[..., LiveServer]) -> None:
+    app = make_app(zoo_db, token=TOKEN, rate_limit=0, empty=True)
     server = live_server(app)
     status, _, zoo = call(server.port, "POST", "/v1/zoos", {"name": "Crowded", "city": "x"})
     assert status == 201

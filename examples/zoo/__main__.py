@@ -1,6 +1,6 @@
 """``python -m examples.zoo``: serve the zoo API.
 
-    python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db]
+    python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db | --db postgresql://user@host/dbname]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
         [--certfile cert.pem --keyfile key.pem]
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m examples.zoo", description="Serve the zoo REST API.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    parser.add_argument("--db", default="zoo.db", help="SQLite database file, created when new (default zoo.db)")
+    parser.add_argument("--db", default="zoo.db", help="SQLite database file, or postgresql://user@host:port/dbname (default zoo.db)")
     parser.add_argument("--token", default=os.environ.get("ZOO_TOKEN"), help="Bearer token for writes (env ZOO_TOKEN)")
     parser.add_argument("--readonly-token", default=None, help="a token that may only read")
     parser.add_argument("--rate-limit", type=int, default=600, metavar="N", help="requests per minute per client (0: off)")
