@@ -2,6 +2,7 @@
 
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db | --db postgresql://user@host/dbname]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
+        [--deadline SECONDS] [--durability full|normal]
         [--certfile cert.pem --keyfile key.pem]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
@@ -30,9 +31,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-limit", type=int, default=600, metavar="N", help="requests per minute per client (0: off)")
     parser.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body limit (default 1 MiB)")
     parser.add_argument("--empty", action="store_true", help="a new database gets no demo data")
+    parser.add_argument("--deadline", type=float, default=5.0, metavar="SECONDS",
+                        help="longest wait of a write for the database; then 503 (default 5)")
+    parser.add_argument("--durability", choices=["full", "normal"], default="full",
+                        help="full: every commit synced to disk (default); normal: faster, an OS crash may lose the last commits")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
+    if args.deadline <= 0:
+        parser.error("--deadline must be > 0")
     if (args.certfile is None) != (args.keyfile is None):
         parser.error("--certfile and --keyfile go together")
     return args
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             max_body=args.max_body,
             empty=args.empty,
+            deadline=args.deadline,
+            durability=args.durability,
         )
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {args.db}: {exc}", file=sys.stderr)

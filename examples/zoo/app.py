@@ -637,6 +637,8 @@ def make_app(
     rate_limit: int = 600,
     max_body: int = 1 << 20,
     empty: bool = False,
+    deadline: float = 5.0,
+    durability: str = "full",
 ) -> ZooApp:
     """Build the zoo API on the database ``db_path`` (created and seeded when new).
 
@@ -647,8 +649,10 @@ def make_app(
         rate_limit: requests per minute per client address; 0 turns it off.
         max_body: the largest request body, in bytes.
         empty: a new database gets the animal types only, no demo data.
+        deadline: seconds a write may wait for the database before it answers 503.
+        durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
     """
-    store = open_store(db_path, empty=empty)
+    store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
     limiter = RateLimiter(rate_limit)
     app = ZooApp(
         store,

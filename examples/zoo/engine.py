@@ -24,8 +24,8 @@ def is_postgres(db: str) -> bool:
 def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
     """The store for ``db``, its schema created or upgraded.
 
-    ``options`` go to the store's constructor (``deadline=`` and
-    ``pool_size=`` for PostgreSQL).
+    ``options`` go to the store's constructor: ``deadline=`` and
+    ``durability=`` for both, ``pool_size=`` for PostgreSQL.
     """
     if is_postgres(db):
         try:

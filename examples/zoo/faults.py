@@ -3,7 +3,7 @@
 A store raises :class:`StorageFault` (never a driver's own exception) when
 the storage, not the request, is the problem; the app answers it with the
 fault's status, ``Retry-After`` and ``{"error": ...}``, and logs it once
-per incident (the first fault after a success), not once per request.
+per incident (see :class:`_Incidents`), not once per request.
 
 * :class:`Unavailable` (503): the database is unreachable, read-only, or
   busy beyond the request's deadline.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from restkit import Request, Response
 
@@ -50,25 +52,37 @@ class InsufficientStorage(StorageFault):
 
 
 class _Incidents:
-    """Which kinds of fault are going on: log the first of each, and its end."""
+    """Which kinds of fault are going on: log the first fault of each, and its end.
 
-    def __init__(self) -> None:
-        self._open: set[str] = set()
+    An incident ends when a write succeeds ``quiet`` seconds after the last
+    fault of its kind, so a disk that is nearly full (a write fits, the next
+    does not) is one incident, not one per write.
+    """
+
+    def __init__(self, quiet: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet = quiet
+        self._clock = clock
+        self._last: dict[str, float] = {}  # open incident -> time of its latest fault
         self._lock = threading.Lock()
 
     def begin(self, fault: StorageFault) -> bool:
+        """Note a fault; True when it starts a new incident (log it)."""
         with self._lock:
-            if fault.incident in self._open:
-                return False
-            self._open.add(fault.incident)
-            return True
+            new = fault.incident not in self._last
+            self._last[fault.incident] = self._clock()
+            return new
 
     def end(self) -> None:
-        if self._open:  # PERF(faults): a set read on the hot path, the lock only after a fault
-            with self._lock:
-                ended, self._open = self._open, set()
-            for incident in sorted(ended):
-                logger.warning("storage: %s no more", incident)
+        """Note a successful write: close the incidents quiet for long enough."""
+        if not self._last:  # PERF(faults): one dict read on the hot path, the lock only during a fault
+            return
+        now = self._clock()
+        with self._lock:
+            ended = [kind for kind, last in self._last.items() if now - last >= self.quiet]
+            for kind in ended:
+                del self._last[kind]
+        for kind in sorted(ended):
+            logger.warning("storage: %s no more", kind)
 
 
 incidents = _Incidents()

@@ -3,7 +3,8 @@
 Nothing here knows about HTTP.  The web layer (``app.py``) validates input,
 calls a :class:`Store` method and turns the store's exceptions
 (:class:`Missing`, :class:`Deleted`, :class:`Conflicting`,
-:class:`BadReference`) into status codes.
+:class:`BadReference`, and the storage faults of :mod:`examples.zoo.faults`)
+into status codes.
 
 Theory of operation
 -------------------
@@ -15,6 +16,21 @@ Theory of operation
   takes SQLite's write lock at the start, so two writers never deadlock when
   both upgrade from reading; a lock in the store queues this process's
   writers without busy-waiting, and the busy timeout queues other processes.
+* **One deadline per write.**  Waiting for the store's lock and then for
+  SQLite's share one ``deadline`` (default 5 s): whatever its place in the
+  queue, a write that cannot start by then raises :class:`Unavailable`
+  (503 with ``Retry-After``), never a queue of timeouts one after another.
+* **Storage faults are named.**  A read-only database (a file nobody may
+  write, a read-only file system) refuses every write with
+  :class:`Unavailable`, on every connection, before SQLite is asked (a
+  connection opened earlier could still write); a full disk raises
+  :class:`InsufficientStorage` and checkpoints the WAL, so space comes back
+  when rows are deleted.  The WAL is checkpointed every 128 pages and cut
+  back to 512 KiB, so it stays small.
+* **Durability** is a choice: ``full`` (the default) syncs the WAL on every
+  commit, so an acknowledged write survives a power loss; ``normal`` syncs at
+  checkpoints only: faster, and a crash of the OS may lose the last commits
+  (never corrupt the database).  A crash of the process loses nothing either way.
 * **Checks inside the transaction.**  Whatever a write depends on (the zoo
   of a new animal exists, a zoo name is free, an ``If-Match`` precondition)
   is checked inside the same transaction, so a concurrent request cannot
@@ -33,6 +49,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +57,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .faults import InsufficientStorage, StorageFault, Unavailable, incidents
 from .names import name_key
 
 __all__ = [
@@ -59,6 +77,15 @@ Row = dict[str, Any]
 Check = Callable[[Row], None]
 
 MAX_ID = 2**63 - 1  # the largest SQLite integer
+
+# --durability -> PRAGMA synchronous (WAL mode): FULL syncs the WAL at every commit
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+WAL_CHECKPOINT_PAGES = 128  # checkpoint when the WAL holds this many pages (512 KiB of 4 KiB pages)
+WAL_SIZE_LIMIT = 512 * 1024  # and cut the file back to this many bytes afterwards
+READ_ONLY = "the database is read-only; writes are refused until it is writable"
+BUSY = "the database is busy; try again"
+# SQLite's primary result codes (sqlite3 names them from Python 3.11 on)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
 
 SCHEMA_VERSION = 2  # 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold()
 
@@ -282,14 +309,20 @@ class Store:
     Args:
         path: the database file; created with its schema when new.
         empty: when creating the database, add only the animal types, no demo data.
-        timeout: seconds to wait for another process's write lock.
+        deadline: seconds a write may wait for the write lock (this process's and SQLite's together).
+        durability: ``"full"`` (sync every commit) or ``"normal"`` (sync at checkpoints).
     """
 
-    def __init__(self, path: str, *, empty: bool = False, timeout: float = 30.0) -> None:
+    def __init__(self, path: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full") -> None:
         self.path = str(path)
         if self.path in ("", ":memory:"):
             raise ValueError("the zoo needs a database file: every thread opens its own connection to it")
-        self.timeout = timeout
+        if deadline <= 0:
+            raise ValueError("the deadline must be > 0 seconds")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
+        self.deadline = deadline
+        self.durability = durability
         self._local = threading.local()
         self._write_lock = threading.Lock()
         # weak: a thread that ends takes its connection with it (closed when collected)
@@ -304,27 +337,73 @@ class Store:
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is None or handle.pid != os.getpid():  # a forked worker opens its own
             # isolation_level=None: no implicit transactions; we BEGIN ourselves.
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.deadline, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; commits need no fsync
+            conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             handle = self._local.handle = _Handle(conn)
             with self._handles_lock:
                 self._handles.add(handle)
         return handle.conn
 
+    def read_only(self) -> bool:
+        """Whether the database file may not be written: by nobody (no write bit, which even
+        root obeys here), by this process, or on a read-only file system."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            return False  # not there yet: SQLite creates it
+        return not mode & 0o222 or not os.access(self.path, os.W_OK)
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        started = time.monotonic()
+        if self.read_only():
+            raise Unavailable(READ_ONLY, retry_after=60)
         conn = self._connection()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
+        if not self._write_lock.acquire(timeout=self.deadline):
+            raise Unavailable(BUSY)
+        try:
+            left = self.deadline - (time.monotonic() - started)
+            conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                fault = self._fault(conn, exc)
+                if fault is not None:
+                    raise fault from exc
                 raise
+        finally:
+            self._write_lock.release()
+        incidents.end()
+
+    def _fault(self, conn: sqlite3.Connection, exc: BaseException) -> StorageFault | None:
+        """The storage fault an SQLite error means, if it means one."""
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+; the message before
+        message = str(exc).lower()
+        primary = code & 0xFF if code is not None else None
+        if primary == _SQLITE_FULL or "disk is full" in message:
+            try:  # give the WAL's pages back, so deleting rows frees space
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            return InsufficientStorage("the database's disk is full; writes are refused until space is freed")
+        if primary == _SQLITE_READONLY or "readonly" in message:
+            return Unavailable(READ_ONLY, retry_after=60)
+        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in message or "busy" in message:
+            return Unavailable(BUSY)
+        return None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -349,6 +428,10 @@ class Store:
 
     def _create(self, empty: bool) -> None:
         conn = self._connection()
+        if self.read_only():  # serve what is there: reads work, writes answer 503
+            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+            raise Unavailable(f"the database {self.path} is read-only and its schema needs creating or upgrading")
         conn.execute("PRAGMA journal_mode = WAL")
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]

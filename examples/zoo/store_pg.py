@@ -202,12 +202,18 @@ class PgStore:
         url: ``postgresql://user@host:port/dbname`` (any libpq connection string).
         empty: when creating the schema, add only the animal types, no demo data.
         deadline: seconds a request may wait for a connection and for locks, together.
+        durability: ``"full"`` (a commit waits for the server's WAL flush) or ``"normal"``
+            (``synchronous_commit = off``: a crash of the server may lose the last commits).
         pool_size: the most connections this process opens.
     """
 
-    def __init__(self, url: str, *, empty: bool = False, deadline: float = 5.0, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full",
+                 pool_size: int = 10) -> None:
         if deadline <= 0 or pool_size < 1:
             raise ValueError("deadline must be > 0 and pool_size >= 1")
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability is one of full, normal, not {durability!r}")
+        self.durability = durability
         self.url = url
         self.path = url  # what the zoo prints as its database
         self.deadline = deadline
@@ -231,7 +237,12 @@ class PgStore:
                     min_size=1,
                     max_size=self.pool_size,
                     timeout=self.deadline,
-                    kwargs={"autocommit": True, "connect_timeout": max(1, int(self.deadline)), "row_factory": dict_row},
+                    kwargs={
+                        "autocommit": True,
+                        "connect_timeout": max(1, int(self.deadline)),
+                        "row_factory": dict_row,
+                        **({"options": "-c synchronous_commit=off"} if self.durability == "normal" else {}),
+                    },
                     name="zoo",
                     open=True,
                 )

@@ -6,8 +6,9 @@
 :func:`create_app` reads its settings from the environment: ``ZOO_DB``
 (default ``zoo.db``), ``ZOO_TOKEN`` (required: without it every write is
 refused), ``ZOO_READONLY_TOKEN``, ``ZOO_RATE_LIMIT`` (default 600),
-``ZOO_MAX_BODY`` (default 1 MiB) and ``ZOO_EMPTY=1`` (no demo data in a new
-database).  Each worker process opens its own connections on its first
+``ZOO_MAX_BODY`` (default 1 MiB), ``ZOO_EMPTY=1`` (no demo data in a new
+database), ``ZOO_DEADLINE`` (seconds, default 5) and ``ZOO_DURABILITY``
+(``full``, the default, or ``normal``).  Each worker process opens its own connections on its first
 request, so ``--preload`` is safe.
 """
 
@@ -31,4 +32,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> ZooApp:
         rate_limit=int(env.get("ZOO_RATE_LIMIT", "600")),
         max_body=int(env.get("ZOO_MAX_BODY", str(1 << 20))),
         empty=env.get("ZOO_EMPTY", "") not in ("", "0"),
+        deadline=float(env.get("ZOO_DEADLINE", "5")),
+        durability=env.get("ZOO_DURABILITY", "full"),
     )
