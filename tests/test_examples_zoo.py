@@ -40,13 +40,13 @@ def new_app(db: Path | str, **options: Any) -> ZooApp:
 
 
 def db_state(app: ZooApp) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, read straight from the database."""
+    """Every row of every table of data (not the rate limit's counts), read straight from the database."""
     if is_postgres(app.store.path):
         import psycopg
 
         with psycopg.connect(app.store.path, connect_timeout=10) as pg:
             tables = [row[0] for row in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                                                   " ORDER BY tablename")]
+                                                   " AND tablename <> 'rate_hits' ORDER BY tablename")]
             return {table: pg.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in tables}
     with sqlite3.connect(app.store.path) as conn:
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]

@@ -87,7 +87,9 @@ def test_an_old_database_is_upgraded_on_start(zoo_db: str) -> None:
 
         with psycopg.connect(zoo_db) as conn:
             versions = [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY version")]
-        assert versions == [1, 2]
+        from examples.zoo.store_pg import SCHEMA_VERSION
+
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
     else:
         import sqlite3
 
@@ -162,5 +164,37 @@ def test_wsgi_create_app_reads_the_environment(pg_database: str) -> None:
         created = client.post("/v1/zoos", json.dumps({"name": "n", "city": "c"}),
                               headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
         assert created.status_int == 201 and "X-RateLimit-Limit" not in created.headers
+    finally:
+        app.close()
+
+
+# --- the rate limit is counted in the database ------------------------------------------------
+
+
+def test_the_rate_limit_holds_across_apps_sharing_a_database(pg_database: str) -> None:
+    apps = [new_app(pg_database, rate_limit=7) for _ in range(3)]
+    try:
+        clients = [make_client(app) for app in apps]
+        answers = [clients[n % 3].get("/v1/zoos", expect_errors=True) for n in range(10)]
+        assert [a.status_int for a in answers] == [200] * 7 + [429] * 3
+        assert [a.headers["X-RateLimit-Remaining"] for a in answers[:7]] == [str(6 - n) for n in range(7)]
+        assert all(1 <= int(a.headers["Retry-After"]) <= 60 for a in answers[7:])
+        # another client has its own count, on every instance
+        assert clients[1].get("/v1/zoos", extra_environ={"REMOTE_ADDR": "10.0.0.9"}).status_int == 200
+    finally:
+        for app in apps:
+            app.close()
+
+
+def test_the_rate_limit_lets_requests_through_when_the_database_cannot_count(pg_database: str) -> None:
+    import psycopg
+
+    app = new_app(pg_database, rate_limit=100)
+    try:
+        client = make_client(app)
+        assert client.get("/v1/zoos").status_int == 200
+        with psycopg.connect(pg_database, autocommit=True) as admin:
+            admin.execute("DROP TABLE rate_hits")  # the counts are gone: a fault, not a reason to refuse
+        assert client.get("/v1/zoos").status_int == 200
     finally:
         app.close()

@@ -425,3 +425,40 @@ def victim_down(farm: Farm) -> bool:
         if status == 200:
             seen.add(headers.get("x-served-by"))
     return "b" not in seen and len(seen) == 2
+
+
+# --- the rate limit across instances ----------------------------------------------------------
+
+
+def test_the_rate_limit_holds_across_three_instances(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """A client spread over three instances gets 429 at the configured total, not three times it."""
+    url = pg_cluster.create_database("ratelimit")
+    limit = 30
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    instances = []
+    for name in "abc":
+        port = free_port()
+        instances.append(Instance(
+            name, port,
+            [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", url, "--token", TOKEN,
+             "--rate-limit", str(limit)],
+            env, tmp_path / f"{name}.log",
+        ))
+    try:
+        for instance in instances:
+            instance.start()  # its readiness probe counts: the start-up probes are part of the total
+        statuses = []
+        for n in range(limit + 6):
+            status, headers, _ = call(instances[n % 3].port, "GET", "/v1/zoos")
+            statuses.append((status, headers.get("x-ratelimit-remaining"), headers.get("retry-after")))
+        allowed = [s for s in statuses if s[0] == 200]
+        refused = [s for s in statuses if s[0] == 429]
+        assert len(allowed) + len(refused) == len(statuses), statuses
+        # the probes used some of the budget; what is left is shared: 429 from then on, on every instance
+        assert 0 < len(allowed) <= limit and statuses[: len(allowed)] == allowed, statuses
+        assert len(refused) >= 6 and all(int(retry) >= 1 for _, _, retry in refused), statuses
+        assert {int(remaining) for _, remaining, _ in allowed[-1:]} == {0}, statuses
+    finally:
+        for instance in instances:
+            instance.stop()
+        pg_cluster.drop_database(url)

@@ -100,7 +100,7 @@ from restkit import (
 )
 from restkit.validation import given
 
-from .engine import open_store
+from .engine import open_limiter, open_store
 from .faults import StorageFault, storage_fault
 from .listing import link_header, list_query
 from .ratelimit import RateLimiter
@@ -653,7 +653,7 @@ def make_app(
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
     """
     store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
-    limiter = RateLimiter(rate_limit)
+    limiter = open_limiter(store, rate_limit)
     app = ZooApp(
         store,
         limiter,

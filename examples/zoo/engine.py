@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from .ratelimit import RateLimiter
 from .store import Store
 
-__all__ = ["is_postgres", "open_store"]
+__all__ = ["is_postgres", "open_limiter", "open_store"]
 
 
 def is_postgres(db: str) -> bool:
@@ -35,3 +36,14 @@ def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
         # PgStore has Store's interface (not its class): the HTTP layer only calls that
         return cast(Store, PgStore(db, empty=empty, **options))
     return Store(db, empty=empty, **options)
+
+
+def open_limiter(store: Store, limit: int) -> RateLimiter:
+    """The rate limiter for ``store``: counts in PostgreSQL (shared by every instance), else in memory."""
+    if is_postgres(store.path):
+        from .ratelimit_pg import PgRateLimiter
+        from .store_pg import PgStore
+
+        # PgRateLimiter has RateLimiter's interface: limit and hit()
+        return cast(RateLimiter, PgRateLimiter(cast(PgStore, store), limit))
+    return RateLimiter(limit)

@@ -161,8 +161,15 @@ def _rekey_v2(conn: psycopg.Connection[Any], empty: bool) -> None:
     rekey_zoos(conn, "%s")
 
 
+def _rate_hits_v3(conn: psycopg.Connection[Any], empty: bool) -> None:
+    """Schema 3: the rate limit's counts (:mod:`examples.zoo.ratelimit_pg`), shared by every instance."""
+    conn.execute("CREATE UNLOGGED TABLE rate_hits (key TEXT NOT NULL, at TIMESTAMPTZ NOT NULL)")
+    conn.execute("CREATE INDEX rate_hits_key_at ON rate_hits (key, at)")
+    conn.execute("CREATE INDEX rate_hits_at ON rate_hits (at)")
+
+
 # step n brings a database from schema n - 1 to n
-MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2]
+MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2, _rate_hits_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
