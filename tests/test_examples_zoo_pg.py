@@ -93,8 +93,11 @@ def test_an_old_database_is_upgraded_on_start(zoo_db: str) -> None:
     else:
         import sqlite3
 
+        from examples.zoo.store import SCHEMA_VERSION as SQLITE_VERSION
+
         with sqlite3.connect(zoo_db) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SQLITE_VERSION,)
+            assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)  # schema 3 added the queue
     again = new_app(zoo_db)  # a current database is left as it is
     assert make_client(again).get("/v1/zoos").headers["X-Total-Count"] == "5"
     again.close()

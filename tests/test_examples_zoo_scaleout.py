@@ -462,3 +462,40 @@ def test_the_rate_limit_holds_across_three_instances(pg_cluster: PgCluster, tmp_
         for instance in instances:
             instance.stop()
         pg_cluster.drop_database(url)
+
+
+# --- a job outlives the instance that took it ------------------------------------------------
+
+
+def test_a_job_taken_by_a_killed_instance_is_finished_by_another(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    url = pg_cluster.create_database("jobs")
+    # 2 s of pretend work per report, a 1 s lease renewed every third of it
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ZOO_JOB_DELAY": "2", "ZOO_JOB_LEASE": "1"}
+    instances = {}
+    for name in "ab":
+        port = free_port()
+        instances[name] = Instance(
+            name, port,
+            [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", url, "--token", TOKEN,
+             "--rate-limit", "0"],
+            env, tmp_path / f"{name}.log",
+        )
+    a, b = instances["a"], instances["b"]
+    try:
+        a.start()  # alone: its runner is the only one to take the job
+        status, headers, job = call(a.port, "POST", "/v1/zoos/1/reports")
+        assert status == 202 and headers["location"].endswith(f"/v1/jobs/{job['id']}")
+        wait_until(lambda: call(a.port, "GET", job["links"]["self"])[2]["status"] == "running", "a taking the job")
+        b.start()
+        assert call(b.port, "GET", job["links"]["self"])[2]["status"] == "running"  # a's lease holds
+        a.kill()
+        wait_until(lambda: call(b.port, "GET", job["links"]["self"])[2]["status"] in ("done", "failed"),
+                   "b finishing the job")
+        status, _, done = call(b.port, "GET", job["links"]["self"])
+        assert done["status"] == "done" and done["attempts"] == 2, done
+        status, _, report = call(b.port, "GET", done["links"]["result"])
+        assert status == 200 and report["zoo_id"] == 1 and report["animals"] == 2
+    finally:
+        for instance in instances.values():
+            instance.stop()
+        pg_cluster.drop_database(url)

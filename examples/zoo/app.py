@@ -102,6 +102,7 @@ from restkit.validation import given
 
 from .engine import open_limiter, open_store
 from .faults import StorageFault, storage_fault
+from .jobs import install_jobs
 from .listing import link_header, list_query
 from .ratelimit import RateLimiter
 from .schemas import (
@@ -696,4 +697,5 @@ def make_app(
     app.add_error_handler(StorageFault, storage_fault)
     app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, errors=READ_ERRORS, tags=["root"])
     app.mount("/v1", api.router())
+    install_jobs(app, store)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
     return app

@@ -87,7 +87,8 @@ BUSY = "the database is busy; try again"
 # SQLite's primary result codes (sqlite3 names them from Python 3.11 on)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
 
-SCHEMA_VERSION = 2  # 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold()
+# 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold(); 3: jobs
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE animal_types (
@@ -140,6 +141,32 @@ CREATE TABLE tombstones (
     PRIMARY KEY (kind, id)
 );
 """
+
+# the queue of examples.zoo.jobs (schema 3)
+JOBS_SCHEMA = """
+CREATE TABLE jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    owner       TEXT,
+    lease_until REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    result      TEXT,
+    error       TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX jobs_status ON jobs (status, id)
+"""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (``executescript`` would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
 
 ANIMAL_TYPES = [
     ("mammal", "Warm-blooded vertebrates with hair that feed their young on milk."),
@@ -437,13 +464,15 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version >= SCHEMA_VERSION:
                 return
-            if version >= 1:  # an older database: upgrade it
-                rekey_zoos(conn, "?")
+            if version >= 1:  # an older database: upgrade it, step by step
+                if version < 2:
+                    rekey_zoos(conn, "?")
+                if version < 3:
+                    _run_script(conn, JOBS_SCHEMA)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run_script(conn, SCHEMA)
+            _run_script(conn, JOBS_SCHEMA)
             now = utc_now()
             conn.executemany(
                 "INSERT INTO animal_types (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)",

@@ -55,6 +55,7 @@ from .store import (
     DEMO_ANIMALS,
     DEMO_EMPLOYEES,
     DEMO_ZOOS,
+    JOBS_SCHEMA,
     KINDS,
     BadReference,
     Check,
@@ -168,8 +169,18 @@ def _rate_hits_v3(conn: psycopg.Connection[Any], empty: bool) -> None:
     conn.execute("CREATE INDEX rate_hits_at ON rate_hits (at)")
 
 
+def _jobs_v4(conn: psycopg.Connection[Any], empty: bool) -> None:
+    """Schema 4: the queue of :mod:`examples.zoo.jobs`."""
+    script = JOBS_SCHEMA.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+    ).replace("lease_until REAL", "lease_until DOUBLE PRECISION")
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # step n brings a database from schema n - 1 to n
-MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2, _rate_hits_v3]
+MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2, _rate_hits_v3, _jobs_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
