@@ -64,8 +64,21 @@ def _build_json_decoder() -> Callable[[str], Any]:
 
     _JSONDecodeError = json.JSONDecodeError  # set first: a decoder is never seen without it
     # One decoder for every request: json.loads(text, parse_constant=...) builds a new one per call.
-    _json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+    _json_decode = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys).decode
     return _json_decode
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members as a dict; a key given twice is malformed input, not "the last one wins"."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key if len(key) <= 64 else key[:64] + "..."
+                raise ValueError(f"duplicate key {shown!r}")
+            seen.add(key)
+    return result
 
 T = TypeVar("T")
 

@@ -171,6 +171,10 @@ MAX_DEPTH = 64
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object", list: "an array"}
 
 
+MAX_UNKNOWN_REPORTED = 20  # unknown fields named in a 422, per object
+MAX_KEY_REPORTED = 64  # characters of an unknown field's name repeated in a 422
+
+
 class _Checker:
     """Walks a value against a type, collecting every problem under its path."""
 
@@ -269,9 +273,15 @@ class _Checker:
         specs = fields_of(model)
         known = {spec.name for spec in specs}
         if self.unknown_fields == "reject":
-            for key in value:
-                if key not in known:
-                    self.fail(_join(path, str(key)), "unknown field")
+            unknown = [key for key in value if key not in known]
+            # Named up to a bound, each name cut short: a 1 MB body of unknown keys gets a short answer.
+            for key in unknown[:MAX_UNKNOWN_REPORTED]:
+                name = str(key)
+                if len(name) > MAX_KEY_REPORTED:
+                    name = name[:MAX_KEY_REPORTED] + "..."
+                self.fail(_join(path, name), "unknown field")
+            if len(unknown) > MAX_UNKNOWN_REPORTED:
+                self.fail(_join(path, "..."), f"and {len(unknown) - MAX_UNKNOWN_REPORTED} more unknown field(s)")
         values: dict[str, Any] = {}
         for spec in specs:
             if spec.name in value:

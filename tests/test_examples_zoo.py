@@ -564,6 +564,17 @@ def test_malformed_json_is_400(client: webtest.TestApp, app: ZooApp, body: bytes
     refused(client, app, "PATCH", "/v1/animals/1", 400, body=body, headers={**AUTH, "Content-Type": JSON_TYPE})
 
 
+def test_duplicate_keys_are_400_and_unknown_fields_are_listed_within_bounds(client: webtest.TestApp, app: ZooApp) -> None:
+    refused(client, app, "POST", "/v1/zoos", 400, "duplicate key 'name'",
+            body=b'{"name": "One", "city": "x", "name": "Two"}', headers={**AUTH, "Content-Type": JSON_TYPE})
+    # a body of 989 KB of unknown fields gets a short answer, not all of them echoed back
+    body = json.dumps({"name": "n", "city": "c", **{f"unknown_{n:06d}": n for n in range(39_000)}}).encode()
+    assert len(body) > 900_000
+    response = refused(client, app, "POST", "/v1/zoos", 422, "validation failed", body=body,
+                       headers={**AUTH, "Content-Type": JSON_TYPE})
+    assert len(response.body) < 2_000 and response.json["details"]["..."] == "and 38980 more unknown field(s)"
+
+
 def test_body_over_the_limit_is_413(zoo_db: str) -> None:
     app = new_app(zoo_db, max_body=200)
     client = make_client(app)

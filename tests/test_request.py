@@ -341,6 +341,10 @@ JSON_BAD = [
     ("minus-infinity", "application/json", b"[-Infinity]", 400, "Infinity"),
     ("deep-nesting", "application/json", b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),
     ("huge-integer", "application/json", b"1" * 5000, 400, "malformed JSON"),
+    ("duplicate-key", "application/json", b'{"a": 1, "b": 2, "a": 3}', 400, "duplicate key 'a'"),
+    ("duplicate-key-nested", "application/json", b'[{"x": {"k": 1, "k": 1}}]', 400, "duplicate key 'k'"),
+    ("duplicate-long-key", "application/json", b'{"' + b"k" * 5000 + b'": 1, "' + b"k" * 5000 + b'": 2}', 400,
+     "duplicate key '" + "k" * 64 + "...'"),
 ]
 
 

@@ -365,6 +365,15 @@ def test_unknown_fields_are_rejected_by_default_and_ignored_on_request() -> None
     assert person.name == "Ann" and person.address == Address("Oslo")
 
 
+def test_unknown_fields_are_named_up_to_a_bound() -> None:
+    data = {"name": "Ann", "age": 3, **{f"extra{n:05d}": n for n in range(10_000)}, "x" * 10_000: 1}
+    found = problems(Person, data)
+    assert len(found) == 21 and found["..."] == "and 9981 more unknown field(s)"
+    assert all(len(key) <= 67 for key in found)  # names cut short too
+    long = problems(Person, {"name": "Ann", "age": 3, "y" * 10_000: 1})
+    assert long == {"y" * 64 + "...": "unknown field"}
+
+
 def test_partial_bodies_leave_absent_fields_unset() -> None:
     person = validate(Person, {"age": 31}, partial=True)
     assert person.age == 31
