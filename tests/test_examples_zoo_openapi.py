@@ -84,12 +84,16 @@ def test_every_route_is_documented_with_its_models(app: ZooApp) -> None:
         "/v1/zoos/{zoo}/employees",
         "/v1/zoos/{zoo}/employees/{employee}",
         "/v1/zoos/{zoo}/reports",
+        "/v2/animals",
+        "/v2/animals/{animal}",
+        "/v2/zoos",
+        "/v2/zoos/{zoo}",
     ]
     operations = {op["operationId"]: op for item in paths.values() for op in item.values()}
-    assert len(operations) == 31
+    assert len(operations) == 41
     for op_id, op in operations.items():
         assert op.get("summary"), f"{op_id} has no summary (docstring)"
-        assert op["tags"][0] in {"root", "zoos", "animals", "animal types", "employees", "jobs"}, op_id
+        assert op["tags"][0] in {"root", "zoos", "animals", "animal types", "employees", "jobs", "v2"}, op_id
     schemas = document["components"]["schemas"]
     assert {"Zoo", "ZooIn", "Animal", "AnimalIn", "AnimalType", "Employee", "EmployeeIn", "HireIn", "Item",
             "RootLink", "Error"} <= set(schemas)
@@ -223,7 +227,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                               env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
         report = done.stdout[-6000:] + done.stderr[-2000:]
         assert done.returncode == 0, report
-        assert "31 selected / 31 total" in done.stdout, report
+        assert "41 selected / 41 total" in done.stdout, report
         assert re.search(r"\b0 failures?\b|\bpassed\b", done.stdout), report
         # the server survived it all and still serves
         assert call(port, "GET", "/v1/zoos", token=None)[0] == 200
@@ -256,7 +260,7 @@ def test_docs_try_it_out_shows_the_real_list_of_zoos(app: ZooApp, live_server: A
     done = run_chromium("--dump-dom", f"{server.url}/docs#op=list_zoos&send=1", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
-    assert re.findall(r'<section data-tag="([^"]+)"', dom) == ["root", "zoos", "animals", "animal types", "employees", "jobs"]
+    assert re.findall(r'<section data-tag="([^"]+)"', dom) == ["root", "zoos", "animals", "animal types", "employees", "jobs", "v2"]
     op = operation_html(dom, "list_zoos")
     assert re.match(r'<details class="op"[^>]* open', op), "list_zoos is not expanded"
     assert 'data-status="200"' in op and "result ok" in op

@@ -103,6 +103,7 @@ from restkit.validation import given
 from .engine import open_limiter, open_store
 from .faults import StorageFault, storage_fault
 from .jobs import install_jobs
+from .v2 import install_v2
 from .listing import link_header, list_query
 from .ratelimit import RateLimiter
 from .schemas import (
@@ -698,4 +699,5 @@ def make_app(
     app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, errors=READ_ERRORS, tags=["root"])
     app.mount("/v1", api.router())
     install_jobs(app, store)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    install_v2(app, store)  # /v2 beside /v1, from the same store
     return app
