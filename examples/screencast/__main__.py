@@ -1,5 +1,5 @@
 """``python -m examples.screencast [--host H] [--port P] [--fps 30] [--quality 70] [--width W]
-[--monitor 1] [--idle 10] [--source screen|pattern] [--certfile cert.pem --keyfile key.pem]``"""
+[--monitor 1] [--idle 10] [--source screen|pattern|http://host:port/stream] [--certfile cert.pem --keyfile key.pem]``"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from restkit import serve
 
 from .app import make_app
 from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource, Source
+from .relay import RelaySource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,16 +24,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=None, help="downscale to this width, keeping the aspect ratio")
     parser.add_argument("--monitor", type=int, default=1, help="monitor to capture: 1, 2...; 0 = all (default 1)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds capture goes on after the last viewer left (default 10)")
-    parser.add_argument("--source", choices=("screen", "pattern"), default="screen", help="the screen, or a moving test picture")
+    parser.add_argument("--source", default="screen", metavar="screen|pattern|URL",
+                        help="the screen, a moving test picture, or another screencast's http(s)://host:port/stream to relay")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
     if (args.certfile is None) != (args.keyfile is None):
         parser.error("--certfile and --keyfile go together")
+    if args.source not in ("screen", "pattern") and not args.source.startswith(("http://", "https://")):
+        parser.error("--source is screen, pattern or an http(s):// URL of another screencast's /stream")
     if args.fps < 0 or args.idle < 0 or not 1 <= args.quality <= 100 or (args.width is not None and args.width < 1):
         parser.error("--fps and --idle must be >= 0, --quality 1-100, --width positive")
 
-    source: Source = ScreenSource(args.monitor) if args.source == "screen" else PatternSource()
+    source: Source
+    if args.source == "screen":
+        source = ScreenSource(args.monitor)
+    elif args.source == "pattern":
+        source = PatternSource()
+    else:
+        source = RelaySource(args.source)  # one upstream connection, any number of viewers here
     try:  # fail now, with a line that says what to do, rather than on the first viewer
         source.open().close()
     except NoScreenError as exc:
