@@ -18,7 +18,7 @@ import pytest
 from examples.zoo.engine import is_postgres
 from tests.conftest import free_port, make_client
 from tests.pg import PgCluster
-from tests.test_examples_zoo import new_app, send_json
+from tests.test_examples_zoo import AUTH, new_app, send_json
 from tests.test_examples_zoo_server import ROOT
 from tests.zoo_pg_fixtures import pg_cluster, pg_database, zoo_db, zoo_dbs  # noqa: F401
 
@@ -146,6 +146,27 @@ def test_connections_cut_by_the_server_answer_503_then_recover(pg_database: str)
                 assert int(answer.headers["Retry-After"]) >= 1 and "unreachable" in answer.json["error"]
         assert set(statuses) <= {201, 503} and statuses[-1] == 201, statuses  # the pool reconnects
         assert client.get("/v1/zoos/1").status_int == 200
+    finally:
+        app.close()
+
+
+def test_a_read_only_database_serves_reads_and_answers_503_to_every_write(pg_database: str) -> None:
+    import psycopg
+
+    new_app(pg_database).close()  # the schema exists
+    name = pg_database.rsplit("/", 1)[1]
+    with psycopg.connect(pg_database, autocommit=True) as admin:  # as a hot standby, or a database set read-only
+        admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    app = new_app(pg_database, rate_limit=100)  # the rate limit cannot count either: requests go through
+    try:
+        client = make_client(app)
+        assert client.get("/v1/zoos/1").status_int == 200
+        for method, url, body in (("POST", "/v1/zoos", {"name": "n", "city": "c"}),
+                                  ("PATCH", "/v1/zoos/1", {"city": "x"}), ("DELETE", "/v1/animals/1", None)):
+            answer = send_json(client, method, url, body) if body else client.delete(url, headers=AUTH,
+                                                                                     expect_errors=True)
+            assert answer.status_int == 503 and "read-only" in answer.json["error"], answer
+            assert int(answer.headers["Retry-After"]) >= 1
     finally:
         app.close()
 

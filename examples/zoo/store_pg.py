@@ -187,6 +187,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(url: str, *, empty: bool = False, target: int = SCHEMA_VERSION, connect_timeout: int = 10) -> int:
     """Create or upgrade the schema of the database at ``url`` to ``target``; return the version found."""
     with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
+        if target == SCHEMA_VERSION and conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone() == (True,):
+            row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+            if row is not None and int(row[0]) >= target:
+                return int(row[0])  # current: nothing to write (the database may even be read-only)
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
             conn.execute(
@@ -277,7 +281,7 @@ class PgStore:
         except errors.DiskFull as exc:
             raise InsufficientStorage(f"the database is out of disk space: {exc.diag.message_primary}") from exc
         except errors.ReadOnlySqlTransaction as exc:
-            raise Unavailable("the database is read-only; writes are refused until it is writable") from exc
+            raise Unavailable("the database is read-only; writes are refused until it is writable", retry_after=60) from exc
         except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected, PoolTimeout) as exc:
             raise Unavailable("the database is busy; try again") from exc
         except psycopg.OperationalError as exc:
