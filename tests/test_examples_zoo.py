@@ -479,7 +479,7 @@ def test_an_app_without_a_token_refuses_every_write(zoo_db: str) -> None:
 @pytest.mark.parametrize(
     "method, url",
     [
-        ("GET", "/v2/zoos"),
+        ("GET", "/v3/zoos"),  # no such version (v1 and v2 exist)
         ("GET", "/v1/zoo"),
         ("GET", "/v1/zoos/999"),
         ("GET", "/v1/zoos/0"),
