@@ -222,12 +222,23 @@ class JobRunner:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
+            path = self.queue.store.path
+            if not self.queue.postgres and not os.path.exists(path):
+                logger.warning("jobs: the database %s is gone; the runner stops", path)
+                return  # and connecting would create an empty file in its place
             try:
                 job = self.queue.claim(self.owner, self.lease) if self.queue.waiting() else None
             except (StorageFault, Exception) as exc:  # noqa: BLE001 - the runner must outlive faults
-                logger.warning("jobs: cannot claim a job: %s", exc)
-                job = None
+                if not failures:
+                    logger.warning("jobs: cannot claim a job: %s (trying again, less often)", exc)
+                failures += 1
+                self._stop.wait(min(30.0, self.poll * 2**min(failures, 6)))  # back off while it lasts
+                continue
+            if failures:
+                logger.warning("jobs: claiming jobs again")
+                failures = 0
             if job is None:
                 self._stop.wait(self.poll)
                 continue
