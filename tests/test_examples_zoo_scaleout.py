@@ -148,6 +148,10 @@ defaults
     timeout check 2s
     retries 3
     option redispatch
+    # a new server connection per request: after a kill, only the requests in flight fail; the
+    # next ones meet a refused connection, which haproxy retries elsewhere (a POST sent on a
+    # reused connection to a dead server could not be retried: it might have been received)
+    option http-server-close
 
 listen zoo
     bind 127.0.0.1:{port}
@@ -348,7 +352,7 @@ def test_kill_9_one_instance_mid_load_loses_no_acknowledged_write(farm: Farm) ->
     victim = farm.instances["b"]
     clients, each, after_each, most = 8, 150, 20, 3000
     acknowledged: list[list[int]] = [[] for _ in range(clients)]
-    refused: list[tuple[int, int, str]] = []  # (client, n, what) of requests not acknowledged
+    refused: list[tuple[int, int, bool, str]] = []  # (client, n, after routing around?, what): not acknowledged
     late: list[tuple[int, Any]] = []  # answers after the balancer saw the victim down
     lock = threading.Lock()
     killed = threading.Event()
@@ -373,7 +377,7 @@ def test_kill_9_one_instance_mid_load_loses_no_acknowledged_write(farm: Farm) ->
                     conn.close()
                     conn = connect(farm.balancer)
                     with lock:
-                        refused.append((index, n, repr(exc)))
+                        refused.append((index, n, after, repr(exc)))
                     continue
                 with lock:
                     if status == 201:
@@ -381,7 +385,7 @@ def test_kill_9_one_instance_mid_load_loses_no_acknowledged_write(farm: Farm) ->
                         if sum(map(len, acknowledged)) >= 300 and not killed.is_set():
                             killed.set()
                     else:
-                        refused.append((index, n, f"{status} {animal}"))
+                        refused.append((index, n, after, f"{status} {animal}"))
                     if after:
                         late.append((status, headers.get("x-served-by")))
         finally:
@@ -408,8 +412,10 @@ def test_kill_9_one_instance_mid_load_loses_no_acknowledged_write(farm: Farm) ->
         assert len(ids) == len(set(ids))
         stored = farm.ids("animals")
         assert set(ids) <= stored, f"{len(set(ids) - stored)} acknowledged writes lost"
-        # only the requests in flight on the victim when it died may fail: at most one per client
-        assert len(refused) <= clients, refused
+        # only requests in flight on the victim as it died may fail: the one each client had
+        # there, and one sent in the instant its listening socket was being torn down (accepted
+        # by the kernel, then reset); none once the balancer had taken it out
+        assert len(refused) <= 2 * clients and not any(after for _, _, after, _ in refused), refused
         assert len(late) >= clients * 20  # the load went on after the balancer routed around the victim
         assert all(status == 201 and served != "b" for status, served in late), late
     finally:
