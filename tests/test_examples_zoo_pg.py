@@ -222,3 +222,15 @@ def test_the_rate_limit_lets_requests_through_when_the_database_cannot_count(pg_
         assert client.get("/v1/zoos").status_int == 200
     finally:
         app.close()
+
+
+def test_the_cli_never_prints_a_password() -> None:
+    from examples.zoo.engine import describe
+
+    assert describe("postgresql://zoo:s3cret@db.internal:5432/zoo") == "postgresql://zoo:***@db.internal:5432/zoo"
+    assert describe("postgresql://zoo@db.internal/zoo") == "postgresql://zoo@db.internal/zoo"
+    assert describe("zoo.db") == "zoo.db"
+    url = f"postgresql://zoo:s3cret@127.0.0.1:{free_port()}/nothing"
+    done = subprocess.run([sys.executable, "-m", "examples.zoo", "--port", str(free_port()), "--db", url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "s3cret" not in done.stdout + done.stderr and "zoo:***@" in done.stderr

@@ -19,6 +19,7 @@ import sys
 from restkit import serve
 
 from .app import make_app
+from .engine import describe
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             durability=args.durability,
         )
     except Exception as exc:  # an unreadable file, not a database...
-        print(f"zoo: cannot open the database {args.db}: {exc}", file=sys.stderr)
+        print(f"zoo: cannot open the database {describe(args.db)}: {exc}", file=sys.stderr)
         return 1
     scheme = "https" if args.certfile else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"zoo: serving {scheme}://{host}:{args.port}/v1 (database {args.db})", flush=True)
+    print(f"zoo: serving {scheme}://{host}:{args.port}/v1 (database {describe(args.db)})", flush=True)
     print(f"zoo: write token: {token}", flush=True)
     try:
         serve(app, host=args.host, port=args.port, certfile=args.certfile, keyfile=args.keyfile)

@@ -14,12 +14,26 @@ from typing import Any, cast
 from .ratelimit import RateLimiter
 from .store import Store
 
-__all__ = ["is_postgres", "open_limiter", "open_store"]
+__all__ = ["describe", "is_postgres", "open_limiter", "open_store"]
 
 
 def is_postgres(db: str) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than an SQLite file."""
     return db.startswith(("postgresql://", "postgres://"))
+
+
+def describe(db: str) -> str:
+    """``db`` fit to print: a PostgreSQL URL without its password."""
+    if not is_postgres(db):
+        return db
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
 def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
