@@ -37,6 +37,22 @@ from .datastructures import Record
 
 if TYPE_CHECKING:
     import uuid
+    from typing import TypedDict, Unpack
+
+    class RouteOptions(TypedDict, total=False):
+        """The options a route takes, besides ``methods`` and ``name`` (see :data:`ROUTE_OPTIONS`)."""
+
+        produces: str | None
+        body: Any
+        query: Any
+        partial: bool
+        unknown_fields: str
+        responses: Mapping[int, Any]
+        errors: Iterable[int]
+        tags: Iterable[str]
+        security: Iterable[Mapping[str, Iterable[str]]]
+        header_params: Iterable[str]
+        include_in_schema: bool
 
 __all__ = [
     "BuildError",
@@ -54,6 +70,48 @@ __all__ = [
 ]
 
 Handler = Callable[..., Any]
+
+
+def _is_type(value: Any) -> bool:
+    # a class, or a parametrised one such as list[Pet]
+    return isinstance(value, type) or hasattr(value, "__origin__")
+
+
+def _strings(value: Any) -> bool:
+    return not isinstance(value, str) and isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
+
+
+class OptionSpec(NamedTuple):
+    """What a route option must be: a test, and the words for the message when it fails."""
+
+    accepts: Callable[[Any], bool]
+    expected: str
+
+
+#: The closed set of route options.  A name not here fails when the route is
+#: added, with a suggestion; a value of the wrong kind fails there too.
+ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
+    "produces": OptionSpec(lambda v: v is None or isinstance(v, str), "a media type such as 'text/html', or None"),
+    "body": OptionSpec(lambda v: v is None or _is_type(v), "a dataclass or TypedDict (or list[Model])"),
+    "query": OptionSpec(lambda v: v is None or isinstance(v, type), "a dataclass"),
+    "partial": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    "unknown_fields": OptionSpec(lambda v: v in ("reject", "ignore"), "'reject' or 'ignore'"),
+    "responses": OptionSpec(
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, int) and 100 <= k <= 599 for k in v),
+        "a dict of status code to model, e.g. {201: Zoo, 204: None}",
+    ),
+    "errors": OptionSpec(
+        lambda v: isinstance(v, Iterable) and not isinstance(v, str) and all(isinstance(k, int) for k in v),
+        "a list of status codes, e.g. [404, 409]",
+    ),
+    "tags": OptionSpec(_strings, "a list of strings, e.g. ['zoos']"),
+    "security": OptionSpec(
+        lambda v: isinstance(v, Iterable) and all(isinstance(r, Mapping) for r in v),
+        "a list of requirements, e.g. [{'bearerAuth': []}]",
+    ),
+    "header_params": OptionSpec(_strings, "a list of header names, e.g. ['If-Match']"),
+    "include_in_schema": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+}
 
 # The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -271,8 +329,9 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
     """Split a pattern into literal and parameter segments.
 
     Raises:
-        RouteError: the pattern is malformed, names an unknown converter,
-            repeats a parameter name or puts a ``path`` parameter before the end.
+        RouteError: the pattern is malformed (``{name}`` included: restkit
+            writes ``<name>``), names an unknown converter, repeats a
+            parameter name or puts a ``path`` parameter before the end.
     """
     if not path.startswith("/"):
         raise RouteError(f"route pattern must start with '/': {path!r}")
@@ -280,6 +339,15 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
     segments: list[Segment] = []
     seen: set[str] = set()
     for index, text in enumerate(raw):
+        if "{" in text or "}" in text:
+            # The OpenAPI / FastAPI / Falcon spelling; a URL path cannot hold
+            # a literal brace anyway (RFC 3986), so there is nothing to lose.
+            braces = r"\{([^{}:]*)(?::[^{}]*)?\}"
+            plain, typed = re.sub(braces, r"<\1>", path), re.sub(braces, r"<int:\1>", path)
+            raise RouteError(
+                f"bad segment {text!r} in {path!r}: restkit writes a path parameter as <name> or "
+                f"<converter:name>, not {{name}}: write {plain!r} (or {typed!r} for an integer)"
+            )
         if "<" not in text and ">" not in text:
             segments.append(text)
             continue
@@ -304,31 +372,92 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
 # --- the trie ----------------------------------------------------------------
 
 
-class _Node:
-    __slots__ = ("static", "params", "tail", "routes")
+class Edge(NamedTuple):
+    """A parameter edge of the trie: convert a segment with ``converter``, store it as ``name``, go to ``target``."""
+
+    name: str
+    converter: Converter
+    converter_name: str
+    target: State
+
+
+class State:
+    """A node of the route trie (Werkzeug's ``State``): where a path prefix leads.
+
+    ``static`` maps a literal segment to the next state; ``dynamic`` holds the
+    one-segment parameters and ``tail`` the rest-of-path ones, each sorted by
+    converter priority; ``routes`` holds the routes that end here, by method.
+    """
+
+    __slots__ = ("static", "dynamic", "tail", "routes")
 
     def __init__(self) -> None:
-        self.static: dict[str, _Node] = {}
-        # (name, converter, key, child), sorted by converter priority
-        self.params: list[tuple[str, Converter, tuple[str, str], _Node]] = []
-        self.tail: list[tuple[str, Converter, tuple[str, str], _Node]] = []
+        self.static: dict[str, State] = {}
+        self.dynamic: list[Edge] = []
+        self.tail: list[Edge] = []
         self.routes: dict[str, Route] = {}
 
-    def child(self, segment: Segment) -> _Node:
+    def child(self, segment: Segment) -> State:
+        """The state after ``segment``, created if needed."""
         if isinstance(segment, str):
-            node = self.static.get(segment)
-            if node is None:
-                node = self.static[segment] = _Node()
-            return node
-        key = (segment.converter_name, segment.name)
-        bucket = self.tail if segment.converter.multi_segment else self.params
-        for _name, _conv, existing_key, node in bucket:
-            if existing_key == key:
-                return node
-        node = _Node()
-        bucket.append((segment.name, segment.converter, key, node))
-        bucket.sort(key=lambda entry: entry[1].priority)
-        return node
+            state = self.static.get(segment)
+            if state is None:
+                state = self.static[segment] = State()
+            return state
+        edges = self.tail if segment.converter.multi_segment else self.dynamic
+        for edge in edges:
+            if edge.name == segment.name and edge.converter_name == segment.converter_name:
+                return edge.target
+        state = State()
+        edges.append(Edge(segment.name, segment.converter, segment.converter_name, state))
+        edges.sort(key=lambda edge: edge.converter.priority)
+        return state
+
+    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]) -> Route | None:
+        """Depth-first search in priority order; record the methods of paths that match."""
+        state = self
+        end = len(parts)
+        # Where a state has only literal children there is nothing to backtrack
+        # to: follow them in a loop instead of a call per segment.
+        while index < end and not state.dynamic and not state.tail:
+            following = state.static.get(parts[index])
+            if following is None:
+                return None
+            state = following
+            index += 1
+        if index == end:
+            routes = state.routes
+            if routes:
+                route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+                if route is not None:
+                    return route
+                allowed.update(routes)
+            return None
+        part = parts[index]
+        child = state.static.get(part)
+        if child is not None:
+            found = child.find(parts, index + 1, params, method, allowed)
+            if found is not None:
+                return found
+        for name, converter, _, target in state.dynamic:
+            try:
+                params[name] = converter.to_python(part)
+            except ValueError:
+                continue
+            found = target.find(parts, index + 1, params, method, allowed)
+            if found is not None:
+                return found
+            del params[name]
+        for name, converter, _, target in state.tail:
+            try:
+                params[name] = converter.to_python("/".join(parts[index:]))
+            except ValueError:
+                continue
+            found = target.find(parts, end, params, method, allowed)
+            if found is not None:
+                return found
+            del params[name]
+        return None
 
 
 class Match(NamedTuple):
@@ -344,6 +473,9 @@ class Match(NamedTuple):
 
 
 _EMPTY: frozenset[str] = frozenset()
+# PERF: Match(...) runs NamedTuple's Python-level __new__; a match is made on
+# every request, so it is built with the C-level tuple.__new__ instead.
+_match = tuple.__new__
 
 
 def _allow(methods: Iterable[str]) -> set[str]:
@@ -360,17 +492,25 @@ class Router:
     Args:
         converters: extra path converters by name, added to the defaults.
         tags: API-document tags for every route added to this router.
+        prepare: called with every route as it is stored here (mounted ones
+            too) and returns the route to store; :class:`restkit.App` binds
+            typed validation to handlers with it.
     """
 
     def __init__(
-        self, *, converters: Mapping[str, type[Converter]] | None = None, tags: Iterable[str] | None = None
+        self,
+        *,
+        converters: Mapping[str, type[Converter]] | None = None,
+        tags: Iterable[str] | None = None,
+        prepare: Callable[[Route], Route] | None = None,
     ) -> None:
+        self._prepare = prepare
         self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
         self._routes: list[Route] = []
         self._names: dict[str, Route] = {}
         self._static: dict[str, dict[str, Route]] = {}
-        self._root = _Node()
+        self._root = State()
         self._parents: list[tuple[Router, str, str | None]] = []
 
     # -- building ---------------------------------------------------------
@@ -388,7 +528,7 @@ class Router:
         *,
         methods: Iterable[str] = ("GET",),
         name: str | None = None,
-        **options: Any,
+        **options: Unpack[RouteOptions],
     ) -> Route:
         """Add a route and return it.
 
@@ -397,15 +537,18 @@ class Router:
             handler: called as ``handler(request, **params)``.
             methods: the methods it answers; ``GET`` also answers ``HEAD``.
             name: the name for :meth:`url_for`; default the handler's ``__name__``.
-            **options: stored on the route for the app and the API document:
-                ``produces`` (media type checked against ``Accept``),
-                ``body``/``query`` (typed models, see :mod:`restkit.validation`),
-                ``partial``, ``unknown_fields``, ``responses``, ``errors``,
-                ``tags``, ``security``, ``header_params``, ``include_in_schema``.
+            **options: one of :data:`ROUTE_OPTIONS`, stored on the route for
+                the app and the API document: ``produces`` (media type
+                checked against ``Accept``), ``body``/``query`` (typed
+                models, see :mod:`restkit.validation`), ``partial``,
+                ``unknown_fields``, ``responses``, ``errors``, ``tags``,
+                ``security``, ``header_params``, ``include_in_schema``.
 
         Raises:
-            RouteError: bad pattern, unknown method, a method already taken
-                on this pattern, or a name already used by another handler.
+            RouteError: bad pattern, unknown method, unknown option or an
+                option of the wrong kind, a handler whose parameters do not
+                fit the route, a method already taken on this pattern, or a
+                name already used by another handler.
         """
         if not callable(handler):
             raise RouteError(f"handler for {path!r} is not callable")
@@ -415,25 +558,22 @@ class Router:
         unknown = wanted - KNOWN_METHODS
         if unknown:
             raise RouteError(f"unknown method(s) {', '.join(sorted(unknown))} for {path!r}")
+        where = f"{' '.join(sorted(wanted))} {path!r}"
+        _check_options(options, where)
         route_name = name or getattr(handler, "__name__", None) or path
         segments = parse_pattern(path, self._converters)
         if self._tags is not None:
             options.setdefault("tags", list(self._tags))
-        if options.get("body") is not None or options.get("query") is not None:
-            from .validation import bind  # 6 ms to import: paid by apps with typed bodies only
-
-            handler = bind(
-                handler,
-                body=options.get("body"),
-                query=options.get("query"),
-                partial=bool(options.get("partial", False)),
-                unknown_fields=str(options.get("unknown_fields", "reject")),
-            )
+        # body= and query= reach the handler as keyword arguments, like path parameters.
+        declared = [key for key in ("body", "query") if options.get(key) is not None]
+        check_handler(handler, [s.name for s in segments if isinstance(s, Param)], declared, where)
         route = Route(path, handler, wanted, route_name, segments, dict(options))
         self._insert(route)
         return route
 
     def _insert(self, route: Route) -> None:
+        if self._prepare is not None:
+            route = self._prepare(route)
         existing = self._names.get(route.name)
         if existing is not None and _endpoint(existing.handler) != _endpoint(route.handler):
             raise RouteError(
@@ -456,7 +596,7 @@ class Router:
             parent._insert(_prefixed(route, prefix, namespace))
 
     def route(
-        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Any
+        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Unpack[RouteOptions]
     ) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add_route`; returns the handler unchanged."""
 
@@ -466,25 +606,25 @@ class Router:
 
         return register
 
-    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def get(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.get(path)``: a GET (and HEAD) route."""
-        return self.route(path, methods=("GET",), **options)
+        return self.route(path, methods=("GET",), name=name, **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def post(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.post(path)``: a POST route."""
-        return self.route(path, methods=("POST",), **options)
+        return self.route(path, methods=("POST",), name=name, **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def put(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.put(path)``: a PUT route."""
-        return self.route(path, methods=("PUT",), **options)
+        return self.route(path, methods=("PUT",), name=name, **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def patch(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.patch(path)``: a PATCH route."""
-        return self.route(path, methods=("PATCH",), **options)
+        return self.route(path, methods=("PATCH",), name=name, **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def delete(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.delete(path)``: a DELETE route."""
-        return self.route(path, methods=("DELETE",), **options)
+        return self.route(path, methods=("DELETE",), name=name, **options)
 
     def mount(self, prefix: str, router: Router, *, namespace: str | None = None) -> None:
         """Serve every route of ``router`` under ``prefix`` (e.g. ``/v1``).
@@ -509,26 +649,22 @@ class Router:
 
     def match(self, method: str, path: str) -> Match:
         """Find the route for ``method`` and ``path`` (already percent-decoded)."""
-        return Match(*self.lookup(method, path))
-
-    def lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], frozenset[str]]:
-        """:meth:`match` as a plain tuple, for the app's hot path."""
         by_method = self._static.get(path)
         if by_method is not None:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
-                return route, {}, _EMPTY
+                return _match(Match, (route, {}, _EMPTY))
         allowed: set[str] = set()
         params: dict[str, Any] = {}
-        route = _walk(self._root, path[1:].split("/"), 0, params, method, allowed)
+        route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
-            return route, params, _EMPTY
-        return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
+            return _match(Match, (route, params, _EMPTY))
+        return _match(Match, (None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY))
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
         allowed: set[str] = set()
-        _walk(self._root, path[1:].split("/"), 0, {}, "", allowed)
+        self._root.find(path[1:].split("/"), 0, {}, "", allowed)
         return frozenset(_allow(allowed)) if allowed else _EMPTY
 
     def url_for(self, name: str, /, **params: Any) -> str:
@@ -546,54 +682,6 @@ class Router:
     def routes(self) -> list[Route]:
         """Every route, in the order added (mounted ones with their prefix)."""
         return list(self._routes)
-
-
-def _walk(
-    node: _Node, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]
-) -> Route | None:
-    """Depth-first search in priority order; record methods of paths that match."""
-    end = len(parts)
-    # Where a node has only literal children there is nothing to backtrack
-    # to: follow them in a loop instead of a call per segment.
-    while index < end and not node.params and not node.tail:
-        child = node.static.get(parts[index])
-        if child is None:
-            return None
-        node = child
-        index += 1
-    if index == end:
-        routes = node.routes
-        if routes:
-            route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
-            if route is not None:
-                return route
-            allowed.update(routes)
-        return None
-    part = parts[index]
-    child = node.static.get(part)
-    if child is not None:
-        found = _walk(child, parts, index + 1, params, method, allowed)
-        if found is not None:
-            return found
-    for name, converter, _key, child in node.params:
-        try:
-            params[name] = converter.to_python(part)
-        except ValueError:
-            continue
-        found = _walk(child, parts, index + 1, params, method, allowed)
-        if found is not None:
-            return found
-        del params[name]
-    for name, converter, _key, child in node.tail:
-        try:
-            params[name] = converter.to_python("/".join(parts[index:]))
-        except ValueError:
-            continue
-        found = _walk(child, parts, len(parts), params, method, allowed)
-        if found is not None:
-            return found
-        del params[name]
-    return None
 
 
 def _prefixed(route: Route, prefix: str, namespace: str | None) -> Route:
@@ -615,3 +703,72 @@ def _endpoint(handler: Handler) -> Handler:
     access, but two of the same method are equal.
     """
     return getattr(handler, "__wrapped__", handler)
+
+
+def _check_options(options: Mapping[str, Any], where: str) -> None:
+    """Refuse an option restkit does not know, or one of the wrong kind."""
+    for key, value in options.items():
+        spec = ROUTE_OPTIONS.get(key)
+        if spec is None:
+            import difflib  # only for a mistake
+
+            close = difflib.get_close_matches(key, [*ROUTE_OPTIONS, "methods", "name"], n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise RouteError(
+                f"unknown route option {key}= for {where}: {hint}route options are {', '.join(ROUTE_OPTIONS)}"
+            )
+        if not spec.accepts(value):
+            raise RouteError(f"route option {key}= for {where} must be {spec.expected}, not {value!r}")
+
+
+def check_handler(handler: Handler, path_params: list[str], declared: list[str], where: str) -> None:
+    """Refuse a handler that could not be called as ``handler(request, **path_params, body=, query=)``.
+
+    ``declared`` names the options (``body``, ``query``) whose value the
+    handler receives as a keyword argument.
+
+    Every request to such a route would end in a 500 (a ``TypeError`` from
+    the call), so the mistake is reported when the route is added, with the
+    signature to write instead.
+
+    Raises:
+        RouteError: the handler takes no request, does not take one of
+            those keywords, or requires a parameter nobody passes.
+    """
+    keywords = [*path_params, *declared]
+    import inspect  # PERF: only when routes are added, never by `import restkit`
+
+    try:
+        parameters = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):  # a callable whose signature cannot be read: trust it
+        return
+    P = inspect.Parameter
+    label = getattr(handler, "__name__", None) or type(handler).__name__
+    shown = f"{label}({', '.join(str(p) for p in parameters)})"
+    instead = f"write def {label}({', '.join(['request', *keywords])})"
+    positional = [p for p in parameters if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    takes_any_keyword = any(p.kind is P.VAR_KEYWORD for p in parameters)
+    request = positional[0] if positional else None
+    if request is None and not any(p.kind is P.VAR_POSITIONAL for p in parameters):
+        raise RouteError(f"handler {shown} for {where} must take the request as its first parameter: {instead}")
+    if request is not None and request.name in keywords:
+        raise RouteError(
+            f"handler {shown} for {where} would receive the request in {request.name}: "
+            f"the request comes first; {instead}"
+        )
+    for key in keywords:
+        parameter = next((p for p in parameters if p.name == key and p is not request), None)
+        if takes_any_keyword or (parameter is not None and parameter.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)):
+            continue
+        what = f"the path parameter {key}" if key in path_params else f"{key}=, the validated {key} the route declares,"
+        raise RouteError(f"handler {shown} for {where} does not take {what} as a keyword argument: {instead}")
+    for parameter in parameters:
+        if parameter is request or parameter.name in keywords or parameter.default is not P.empty:
+            continue
+        if parameter.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD):
+            continue
+        supplied = ", ".join(keywords) if keywords else "nothing but the request"
+        raise RouteError(
+            f"handler {shown} for {where} requires {parameter.name}, which the route does not pass "
+            f"(it passes {supplied}): give {parameter.name} a default, or {instead}"
+        )

@@ -190,7 +190,7 @@ class Tracked:
 
 
 def test_generator_is_streamed_and_closed() -> None:
-    tracked = Tracked([b"one ", "two ", b"", b"three"])
+    tracked = Tracked([b"one ", bytearray(b"two "), b"", b"three"])
     client = make_client(single_route_app(lambda: tracked, produces=None))
     resp = client.get("/r")
     assert resp.body == b"one two three"
