@@ -28,9 +28,11 @@ class MultiDict(Mapping[str, V], Generic[V]):
 
     def __init__(self, items: Iterable[tuple[str, V]] = ()) -> None:
         self._items: list[tuple[str, V]] = list(items)
-        first: dict[str, V] = {}
-        for key, value in self._items:
-            first.setdefault(key, value)
+        first = dict(self._items)
+        if len(first) < len(self._items):  # a key repeats: its first value wins, not its last
+            first = {}
+            for key, value in self._items:
+                first.setdefault(key, value)
         self._first = first
 
     def __getitem__(self, key: str) -> V:
