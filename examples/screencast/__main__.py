@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from restkit import serve
 
-from .app import make_app
-from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource, Source
+if TYPE_CHECKING:
+    from .capture import Source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fps < 0 or args.idle < 0 or not 1 <= args.quality <= 100 or (args.width is not None and args.width < 1):
         parser.error("--fps and --idle must be >= 0, --quality 1-100, --width positive")
+    try:  # imported after the options, so --help works without them
+        from .app import make_app
+        from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource
+    except ImportError as exc:
+        print(f"screencast: needs Pillow and mss, not installed here ({exc}): pip install '.[examples]'", file=sys.stderr)
+        return 2
 
     source: Source = ScreenSource(args.monitor) if args.source == "screen" else PatternSource()
     try:  # fail now, with a line that says what to do, rather than on the first viewer
