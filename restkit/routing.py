@@ -739,12 +739,14 @@ def check_handler(handler: Handler, path_params: list[str], declared: list[str],
     import inspect  # PERF: only when routes are added, never by `import restkit`
 
     try:
-        parameters = list(inspect.signature(handler).parameters.values())
+        signature = inspect.signature(handler)
     except (TypeError, ValueError):  # a callable whose signature cannot be read: trust it
         return
     P = inspect.Parameter
+    parameters = list(signature.parameters.values())
     label = getattr(handler, "__name__", None) or type(handler).__name__
-    shown = f"{label}({', '.join(str(p) for p in parameters)})"
+    bare = [p.replace(annotation=P.empty) for p in parameters]  # shown without annotations
+    shown = label + str(signature.replace(parameters=bare, return_annotation=inspect.Signature.empty))
     instead = f"write def {label}({', '.join(['request', *keywords])})"
     positional = [p for p in parameters if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
     takes_any_keyword = any(p.kind is P.VAR_KEYWORD for p in parameters)

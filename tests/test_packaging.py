@@ -62,3 +62,15 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
 def _installed(python: Path) -> set[str]:
     out = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True)
     return {entry["name"].lower() for entry in json.loads(out.stdout)}
+
+
+def test_import_restkit_loads_no_heavy_module() -> None:
+    """`import restkit` stays fast: what only some apps need is imported on first use (see restkit/lazy.py)."""
+    code = (  # -S: no site, so only what restkit imports is loaded (an editable install's finder imports more)
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import restkit\n"
+        "heavy = {'http', 'urllib.parse', 'json', 'email', 'logging', 'dataclasses', 'socket', 'inspect', 'uuid'}\n"
+        "assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))\n"
+        "from restkit.status import status_line\n"
+        "assert status_line(404) == '404 Not Found' and status_line(599) == '599 Server Error'\n"
+    )
+    subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, check=True, timeout=60)
