@@ -134,7 +134,7 @@ class App:
         options = route.options
         if options.get("body") is None and options.get("query") is None:
             return route
-        from .validation import bind  # PERF: only apps that declare typed models import validation
+        from .validation import bind  # PERF(lazy-import): only for apps that declare typed models
 
         handler = bind(
             route.handler,
@@ -161,7 +161,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this app's routes (see :mod:`restkit.openapi`)."""
-        from .openapi import build_openapi  # imported on use: keeps `import restkit` fast
+        from .openapi import build_openapi  # PERF(lazy-import)
 
         return build_openapi(
             self,
@@ -172,7 +172,7 @@ class App:
         )
 
     def _add_doc_routes(self) -> None:
-        from .docs import docs_page  # imported on use: keeps `import restkit` fast
+        from .docs import docs_page  # PERF(lazy-import)
 
         def openapi_json(request: Request) -> dict[str, Any]:
             """The OpenAPI 3.1 document of this API."""
@@ -309,7 +309,7 @@ class App:
         if self.redirect_slashes and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
             if self.router.match(method, other).route is not None:
-                from urllib.parse import quote, quote_from_bytes  # PERF: see restkit.lazy
+                from urllib.parse import quote, quote_from_bytes  # PERF(lazy-import)
 
                 location = quote(request.script_name + other)
                 if request.query_string:
@@ -338,7 +338,7 @@ class App:
 
     def _internal_error(self, request: Request | None, exc: BaseException) -> Response:
         """Log ``exc`` with what was being served, and answer 500."""
-        import logging  # PERF: logging and traceback are imported by the first 500 only
+        import logging  # PERF(lazy-import): by the first 500 only
         import traceback
 
         if request is None:

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             app.debug = True
         else:
             print(f"restkit: --debug: {args.app} is not a restkit App; ignored", file=sys.stderr)
-    from .server import serve  # PERF: sockets and threads only for a process that serves
+    from .server import serve  # PERF(lazy-import): not for --reload's watcher
 
     try:
         serve(app, args.host, args.port, **server_options(args))

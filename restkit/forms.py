@@ -9,7 +9,6 @@ already been read within the app's size limit, so parsing it whole is safe.
 from __future__ import annotations
 
 import io
-from types import ModuleType
 
 from .datastructures import MultiDict, Record
 from .errors import BadRequest
@@ -41,20 +40,11 @@ class UploadedFile(Record):
         return io.BytesIO(self.data)
 
 
-# urllib.parse costs 2 ms to import (it loads ipaddress), as much as the rest
-# of restkit: it is imported on first use (here, by the first escaped field),
-# so `import restkit` stays fast and requests without escapes never need it.
-_urllib_parse: ModuleType | None = None
-
-
 def _unquote(text: str) -> str:
     """``urllib.parse.unquote(text, errors="replace")``."""
-    global _urllib_parse
-    if _urllib_parse is None:
-        import urllib.parse
+    from urllib.parse import unquote  # PERF(lazy-import): only for fields with escapes
 
-        _urllib_parse = urllib.parse
-    return _urllib_parse.unquote(text, errors="replace")  # type: ignore[no-any-return]
+    return unquote(text, errors="replace")
 
 
 def split_pairs(text: str) -> list[tuple[str, str]]:
@@ -103,7 +93,7 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[MultiDict[str], Mul
     Raises:
         BadRequest: no boundary, a body that does not follow it, or too many parts.
     """
-    # email costs 10 ms to import: only apps that receive multipart forms pay it.
+    # PERF(lazy-import): email, only for apps that receive multipart forms.
     from email import message_from_bytes, policy
     from email.errors import CloseBoundaryNotFoundDefect, NoBoundaryInMultipartDefect, StartBoundaryNotFoundDefect
     from email.message import Message

@@ -52,8 +52,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-# Built by the first body parsed as JSON, which imports json: 1.3 ms that
-# `import restkit` does not pay (see restkit.status).
+# PERF(lazy-import): built by the first body parsed as JSON, which imports json.
 _json_decode: Callable[[str], Any] | None = None
 _JSONDecodeError: Any = None  # json.JSONDecodeError, once json is imported
 
@@ -153,7 +152,7 @@ class Request:
     @lazy_attribute
     def base_url(self) -> str:
         """Scheme, host and script name: where the app's own paths start."""
-        from urllib.parse import quote  # not at the top: see restkit.forms
+        from urllib.parse import quote  # PERF(lazy-import)
 
         return f"{self.scheme}://{self.host}{quote(self.script_name)}"
 

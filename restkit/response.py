@@ -78,9 +78,8 @@ def _header_items(headers: HeadersLike) -> HeaderList:
 
 def _default(value: Any) -> Any:
     """JSON for the standard types people return: dates, UUIDs, decimals, dataclasses, sets."""
-    # A date, UUID or Decimal cannot exist unless its module was imported, so
-    # the modules are looked up rather than imported: `import restkit` does
-    # not pay the 4 ms they cost for apps that never use them.
+    # PERF(lazy-import): a date, UUID or Decimal cannot exist unless its
+    # module was imported, so the modules are looked up, never imported.
     modules = sys.modules
     dates = modules.get("datetime")
     if dates is not None and isinstance(value, (dates.date, dates.time)):
@@ -107,8 +106,7 @@ def _is_dataclass_instance(value: Any) -> bool:
     return hasattr(type(value), "__dataclass_fields__")
 
 
-# The encoders are built by the first json_dumps(), which imports json:
-# 1.3 ms that `import restkit` does not pay (see restkit.status).
+# PERF(lazy-import): the encoders are built by the first json_dumps(), which imports json.
 _encode: Callable[[Any], str] | None = None
 _c_encode: Any = None
 
@@ -297,7 +295,7 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             import datetime  # already imported by whoever made `expires`
-            from email.utils import format_datetime  # email costs 7 ms to import: only here
+            from email.utils import format_datetime  # PERF(lazy-import): only cookies with expires=
 
             parts.append(f"Expires={format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)}")
         for attribute, text in (("path", path), ("domain", domain or "")):
@@ -332,7 +330,7 @@ class Response:
         headers = self.headers
         if not allows_body(status):
             if hasattr(body, "close") and not isinstance(body, bytes):
-                body.close()  # type: ignore[union-attr]
+                body.close()
             kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
             if status == 205:
                 # No content (RFC 9110 says "Content-Length: 0"), but PEP 3333's

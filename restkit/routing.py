@@ -149,7 +149,7 @@ class Converter:
         return value
 
     def to_url(self, value: Any) -> str:
-        from urllib.parse import quote  # not at the top: see restkit.forms
+        from urllib.parse import quote  # PERF(lazy-import)
 
         return quote(str(value), safe="")
 
@@ -186,8 +186,7 @@ class FloatConverter(Converter):
 
     priority = 20
     schema = {"type": "number", "minimum": 0}
-    # Patterns in this module are compiled on first use (re caches them), not
-    # on import: compiling them costs as much as the rest of the module.
+    # PERF: patterns are compiled on first use (re caches them), not on import.
     _PATTERN = r"[0-9]+(?:\.[0-9]+)?\Z"
 
     def to_python(self, value: str) -> float:
@@ -212,7 +211,7 @@ class UUIDConverter(Converter):
     def to_python(self, value: str) -> uuid.UUID:
         if not re.match(self._PATTERN, value):
             raise ValueError("not a UUID")
-        import uuid  # 2 ms to import (it loads platform): paid by apps with UUID routes only
+        import uuid  # PERF(lazy-import): only apps with UUID routes
 
         return uuid.UUID(value)
 
@@ -274,6 +273,7 @@ class Route(Record):
 
     __slots__ = ("path", "handler", "methods", "name", "segments", "options")
     _repr_fields = ("path", "handler", "methods", "name")
+    _hash_fields = ("path", "methods", "name")  # not options, a dict
     path: str
     handler: Handler
     methods: frozenset[str]
@@ -305,7 +305,7 @@ class Route(Record):
         Raises:
             BuildError: a parameter is missing or does not convert.
         """
-        from urllib.parse import quote, urlencode  # not at the top: see restkit.forms
+        from urllib.parse import quote, urlencode  # PERF(lazy-import)
 
         parts = []
         for segment in self.segments:
@@ -710,7 +710,7 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
     for key, value in options.items():
         spec = ROUTE_OPTIONS.get(key)
         if spec is None:
-            import difflib  # only for a mistake
+            import difflib  # PERF(lazy-import): only for a mistake
 
             close = difflib.get_close_matches(key, [*ROUTE_OPTIONS, "methods", "name"], n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}=? " if close else ""
@@ -736,7 +736,7 @@ def check_handler(handler: Handler, path_params: list[str], declared: list[str],
             those keywords, or requires a parameter nobody passes.
     """
     keywords = [*path_params, *declared]
-    import inspect  # PERF: only when routes are added, never by `import restkit`
+    import inspect  # PERF(lazy-import): when routes are added, not by `import restkit`
 
     try:
         signature = inspect.signature(handler)

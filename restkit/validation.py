@@ -118,7 +118,7 @@ def optional_inner(tp: Any) -> Any | None:
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) < len(get_args(tp)):
-            return args[0] if len(args) == 1 else Union[tuple(args)]  # type: ignore[return-value]
+            return args[0] if len(args) == 1 else Union[tuple(args)]
     return None
 
 
@@ -167,8 +167,6 @@ def fields_of(model: Any) -> tuple[FieldSpec, ...]:
 
 #: How deep values may nest (models in lists in models...) before they are refused.
 MAX_DEPTH = 64
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object", list: "an array"}
 
 
 class _Checker:

@@ -727,3 +727,11 @@ def test_braces_are_refused_with_the_restkit_spelling(pattern: str, message: str
     with pytest.raises(RouteError) as caught:
         Router().add_route(pattern, handler)
     assert message in str(caught.value)
+
+
+def test_routes_hash_and_can_key_a_dict() -> None:
+    router = Router()
+    route = router.add_route("/zoos", handler, name="zoos", tags=["zoos"])
+    assert {route: 1}[route] == 1
+    assert hash(route) == hash(router.routes[0]) and route == router.routes[0]
+    assert route != router.add_route("/other", handler, name="other")
