@@ -32,9 +32,10 @@ def test_imports_only_the_standard_library(module: str) -> None:
     assert not outside, f"restkit/{module} imports {sorted(outside)}"
 
 
-def test_py_typed_is_shipped() -> None:
-    assert (PACKAGE / "py.typed").exists()
-    assert "py.typed" in (ROOT / "pyproject.toml").read_text()
+def test_py_typed_and_the_docs_page_are_shipped() -> None:
+    for data in ("py.typed", "docs.html"):
+        assert (PACKAGE / data).exists()
+        assert f'"{data}"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_mypy_strict_passes() -> None:
@@ -53,7 +54,10 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True, timeout=600, capture_output=True)
     added = _installed(python) - before
     assert added == {"restkit"}
-    probe = "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules"
+    probe = (
+        "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules\n"
+        "from restkit.docs import docs_page; assert '<script>' in docs_page('T', '/openapi.json')  # docs.html shipped\n"
+    )
     result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0.1.0"
