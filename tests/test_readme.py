@@ -42,3 +42,24 @@ def test_the_typed_validation_example() -> None:
     assert "limit" in client.get("/zoos?limit=500", status=400).json["error"]
     assert client.get("/openapi.json").json["paths"]["/zoos"]["post"]["summary"] == "Create a zoo."
     assert client.get("/docs").content_type == "text/html"
+
+
+def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    sample = next(s for s in SAMPLES if "def create_app" in s and "webtest" in s)
+    (tmp_path / "test_items.py").write_text(sample)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_items.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "3 passed" in done.stdout
+
+
+def test_the_route_options_table_lists_every_option() -> None:
+    from restkit.routing import ROUTE_OPTIONS
+
+    table = README.split("| option | what it is | default |", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\s*\| `(\w+)` \|", table, re.M)
+    assert listed == list(ROUTE_OPTIONS)
