@@ -241,7 +241,8 @@ class App:
                 # Built before the path is decoded, so that error handlers and
                 # after-hooks get a request even when the path is not UTF-8.
                 request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
-                request.path = decode_path(request.path)
+                if not request.path.isascii():
+                    request.path = decode_path(request.path)
                 result = self._dispatch(request, environ)
             except Exception as exc:
                 try:
