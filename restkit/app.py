@@ -5,15 +5,20 @@ Theory of operation
 ``App.__call__`` is the whole request cycle.  It decodes the path, checks
 the URL length, asks the router for a match, checks ``Accept`` against the
 route's ``produces`` and ``Content-Length`` against ``max_body_size``, runs
-the before-hooks, calls the handler with the request and the path
-parameters, and renders what it returned.  Any :class:`HTTPError` on the
-way becomes its status with ``{"error": ...}``; any other exception is
-logged with its traceback and becomes ``500 {"error": "internal server
-error"}``.  Error handlers registered for a status or an exception class
-get the first say.
+the before-hooks (for every request routing answered, matched or not),
+calls the handler with the request and the path parameters, or answers
+itself when no handler matched (404, 405, 308, 204 to ``OPTIONS``).  Any
+:class:`HTTPError` on the way becomes its status with ``{"error": ...}``;
+error handlers registered for a status or an exception class get the
+first say; any other exception is logged, with the method, the path and
+the handler, and becomes ``500 {"error": "internal server error"}``.  The
+after-hooks see every response.
 
-The common cases (a dict, list or str with no after-hooks) skip building a
-:class:`Response` object; everything else goes through :func:`render`.
+What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_result`
+(or :func:`~restkit.response.render` when after-hooks need a
+:class:`Response`).  The router only routes: the app binds typed
+validation to the handlers of routes with ``body=`` or ``query=`` as they
+are stored (``Router(prepare=...)``).
 """
 
 from __future__ import annotations
@@ -289,10 +294,11 @@ class App:
         # Before-hooks run for every request that got this far, routed or not
         # (404, 405, automatic OPTIONS, slash redirects: request.route is None),
         # as after-hooks see every response.
-        for hook in self._before:
-            early = hook(request)
-            if early is not None:
-                return early
+        if self._before:
+            for hook in self._before:
+                early = hook(request)
+                if early is not None:
+                    return early
         if route is None:
             return self._unrouted(request, allowed)
         result = route.handler(request, **params)
