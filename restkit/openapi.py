@@ -72,10 +72,11 @@ _SCALAR_SCHEMAS: dict[Any, dict[str, Any]] = {
 class _Components:
     """Named schemas collected while describing types."""
 
-    def __init__(self) -> None:
+    def __init__(self, reject_unknown: bool = True) -> None:
         # "Error" is taken by the error schema every document carries.
         self.schemas: dict[str, Any] = {"Error": copy.deepcopy(ERROR_SCHEMA)}
         self.names: dict[Any, str] = {}
+        self.reject_unknown = reject_unknown
 
     def ref(self, model: Any) -> dict[str, Any]:
         name = self.names.get(model)
@@ -103,9 +104,8 @@ class _Components:
         result: dict[str, Any] = {"type": "object", "properties": properties}
         if required:
             result["required"] = required
-        # What restkit does by default; a route's unknown_fields="ignore" is
-        # more lenient than the document, never less.
-        result["additionalProperties"] = False
+        if self.reject_unknown:
+            result["additionalProperties"] = False
         doc = inspect.getdoc(model)
         if doc and not doc.startswith(model.__name__ + "("):
             result["description"] = doc
