@@ -739,7 +739,9 @@ def check_handler(handler: Handler, path_params: list[str], declared: list[str],
     import inspect  # PERF(lazy-import): when routes are added, not by `import restkit`
 
     try:
-        signature = inspect.signature(handler)
+        # The signature of what is called: a decorator's wrapper (which may
+        # supply arguments itself) rather than the function it wraps.
+        signature = inspect.signature(handler, follow_wrapped=False)
     except (TypeError, ValueError):  # a callable whose signature cannot be read: trust it
         return
     P = inspect.Parameter

@@ -735,3 +735,22 @@ def test_routes_hash_and_can_key_a_dict() -> None:
     assert {route: 1}[route] == 1
     assert hash(route) == hash(router.routes[0]) and route == router.routes[0]
     assert route != router.add_route("/other", handler, name="other")
+
+
+def test_a_decorator_that_supplies_arguments_is_trusted() -> None:
+    import functools
+
+    def with_user(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(request: Any, **params: Any) -> Any:
+            return function(request, user="alice", **params)
+
+        return wrapper
+
+    @with_user
+    def show(request: Any, item_id: int, user: str) -> Any:
+        return {"id": item_id, "user": user}
+
+    app = App()
+    app.add_route("/items/<int:item_id>", show)
+    assert make_client(app).get("/items/3").json == {"id": 3, "user": "alice"}
