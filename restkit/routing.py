@@ -439,14 +439,25 @@ class State:
             found = child.find(parts, index + 1, params, method, allowed)
             if found is not None:
                 return found
+        last = index + 1 == end
         for name, converter, _, target in state.dynamic:
             try:
                 params[name] = converter.to_python(part)
             except ValueError:
                 continue
-            found = target.find(parts, index + 1, params, method, allowed)
-            if found is not None:
-                return found
+            if last and not target.tail:
+                # PERF: the last segment (/zoos/<int:id>): the target's routes
+                # are looked at here, as find() would, without a call.
+                routes = target.routes
+                if routes:
+                    found = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+                    if found is not None:
+                        return found
+                    allowed.update(routes)
+            else:
+                found = target.find(parts, index + 1, params, method, allowed)
+                if found is not None:
+                    return found
             del params[name]
         for name, converter, _, target in state.tail:
             try:
