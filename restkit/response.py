@@ -396,6 +396,7 @@ def render(result: Any) -> Response:
 
 
 _OK = "200 OK"  # status_line(200), written out: computing it at import would import http
+_BODY_LINES: dict[int, str] = {}  # status lines of the codes the fast path sends, as they are met
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
 
@@ -414,9 +415,13 @@ def wsgi_result(result: Any) -> WSGIResult:
     kind = type(value)
     if kind is tuple and len(value) == 2:
         code = value[1]
-        if type(code) is int and 200 <= code < 600 and allows_body(code):
-            value, status = value[0], status_line(code)
-            kind = type(value)
+        if type(code) is int:
+            line = _BODY_LINES.get(code)
+            if line is None and 200 <= code < 600 and allows_body(code):
+                line = _BODY_LINES[code] = status_line(code)
+            if line is not None:
+                value, status = value[0], line
+                kind = type(value)
     if kind is dict or kind is list:
         data = json_dumps(value)
         return status, [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
