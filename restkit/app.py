@@ -278,7 +278,7 @@ class App:
     def _dispatch(self, request: Request, environ: dict[str, Any]) -> Any:
         if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > self.max_url_length:
             raise URITooLong(f"request URL is longer than {self.max_url_length} characters")
-        route, params, allowed = self.router.match(request.method, request.path)
+        route, params, allowed = self.router._lookup(request.method, request.path)  # match(), as a plain tuple
         if route is not None:
             request.route = route
             request.params = params
@@ -315,7 +315,7 @@ class App:
             raise MethodNotAllowed(allowed, f"method {method} is not allowed for {path}; allowed: {', '.join(sorted(allowed))}")
         if self.redirect_slashes and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
-            if self.router.match(method, other).route is not None:
+            if self.router._lookup(method, other)[0] is not None:
                 from urllib.parse import quote, quote_from_bytes  # PERF(lazy-import)
 
                 location = quote(request.script_name + other)

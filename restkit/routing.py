@@ -484,9 +484,6 @@ class Match(NamedTuple):
 
 
 _EMPTY: frozenset[str] = frozenset()
-# PERF: Match(...) runs NamedTuple's Python-level __new__; a match is made on
-# every request, so it is built with the C-level tuple.__new__ instead.
-_match = tuple.__new__
 
 
 def _allow(methods: Iterable[str]) -> set[str]:
@@ -660,17 +657,22 @@ class Router:
 
     def match(self, method: str, path: str) -> Match:
         """Find the route for ``method`` and ``path`` (already percent-decoded)."""
+        return Match(*self._lookup(method, path))
+
+    def _lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], frozenset[str]]:
+        # PERF: match() as a plain tuple, for the app's hot path: building a
+        # NamedTuple costs as much as finding a static route.
         by_method = self._static.get(path)
         if by_method is not None:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
-                return _match(Match, (route, {}, _EMPTY))
+                return route, {}, _EMPTY
         allowed: set[str] = set()
         params: dict[str, Any] = {}
         route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
-            return _match(Match, (route, params, _EMPTY))
-        return _match(Match, (None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY))
+            return route, params, _EMPTY
+        return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
