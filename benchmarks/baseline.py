@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
 
     def ratio(key: str, ours: str, theirs: str) -> float:
-        return statistics.median(a / b for a, b in zip(rates[key][ours], rates[key][theirs]))
+        return inprocess.paired_ratio(rates[key][ours], rates[key][theirs])
 
     k = inprocess._k
     print(f"# restkit now and at {args.commit}, median of {args.repeats} repeats{', CPU time' if args.cpu_time else ''}")
