@@ -81,11 +81,15 @@ def _strings(value: Any) -> bool:
     return not isinstance(value, str) and isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
 
 
-class OptionSpec(NamedTuple):
-    """What a route option must be: a test, and the words for the message when it fails."""
+class OptionSpec(Record):
+    """What a route option must be: a test, and the words for the message when it fails (read-only)."""
 
+    __slots__ = ("accepts", "expected")
     accepts: Callable[[Any], bool]
     expected: str
+
+    def __init__(self, accepts: Callable[[Any], bool], expected: str) -> None:
+        self._fill(accepts=accepts, expected=expected)
 
 
 #: The closed set of route options.  A name not here fails when the route is
@@ -372,13 +376,18 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
 # --- the trie ----------------------------------------------------------------
 
 
-class Edge(NamedTuple):
+class Edge(Record):
     """A parameter edge of the trie: convert a segment with ``converter``, store it as ``name``, go to ``target``."""
 
+    __slots__ = ("name", "converter", "converter_name", "target")
+    _repr_fields = ("name", "converter_name")
     name: str
     converter: Converter
     converter_name: str
     target: State
+
+    def __init__(self, name: str, converter: Converter, converter_name: str, target: State) -> None:
+        self._fill(name=name, converter=converter, converter_name=converter_name, target=target)
 
 
 class State:
@@ -440,9 +449,10 @@ class State:
             if found is not None:
                 return found
         last = index + 1 == end
-        for name, converter, _, target in state.dynamic:
+        for edge in state.dynamic:
+            name, target = edge.name, edge.target
             try:
-                params[name] = converter.to_python(part)
+                params[name] = edge.converter.to_python(part)
             except ValueError:
                 continue
             if last and not target.tail:
@@ -459,9 +469,10 @@ class State:
                 if found is not None:
                     return found
             del params[name]
-        for name, converter, _, target in state.tail:
+        for edge in state.tail:
+            name, target = edge.name, edge.target
             try:
-                params[name] = converter.to_python("/".join(parts[index:]))
+                params[name] = edge.converter.to_python("/".join(parts[index:]))
             except ValueError:
                 continue
             found = target.find(parts, end, params, method, allowed)
