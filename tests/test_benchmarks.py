@@ -168,3 +168,16 @@ def test_python_client_fallback_loads_a_server(live_server: Callable[..., Any]) 
     rate, p99, errors = run_python_client(server.port, 0.5, 2)
     assert rate > 0 and p99 > 0 and errors == ""
     assert PATH.startswith("/zoos/")
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs git and a checkout")
+def test_baseline_compares_with_a_commit_in_one_run() -> None:
+    pytest.importorskip("falcon", reason="falcon is a benchmark extra: pip install '.[bench]'")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.baseline", "HEAD", "--repeats", "1", "--seconds", "0.005", "--cpu-time"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| scenario | restkit HEAD | restkit now | now / HEAD | Falcon (pure Python) |" in done.stdout
+    for scenario in SCENARIOS:
+        assert f"| {scenario.title} | " in done.stdout
