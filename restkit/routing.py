@@ -67,6 +67,7 @@ __all__ = [
     "StrConverter",
     "UUIDConverter",
     "DEFAULT_CONVERTERS",
+    "ROUTE_OPTIONS",
 ]
 
 Handler = Callable[..., Any]
