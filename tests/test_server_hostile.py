@@ -1,9 +1,12 @@
 """restkit.server against hostile and broken clients: none of them stops others being served.
 
-Slowloris drippers, a thousand idle keep-alive connections, the connection
-cap, a client that never reads a 10 MB answer, half-closed and reset
-connections, silent ones and garbage.  The server runs in this process
-(``live_server``), so the RSS printed here is the server's and the clients'
+Slowloris drippers (of the head and of the body), a thousand idle
+keep-alive connections, the connection cap, running out of file
+descriptors, open streams on a small pool, a client that never reads a
+10 MB answer, half-closed and reset connections, churn, silent clients and
+garbage.  The server runs in this process (``live_server``) except where a
+descriptor limit is set, so the RSS printed here (``pytest -s``; also
+recorded with ``record_property``) is the server's and the clients'
 together.
 
 Every socket has a timeout and every load is bounded in count and time;
