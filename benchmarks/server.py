@@ -137,6 +137,8 @@ def run_server(kind: str, port: int, adapter: str, keepalive: float | None = Non
         cheroot_server = wsgi.Server(("127.0.0.1", port), app)
         if keepalive:
             cheroot_server.timeout = int(keepalive)  # how long an idle keep-alive connection is kept
+        if limit:
+            cheroot_server.keep_alive_conn_limit = limit  # its default, 10, closes the rest
         print("ready", flush=True)
         cheroot_server.safe_start()
     else:
