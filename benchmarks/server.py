@@ -458,7 +458,9 @@ def bench_server(
             after = open_streams.snapshot()
             got = [a - b for a, b in zip(after, before)]
             expected = seconds / STREAM_INTERVAL
-            notes.append(f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)")
+            notes.append(
+                f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
+            )
         if idle_connections is not None:
             opened = len(idle_connections.socks)
             still_open, answered = idle_connections.survivors()
@@ -519,7 +521,8 @@ def print_results(results: list[Result], tool: str, rounds: int = 1) -> None:
             f"restkit / {name} = " + (f"{ratio:.2f}x req/s" if ratio is not None else "- (nothing measured)")
             + f", p99 {ours.p99_ms:.2f} ms vs {peer.p99_ms:.2f} ms" for name, peer, ratio in ratios))
     print("targets:")
-    for name, floor, label in (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress")):
+    floors = (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress"))
+    for name, floor, label in floors:
         if name in by_name:
             ratio = ratio_to(by_name[name])
             verdict = "not measured" if ratio is None else f"{'met' if ratio >= floor else 'NOT met'} ({ratio:.2f}x)"

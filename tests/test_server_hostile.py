@@ -65,7 +65,7 @@ class BigBody:
 
 
 def make_app(state: dict[str, Any]) -> Any:
-    """A raw WSGI app: ``/`` says ok, ``/big`` is 10 MB, ``/64k`` 64 KiB, ``/slow`` waits, ``/upload`` reads its body."""
+    """A raw WSGI app: ``/`` says ok, ``/big`` is 10 MB, ``/64k`` 64 KiB, ``/slow`` waits, ``/upload`` reads."""
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ["PATH_INFO"]
