@@ -47,6 +47,7 @@ client can tell (a chunked stream lacks its last chunk).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -60,7 +61,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from http import HTTPStatus
 from typing import Any
@@ -625,7 +626,12 @@ class Server:
         if head is not None:
             self._selector.unregister(conn.sock)
             conn.become(_S.WORKING)
-            conn.sock.setblocking(True)  # kernel timeouts apply: see _add
+            if isinstance(conn.sock, ssl.SSLSocket):
+                # OpenSSL retries a read or write that the kernel timed out,
+                # forever: TLS sockets keep Python's own timeouts.
+                conn.sock.settimeout(self.timeout)
+            else:
+                conn.sock.setblocking(True)  # the kernel's timeouts apply: see _add
             self._pool.submit(lambda: self._work(conn, head))
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
@@ -736,8 +742,9 @@ class Server:
         if self.stopping.is_set() or conn.buffer or self._pool.busy:
             return None
         try:
-            data = conn.sock.recv(RECV_SIZE)  # waits NEXT_REQUEST_WAIT at most (SO_RCVTIMEO)
-        except (BlockingIOError, ssl.SSLWantReadError):
+            with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             return None
         except OSError:
             conn.eof = True
@@ -770,8 +777,11 @@ class _BodyInput:
     and closes the connection whatever the app did with the error.
     """
 
-    def __init__(self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool) -> None:
+    def __init__(
+        self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool, send_timeout: float
+    ) -> None:
         self._conn = conn
+        self._send_timeout = send_timeout
         self._prefix = prefix
         self._reader = reader
         self._send_continue = send_continue
@@ -823,16 +833,13 @@ class _BodyInput:
         remaining = self._conn.deadline - time.monotonic()
         if remaining <= 0:
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body"))
-        sock = self._conn.sock
         try:
-            _kernel_timeout(sock, socket.SO_RCVTIMEO, remaining)
-            data = sock.recv(RECV_SIZE)
+            with _receive_timeout(self._conn.sock, remaining, self._send_timeout):
+                data = self._conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body")) from None
         except OSError:
             raise self._fail(RequestBodyError(400, "the client went away")) from None
-        finally:
-            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
         if not data:
             self._conn.eof = True
             raise self._fail(RequestBodyError(400, "request body ended early"))
@@ -898,7 +905,10 @@ class _Exchange:
         self.plan: ResponsePlan | None = None
         self.sent = 0  # body bytes sent
         self.complete = True  # False once the response can no longer end properly
-        body, reader = conn.take_body()
+        if conn.reader is None and not conn.body:  # PERF: no body, the usual case
+            body, reader = b"", None
+        else:
+            body, reader = conn.take_body()
         environ = server.base_environ.copy()
         environ.update(head.environ)
         address = conn.address
@@ -908,7 +918,7 @@ class _Exchange:
         if reader is None:
             environ["wsgi.input"] = io.BytesIO(body)
         else:
-            self.input = _BodyInput(conn, body, reader, head.expect_continue)
+            self.input = _BodyInput(conn, body, reader, head.expect_continue, server.timeout)
             environ["wsgi.input"] = self.input
         self.environ = environ
 
@@ -1011,7 +1021,8 @@ class _Exchange:
         if not body or plan.framing is BodyFraming.NONE:
             self._send(plan.head)
             return
-        body = self._trim(body)
+        if plan.framing is BodyFraming.LENGTH and len(body) > plan.length:
+            body = self._trim(body)
         if plan.framing is BodyFraming.CHUNKED:
             self._send(plan.head + chunk(body))
         elif len(body) <= SEND_PIECE:
@@ -1132,6 +1143,8 @@ class _Exchange:
         return Outcome.KEEP if keep else Outcome.CLOSE
 
     def _log(self, *, status: int | None = None, note: str = "") -> None:
+        if not self.server.access_log:
+            return
         if status is None:
             status = self.plan.code if self.plan is not None else 500
         self.server._log_access(self.conn, self.head.request_line, status, self.sent, note)
@@ -1178,6 +1191,25 @@ def _kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
         sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
     except OSError:
         pass  # closed meanwhile: the next call on it fails and says so
+
+
+@contextlib.contextmanager
+def _receive_timeout(sock: socket.socket, seconds: float, send_timeout: float) -> Iterator[None]:
+    """Let a worker's recv on ``sock`` wait ``seconds`` (then BlockingIOError or TimeoutError)."""
+    if isinstance(sock, ssl.SSLSocket):  # Python's timeout: see Server._advance
+        sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            sock.settimeout(send_timeout)
+    elif seconds == NEXT_REQUEST_WAIT:  # already set: see Server._add
+        yield
+    else:
+        _kernel_timeout(sock, socket.SO_RCVTIMEO, seconds)
+        try:
+            yield
+        finally:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
 
 
 def _close_socket(sock: socket.socket) -> None:
