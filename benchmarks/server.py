@@ -16,11 +16,22 @@ The servers:
   :class:`socketserver.ThreadingMixIn` (a thread per connection);
 * ``waitress``: ``waitress.create_server(app)``, its defaults (4 threads);
 * ``gunicorn``: one ``gthread`` worker with 8 threads, the shape of the
-  restkit server (one process, a thread per connection, keep-alive).
+  restkit server (one process, a thread per connection, keep-alive);
+* ``cheroot``: ``cheroot.wsgi.Server`` (CherryPy's server) with its defaults
+  (10 threads; idle keep-alive connections wait in a selector);
+* ``granian``: ``granian --interface wsgi --workers 1`` (a Rust HTTP server
+  calling the WSGI app from its blocking threads), its other defaults.
 
 ``--streams N`` keeps N long-lived streaming responses open on the restkit
 server during its run and reports how many chunks each received, to show
 that streams and short requests are served side by side.
+
+``--idle N`` opens N keep-alive connections to each server before its run
+(each makes one request, then stays idle) and holds them during the run;
+afterwards it reports how many the server kept open and how many still
+answer a request, to show whether idle clients cost throughput or are
+dropped.  Servers with an idle timeout or a connection limit get ones that
+let them hold all N for the run (see :func:`bench_server`).
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ import argparse
 import http.client
 import os
 import re
+import resource
+import selectors
 import shutil
 import signal
 import socket
@@ -42,7 +55,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-SERVERS = ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn")
+SERVERS = ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn", "cheroot", "granian")
+SUBPROCESS_ONLY = ("gunicorn", "granian")  # started by their own command line, not by --serve
 PATH = "/zoos/123/animals/456"
 STREAM_PATH = "/bench/stream"
 STREAM_INTERVAL = 0.1  # seconds between chunks of a stream
@@ -68,14 +82,24 @@ def make_bench_app(adapter: str = "restkit") -> Callable[..., Iterable[bytes]]:
     return app  # type: ignore[no-any-return]
 
 
-def run_server(kind: str, port: int, adapter: str) -> None:
-    """Serve the bench app with server ``kind`` until SIGTERM."""
+def bench_app_from_env() -> Callable[..., Iterable[bytes]]:
+    """:func:`make_bench_app` for servers that take a factory without arguments (granian)."""
+    return make_bench_app(os.environ.get("BENCH_APP_ADAPTER", "restkit"))
+
+
+def run_server(kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None) -> None:
+    """Serve the bench app with server ``kind`` until SIGTERM.
+
+    ``keepalive`` (an idle timeout) and ``limit`` (most connections) replace
+    the server's defaults where it has such settings; ``--idle`` sets both.
+    """
     app = make_bench_app(adapter)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if kind == "restkit":
         from restkit.server import make_server
 
-        server = make_server("127.0.0.1", port, app, access_log=False)
+        options = {"keepalive_timeout": keepalive} if keepalive else {}
+        server = make_server("127.0.0.1", port, app, access_log=False, **options)
         print("ready", flush=True)
         server.serve_forever()
     elif kind in ("wsgiref", "wsgiref-threading"):
@@ -101,27 +125,51 @@ def run_server(kind: str, port: int, adapter: str) -> None:
         # With 8 connections on 4 threads waitress warns "Task queue depth is
         # N" for every queued request; logging that is not what we measure.
         logging.getLogger("waitress").setLevel(logging.ERROR)
-        waitress_server = waitress.create_server(app, host="127.0.0.1", port=port)
+        waitress_options = {"channel_timeout": int(keepalive)} if keepalive else {}
+        if limit:
+            waitress_options["connection_limit"] = limit  # its default, 100, refuses the rest
+        waitress_server = waitress.create_server(app, host="127.0.0.1", port=port, **waitress_options)
         print("ready", flush=True)
         waitress_server.run()
+    elif kind == "cheroot":
+        from cheroot import wsgi
+
+        cheroot_server = wsgi.Server(("127.0.0.1", port), app)
+        if keepalive:
+            cheroot_server.timeout = int(keepalive)  # how long an idle keep-alive connection is kept
+        if limit:
+            cheroot_server.keep_alive_conn_limit = limit  # its default, 10, closes the rest
+        print("ready", flush=True)
+        cheroot_server.safe_start()
     else:
         raise SystemExit(f"unknown server {kind!r}")
 
 
-def server_command(kind: str, port: int, adapter: str) -> list[str]:
-    """The command that starts server ``kind`` on ``port``."""
+def server_command(
+    kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None
+) -> list[str]:
+    """The command that starts server ``kind`` on ``port`` (``keepalive``: its idle timeout, if it has one)."""
     if kind == "gunicorn":
         return [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
             "--workers", "1", "--threads", "8", "--log-level", "warning",
+            *(["--keep-alive", str(int(keepalive))] if keepalive else []),
             f"benchmarks.server:make_bench_app({adapter!r})",
         ]
-    return [sys.executable, "-m", "benchmarks.server", "--serve", kind, "--port", str(port), "--app", adapter]
+    if kind == "granian":
+        # the adapter reaches the factory through BENCH_APP_ADAPTER (see bench_server)
+        return [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--log-level", "warning", "--factory",
+            "benchmarks.server:bench_app_from_env",
+        ]  # granian keeps idle HTTP/1 connections open as long as the client does
+    command = [sys.executable, "-m", "benchmarks.server", "--serve", kind, "--port", str(port), "--app", adapter]
+    return command + (["--keepalive", str(keepalive)] if keepalive else []) + (["--limit", str(limit)] if limit else [])
 
 
 def server_available(kind: str) -> str | None:
     """None if server ``kind`` can run here, else why not."""
-    module = {"waitress": "waitress", "gunicorn": "gunicorn"}.get(kind)
+    module = {"waitress": "waitress", "gunicorn": "gunicorn", "cheroot": "cheroot", "granian": "granian"}.get(kind)
     if module is None:
         return None
     import importlib.util
@@ -270,23 +318,132 @@ class Streams:
             thread.join(5)
 
 
-def bench_server(kind: str, adapter: str, seconds: float, connections: int, streams: int, pin: bool = False) -> Result:
+class IdleConnections:
+    """``count`` keep-alive connections, each made one request and now idle, held open.
+
+    Opening stops at the first connection the server does not answer within
+    5 s (a server that holds a thread per connection runs out of them).
+    """
+
+    REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+
+    def __init__(self, port: int, count: int) -> None:
+        self.wanted = count
+        self.socks: list[socket.socket] = []
+        self.problem = ""
+        deadline = time.monotonic() + 60
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                self.problem = "opening took over 60 s"
+                break
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            except OSError as exc:
+                self.problem = f"connect: {exc}"
+                break
+            self.socks.append(sock)
+            try:
+                sock.sendall(self.REQUEST)
+                if not self._read_answer(sock):
+                    self.problem = "a connection was not answered 200"
+                    break
+            except OSError as exc:
+                self.problem = f"request: {exc}"
+                break
+
+    @staticmethod
+    def _read_answer(sock: socket.socket) -> bool:
+        """Read one response with a Content-Length; True if it was a 200."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        remaining = int(length[1]) - len(body) if length else 0
+        while remaining > 0:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            remaining -= len(chunk)
+        return head.split(b" ", 2)[1:2] == [b"200"]
+
+    def survivors(self) -> tuple[int, int]:
+        """``(still open, answered a new request within 10 s)`` after the load run."""
+        with selectors.DefaultSelector() as selector:
+            for sock in self.socks:
+                selector.register(sock, selectors.EVENT_READ)
+            readable = {key.fileobj for key, _ in selector.select(0)}
+        # anything readable on an idle connection is a close (or a late error)
+        still_open = [sock for sock in self.socks if sock not in readable]
+        answers: dict[socket.socket, bytes] = {}
+        with selectors.DefaultSelector() as selector:
+            for sock in still_open:
+                try:
+                    sock.sendall(self.REQUEST)
+                except OSError:
+                    continue
+                answers[sock] = b""
+                selector.register(sock, selectors.EVENT_READ)
+            deadline = time.monotonic() + 10
+            waiting = set(answers)
+            while waiting and (left := deadline - time.monotonic()) > 0:
+                for key, _ in selector.select(left):
+                    sock = key.fileobj  # type: ignore[assignment]
+                    try:
+                        chunk = sock.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    answers[sock] += chunk
+                    if not chunk or b"\r\n\r\n" in answers[sock]:
+                        waiting.discard(sock)
+                        selector.unregister(sock)
+        answered = sum(1 for data in answers.values() if data.split(b" ", 2)[1:2] == [b"200"])
+        return len(still_open), answered
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+
+
+def raise_open_files(needed: int) -> None:
+    """Raise this process's soft RLIMIT_NOFILE to ``needed`` if the hard limit allows (servers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def bench_server(
+    kind: str, adapter: str, seconds: float, connections: int, streams: int, pin: bool = False, idle: int = 0
+) -> Result:
     """Start server ``kind``, load it, stop it; with ``pin``, the server on CPU 0 and wrk on CPU 1."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+    env["BENCH_APP_ADAPTER"] = adapter
     # The server's output goes to a file: a pipe nobody reads fills up and
     # stalls a server that logs.
     log = tempfile.TemporaryFile()
     server_prefix, client_prefix = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
-    process = subprocess.Popen(server_prefix + server_command(kind, port, adapter), stdout=log, stderr=log, env=env)
+    # With idle connections, every server that has an idle timeout gets one
+    # that outlasts the run, and one with a connection limit room for them all.
+    keepalive = seconds + 60 if idle else None
+    limit = idle + connections + streams + 64 if idle else None
+    command = server_command(kind, port, adapter, keepalive, limit)
+    process = subprocess.Popen(server_prefix + command, stdout=log, stderr=log, env=env)
     open_streams: Streams | None = None
+    idle_connections: IdleConnections | None = None
     try:
         try:
             wait_ready(port, process)
         except RuntimeError as exc:
             log.seek(0)
             raise RuntimeError(f"{kind}: {exc}\n{log.read()[-2000:].decode(errors='replace')}") from None
-        note = ""
+        notes = []
+        if idle:
+            idle_connections = IdleConnections(port, idle)
         if streams and kind == "restkit" and adapter == "restkit":
             open_streams = Streams(port, streams)
             time.sleep(0.5)
@@ -295,15 +452,27 @@ def bench_server(kind: str, adapter: str, seconds: float, connections: int, stre
             rate, p99, errors = run_wrk(port, seconds, connections, client_prefix)
         else:
             rate, p99, errors = run_python_client(port, seconds, connections)
+        if not rate and not errors:
+            errors = "no request answered"
         if open_streams is not None:
             after = open_streams.snapshot()
             got = [a - b for a, b in zip(after, before)]
             expected = seconds / STREAM_INTERVAL
-            note = f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
-        return Result(kind, rate, p99, errors, note)
+            notes.append(
+                f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
+            )
+        if idle_connections is not None:
+            opened = len(idle_connections.socks)
+            still_open, answered = idle_connections.survivors()
+            problem = f", opening stopped: {idle_connections.problem}" if idle_connections.problem else ""
+            notes.append(f"idle connections: {opened} of {idle} opened{problem}; after the run {still_open} still "
+                         f"open, {answered} answered a new request")
+        return Result(kind, rate, p99, errors, "; ".join(notes))
     finally:
         if open_streams is not None:
             open_streams.close()
+        if idle_connections is not None:
+            idle_connections.close()
         process.terminate()
         try:
             process.wait(10)
@@ -327,25 +496,38 @@ def print_results(results: list[Result], tool: str, rounds: int = 1) -> None:
         print(f"(median of {rounds} rounds; each round loads every server in turn)")
     print(f"| server ({tool}) | req/s | p99 latency | restkit / this |")
     print("|---|---|---|---|")
-    ours = next((r.requests_per_second for r in results if r.server == "restkit"), None)
+    by_name = {r.server: r for r in results}
+    ours = by_name.get("restkit")
+
+    def ratio_to(peer: Result) -> float | None:
+        """restkit's req/s over ``peer``'s, None when either was not measured (or made none)."""
+        if ours is None or not ours.requests_per_second or not peer.requests_per_second:
+            return None
+        return ours.requests_per_second / peer.requests_per_second
+
     for r in results:
-        ratio = f"{ours / r.requests_per_second:.2f}x" if ours else "-"
+        ratio = ratio_to(r)
+        shown = f"{ratio:.2f}x" if ratio is not None else "-"
         errors = f" ({r.errors})" if r.errors else ""
-        print(f"| {r.server} | {r.requests_per_second:,.0f}{errors} | {r.p99_ms:.2f} ms | {ratio} |")
+        print(f"| {r.server} | {r.requests_per_second:,.0f}{errors} | {r.p99_ms:.2f} ms | {shown} |")
     for r in results:
         if r.note:
             print(f"{r.server}: {r.note}")
-    by_name = {r.server: r for r in results}
-    if "restkit" in by_name:
-        ours = by_name["restkit"]
-        print("targets:")
-        if "wsgiref-threading" in by_name:
-            ratio = ours.requests_per_second / by_name["wsgiref-threading"].requests_per_second
-            print(f"  restkit >= 2x wsgiref with ThreadingMixIn: {'met' if ratio >= 2 else 'NOT met'} ({ratio:.2f}x)")
-        if "waitress" in by_name:
-            ratio = ours.requests_per_second / by_name["waitress"].requests_per_second
-            print(f"  restkit >= 0.8x waitress: {'met' if ratio >= 0.8 else 'NOT met'} ({ratio:.2f}x)")
-        print(f"  restkit p99 < 10 ms: {'met' if ours.p99_ms < 10 else 'NOT met'} ({ours.p99_ms:.2f} ms)")
+    if ours is None:
+        return
+    ratios = [(name, by_name[name], ratio_to(by_name[name])) for name in ("waitress", "granian") if name in by_name]
+    if ratios:
+        print("ratios in this run: " + "; ".join(
+            f"restkit / {name} = " + (f"{ratio:.2f}x req/s" if ratio is not None else "- (nothing measured)")
+            + f", p99 {ours.p99_ms:.2f} ms vs {peer.p99_ms:.2f} ms" for name, peer, ratio in ratios))
+    print("targets:")
+    floors = (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress"))
+    for name, floor, label in floors:
+        if name in by_name:
+            ratio = ratio_to(by_name[name])
+            verdict = "not measured" if ratio is None else f"{'met' if ratio >= floor else 'NOT met'} ({ratio:.2f}x)"
+            print(f"  restkit >= {floor:g}x {label}: {verdict}")
+    print(f"  restkit p99 < 10 ms: {'met' if ours.p99_ms < 10 else 'NOT met'} ({ours.p99_ms:.2f} ms)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,18 +540,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=0, help="long-lived streams kept open during the restkit run")
     parser.add_argument("--rounds", type=int, default=1, help="load every server this many times, in turn (median)")
     parser.add_argument("--pin", action="store_true", help="run each server on CPU 0 and wrk on CPU 1 (taskset)")
-    parser.add_argument("--serve", choices=[s for s in SERVERS if s != "gunicorn"], help=argparse.SUPPRESS)
+    parser.add_argument("--idle", type=int, default=0, metavar="N",
+                        help="N idle keep-alive connections held open on each server during its run")
+    parser.add_argument("--serve", choices=[s for s in SERVERS if s not in SUBPROCESS_ONLY], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--keepalive", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        run_server(args.serve, args.port, args.app)
+        run_server(args.serve, args.port, args.app, args.keepalive, args.limit)
         return 0
     seconds = 2.0 if args.quick else args.seconds
     if args.pin and not (shutil.which("taskset") and shutil.which("wrk") and (os.cpu_count() or 1) >= 2):
         parser.error("--pin needs taskset, wrk and 2 CPUs")
+    if args.idle < 0:
+        parser.error("--idle must be >= 0")
+    if args.idle:
+        raise_open_files(args.idle + args.connections + args.streams + 256)
     tool = f"wrk -t1 -c{args.connections} -d{seconds:.0f}s" if shutil.which("wrk") else "Python client"
     if args.pin:
         tool += ", server on CPU 0, wrk on CPU 1"
+    if args.idle:
+        tool += f", {args.idle} idle connections"
     print(f"# restkit server benchmark: GET {PATH}, {tool}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     servers = []
     for kind in args.servers:
@@ -379,13 +571,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             servers.append(kind)
     rounds: dict[str, list[Result]] = {kind: [] for kind in servers}
+    failures: list[str] = []
     for number in range(1 if args.quick else args.rounds):
         for kind in servers:
             print(f"  round {number + 1}: loading {kind} ...", file=sys.stderr, flush=True)
-            rounds[kind].append(bench_server(kind, args.app, seconds, args.connections, args.streams, args.pin))
+            try:
+                rounds[kind].append(
+                    bench_server(kind, args.app, seconds, args.connections, args.streams, args.pin, args.idle)
+                )
+            except RuntimeError as exc:  # one server failing (wrk found no answer) is a finding, not a crash
+                failures.append(f"(failed {kind} in round {number + 1}: {str(exc).strip()[:500]})")
     print()
-    print_results([_median(runs) for runs in rounds.values()], tool, len(next(iter(rounds.values()), [])))
-    return 0
+    for failure in failures:
+        print(failure)
+    measured = [_median(runs) for runs in rounds.values() if runs]
+    print_results(measured, tool, max((len(runs) for runs in rounds.values()), default=0))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

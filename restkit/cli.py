@@ -108,9 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=64, help="most requests handled at once (default 64)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
     parser.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
-    # Passed only when given: the server owns their defaults.
-    parser.add_argument("--grace", type=float, default=None, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
-    parser.add_argument("--max-connections", type=int, default=None, help="most connections open at once (default 4096)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
+    parser.add_argument("--max-connections", type=int, default=4096, help="most connections open at once (default 4096)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
@@ -123,11 +122,13 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--port must be between 0 and 65535, not {args.port}"
     if args.threads < 1:
         return f"--threads must be at least 1, not {args.threads}"
-    if args.max_connections is not None and args.max_connections < 1:
+    if args.max_connections < 1:
         return f"--max-connections must be at least 1, not {args.max_connections}"
-    for flag in ("timeout", "keepalive_timeout", "grace"):
+    if not args.timeout > 0:
+        return f"--timeout must be more than 0 seconds, not {args.timeout}"
+    for flag in ("keepalive_timeout", "grace"):
         value = getattr(args, flag)
-        if value is not None and not value >= 0:
+        if not value >= 0:
             return f"--{flag.replace('_', '-')} must be 0 or more seconds, not {value}"
     if (args.certfile is None) != (args.keyfile is None):
         given, missing = ("--certfile", "--keyfile") if args.keyfile is None else ("--keyfile", "--certfile")
@@ -140,16 +141,17 @@ def _problem(args: argparse.Namespace) -> str | None:
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword options for :func:`restkit.serve` that the command line sets."""
-    options: dict[str, Any] = {
+    """The keyword options of :func:`restkit.serve` from the command line."""
+    return {
         "threads": args.threads,
         "timeout": args.timeout,
         "keepalive_timeout": args.keepalive_timeout,
+        "grace": args.grace,
+        "max_connections": args.max_connections,
+        "certfile": args.certfile,
+        "keyfile": args.keyfile,
         "access_log": not args.no_access_log,
     }
-    optional = {"grace": args.grace, "max_connections": args.max_connections, "certfile": args.certfile, "keyfile": args.keyfile}
-    options.update({key: value for key, value in optional.items() if value is not None})
-    return options
 
 
 def configure_logging(level: str) -> None:

@@ -1,129 +1,889 @@
-"""A threaded HTTP/1.1 WSGI server from the standard library alone.
+"""An HTTP/1.1 WSGI server from the standard library alone.
 
 Theory of operation
 -------------------
-``wsgiref.simple_server`` answers one request at a time and closes every
-connection, so one open stream blocks everyone.  This server keeps the same
-standard-library footing (:mod:`socketserver` for the listening socket and
-the accept loop) and adds what a small production-minded server needs:
+One thread runs an event loop (:mod:`selectors`) that owns every socket
+while it costs nothing to wait on: a new connection in its TLS handshake,
+an idle keep-alive connection, and a connection whose request is still
+arriving.  The loop reads what arrives into the connection's buffer and
+parses it (:mod:`restkit.http11`); only a request that has fully arrived
+(head, and a body of up to 256 KiB) is handed to a worker thread, so slow
+and idle clients hold no thread.  A larger body, or one the client holds
+back until ``100 Continue``, is read by the worker from the socket as the
+app asks for it.
 
-* a pool of daemon worker threads, one per open connection, created on
-  demand up to ``threads`` and reused (a long-lived stream holds one thread;
-  the rest keep serving); connections beyond that wait in the queue;
-* a listen backlog of 1024 instead of :mod:`socketserver`'s 5;
-* HTTP/1.1 keep-alive when the response has a ``Content-Length``; a body of
-  unknown length (a stream) is sent until the connection closes;
-* a socket timeout, so a client that stalls mid-request gets 408 and loses
-  its thread, and an idle keep-alive connection is closed after
-  ``keepalive_timeout`` seconds;
-* a body the app did not read is drained when small, and otherwise the
-  connection is closed *lingering* (write side shut, input discarded for a
-  moment), so a client that sent too much still reads its 413 instead of a
-  connection reset, as nginx and Apache do;
-* ``Expect: 100-continue`` is answered only when the app reads the body, so
-  an upload refused with 413 is never sent;
-* one access-log line per request on the ``restkit.access`` logger.
+A worker runs the app and writes the response itself, framing it
+(:mod:`restkit.framing`): the app's ``Content-Length`` is enforced, a body
+of unknown length is sent chunked, and nothing follows HEAD, 204 or 304.
+A response that is a stream (unknown length) takes its thread out of the
+pool, which starts another, so any number of streams can be open.  After
+the response the worker waits a moment for the client's next request on
+the same connection (the common case of a busy client) and otherwise hands
+the connection back to the loop.
 
-Request bodies sent with ``Transfer-Encoding: chunked`` are refused with 411
-(send ``Content-Length``), and header names containing ``_`` are dropped (they
-would share an environ key with their ``-`` twin); every other part of the
-app sees plain PEP 3333.
+Each connection is a :class:`Connection` whose ``state`` moves along the
+table ``_NEXT_STATES``; only the thread that owns a state touches the
+connection (the loop for HANDSHAKE, IDLE, RECEIVING and LINGERING, one
+worker for WORKING), and a connection changes hands through the pool's
+queue and the loop's hand-back queue.
+
+Time limits: a request must arrive whole (head and body) within
+``timeout`` seconds of its first byte, else 408; a new connection that
+sends nothing is closed after ``timeout``, an idle keep-alive connection
+after ``keepalive_timeout``; a client must take each piece of the response
+(up to 256 KiB) within ``timeout``.  At ``max_connections`` the loop stops
+accepting until one closes: new clients wait in the listen backlog.
+
+A request the server refuses (see :mod:`restkit.http11`) gets a JSON
+error and a *lingering* close: the write side is shut and input is
+discarded for a moment, so the client reads its answer instead of a reset.
+
+A graceful stop (:meth:`Server.begin_shutdown`, SIGTERM or Ctrl-C under
+:func:`serve`) closes the listening socket and the idle connections, runs
+the app's shutdown hooks, and lets in-flight requests and streams finish
+for up to ``grace`` seconds; whatever still runs then is cut, so that the
+client can tell (a chunked stream lacks its last chunk).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import logging
-import queue
+import selectors
 import signal
-import re
 import socket
-import socketserver
+import ssl
+import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from email.utils import formatdate
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote
 
-__all__ = ["Server", "make_server", "serve"]
+from .framing import LAST_CHUNK, AppError, BodyFraming, ResponsePlan, chunk, plan_response
+from .http11 import ChunkedReader, Framing, LengthReader, Limits, ProtocolError, RequestHead, body_reader, parse_head
+
+__all__ = ["Connection", "ConnectionState", "RequestBodyError", "Server", "make_server", "make_ssl_context", "serve"]
 
 access_logger = logging.getLogger("restkit.access")
 error_logger = logging.getLogger("restkit.server")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# CTLs (RFC 5234): never valid in a request target or a header value (HTAB aside)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-MAX_LINE = 8192 + 64  # request line: an 8 KiB URL plus method and version
-MAX_HEADER_LINE = 8192
-MAX_HEADERS = 100
-DRAIN_LIMIT = 1 << 16  # unread body we read through to keep the connection
-LINGER_BYTES = 1 << 24  # unread body we discard before closing, at most...
-LINGER_SECONDS = 2.0  # ...and for at most this long
 SERVER_SOFTWARE = "restkit"
 SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # the answer to OPTIONS *
+BUFFERED_BODY = 256 * 1024  # bodies up to this size arrive whole before the app runs
+DRAIN_LIMIT = 1 << 16  # unread body a worker reads through to keep the connection
+LINGER_BYTES = 1 << 24  # unread input discarded before a refused connection closes...
+LINGER_SECONDS = 2.0  # ...and for at most this long
+SEND_PIECE = 256 * 1024  # a client must take this much within `timeout`
+RECV_SIZE = 65536
+SWEEP_INTERVAL = 0.25  # how often the loop looks for connections past their deadline
+# PERF: a worker that just answered waits this long for the client's next
+# request before handing the connection back to the loop; a busy keep-alive
+# client is then served without two thread hand-offs per request.
+NEXT_REQUEST_WAIT = 0.002
+ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file descriptors
 
 
-class _Input:
-    """``wsgi.input``: reads stop at Content-Length; the first read sends 100 Continue."""
+class ConnectionState(Enum):
+    """Where a connection is, and so which thread owns it."""
 
-    __slots__ = ("_rfile", "remaining", "_continue")
+    HANDSHAKE = "handshake"  # TLS handshake in progress (loop)
+    IDLE = "idle"  # waiting for a request's first byte (loop)
+    RECEIVING = "receiving"  # a request is arriving (loop, or the worker that just answered)
+    WORKING = "working"  # a worker runs the app and writes the response
+    LINGERING = "lingering"  # refused: write side shut, discarding input (loop)
+    CLOSED = "closed"
 
-    def __init__(self, rfile: Any, length: int, send_continue: Callable[[], None] | None) -> None:
-        self._rfile = rfile
-        self.remaining = length
-        self._continue = send_continue
+
+_S = ConnectionState
+_NEXT_STATES: dict[ConnectionState, frozenset[ConnectionState]] = {
+    _S.HANDSHAKE: frozenset({_S.IDLE, _S.CLOSED}),
+    _S.IDLE: frozenset({_S.RECEIVING, _S.CLOSED}),
+    _S.RECEIVING: frozenset({_S.WORKING, _S.LINGERING, _S.CLOSED}),
+    _S.WORKING: frozenset({_S.IDLE, _S.RECEIVING, _S.LINGERING, _S.CLOSED}),
+    _S.LINGERING: frozenset({_S.CLOSED}),
+    _S.CLOSED: frozenset(),
+}
+
+
+class Outcome(Enum):
+    """What a worker tells the loop to do with a connection it hands back."""
+
+    KEEP = "keep"  # serve the next request (some of it may be buffered already)
+    CLOSE = "close"
+    LINGER = "linger"  # a refused or unread body: shut the write side, discard input, close
+
+
+class RequestBodyError(OSError):
+    """``wsgi.input`` could not deliver the body; ``status`` is the answer the server gives."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RequestBodyTimeout(RequestBodyError, TimeoutError):
+    """The body did not arrive before the request's deadline."""
+
+
+class _ClientGone(Exception):
+    """Writing to the client failed: it closed, reset or stopped reading."""
+
+
+class Connection:
+    """One client connection: its socket, what it sent, and its state."""
+
+    __slots__ = ("sock", "address", "state", "buffer", "scanned", "deadline", "head", "reader", "body", "eof")
+
+    def __init__(self, sock: socket.socket, address: Any, state: ConnectionState, deadline: float) -> None:
+        self.sock = sock
+        self.address = address
+        self.state = state
+        self.buffer = bytearray()
+        self.scanned = 0  # bytes of `buffer` already searched for the end of a head
+        self.deadline = deadline
+        self.head: RequestHead | None = None
+        self.reader: LengthReader | ChunkedReader | None = None
+        self.body = bytearray()
+        self.eof = False
+
+    def become(self, state: ConnectionState) -> None:
+        if state not in _NEXT_STATES[self.state]:
+            raise RuntimeError(f"connection cannot go from {self.state.value} to {state.value}")
+        self.state = state
+
+    def take_request(self, limits: Limits) -> RequestHead | None:
+        """Parse what the buffer holds; the head once the request can go to the app.
+
+        The request can go once its body has arrived whole, or straight after
+        the head when the body is large or awaits ``100 Continue`` (then
+        ``self.reader`` is left for ``wsgi.input`` to read the rest with).
+
+        Raises:
+            ProtocolError: the request is malformed.
+        """
+        if self.head is None:
+            head = parse_head(self.buffer, limits, scanned=self.scanned)
+            if head is None:
+                self.scanned = len(self.buffer)
+                return None
+            self.scanned = 0
+            if head.framing is Framing.NONE:
+                return head
+            self.head, self.reader = head, body_reader(head, limits)
+            if head.expect_continue or head.content_length > BUFFERED_BODY:
+                return self._release()
+        assert self.reader is not None
+        self.body += self.reader.read(self.buffer)
+        if self.reader.done or len(self.body) > BUFFERED_BODY:
+            return self._release()
+        return None
+
+    def _release(self) -> RequestHead:
+        head, self.head = self.head, None
+        assert head is not None
+        return head
+
+    def take_body(self) -> tuple[bytes, LengthReader | ChunkedReader | None]:
+        """The body received so far, and the reader for the rest (None when complete)."""
+        body, reader = bytes(self.body), self.reader
+        self.body, self.reader = bytearray(), None
+        return body, (reader if reader is not None and not reader.done else None)
+
+
+class _Pool:
+    """Worker threads, started on demand up to ``size`` and reused.
+
+    A job that becomes a long stream calls :meth:`detach`: its thread stops
+    counting against ``size`` and ends with the job, and another thread
+    may start, so streams never starve short requests.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: deque[Callable[[], None] | None] = deque()
+        self._ready = threading.Semaphore(0)  # one permit per queued job
+        self._idle = threading.Semaphore(0)  # one permit per idle worker
+        self._lock = threading.Lock()
+        self._pooled = 0
+        self._serial = 0
+        self._threads: set[threading.Thread] = set()
+        self._detached: set[int] = set()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.append(job)
+        self._ready.release()
+        if not self._idle.acquire(blocking=False):
+            with self._lock:
+                if self._pooled < self._size:
+                    self._start()
+
+    @property
+    def busy(self) -> bool:
+        """True when jobs are waiting for a worker."""
+        return bool(self._jobs)
+
+    def detach(self) -> None:
+        """Take the calling worker out of the pool for the rest of its job."""
+        with self._lock:
+            ident = threading.get_ident()
+            if ident in self._detached:
+                return
+            self._detached.add(ident)
+            self._pooled -= 1
+            if self._jobs:
+                self._start()
 
     def _start(self) -> None:
-        if self._continue is not None:
-            send, self._continue = self._continue, None
-            send()
+        self._pooled += 1
+        self._serial += 1
+        thread = threading.Thread(target=self._work, name=f"restkit-worker-{self._serial}", daemon=True)
+        self._threads.add(thread)
+        thread.start()
 
-    def read(self, size: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        self._start()
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        data: bytes = self._rfile.read(size)
-        self.remaining -= len(data)
+    def _work(self) -> None:
+        ident = threading.get_ident()
+        while True:
+            self._ready.acquire()
+            job = self._jobs.popleft()
+            if job is None:
+                break
+            try:
+                job()
+            except Exception:  # a job must never kill its worker
+                error_logger.exception("unexpected error in a worker thread")
+            del job
+            if ident in self._detached:
+                break
+            self._idle.release()
+        with self._lock:
+            self._detached.discard(ident)
+            self._threads.discard(threading.current_thread())
+
+    def close(self, timeout: float) -> None:
+        """Stop the pooled workers and wait up to ``timeout`` for every thread."""
+        with self._lock:
+            threads, count = list(self._threads), self._pooled
+        for _ in range(count):
+            self._jobs.append(None)
+            self._ready.release()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+
+class _DateHeader:
+    """The ``Date`` value, formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = 0
+        self._text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._text = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))
+            self._second = second
+        return self._text
+
+
+def error_response(status: int, message: str, date: str) -> bytes:
+    """A complete JSON error response that closes the connection."""
+    body = json.dumps({"error": message}).encode()
+    reason = HTTPStatus(status).phrase
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nDate: {date}\r\nServer: {SERVER_SOFTWARE}\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1") + body
+
+
+def make_ssl_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A server TLS context with the standard library's modern defaults (TLS 1.2 or later)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class Server:
+    """Serve a WSGI app on ``address``.
+
+    Args:
+        address: ``(host, port)``; port 0 picks a free one (see ``server_address``).
+            An IPv6 host (``"::1"``, ``"::"``) listens on IPv6; ``"::"`` also
+            takes IPv4 where the system allows.
+        app: any WSGI application.
+        threads: worker threads for requests (streams run outside this count).
+        timeout: seconds a request may take to arrive whole, and a client to
+            take each piece of a response.
+        keepalive_timeout: seconds an idle keep-alive connection is kept open.
+        access_log: log one line per request on the ``restkit.access`` logger.
+        certfile, keyfile: serve HTTPS with this PEM certificate chain and key.
+        ssl_context: or with this context.
+        grace: seconds a graceful stop lets in-flight requests finish.
+        max_connections: open connections at most; beyond, new clients wait.
+        max_request_body: bytes; larger request bodies get 413.
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: WSGIApp,
+        *,
+        threads: int = 64,
+        timeout: float = 30.0,
+        keepalive_timeout: float = 5.0,
+        access_log: bool = True,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        grace: float = 10.0,
+        max_connections: int = 4096,
+        max_request_body: int = 1 << 30,
+    ) -> None:
+        if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or max_connections < 1:
+            raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout and grace >= 0")
+        self.app = app
+        self.timeout = timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.access_log = access_log
+        self.grace = grace
+        self.max_connections = min(max_connections, _descriptor_budget())
+        self.limits = Limits(max_body=max_request_body)
+        if ssl_context is None and certfile is not None:
+            ssl_context = make_ssl_context(certfile, keyfile)
+        self.ssl_context = ssl_context
+        self.socket = _listen(address)
+        self.server_address = self.socket.getsockname()
+        self.stopping = threading.Event()  # set when a graceful stop begins
+        self._pool = _Pool(threads)
+        self._date = _DateHeader()
+        self._selector = selectors.DefaultSelector()
+        self._connections: set[Connection] = set()
+        self._returned: deque[tuple[Connection, Outcome]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stop_requested = False
+        self._cut_requested = False
+        self._accepting = False
+        self._accept_resume = 0.0
+        self._fd_warning_logged = False
+        self._finished = threading.Event()
+        self._finished.set()  # not running
+        self._closed = False
+        self._hook_thread: threading.Thread | None = None
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        self.base_environ: dict[str, Any] = {
+            "SERVER_NAME": host,
+            "SERVER_PORT": str(port),
+            "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if ssl_context is not None else "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "restkit.shutdown": self.stopping,
+        }
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[0], self.server_address[1]
+        if ":" in str(host):
+            host = f"[{host}]"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{port}"
+
+    # -- starting and stopping ---------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Run the event loop in this thread until a stop has drained.
+
+        ``poll_interval`` is accepted for :mod:`socketserver` compatibility;
+        the loop wakes as soon as something happens.
+        """
+        self._finished.clear()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._resume_accepting()
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        grace_end: float | None = None
+        try:
+            while True:
+                for key, _ in self._selector.select(SWEEP_INTERVAL):
+                    if key.data is None:
+                        self._drain_wakeups()
+                    elif key.data is self:
+                        self._accept()
+                    else:
+                        self._on_readable(key.data)
+                self._take_back()
+                now = time.monotonic()
+                if self._stop_requested and grace_end is None:
+                    grace_end = now + self.grace
+                    self._begin_drain()
+                if grace_end is not None and (not self._connections or now >= grace_end or self._cut_requested):
+                    break
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL
+                    self._sweep(now)
+        finally:
+            self._cut_all()
+            self._finished.set()
+
+    def begin_shutdown(self) -> None:
+        """Start a graceful stop (safe from a signal handler); :meth:`serve_forever` returns when it ends."""
+        self._stop_requested = True
+        self.stopping.set()
+        self._wake()
+
+    def stop_now(self) -> None:
+        """Stop at once: cut every connection (a second Ctrl-C)."""
+        self._stop_requested = self._cut_requested = True
+        self.stopping.set()
+        self._wake()
+
+    def shutdown(self) -> None:
+        """Stop gracefully and wait until :meth:`serve_forever` has returned."""
+        self.begin_shutdown()
+        self._finished.wait()
+
+    def server_close(self) -> None:
+        """Close the listening socket and every connection; wait for the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_requested = True
+        self.stopping.set()
+        self._cut_all()
+        self._listener_off()
+        self.socket.close()
+        self._pool.close(timeout=max(self.grace, 1.0))
+        self._take_back()  # connections workers gave back after the loop ended
+        if self._hook_thread is not None:
+            self._hook_thread.join(timeout=max(self.grace, 1.0))
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _begin_drain(self) -> None:
+        self._listener_off()
+        self.socket.close()
+        for conn in list(self._connections):
+            if conn.state in (_S.IDLE, _S.HANDSHAKE):
+                self._close(conn)
+        hooks = list(getattr(self.app, "shutdown_hooks", ()))
+        if hooks:
+            self._hook_thread = threading.Thread(target=_run_hooks, args=(hooks,), name="restkit-shutdown", daemon=True)
+            self._hook_thread.start()
+
+    def _cut_all(self) -> None:
+        """Close every connection now; workers still writing see their socket fail."""
+        for conn in list(self._connections):
+            if conn.state is _S.WORKING:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._connections.discard(conn)
+            else:
+                self._close(conn)
+
+    # -- the loop's side ----------------------------------------------------------------
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (the loop is awake anyway) or closed (the loop is gone)
+            pass
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _listener_off(self) -> None:
+        if self._accepting:
+            self._selector.unregister(self.socket)
+            self._accepting = False
+
+    def _resume_accepting(self) -> None:
+        if not self._accepting and not self._stop_requested and len(self._connections) < self.max_connections:
+            if time.monotonic() >= self._accept_resume:
+                self._selector.register(self.socket, selectors.EVENT_READ, self)
+                self._accepting = True
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a burst at a time, then the connections already open get a turn
+            if len(self._connections) >= self.max_connections:
+                self._listener_off()  # back-pressure: new clients wait in the backlog
+                return
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: the listener stays readable, so
+                    # retrying at once would spin.  Pause, and say so once.
+                    if not self._fd_warning_logged:
+                        error_logger.error("cannot accept connections: %s; pausing accepts", exc.strerror)
+                        self._fd_warning_logged = True
+                    self._listener_off()
+                    self._accept_resume = time.monotonic() + ACCEPT_PAUSE
+                    return
+                continue  # ECONNABORTED and friends: that client is gone
+            self._add(sock, address)
+
+    def _add(self, sock: socket.socket, address: Any) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # PERF: workers use the socket in blocking mode with the kernel's
+        # timeouts rather than Python's, which poll() before each recv and
+        # send and so release the GIL twice per call.  A send that makes no
+        # progress for `timeout` fails; a worker's recv waits NEXT_REQUEST_WAIT.
+        _kernel_timeout(sock, socket.SO_SNDTIMEO, self.timeout)
+        _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
+        state = _S.IDLE
+        if self.ssl_context is not None:
+            try:
+                sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError):
+                sock.close()
+                return
+            state = _S.HANDSHAKE
+        conn = Connection(sock, address, state, time.monotonic() + self.timeout)
+        self._connections.add(conn)
+        self._selector.register(sock, selectors.EVENT_READ, conn)
+        if state is _S.HANDSHAKE:
+            self._handshake(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            return
+        except ssl.SSLWantWriteError:
+            self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            return
+        except (OSError, ValueError):  # not TLS, a bad hello, a reset: nothing to answer
+            self._close(conn)
+            return
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        conn.become(_S.IDLE)
+        conn.deadline = time.monotonic() + self.timeout
+        if conn.sock.pending():
+            self._on_readable(conn)
+
+    def _on_readable(self, conn: Connection) -> None:
+        if conn.state is _S.HANDSHAKE:
+            self._handshake(conn)
+            return
+        data = _recv_nowait(conn.sock)
+        if data is None:
+            return
+        if conn.state is _S.LINGERING:
+            if not data:
+                self._close(conn)
+            return
         if not data:
-            self.remaining = 0
-        return data
+            if conn.state is _S.RECEIVING and (conn.buffer or conn.head is not None):
+                # Half-closed inside a request: the client may still read an answer.
+                self._refuse(conn, ProtocolError(400, "connection closed inside the request"), linger=False)
+            else:
+                self._close(conn)
+            return
+        if conn.state is _S.IDLE:
+            conn.become(_S.RECEIVING)
+            conn.deadline = time.monotonic() + self.timeout
+        conn.buffer += data
+        self._advance(conn)
+
+    def _advance(self, conn: Connection) -> None:
+        """Hand ``conn`` to a worker if its buffer holds a request ready to run."""
+        try:
+            head = conn.take_request(self.limits)
+        except ProtocolError as exc:
+            self._refuse(conn, exc)
+            return
+        if head is not None:
+            self._selector.unregister(conn.sock)
+            conn.become(_S.WORKING)
+            if isinstance(conn.sock, ssl.SSLSocket):
+                # OpenSSL retries a read or write that the kernel timed out,
+                # forever: TLS sockets keep Python's own timeouts.
+                conn.sock.settimeout(self.timeout)
+            else:
+                conn.sock.setblocking(True)  # the kernel's timeouts apply: see _add
+            self._pool.submit(lambda: self._work(conn, head))
+
+    def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
+        """Answer a request the server will not run, from the loop."""
+        try:
+            conn.sock.send(error_response(error.status, error.message, self._date.now()))
+        except OSError:  # the answer did not fit or the client is gone: nothing more to do
+            linger = False
+        self._log_access(conn, conn.head.request_line if conn.head else _first_line(conn), error.status, 0)
+        if linger:
+            self._linger(conn)
+        else:
+            self._close(conn)
+
+    def _linger(self, conn: Connection) -> None:
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.become(_S.LINGERING)
+        conn.deadline = time.monotonic() + LINGER_SECONDS
+        conn.buffer.clear()
+
+    def _take_back(self) -> None:
+        """Take the connections workers are done with."""
+        while self._returned:
+            conn, outcome = self._returned.popleft()
+            if conn not in self._connections:  # cut while it was working
+                _close_socket(conn.sock)
+                continue
+            if outcome is Outcome.CLOSE or self._stop_requested and outcome is Outcome.KEEP:
+                self._close(conn)
+                continue
+            try:
+                conn.sock.setblocking(False)
+                self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            except (OSError, ValueError):
+                self._close(conn)
+                continue
+            if outcome is Outcome.LINGER:
+                self._linger(conn)
+            elif conn.buffer:  # pipelined: the next request is here already
+                self._advance(conn)
+            elif conn.state is _S.IDLE and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                self._on_readable(conn)
+        self._resume_accepting()
+
+    def _sweep(self, now: float) -> None:
+        """Close connections past their deadline; answer 408 to requests still arriving."""
+        for conn in list(self._connections):
+            if conn.state is _S.WORKING or now < conn.deadline:
+                continue
+            if conn.state is _S.RECEIVING:
+                self._refuse(conn, ProtocolError(408, "timed out waiting for the whole request"), linger=False)
+            else:
+                self._close(conn)
+        self._resume_accepting()
+
+    def _close(self, conn: Connection) -> None:
+        if conn.state is not _S.CLOSED:
+            try:
+                self._selector.unregister(conn.sock)
+            except (KeyError, ValueError):  # a worker's connection is not registered
+                pass
+            conn.state = _S.CLOSED
+        self._connections.discard(conn)
+        _close_socket(conn.sock)
+
+    # -- the worker's side ----------------------------------------------------------------
+
+    def _work(self, conn: Connection, head: RequestHead) -> None:
+        """Serve ``head`` on ``conn``, then as many next requests as arrive at once."""
+        outcome = Outcome.CLOSE
+        try:
+            while True:
+                outcome = _Exchange(self, conn, head).run()
+                if outcome is not Outcome.KEEP:
+                    break
+                next_head = self._next_request(conn)
+                if next_head is None:
+                    break
+                head = next_head
+        except ProtocolError as exc:  # the next request, read here, is malformed
+            try:
+                conn.sock.sendall(error_response(exc.status, exc.message, self._date.now()))
+                outcome = Outcome.LINGER
+            except OSError:
+                outcome = Outcome.CLOSE
+            self._log_access(conn, _first_line(conn), exc.status, 0)
+        except Exception:
+            error_logger.exception("unexpected error serving a connection")
+            outcome = Outcome.CLOSE
+        if conn.eof:
+            outcome = Outcome.CLOSE
+        elif outcome is Outcome.KEEP and conn.state is _S.WORKING:
+            if conn.buffer:  # pipelined: the next request has begun
+                conn.become(_S.RECEIVING)
+                conn.deadline = time.monotonic() + self.timeout
+            else:
+                conn.become(_S.IDLE)
+                conn.deadline = time.monotonic() + self.keepalive_timeout
+        self._returned.append((conn, outcome))
+        self._wake()
+
+    def _next_request(self, conn: Connection) -> RequestHead | None:
+        """The next request if it is (about to be) here and nobody else waits for a worker."""
+        if self.stopping.is_set() or conn.buffer or self._pool.busy:
+            return None
+        try:
+            with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+            return None
+        except OSError:
+            conn.eof = True
+            return None
+        if not data:
+            conn.eof = True
+            return None
+        conn.buffer += data
+        conn.become(_S.RECEIVING)
+        conn.deadline = time.monotonic() + self.timeout
+        head = conn.take_request(self.limits)  # a ProtocolError is answered by _work
+        if head is not None:
+            conn.become(_S.WORKING)
+        return head
+
+    def _log_access(self, conn: Connection, request_line: str, status: int, size: int, note: str = "") -> None:
+        if self.access_log:
+            host = conn.address[0] if isinstance(conn.address, tuple) else "-"
+            when = time.strftime("%d/%b/%Y %H:%M:%S")
+            access_logger.info('%s - - [%s] "%s" %d %d%s', host, when, request_line, status, size, note)
+
+
+class _BodyInput:
+    """``wsgi.input`` for a body that arrives while the app runs.
+
+    Reads block (up to the request's deadline) until the body's framing
+    says it is complete; the first read sends ``100 Continue`` when the
+    client waits for it.  A body cut short or malformed raises
+    :class:`RequestBodyError` and is remembered, so the server answers it
+    and closes the connection whatever the app did with the error.
+    """
+
+    def __init__(
+        self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool, send_timeout: float
+    ) -> None:
+        self._conn = conn
+        self._send_timeout = send_timeout
+        self._prefix = prefix
+        self._reader = reader
+        self._send_continue = send_continue
+        self.failure: RequestBodyError | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self._prefix and self._reader.done
 
     @property
     def awaiting_continue(self) -> bool:
-        """True while a client that sent ``Expect: 100-continue`` has not been asked for its body."""
-        return self._continue is not None
+        return self._send_continue
 
-    def readline(self, size: int = -1) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        self._start()
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        data: bytes = self._rfile.readline(size)
-        self.remaining -= len(data)
+    def unread_estimate(self) -> int:
+        """Bytes of body still to come (a chunked body counts as unknown: -1)."""
+        if isinstance(self._reader, LengthReader):
+            return self._reader.remaining
+        return 0 if self._reader.done else -1
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = -1 if size is None or size < 0 else size
+        out = bytearray()
+        if self._prefix:
+            take = len(self._prefix) if want < 0 else min(want, len(self._prefix))
+            out += self._prefix[:take]
+            self._prefix = self._prefix[take:]
+            if want >= 0 and len(out) >= want:
+                return bytes(out)
+        while not self._reader.done and (want < 0 or len(out) < want):
+            try:
+                data = self._reader.read(self._conn.buffer, -1 if want < 0 else want - len(out))
+            except ProtocolError as exc:
+                raise self._fail(RequestBodyError(exc.status, exc.message)) from None
+            if data:
+                out += data
+                if want >= 0:
+                    break  # a partial read is fine: return what there is
+                continue
+            self._receive()
+        return bytes(out)
+
+    def _receive(self) -> None:
+        if self._send_continue:
+            self._send_continue = False
+            try:
+                self._conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except OSError:
+                raise self._fail(RequestBodyError(400, "the client went away")) from None
+        remaining = self._conn.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body"))
+        try:
+            with _receive_timeout(self._conn.sock, remaining, self._send_timeout):
+                data = self._conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+            raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body")) from None
+        except OSError:
+            raise self._fail(RequestBodyError(400, "the client went away")) from None
         if not data:
-            self.remaining = 0
-        return data
+            self._conn.eof = True
+            raise self._fail(RequestBodyError(400, "request body ended early"))
+        self._conn.buffer += data
+
+    def _fail(self, error: RequestBodyError) -> RequestBodyError:
+        self.failure = error
+        return error
+
+    def drain(self, limit: int) -> bool:
+        """Read and drop up to ``limit`` unread body bytes; True when the body is then complete."""
+        if self.failure is not None or self._send_continue:
+            return False
+        self._prefix = b""
+        dropped = 0
+        try:
+            while not self._reader.done and dropped <= limit:
+                dropped += len(self.read(RECV_SIZE))
+        except RequestBodyError:
+            return False
+        return self._reader.done
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = bytearray()
+        while size is None or size < 0 or len(line) < size:
+            byte = self.read(1)
+            if not byte:
+                break
+            line += byte
+            if byte == b"\n":
+                break
+        return bytes(line)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []
         total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
+        while line := self.readline():
             lines.append(line)
             total += len(line)
             if 0 < hint <= total:
-                return lines
+                break
+        return lines
 
-    def __iter__(self) -> _Input:
+    def __iter__(self) -> _BodyInput:
         return self
 
     def __next__(self) -> bytes:
@@ -133,395 +893,357 @@ class _Input:
         return line
 
 
-class _Pool:
-    """Daemon worker threads, started on demand up to ``size`` and reused."""
+class _Exchange:
+    """One request and its response, on a worker thread."""
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        self._jobs.put((fn, args))
-        if self._idle.acquire(timeout=0):
-            return
-        with self._lock:
-            if len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name=f"restkit-worker-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, args = job
-            try:
-                fn(*args)
-            except Exception:  # a job must never kill its worker
-                error_logger.exception("unexpected error in a worker thread")
-            del job, fn, args
-            self._idle.release()
-
-    @property
-    def thread_count(self) -> int:
-        return len(self._threads)
-
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
-
-
-class _ClientError(Exception):
-    """A request the server refuses before the app sees it."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class Server(socketserver.TCPServer):
-    """Serve a WSGI app on ``address`` with a pool of worker threads.
-
-    Args:
-        address: ``(host, port)``; port 0 picks a free one (see ``server_address``).
-        app: any WSGI application.
-        threads: the most connections served at once (each holds a thread).
-        timeout: seconds a client may stall while sending a request or reading a response.
-        keepalive_timeout: seconds an idle keep-alive connection is kept open.
-        access_log: log one line per request on the ``restkit.access`` logger.
-    """
-
-    allow_reuse_address = True
-    request_queue_size = 1024
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        app: WSGIApp,
-        *,
-        threads: int = 256,
-        timeout: float = 30.0,
-        keepalive_timeout: float = 5.0,
-        access_log: bool = True,
-    ) -> None:
-        self.app = app
-        self.timeout_seconds = timeout
-        self.keepalive_timeout = keepalive_timeout
-        self.access_log = access_log
-        self._pool = _Pool(threads)
-        self._stopping = False
-        super().__init__(address, None)  # type: ignore[arg-type]
-        host, port = str(self.server_address[0]), int(self.server_address[1])
-        self.base_environ: dict[str, Any] = {
-            "SERVER_NAME": socket.getfqdn(host) if host not in ("", "0.0.0.0", "127.0.0.1", "::") else host,
-            "SERVER_PORT": str(port),
-            "SCRIPT_NAME": "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        }
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server_address[0]!s}:{self.server_address[1]}"
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self._pool.submit(self._serve_connection, request, client_address)
-
-    def shutdown(self) -> None:
-        self._stopping = True
-        super().shutdown()
-
-    # -- one connection -------------------------------------------------------
-
-    def _serve_connection(self, sock: socket.socket, address: Any) -> None:
-        linger = False
-        rfile = None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            rfile = sock.makefile("rb", 65536)
-            first = True
-            while not self._stopping:
-                sock.settimeout(self.timeout_seconds if first else self.keepalive_timeout)
-                keep, linger = self._serve_request(sock, rfile, address, first)
-                first = False
-                if not keep:
-                    break
-        except (OSError, ValueError):
-            pass  # the client went away or stalled; nothing left to tell it
-        finally:
-            # The file holds a reference to the socket: until it is closed,
-            # sock.close() does not close the connection (and a logged
-            # traceback that keeps this frame alive would keep it open).
-            if rfile is not None:
-                rfile.close()
-            self._close(sock, linger)
-
-    def _close(self, sock: socket.socket, linger: bool) -> None:
-        try:
-            if linger:
-                sock.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + LINGER_SECONDS
-                discarded = 0
-                while discarded < LINGER_BYTES and time.monotonic() < deadline:
-                    sock.settimeout(max(0.01, deadline - time.monotonic()))
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    discarded += len(chunk)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-    def _serve_request(self, sock: socket.socket, rfile: Any, address: Any, first: bool) -> tuple[bool, bool]:
-        """Serve one request; return ``(keep_alive, linger_on_close)``."""
-        try:
-            line = rfile.readline(MAX_LINE + 1)
-            if line in (b"\r\n", b"\n"):  # RFC 9112: ignore one empty line before a request
-                line = rfile.readline(MAX_LINE + 1)
-        except TimeoutError:
-            if first:
-                self._send_error(sock, "408 Request Timeout", "timed out waiting for the request")
-            return False, False
-        if not line:
-            return False, False
-        sock.settimeout(self.timeout_seconds)
-        try:
-            environ, http11 = self._parse(line, rfile, address)
-        except _ClientError as exc:
-            self._send_error(sock, exc.status, exc.message)
-            self._log(address, line.decode("latin-1").strip()[:200], exc.status[:3], 0)
-            return False, True
-        except TimeoutError:
-            self._send_error(sock, "408 Request Timeout", "timed out reading the request headers")
-            return False, False
-        if environ["PATH_INFO"] == "*":  # OPTIONS * asks about the server, not a resource
-            sock.sendall(
-                f"HTTP/1.1 204 No Content\r\nAllow: {SERVER_METHODS}\r\nDate: {_http_date()}\r\n"
-                f"Server: {SERVER_SOFTWARE}\r\nConnection: {'keep-alive' if http11 else 'close'}\r\n\r\n".encode("latin-1")
-            )
-            self._log(address, _request_line(environ), "204", 0)
-            return http11, False
-        return self._run_app(sock, rfile, environ, http11, address)
-
-    def _parse(self, line: bytes, rfile: Any, address: Any) -> tuple[dict[str, Any], bool]:
-        if len(line) > MAX_LINE:
-            raise _ClientError("414 URI Too Long", "request line is too long")
-        try:
-            method, target, version = line.decode("latin-1").rstrip("\r\n").split(" ")
-        except ValueError:
-            raise _ClientError("400 Bad Request", "malformed request line") from None
-        if version not in ("HTTP/1.1", "HTTP/1.0"):
-            if not version.startswith("HTTP/"):
-                raise _ClientError("400 Bad Request", "malformed request line")
-            raise _ClientError("505 HTTP Version Not Supported", f"{version} is not supported")
-        if not method.isalpha() or not method.isupper():
-            raise _ClientError("400 Bad Request", f"malformed method {method[:20]!r}")
-        if _CONTROL.search(target):  # RFC 9112: no bare CR, NUL or other controls
-            raise _ClientError("400 Bad Request", "control character in the request target")
-        environ = dict(self.base_environ)
-        headers_seen = 0
-        while True:
-            raw = rfile.readline(MAX_HEADER_LINE + 1)
-            if len(raw) > MAX_HEADER_LINE:
-                raise _ClientError("431 Request Header Fields Too Large", "a header line is too long")
-            if raw in (b"\r\n", b"\n"):
-                break
-            if not raw:
-                raise _ClientError("400 Bad Request", "connection closed inside the headers")
-            headers_seen += 1
-            if headers_seen > MAX_HEADERS:
-                raise _ClientError("431 Request Header Fields Too Large", f"more than {MAX_HEADERS} headers")
-            text = raw.decode("latin-1").rstrip("\r\n")
-            name, sep, value = text.partition(":")
-            if not sep or not name or name != name.strip() or " " in name or text[0] in " \t":
-                raise _ClientError("400 Bad Request", "malformed header line")
-            if "_" in name:
-                # X_Forwarded_For would land in the same environ key as
-                # X-Forwarded-For and could pass for it: drop it (as nginx
-                # and gunicorn do).
-                continue
-            key = name.upper().replace("-", "_")
-            value = value.strip(" \t")
-            if _VALUE_CONTROL.search(value):
-                raise _ClientError("400 Bad Request", f"control character in the {name[:40]} header")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                if key == "CONTENT_LENGTH" and key in environ and environ[key] != value:
-                    raise _ClientError("400 Bad Request", "conflicting Content-Length headers")
-                environ[key] = value
-                continue
-            key = "HTTP_" + key
-            if key in environ:
-                environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
-            else:
-                environ[key] = value
-        if "HTTP_TRANSFER_ENCODING" in environ:
-            raise _ClientError("411 Length Required", "chunked request bodies are not supported; send Content-Length")
-        length_text = environ.get("CONTENT_LENGTH", "")
-        if length_text and not (length_text.isdigit() and len(length_text) < 19):
-            raise _ClientError("400 Bad Request", "invalid Content-Length")
-        path, _, query = target.partition("?")
-        if not path.startswith("/"):
-            if path == "*" and method == "OPTIONS":
-                path = "*"
-            elif "://" in path:  # absolute form: keep the path only
-                path = "/" + path.split("://", 1)[1].partition("/")[2]
-            else:
-                raise _ClientError("400 Bad Request", "request target must start with '/'")
-        environ["REQUEST_METHOD"] = method
-        environ["PATH_INFO"] = unquote(path, "latin-1")
-        environ["QUERY_STRING"] = query
-        environ["RAW_URI"] = target
-        environ["SERVER_PROTOCOL"] = version
+    def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
+        self.server = server
+        self.conn = conn
+        self.head = head
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.plan: ResponsePlan | None = None
+        self.sent = 0  # body bytes sent
+        self.complete = True  # False once the response can no longer end properly
+        if conn.reader is None and not conn.body:  # PERF: no body, the usual case
+            body, reader = b"", None
+        else:
+            body, reader = conn.take_body()
+        environ = server.base_environ.copy()
+        environ.update(head.environ)
+        address = conn.address
         environ["REMOTE_ADDR"] = address[0] if isinstance(address, tuple) else ""
         environ["REMOTE_PORT"] = str(address[1]) if isinstance(address, tuple) else ""
-        http11 = version == "HTTP/1.1"
-        if http11 and "HTTP_HOST" not in environ:
-            raise _ClientError("400 Bad Request", "an HTTP/1.1 request needs a Host header")
-        connection = environ.get("HTTP_CONNECTION", "").lower()
-        keep = ("close" not in connection) if http11 else ("keep-alive" in connection)
-        return environ, keep
+        self.input: _BodyInput | None = None
+        if reader is None:
+            environ["wsgi.input"] = io.BytesIO(body)
+        else:
+            self.input = _BodyInput(conn, body, reader, head.expect_continue, server.timeout)
+            environ["wsgi.input"] = self.input
+        self.environ = environ
 
-    def _run_app(
-        self, sock: socket.socket, rfile: Any, environ: dict[str, Any], keep: bool, address: Any
-    ) -> tuple[bool, bool]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        expects = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
-        send_continue = (lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")) if expects and length else None
-        body_in = _Input(rfile, length, send_continue)
-        environ["wsgi.input"] = body_in
-        head_only = environ["REQUEST_METHOD"] == "HEAD"
-        state: dict[str, Any] = {}
-        sent = 0
+    # -- the WSGI interface ----------------------------------------------------------
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
-            if exc_info is not None:
-                try:
-                    if state.get("head_sent"):
-                        raise exc_info[1].with_traceback(exc_info[2])
-                finally:
-                    exc_info = None
-            elif "status" in state:
-                raise AssertionError("start_response called twice without exc_info")
-            state["status"] = status
-            state["headers"] = headers
-            return write
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.plan is not None:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AppError("start_response() called twice without exc_info")
+        self.status, self.headers = status, headers
+        return self.write
 
-        def head_bytes() -> bytes:
-            nonlocal keep
-            status = state["status"]
-            lines = [f"HTTP/1.1 {status}\r\n"]
-            has_length = False
-            for name, value in state["headers"]:
-                lowered = name.lower()
-                if lowered == "content-length":
-                    has_length = True
-                elif lowered == "connection" and "close" in value.lower():
-                    keep = False
-                lines.append(f"{name}: {value}\r\n")
-            code = status[:3]
-            if not has_length and not head_only and code not in ("204", "205", "304") and code[0] != "1":
-                keep = False  # the body ends when the connection does
-            if body_in.remaining > DRAIN_LIMIT or body_in.awaiting_continue:
-                # too much to drain, or a body the client holds back until a
-                # 100 Continue that must not come after the final response
-                keep = False
-            lines.append(f"Date: {_http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n")
-            lines.append("Connection: keep-alive\r\n\r\n" if keep else "Connection: close\r\n\r\n")
-            state["head_sent"] = True
-            return "".join(lines).encode("latin-1")
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable of ``start_response``."""
+        self._send_body(data)
 
-        def write(data: bytes) -> None:
-            nonlocal sent
-            if "status" not in state:
-                raise AssertionError("write() before start_response()")
-            out = data if state.get("head_sent") else head_bytes() + (b"" if head_only else data)
-            if head_only and state.get("head_sent") and out is data:
-                return
-            sock.sendall(out)
-            sent += len(data)
+    # -- running it ----------------------------------------------------------------------
 
+    def run(self) -> Outcome:
+        if self.head.environ["PATH_INFO"] == "*":
+            return self._options_asterisk()
         result: Any = None
         try:
-            result = self.app(environ, start_response)
-            for chunk in result:
-                if chunk:
-                    write(chunk)
-                if self._stopping:  # shutting down: end open streams too
-                    keep = False
-                    break
-            if not state.get("head_sent"):
-                if "status" not in state:
-                    raise AssertionError("the app returned without calling start_response()")
-                sock.sendall(head_bytes())
-        except (OSError, ValueError) as exc:
-            if isinstance(exc, OSError) or "closed file" in str(exc):
-                keep = False
-                self._log(address, _request_line(environ), state.get("status", "000")[:3], sent, disconnected=True)
-                return False, False
-            raise
-        except Exception:
-            error_logger.exception("error from the WSGI app for %s", _request_line(environ))
-            if not state.get("head_sent"):
-                self._send_error(sock, "500 Internal Server Error", "internal server error")
-            return False, False
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    error_logger.exception("error closing the app's response")
-        if self.access_log:  # the request line is not built when nobody logs it
-            self._log(address, _request_line(environ), state["status"][:3], sent)
-        unread = body_in.remaining
-        if unread and keep:
-            try:
-                while body_in.remaining and body_in.read(65536):
-                    pass
-            except OSError:
-                return False, False
-        return keep and not self._stopping, bool(unread) and not keep
+            result = self.server.app(self.environ, self.start_response)
+            self._send_result(result)
+            # close() comes before the last chunk, so that a close() that
+            # fails leaves the client a response it can tell is incomplete.
+            error = _close_iterable(result)
+            if error is not None:
+                return self._fail(error)
+            self._finish_body()
+        except _ClientGone:
+            self.complete = False
+            _close_iterable(result)
+            self._log(note=" (client disconnected)")
+            return Outcome.CLOSE
+        except Exception as exc:
+            _close_iterable(result)
+            return self._fail(exc)
+        self._log()
+        return self._after_response()
 
-    def _send_error(self, sock: socket.socket, status: str, message: str) -> None:
-        body = json.dumps({"error": message}).encode()
-        head = (
-            f"HTTP/1.1 {status}\r\nContent-Type: application/json; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nDate: {_http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n"
-            "Connection: close\r\n\r\n"
+    def _send_result(self, result: Any) -> None:
+        """Send the head and what the app's iterable yields (no more than the client needs)."""
+        if self.plan is None and type(result) in (list, tuple) and len(result) <= 1:
+            # PERF: the usual response, one bytes object: one send, with
+            # a Content-Length the server can vouch for.
+            body = result[0] if result else b""
+            if not isinstance(body, bytes):
+                raise AppError(f"the app's response holds {type(body).__name__}, not bytes")
+            self._send_head(len(body), body)
+            return
+        for data in result:
+            if not isinstance(data, bytes):
+                raise AppError(f"the app yielded {type(data).__name__}, not bytes")
+            if data:
+                self._send_body(data)
+            if self.plan is not None and self._body_done():
+                break
+        if self.plan is None:
+            self._send_head(0 if type(result) in (list, tuple) else None, b"")
+
+    def _body_done(self) -> bool:
+        """True when the client needs no more of the body (so iteration may stop)."""
+        plan = self.plan
+        assert plan is not None
+        return plan.framing is BodyFraming.NONE or (plan.framing is BodyFraming.LENGTH and self.sent >= plan.length)
+
+    def _send_head(self, known_length: int | None, body: bytes) -> None:
+        if self.status is None:
+            raise AppError("the app returned without calling start_response()")
+        server, head = self.server, self.head
+        keep_alive = head.keep_alive and not server.stopping.is_set()
+        if self.input is not None and not self.input.complete:
+            unread = self.input.unread_estimate()
+            # Too much to drain afterwards, or a body the client holds back
+            # until a 100 Continue that must not follow the final response.
+            if unread < 0 or unread > DRAIN_LIMIT or self.input.awaiting_continue:
+                keep_alive = False
+        plan = plan_response(
+            self.status,
+            self.headers,
+            head_request=head.method == "HEAD",
+            http11=head.version == "HTTP/1.1",
+            keep_alive=keep_alive,
+            known_length=known_length,
+            date=server._date.now(),
+            server=SERVER_SOFTWARE,
         )
+        self.plan = plan
+        if plan.framing in (BodyFraming.CHUNKED, BodyFraming.CLOSE):
+            server._pool.detach()  # a stream: let another thread serve the pool meanwhile
+        if not body or plan.framing is BodyFraming.NONE:
+            self._send(plan.head)
+            return
+        if plan.framing is BodyFraming.LENGTH and len(body) > plan.length:
+            body = self._trim(body)
+        if plan.framing is BodyFraming.CHUNKED:
+            self._send(plan.head + chunk(body))
+        elif len(body) <= SEND_PIECE:
+            self._send(plan.head + body)
+        else:  # PERF: no copy of a large body just to prepend the head
+            self._send(plan.head)
+            self._send(body)
+        self.sent += len(body)
+
+    def _send_body(self, data: bytes) -> None:
+        if self.plan is None:
+            self._send_head(None, data)
+            return
+        if self.plan.framing is BodyFraming.NONE or not data:
+            return
+        data = self._trim(data)
+        if not data:
+            return
+        if self.plan.framing is BodyFraming.CHUNKED:
+            if len(data) <= SEND_PIECE:
+                self._send(chunk(data))
+            else:  # PERF: frame a large chunk without copying it
+                self._send(b"%x\r\n" % len(data))
+                self._send(data)
+                self._send(b"\r\n")
+        else:
+            self._send(data)
+        self.sent += len(data)
+
+    def _trim(self, data: bytes) -> bytes:
+        """Drop what the app sends beyond its own Content-Length (and remember the breach)."""
+        plan = self.plan
+        assert plan is not None
+        if plan.framing is BodyFraming.LENGTH and self.sent + len(data) > plan.length:
+            error_logger.error(
+                "%s %s: the app sent more than its Content-Length of %d; the surplus was dropped",
+                self.head.method, self.environ["PATH_INFO"], plan.length,
+            )
+            self.complete = False  # the app is confused about its body: do not reuse the connection
+            return data[: max(0, plan.length - self.sent)]
+        return data
+
+    def _finish_body(self) -> None:
+        plan = self.plan
+        assert plan is not None
+        if plan.framing is BodyFraming.CHUNKED:
+            self._send(LAST_CHUNK)
+        elif plan.framing is BodyFraming.LENGTH and self.sent < plan.length:
+            error_logger.error(
+                "%s %s: the app sent %d of its Content-Length of %d bytes; connection closed",
+                self.head.method, self.environ["PATH_INFO"], self.sent, plan.length,
+            )
+            self.complete = False
+
+    def _send(self, data: bytes) -> None:
+        sock = self.conn.sock
         try:
-            sock.sendall(head.encode("latin-1") + body)
+            if len(data) <= SEND_PIECE:
+                sock.sendall(data)
+            else:
+                view = memoryview(data)
+                for start in range(0, len(view), SEND_PIECE):
+                    sock.sendall(view[start : start + SEND_PIECE])
+        except (OSError, ValueError) as exc:
+            raise _ClientGone() from exc
+
+    def _fail(self, error: BaseException) -> Outcome:
+        """Answer an app failure: 500 if nothing was sent yet, else cut the connection."""
+        failure = self.input.failure if self.input is not None else None
+        if self.plan is not None:
+            self._report(error)
+            self.complete = False
+            self._log()
+            return Outcome.CLOSE
+        if failure is not None:  # the client's body broke, not the app
+            status, message = failure.status, failure.message
+        else:
+            self._report(error)
+            status, message = 500, "internal server error"
+        try:
+            self.conn.sock.sendall(error_response(status, message, self.server._date.now()))
         except OSError:
-            pass
+            return Outcome.CLOSE
+        self._log(status=status)
+        return self._closing_outcome(response_complete=failure is None)
 
-    def _log(self, address: Any, request_line: str, code: str, size: int, *, disconnected: bool = False) -> None:
-        if self.access_log:
-            host = address[0] if isinstance(address, tuple) else "-"
-            note = " (client disconnected)" if disconnected else ""
-            access_logger.info('%s - - [%s] "%s" %s %d%s', host, time.strftime("%d/%b/%Y %H:%M:%S"), request_line, code, size, note)
+    def _closing_outcome(self, *, response_complete: bool) -> Outcome:
+        """LINGER when the client may still be sending a body it should not be reset for."""
+        still_sending = self.input is not None and not self.input.complete and self.input.failure is None
+        return Outcome.LINGER if response_complete and still_sending else Outcome.CLOSE
+
+    def _report(self, error: BaseException) -> None:
+        error_logger.error(
+            "%s %s failed: %s: %s",
+            self.head.method, self.environ.get("PATH_INFO"), type(error).__name__, error,
+            exc_info=error if not isinstance(error, AppError) else None,
+        )
+
+    def _after_response(self) -> Outcome:
+        plan = self.plan
+        assert plan is not None
+        if not self.complete or not plan.keep_alive:
+            return self._closing_outcome(response_complete=self.complete)
+        if self.input is not None and not self.input.complete:
+            if not self.input.drain(DRAIN_LIMIT):
+                return Outcome.CLOSE
+        return Outcome.KEEP
+
+    def _options_asterisk(self) -> Outcome:
+        """``OPTIONS *`` asks about the server, not a resource: the server answers."""
+        keep = self.head.keep_alive and not self.server.stopping.is_set()
+        self._send(
+            f"HTTP/1.1 204 No Content\r\nAllow: {SERVER_METHODS}\r\nDate: {self.server._date.now()}\r\n"
+            f"Server: {SERVER_SOFTWARE}\r\n{'' if keep else 'Connection: close' + chr(13) + chr(10)}\r\n".encode("latin-1")
+        )
+        self.status = "204 No Content"
+        self._log()
+        return Outcome.KEEP if keep else Outcome.CLOSE
+
+    def _log(self, *, status: int | None = None, note: str = "") -> None:
+        if not self.server.access_log:
+            return
+        if status is None:
+            status = self.plan.code if self.plan is not None else 500
+        self.server._log_access(self.conn, self.head.request_line, status, self.sent, note)
 
 
-def _request_line(environ: dict[str, Any]) -> str:
-    return f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI', '')} {environ.get('SERVER_PROTOCOL')}"
+def _close_iterable(result: Any) -> Exception | None:
+    """Call the app iterable's ``close()`` (PEP 3333 says always); return what it raised."""
+    close = getattr(result, "close", None)
+    if close is None:
+        return None
+    try:
+        close()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            error_logger.exception("shutdown hook %r failed", hook)
+
+
+def _recv_nowait(sock: socket.socket) -> bytes | None:
+    """What the socket has (b"" at end of input), or None when nothing yet."""
+    try:
+        data = sock.recv(RECV_SIZE)
+        if isinstance(sock, ssl.SSLSocket):
+            while sock.pending():  # TLS may hold decrypted bytes the selector cannot see
+                data += sock.recv(sock.pending())
+        return data
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:
+        return b""
+
+
+def _kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
+    """Set SO_RCVTIMEO or SO_SNDTIMEO (a struct timeval) on ``sock``."""
+    whole = int(seconds)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
+    except OSError:
+        pass  # closed meanwhile: the next call on it fails and says so
+
+
+@contextlib.contextmanager
+def _receive_timeout(sock: socket.socket, seconds: float, send_timeout: float) -> Iterator[None]:
+    """Let a worker's recv on ``sock`` wait ``seconds`` (then BlockingIOError or TimeoutError)."""
+    if isinstance(sock, ssl.SSLSocket):  # Python's timeout: see Server._advance
+        sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            sock.settimeout(send_timeout)
+    elif seconds == NEXT_REQUEST_WAIT:  # already set: see Server._add
+        yield
+    else:
+        _kernel_timeout(sock, socket.SO_RCVTIMEO, seconds)
+        try:
+            yield
+        finally:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
+
+
+def _close_socket(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def _first_line(conn: Connection) -> str:
+    line = bytes(conn.buffer[:200]).split(b"\n", 1)[0]
+    return line.decode("latin-1").strip()
+
+
+def _descriptor_budget() -> int:
+    """Connections this process can hold open: its descriptor limit less a reserve."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1 << 30
+    return max(16, soft - 64) if soft != resource.RLIM_INFINITY else 1 << 30
+
+
+def _listen(address: tuple[str, int]) -> socket.socket:
+    host, port = address
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family = infos[0][0]
+    sock_address = infos[0][4][:2]
+    dualstack = family == socket.AF_INET6 and host in ("::", "") and socket.has_dualstack_ipv6()
+    sock = socket.create_server(sock_address, family=family, backlog=1024, dualstack_ipv6=dualstack)
+    sock.setblocking(False)
+    return sock
 
 
 def make_server(host: str, port: int, app: WSGIApp, **options: Any) -> Server:
@@ -530,11 +1252,13 @@ def make_server(host: str, port: int, app: WSGIApp, **options: Any) -> Server:
 
 
 def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-    """Serve ``app`` until Ctrl-C, then stop cleanly.
+    """Serve ``app`` until Ctrl-C or SIGTERM, then stop gracefully.
 
-    Binds 127.0.0.1 unless told otherwise (``host="0.0.0.0"`` serves the
-    network).  Options are those of :class:`Server`.  Access-log lines go
-    to standard error unless logging is already configured.
+    Binds 127.0.0.1 unless told otherwise (``host="0.0.0.0"`` or ``"::"``
+    serves the network).  Options are those of :class:`Server`.  The first
+    signal starts a graceful stop (in-flight requests get ``grace`` seconds);
+    a second one stops at once.  Access-log lines go to standard error
+    unless logging is already configured.
     """
     if not logging.getLogger().handlers and not access_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -543,29 +1267,53 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
             log.addHandler(handler)
             log.setLevel(logging.INFO)
             log.propagate = False
+    _raise_descriptor_limit()
     server = make_server(host, port, app, **options)
-    _stop_on_signals()
+    restore = _stop_on_signals(server)
     print(f"restkit: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
-        server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        print("restkit: stopped", file=sys.stderr, flush=True)
+        server.serve_forever()
     finally:
         server.server_close()
+        restore()
+    print("restkit: stopped", file=sys.stderr, flush=True)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _raise_descriptor_limit() -> None:
+    """Let the process hold as many connections as the system allows it (as Go and nginx do)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65536), hard))
+    except (ImportError, OSError, ValueError):
+        pass
 
 
-def _stop_on_signals() -> None:
-    """Make SIGINT and SIGTERM stop ``serve`` cleanly.
+def _stop_on_signals(server: Server) -> Callable[[], None]:
+    """SIGINT and SIGTERM stop ``server`` gracefully; a second one stops it at once.
 
     A shell starts background jobs with SIGINT ignored, and SIGTERM (what
     process managers send) would otherwise end the process without cleanup.
     Only the main thread may install handlers; elsewhere this does nothing.
+    Returns a function that puts the previous handlers back.
     """
     if threading.current_thread() is not threading.main_thread():
-        return
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+        return lambda: None
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if server.stopping.is_set():
+            server.stop_now()
+            return
+        print(f"restkit: stopping (up to {server.grace:g} s for requests in flight; again to stop now)", file=sys.stderr, flush=True)
+        server.begin_shutdown()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore

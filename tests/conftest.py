@@ -54,6 +54,7 @@ class LiveServer:
 
     def __init__(self, app: Callable[..., Any], **options: Any) -> None:
         options.setdefault("access_log", False)
+        options.setdefault("grace", 2.0)  # a stream a test left open must not hold up the teardown
         self.server: Server = make_server("127.0.0.1", 0, app, **options)
         self.port = int(self.server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"

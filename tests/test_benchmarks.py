@@ -140,11 +140,26 @@ def test_server_quick_loads_every_server_and_keeps_streams_going() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "| server (wrk -t1 -c8 -d2s) | req/s | p99 latency | restkit / this |" in out
-    for server in ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn"):
+    for server in ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn", "cheroot", "granian"):
         assert f"| {server} | " in out or f"(skipped {server}:" in out
     assert "restkit: 2 streams open meanwhile, chunks received each: [" in out
     counts = json.loads(out.split("chunks received each: ")[1].split("]")[0] + "]")
     assert all(count > 0 for count in counts)
+    assert "ratios in this run: restkit / waitress = " in out or "(skipped waitress:" in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_server_quick_holds_idle_connections_and_reports_survivors() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server", "--quick", "--idle", "20", "--servers", "restkit", "waitress"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "| server (wrk -t1 -c8 -d2s, 20 idle connections) | req/s | p99 latency | restkit / this |" in out
+    for server in ("restkit", "waitress"):
+        assert f"{server}: idle connections: 20 of 20 opened; after the run " in out
+    assert "ratios in this run: restkit / waitress = " in out
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")

@@ -308,12 +308,13 @@ def test_debug_sends_tracebacks(app_dir: Path) -> None:
         (["--threads", "0"], "restkit: --threads must be at least 1, not 0"),
         (["--max-connections", "0"], "restkit: --max-connections must be at least 1, not 0"),
         (["--grace", "-1"], "restkit: --grace must be 0 or more seconds, not -1.0"),
+        (["--timeout", "0"], "restkit: --timeout must be more than 0 seconds, not 0.0"),
         (["--keepalive-timeout", "nan"], "restkit: --keepalive-timeout must be 0 or more seconds, not nan"),
         (["--certfile", "cert.pem"], "restkit: --certfile needs --keyfile too: HTTPS takes a certificate and its key"),
         (["--keyfile", "key.pem"], "restkit: --keyfile needs --certfile too: HTTPS takes a certificate and its key"),
         (["--certfile", "nope.pem", "--keyfile", "nope.key"], "restkit: --certfile nope.pem: no such file"),
     ],
-    ids=["port-too-large", "port-negative", "no-threads", "no-connections", "negative-grace", "nan-keepalive",
+    ids=["port-too-large", "port-negative", "no-threads", "no-connections", "negative-grace", "zero-timeout", "nan-keepalive",
          "certfile-alone", "keyfile-alone", "missing-certfile"],
 )
 def test_bad_option_is_one_line(app_dir: Path, args: list[str], message: str) -> None:
@@ -326,7 +327,10 @@ def test_server_flags_are_passed_to_serve() -> None:
     from restkit.cli import _parser, server_options
 
     defaults = server_options(_parser().parse_args(["m:app"]))
-    assert defaults == {"threads": 64, "timeout": 30.0, "keepalive_timeout": 5.0, "access_log": True}
+    assert defaults == {
+        "threads": 64, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "max_connections": 4096,
+        "certfile": None, "keyfile": None, "access_log": True,
+    }
     given = server_options(_parser().parse_args([
         "m:app", "--threads", "8", "--timeout", "3", "--keepalive-timeout", "1.5", "--grace", "2.5",
         "--max-connections", "100", "--certfile", "c.pem", "--keyfile", "k.pem", "--no-access-log",

@@ -1,5 +1,5 @@
 """``python -m examples.screencast [--host H] [--port P] [--fps 30] [--quality 70] [--width W]
-[--monitor 1] [--idle 10] [--source screen|pattern]``"""
+[--monitor 1] [--idle 10] [--source screen|pattern] [--certfile cert.pem --keyfile key.pem]``"""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--monitor", type=int, default=1, help="monitor to capture: 1, 2...; 0 = all (default 1)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds capture goes on after the last viewer left (default 10)")
     parser.add_argument("--source", choices=("screen", "pattern"), default="screen", help="the screen, or a moving test picture")
+    parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together")
     if args.fps < 0 or args.idle < 0 or not 1 <= args.quality <= 100 or (args.width is not None and args.width < 1):
         parser.error("--fps and --idle must be >= 0, --quality 1-100, --width positive")
     try:  # imported after the options, so --help works without them
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     broadcaster = Broadcaster(source, fps=args.fps, quality=args.quality, width=args.width, idle=args.idle)
     try:
-        serve(make_app(broadcaster), host=args.host, port=args.port)
+        serve(make_app(broadcaster), host=args.host, port=args.port, certfile=args.certfile, keyfile=args.keyfile)
     except OSError as exc:
         print(f"screencast: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -52,6 +52,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 def make_app(broadcaster: Broadcaster) -> App:
     """The screencast app, serving what ``broadcaster`` captures."""
     app = App()
+    # A graceful stop ends every viewer's stream properly (the last chunk is
+    # sent) instead of waiting for the grace period to cut them.
+    app.on_shutdown(broadcaster.close)
 
     @app.get("/", produces="text/html")
     def index(request: Request) -> Response:

@@ -2,6 +2,7 @@
 
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
+        [--certfile cert.pem --keyfile key.pem]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
 made up and printed.  Ctrl-C (SIGINT) or SIGTERM stops the server (``restkit.serve`` handles both), exit status 0.
@@ -29,7 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-limit", type=int, default=600, metavar="N", help="requests per minute per client (0: off)")
     parser.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body limit (default 1 MiB)")
     parser.add_argument("--empty", action="store_true", help="a new database gets no demo data")
-    return parser.parse_args(argv)
+    parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
+    args = parser.parse_args(argv)
+    if (args.certfile is None) != (args.keyfile is None):
+        parser.error("--certfile and --keyfile go together")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {args.db}: {exc}", file=sys.stderr)
         return 1
-    print(f"zoo: serving http://{args.host}:{args.port}/v1 (database {args.db})", flush=True)
+    scheme = "https" if args.certfile else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"zoo: serving {scheme}://{host}:{args.port}/v1 (database {args.db})", flush=True)
     print(f"zoo: write token: {token}", flush=True)
     try:
-        serve(app, host=args.host, port=args.port)
+        serve(app, host=args.host, port=args.port, certfile=args.certfile, keyfile=args.keyfile)
     except OSError as exc:  # the port is taken, the address is not ours...
         print(f"zoo: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,186 @@
+"""Response framing: what the server sends around an app's status, headers and body.
+
+The server, not the app, decides how a response is delimited (RFC 9112
+section 6), because a wrong decision desynchronises every later response
+on a keep-alive connection.  :func:`plan_response` checks what the app gave
+to ``start_response`` and returns a :class:`ResponsePlan`: the head bytes to
+send and how the body is framed.  Apps that break the rules (a CR/LF in a
+header, a non-latin-1 value, a 1xx final status) get an :class:`AppError`,
+which the server answers with a 500 instead of sending anything of theirs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "plan_response", "LAST_CHUNK"]
+
+
+class AppError(Exception):
+    """The app broke a WSGI or HTTP rule; the server answers 500."""
+
+
+class BodyFraming(Enum):
+    """How the client learns where the response body ends."""
+
+    NONE = "none"  # no body at all: HEAD, 1xx, 204, 304 (anything the app yields is dropped)
+    LENGTH = "length"  # Content-Length
+    CHUNKED = "chunked"  # Transfer-Encoding: chunked; a cut stream lacks the last chunk
+    CLOSE = "close"  # HTTP/1.0 and unknown length: the body ends with the connection
+
+
+@dataclass
+class ResponsePlan:
+    """A response head ready to send, and how its body is framed."""
+
+    code: int
+    head: bytes
+    framing: BodyFraming
+    length: int
+    keep_alive: bool
+
+
+# status = 3DIGIT SP reason-phrase, reason-phrase = *( HTAB / SP / VCHAR / obs-text )
+_STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*")
+# field-name = token (RFC 9110 section 5.1)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# field-value: no CTL but HTAB; latin-1 is checked when the head is encoded
+_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+# Hop-by-hop fields belong to one connection, which the server owns (PEP 3333, RFC 9110 section 7.6.1).
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"})
+_SPECIAL_FIELDS = _HOP_BY_HOP | {"content-length", "date", "server"}
+_NO_BODY_CODES = frozenset({204, 205, 304})
+
+
+# PERF: apps send the same few statuses and header names over and over: each
+# distinct one is checked once (the caches hold only valid ones; a bounded size).
+@functools.lru_cache(maxsize=256)
+def _status_code(status: str) -> int:
+    if type(status) is not str:
+        raise AppError(f"the status must be a str, not {type(status).__name__}")
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        raise AppError(f"invalid status line {status[:60]!r}")
+    code = int(match.group(1))
+    if code < 200:
+        raise AppError(f"{code} is not a final status; WSGI apps cannot send interim responses")
+    return code
+
+
+@functools.lru_cache(maxsize=512)
+def _field_name(name: str) -> str:
+    """``name`` lower-cased, once it is known to be a token."""
+    if type(name) is not str or _TOKEN.fullmatch(name) is None:
+        raise AppError(f"invalid header name {name!r}")
+    return name.lower()
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def plan_response(
+    status: str,
+    headers: list[tuple[str, str]],
+    *,
+    head_request: bool,
+    http11: bool,
+    keep_alive: bool,
+    known_length: int | None,
+    date: str,
+    server: str,
+) -> ResponsePlan:
+    """Check the app's status and headers and decide the framing.
+
+    Args:
+        status: what the app passed to ``start_response``.
+        headers: likewise.
+        head_request: the request was HEAD: no body is sent.
+        http11: the request was HTTP/1.1 (chunked encoding is available).
+        keep_alive: the connection may stay open as far as the request and
+            the server are concerned.
+        known_length: the body's length when the server knows it before the
+            app says so (a response of one bytes object), else None.
+        date, server: the ``Date`` and ``Server`` values to add when the app
+            gave none.
+
+    Raises:
+        AppError: the status or a header is invalid.
+    """
+    code = _status_code(status)
+    lines = [f"HTTP/1.1 {status}\r\n"]
+    length: int | None = None
+    has_date = has_server = False
+    for name, value in headers:
+        lowered = _field_name(name)
+        # PERF: isprintable() (C) clears most values; a tab or non-ASCII text
+        # gets the exact check.
+        if type(value) is not str or not value.isprintable() and _VALUE_FORBIDDEN.search(value):
+            raise AppError(f"invalid value of the {name} header: {value!r:.60}")
+        if lowered not in _SPECIAL_FIELDS:
+            lines.append(f"{name}: {value}\r\n")
+            continue
+        if lowered in _HOP_BY_HOP:
+            if lowered == "connection" and "close" in value.lower():
+                keep_alive = False
+            continue
+        if lowered == "content-length":
+            value = value.strip(" \t")
+            if _DIGITS.fullmatch(value) is None:
+                raise AppError(f"invalid Content-Length {value[:30]!r}")
+            if length is not None:
+                if int(value) != length:
+                    raise AppError("two different Content-Length headers")
+                continue
+            length = int(value)
+        elif lowered == "date":
+            if has_date:
+                continue
+            has_date = True
+        elif lowered == "server":
+            if has_server:
+                continue
+            has_server = True
+        lines.append(f"{name}: {value}\r\n")
+
+    if code in _NO_BODY_CODES:
+        framing = BodyFraming.NONE
+        if code == 204:  # RFC 9110 section 8.6: never a Content-Length in a 204
+            lines = [line for line in lines if not line[:15].lower().startswith("content-length:")]
+        elif code == 205 and length is None:  # section 15.3.6: say "no content" explicitly
+            lines.append("Content-Length: 0\r\n")
+    elif head_request:
+        framing = BodyFraming.NONE
+        if length is None and known_length:  # what a GET would have said
+            lines.append(f"Content-Length: {known_length}\r\n")
+    elif length is not None:
+        framing = BodyFraming.LENGTH
+    elif known_length is not None:
+        framing, length = BodyFraming.LENGTH, known_length
+        lines.append(f"Content-Length: {known_length}\r\n")
+    elif http11:
+        framing = BodyFraming.CHUNKED
+        lines.append("Transfer-Encoding: chunked\r\n")
+    else:
+        framing, keep_alive = BodyFraming.CLOSE, False
+    if not has_date:
+        lines.append(f"Date: {date}\r\n")
+    if not has_server:
+        lines.append(f"Server: {server}\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n\r\n")
+    elif not http11:
+        lines.append("Connection: keep-alive\r\n\r\n")
+    else:
+        lines.append("\r\n")
+    try:
+        head = "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise AppError("a status or header is not latin-1 (PEP 3333 wants latin-1 str)") from None
+    return ResponsePlan(code, head, framing, length or 0, keep_alive)
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body (never empty: that is the last chunk)."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
