@@ -896,6 +896,8 @@ class _BodyInput:
 class _Exchange:
     """One request and its response, on a worker thread."""
 
+    __slots__ = ("server", "conn", "head", "status", "headers", "plan", "sent", "complete", "input", "environ")
+
     def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
         self.server = server
         self.conn = conn
