@@ -738,21 +738,25 @@ class Server:
         self._wake()
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
-        """The next request if it is (about to be) here and nobody else waits for a worker."""
-        if self.stopping.is_set() or conn.buffer or self._pool.busy:
+        """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
+
+        A pipelined request is already in the buffer; otherwise the worker
+        waits NEXT_REQUEST_WAIT for the client's next request.
+        """
+        if self.stopping.is_set() or self._pool.busy:
             return None
-        try:
-            with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
-                data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
-            return None
-        except OSError:
-            conn.eof = True
-            return None
-        if not data:
-            conn.eof = True
-            return None
-        conn.buffer += data
+        if not conn.buffer:
+            try:
+                with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                    data = conn.sock.recv(RECV_SIZE)
+            except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                return None
+            except OSError:
+                data = b""
+            if not data:
+                conn.eof = True
+                return None
+            conn.buffer += data
         conn.become(_S.RECEIVING)
         conn.deadline = time.monotonic() + self.timeout
         head = conn.take_request(self.limits)  # a ProtocolError is answered by _work
