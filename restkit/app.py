@@ -85,6 +85,9 @@ class App:
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
+        # Features installed with use(), and each route's chain of them (see restkit.feature).
+        self._features: list[Any] = []
+        self._chains: dict[int, Any] = {}
         if openapi:
             self._add_doc_routes()
 
@@ -157,6 +160,17 @@ class App:
         self.router.add_route("/docs", docs, name="restkit.docs", produces="text/html", include_in_schema=False)
 
     # -- hooks and error handlers -----------------------------------------------
+
+    def use(self, feature: Any) -> Any:
+        """Install a feature for every route: ``app.use(CORS(...))``, ``app.use(RateLimit(600))``.
+
+        See :mod:`restkit.feature`; a route option of the same name (``auth=``,
+        ``rate_limit=``...) replaces it for that route.
+        """
+        self._features.append(feature)
+        self._chains.clear()
+        feature.install(self)
+        return feature
 
     def before_request(self, hook: BeforeHook) -> BeforeHook:
         """Run ``hook(request)`` before each routed handler; a value other than
@@ -279,6 +293,13 @@ class App:
             length = request.content_length
             if length is not None and length > self.max_body_size:
                 raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+        chain = self._chains.get(id(route))
+        if chain is None:
+            from .feature import chain_for  # on the first request of each route only
+
+            chain = self._chains[id(route)] = chain_for(self, route) or ()
+        if chain:
+            return chain.run(request, params)
         if self._before:
             for hook in self._before:
                 early = hook(request)
