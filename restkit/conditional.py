@@ -231,15 +231,18 @@ class Conditional(Feature):
         weak: ETags made from the body are weak (``W/"..."``).
         auto_etag: make an ETag from the body when the handler set none.
         required: writes without ``If-Match`` or ``If-Unmodified-Since`` get 428.
+        dates: the resource has a ``Last-Modified`` date, so ``If-Modified-Since``
+            and ``If-Unmodified-Since`` are documented (False: ETags only).
     """
 
     option = "conditional"
     stage = 30
 
-    def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False) -> None:
+    def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False, dates: bool = True) -> None:
         self.weak = weak
         self.auto_etag = auto_etag
         self.required = required
+        self.dates = dates
 
     def before(self, request: Request) -> None:
         if self.required and request.method not in _SAFE_METHODS and request.method != "OPTIONS":
@@ -270,13 +273,17 @@ class Conditional(Feature):
         header = {"in": "header", "required": False, "schema": {"type": "string"}}
         if context.method in _SAFE_METHODS:
             context.add_parameter(operation, {"name": "If-None-Match", **header})
-            context.add_parameter(operation, {"name": "If-Modified-Since", **header})
+            if self.dates:
+                context.add_parameter(operation, {"name": "If-Modified-Since", **header})
             for response in context.success_responses(operation):
                 context.add_header(response, "ETag", "the entity tag of this representation")
+                if self.dates:
+                    context.add_header(response, "Last-Modified", "when the resource last changed")
             context.add_response(operation, 304, error=False)
             return
         context.add_parameter(operation, {"name": "If-Match", **header})
-        context.add_parameter(operation, {"name": "If-Unmodified-Since", **header})
+        if self.dates:
+            context.add_parameter(operation, {"name": "If-Unmodified-Since", **header})
         context.add_response(operation, 412)
         if self.required:
             context.add_response(operation, 428)
