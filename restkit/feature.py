@@ -67,6 +67,13 @@ class Feature:
         """The response to send instead of ``response``."""
         return response
 
+    #: False when this instance's ``before`` has nothing to do (it is then not called).
+    has_before: bool = True
+    #: Optional: ``preempt(request, result)`` sees the handler's return value
+    #: before it is rendered and may return another (a 304 instead of a body
+    #: that would be thrown away).  None: no such step.
+    preempt: Any = None
+
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         """Describe this feature in an OpenAPI operation."""
 
@@ -132,26 +139,33 @@ def features_of(app: App, route: Route) -> list[Feature]:
 class Chain:
     """The steps of one route: features' ``before``, the app's before-hooks, the handler, features' ``after``."""
 
-    __slots__ = ("app", "route", "steps")
+    __slots__ = ("app", "route", "steps", "befores", "preempts", "afters")
 
     def __init__(self, app: App, route: Route, steps: Iterable[Feature]) -> None:
         self.app = app
         self.route = route
         self.steps = tuple(steps)
+        # PERF(chain): only the steps a feature really has are called on each request
+        self.befores = tuple(f.before for f in self.steps if type(f).before is not Feature.before and f.has_before)
+        self.preempts = tuple(f.preempt for f in reversed(self.steps) if f.preempt is not None)
+        self.afters = tuple(f.after for f in reversed(self.steps) if type(f).after is not Feature.after)
 
     def run(self, request: Request, params: dict[str, Any]) -> Any:
         app = self.app
         try:
-            response = render(self._call(request, params))
+            result = self._call(request, params)
+            for preempt in self.preempts:
+                result = preempt(request, result)
+            response = result if type(result) is Response else render(result)
         except Exception as exc:
             response = render(app._handle_error(request, exc))  # re-raises what no handler takes: a 500
-        for feature in reversed(self.steps):
-            response = feature.after(request, response)
+        for after in self.afters:
+            response = after(request, response)
         return response
 
     def _call(self, request: Request, params: dict[str, Any]) -> Any:
-        for feature in self.steps:
-            early = feature.before(request)
+        for before in self.befores:
+            early = before(request)
             if early is not None:
                 return early
         for hook in self.app._before:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BadRequest
 from .feature import DocumentContext, Feature
-from .response import JSON_TYPE, Response, json_dumps
+from .response import JSON_TYPE, Response, check_header, json_dumps
 
 if TYPE_CHECKING:
     from .request import Request
@@ -43,6 +43,7 @@ MAX_OFFSET = 2**63 - 1  # the largest SQL integer
 _OFFSET_STYLE = ("limit", "offset")
 _PAGE_STYLE = ("page", "per_page")
 _PAGING = _OFFSET_STYLE + _PAGE_STYLE
+_UNSAFE = frozenset(' "#%<>?[\\]^`{|}')  # characters a path must have percent-encoded in a URL
 
 
 class Page:
@@ -86,8 +87,6 @@ class Page:
             url: the collection's absolute URL, without a query.
             total: the number of matching items.
         """
-        from urllib.parse import urlencode  # not at the top: see restkit.forms
-
         limit, offset = self.limit, self.offset
         last = (total - 1) // limit * limit if total else 0
         pages: list[tuple[str, int]] = [("first", 0)]
@@ -96,25 +95,31 @@ class Page:
         if offset + limit < total:
             pages.append(("next", offset + limit))
         pages.append(("last", last))
-        links = []
-        for rel, start in pages:
-            if self.by_page:
-                paging = [("page", str(start // limit + 1)), ("per_page", str(limit))]
-            else:
-                paging = [("limit", str(limit)), ("offset", str(start))]
-            links.append(f'<{url}?{urlencode(self.kept + paging)}>; rel="{rel}"')
-        return ", ".join(links)
+        prefix = url + "?"
+        if self.kept:
+            from urllib.parse import urlencode  # not at the top: see restkit.forms
+
+            prefix += urlencode(self.kept) + "&"
+        if self.by_page:
+            return ", ".join(f'<{prefix}page={start // limit + 1}&per_page={limit}>; rel="{rel}"' for rel, start in pages)
+        return ", ".join(f'<{prefix}limit={limit}&offset={start}>; rel="{rel}"' for rel, start in pages)
 
     def headers(self, request: Request, total: int) -> list[tuple[str, str]]:
         """``X-Total-Count`` and ``Link`` for this page of ``request``'s collection."""
-        from urllib.parse import quote
+        path = request.path
+        if not (path.isascii() and path.isprintable()) or not _UNSAFE.isdisjoint(path):
+            from urllib.parse import quote  # not at the top: see restkit.forms
 
-        url = request.base_url + quote(request.path)
-        return [("X-Total-Count", str(total)), ("Link", self.link_header(url, total))]
+            path = quote(path)
+        return [("X-Total-Count", str(total)), ("Link", self.link_header(request.base_url + path, total))]
 
     def response(self, request: Request, items: Any, total: int, *, status: int = 200) -> Response:
         """``items`` as JSON with the paging headers."""
-        return Response(json_dumps(items), status, self.headers(request, total), content_type=JSON_TYPE)
+        response = Response(json_dumps(items), status, content_type=JSON_TYPE)
+        count, link = self.headers(request, total)
+        # PERF(paging): the count is digits; the Link holds the Host header, so it is checked
+        response.headers += [count, check_header(*link)]
+        return response
 
     def apply(self, items: Iterable[Any]) -> tuple[list[Any], int]:
         """Filter, sort and slice an in-memory collection of mappings (or objects).
@@ -200,18 +205,22 @@ class Paging(Feature):
             BadRequest: a parameter that is not valid, given twice, or both paging styles.
         """
         query = request.query
-        known = {*_PAGING, "sortby", "order", *self.filters}
-        for name in query:
-            if name in known and len(query.getall(name)) > 1:
-                raise BadRequest(f"query parameter {name} is given more than once", details={name: "given more than once"})
-        offset_style = [name for name in _OFFSET_STYLE if name in query]
-        page_style = [name for name in _PAGE_STYLE if name in query]
-        if offset_style and page_style:
-            raise BadRequest(
-                f"query parameters {'/'.join(offset_style)} and {'/'.join(page_style)} do not mix;"
-                " page with limit & offset or with page & per_page"
-            )
-        if page_style:
+        if not query:  # PERF(paging): the first page, all defaults
+            return Page(0, self.default_limit, self.default_sort, self.default_order, {}, False, [])
+        if len(query.multi_items()) != len(query):  # some name is repeated
+            known = {*_PAGING, "sortby", "order", *self.filters}
+            for name in query:
+                if name in known and len(query.getall(name)) > 1:
+                    raise BadRequest(f"query parameter {name} is given more than once", details={name: "given more than once"})
+        by_page = "page" in query or "per_page" in query
+        if by_page:
+            if "limit" in query or "offset" in query:
+                offset_style = [name for name in _OFFSET_STYLE if name in query]
+                page_style = [name for name in _PAGE_STYLE if name in query]
+                raise BadRequest(
+                    f"query parameters {'/'.join(offset_style)} and {'/'.join(page_style)} do not mix;"
+                    " page with limit & offset or with page & per_page"
+                )
             limit = _integer(query, "per_page", 1, self.max_limit) or self.default_limit
             number = _integer(query, "page", 1, self.max_offset // limit) or 1  # the page ends below max_offset
             offset = (number - 1) * limit
@@ -225,11 +234,11 @@ class Paging(Feature):
                 allowed = ", ".join(self.sort) if self.sort else "nothing: this list has a fixed order"
                 raise BadRequest(f"query parameter sortby must be one of {allowed}", details={"sortby": "unknown field"})
         order = query.get("order", self.default_order)
-        if order not in ("asc", "desc"):
+        if order != "asc" and order != "desc":
             raise BadRequest("query parameter order must be asc or desc", details={"order": "must be asc or desc"})
-        filters = {name: query[name] for name in self.filters if name in query}
+        filters = {name: query[name] for name in self.filters if name in query} if self.filters else {}
         kept = [(name, query[name]) for name in query if name not in _PAGING]
-        return Page(offset, limit, sort, order, filters, bool(page_style), kept)
+        return Page(offset, limit, sort, order, filters, by_page, kept)
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         limit = {"type": "integer", "minimum": 1, "maximum": self.max_limit, "default": self.default_limit}
