@@ -90,3 +90,52 @@ def test_a_page_on_another_origin_lists_and_creates_animals(tmp_path: Path, live
         assert row["name"] == "Browser Bear"
     finally:
         zoo.close()
+
+
+# --- the same without a browser: the flag, the headers, compression ---------------------------
+
+
+def test_cors_origin_flag_and_headers(tmp_path: Path) -> None:
+    from examples.zoo.__main__ import parse_args
+
+    args = parse_args(["--cors-origin", "http://127.0.0.1:3000", "--cors-origin", "http://localhost:3000"])
+    assert args.cors_origin == ["http://127.0.0.1:3000", "http://localhost:3000"]
+    assert parse_args([]).cors_origin == []
+    zoo = new_app(tmp_path, cors_origins=args.cors_origin)
+    try:
+        client = make_client(zoo)
+        listed = client.get("/v1/zoos", headers={"Origin": "http://localhost:3000"})
+        assert listed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+        assert "X-Total-Count" in listed.headers["Access-Control-Expose-Headers"]
+        preflight = client.options("/v1/zoos", headers={"Origin": "http://127.0.0.1:3000",
+                                                         "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "authorization, content-type"})
+        assert preflight.status_int == 204 and preflight.headers["Access-Control-Allow-Methods"] == "GET, HEAD, POST"
+        refused = client.options("/v1/zoos", headers={"Origin": "http://evil.example",
+                                                       "Access-Control-Request-Method": "POST"}, status=403)
+        assert "http://evil.example" in refused.json["error"]
+        missing = client.get("/v1/zoos/999", headers={"Origin": "http://localhost:3000"}, status=404)
+        assert missing.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+        assert "Access-Control-Allow-Origin" not in client.get("/v1/zoos", headers={"Origin": "http://evil.example"}).headers
+    finally:
+        zoo.close()
+
+
+def test_large_lists_are_compressed(tmp_path: Path) -> None:
+    from tests.conftest import wsgi_call
+
+    zoo = new_app(tmp_path)
+    try:
+        status, headers, body = wsgi_call(zoo, "GET", "/v1/animal_types?limit=100", {"Accept-Encoding": "gzip"})
+        assert status == 200 and "Content-Encoding" not in headers  # six short items: not worth it
+        for n in range(40):
+            client = make_client(zoo)
+            client.post_json("/v1/animals", {"name": f"Animal number {n}", "animal_type_id": 1, "zoo_id": 1},
+                             headers={"Authorization": f"Bearer {TOKEN}"}, status=201)
+        status, headers, body = wsgi_call(zoo, "GET", "/v1/animals?limit=100", {"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in headers["Vary"]
+        import gzip
+
+        assert len(json.loads(gzip.decompress(body))) == int(headers["X-Total-Count"])
+    finally:
+        zoo.close()
