@@ -40,6 +40,7 @@ _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
+_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
 
 
 class App:
@@ -295,9 +296,12 @@ class App:
                 raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
         chain = self._chains.get(id(route))
         if chain is None:
-            from .feature import chain_for  # on the first request of each route only
+            chain = ()
+            if self._features or not _FEATURE_OPTIONS.isdisjoint(options):
+                from .feature import chain_for  # on the first request of each route with features only
 
-            chain = self._chains[id(route)] = chain_for(self, route) or ()
+                chain = chain_for(self, route) or ()
+            self._chains[id(route)] = chain
         if chain:
             return chain.run(request, params)
         if self._before:

@@ -188,3 +188,10 @@ def test_features_load_on_first_use() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_app_knows_every_feature_option() -> None:
+    from restkit import app as app_module
+    from restkit.feature import FEATURE_OPTIONS
+
+    assert app_module._FEATURE_OPTIONS == frozenset(FEATURE_OPTIONS)
