@@ -153,7 +153,12 @@ class Chain:
     def run(self, request: Request, params: dict[str, Any]) -> Any:
         app = self.app
         try:
-            result = self._call(request, params)
+            for before in self.befores:
+                result = before(request)
+                if result is not None:
+                    break
+            else:
+                result = self._call(request, params)
             for preempt in self.preempts:
                 result = preempt(request, result)
             response = result if type(result) is Response else render(result)
@@ -164,10 +169,6 @@ class Chain:
         return response
 
     def _call(self, request: Request, params: dict[str, Any]) -> Any:
-        for before in self.befores:
-            early = before(request)
-            if early is not None:
-                return early
         for hook in self.app._before:
             early = hook(request)
             if early is not None:
