@@ -230,6 +230,8 @@ def _operation_id(route: Route, method: str) -> str:
 
 def _error_statuses(route: Route, method: str) -> set[int]:
     statuses = {int(s) for s in route.options.get("errors", ())}
+    if route.options.get("security"):  # a requirement the client may fail: 401
+        statuses.add(401)
     if any(isinstance(s, Param) for s in route.segments):
         statuses.add(404)
     if route.options.get("query") is not None:
