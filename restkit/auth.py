@@ -95,6 +95,8 @@ class Auth(Feature):
     stage = 20
     #: The OpenAPI security scheme object.
     scheme: dict[str, Any] = {}
+    #: What the secret is called in messages ("token", "API key"...).
+    kind = "credentials"
 
     def __init__(self, *, scopes: Iterable[str] = (), scheme_name: str = "auth", message: str | None = None) -> None:
         self.scopes = frozenset(scopes)
@@ -148,10 +150,8 @@ class Auth(Feature):
             )
         return identity
 
-    kind = "credentials"
-
     def before(self, request: Request) -> None:
-        if request.route is not None and self.option not in request.route.options and request.route.name.startswith("restkit."):
+        if request.route is not None and request.route.name.startswith("restkit."):
             return None  # app-wide auth leaves the API document and /docs public
         request.context["identity"] = self.authenticate(request)
         return None
