@@ -206,7 +206,10 @@ class RateLimit(Feature):
             try:
                 self.check(request)
             except TooManyRequests as exc:
-                response = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
+                refusal = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
+                # hooks installed before this one (CORS) have spoken already: keep what they said
+                refusal.headers += [(k, v) for k, v in response.headers if k.lower().startswith("access-control-") or k.lower() == "vary"]
+                response = refusal
             return self.after(request, response)
         return None
 

@@ -146,6 +146,15 @@ def test_a_429_carries_the_cors_headers() -> None:
     assert got == 429 and headers["Access-Control-Allow-Origin"] == GOOD and headers["Retry-After"]
 
 
+def test_cors_installed_before_the_rate_limit_still_marks_the_429() -> None:
+    app = App()
+    app.use(CORS([GOOD]))
+    app.use(RateLimit(1))
+    wsgi_call(app, "GET", "/nowhere", {"Origin": GOOD})
+    got, headers, body = wsgi_call(app, "GET", "/nowhere", {"Origin": GOOD})
+    assert got == 429 and headers["Access-Control-Allow-Origin"] == GOOD and json.loads(body)["error"]
+
+
 def test_a_single_origin_must_be_in_a_list() -> None:
     with pytest.raises(ValueError, match="in a list"):
         CORS(GOOD)
