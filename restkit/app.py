@@ -14,6 +14,10 @@ get the first say.
 
 The common cases (a dict, list or str with no after-hooks) skip building a
 :class:`Response` object; everything else goes through :func:`render`.
+
+A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
+or any installed with :meth:`App.use`) runs its chain instead: the features'
+steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 """
 
 from __future__ import annotations

@@ -408,7 +408,9 @@ class Router:
                 ``produces`` (media type checked against ``Accept``),
                 ``body``/``query`` (typed models, see :mod:`restkit.validation`),
                 ``partial``, ``unknown_fields``, ``responses``, ``errors``,
-                ``tags``, ``security``, ``header_params``, ``include_in_schema``.
+                ``tags``, ``security``, ``header_params``, ``include_in_schema``;
+                the features ``auth``, ``rate_limit``, ``conditional``, ``paging``
+                (see :mod:`restkit.feature`).
 
         Raises:
             RouteError: bad pattern, unknown method, a method already taken
