@@ -158,7 +158,7 @@ class Chain:
                 if result is not None:
                     break
             else:
-                result = self._call(request, params)
+                result = self._call(request, params) if self.app._before else self.route.handler(request, **params)
             for preempt in self.preempts:
                 result = preempt(request, result)
             response = result if type(result) is Response else render(result)
