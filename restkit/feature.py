@@ -2,13 +2,15 @@
 
 Theory of operation
 -------------------
-A feature is an object with up to four methods, all optional:
+A feature is an object with up to five methods, all optional:
 
 * ``install(app)``: called once by ``app.use(feature)``; registers after-hooks
   for what must see every response (CORS headers, compression, counting
   requests the router answered itself);
 * ``before(request)``: runs for a routed request before the app's
   before-hooks and the handler; it raises an :class:`HTTPError` to refuse;
+* ``preempt(request, result)``: sees what the handler returned before it is
+  rendered, and may answer instead (a 304 whose body need not be encoded);
 * ``after(request, response)``: returns the response to send (a 304, more
   headers), for routed requests, errors included;
 * ``document(operation, context)``: adds what it does to the route's
