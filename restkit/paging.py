@@ -27,7 +27,7 @@ of the same route may declare them too, with its own types; it wins).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadRequest
