@@ -262,21 +262,26 @@ class Conditional(Feature):
     def preempt(self, request: Request, result: Any) -> Any:  # type: ignore[override]
         """PERF(304): ``(body, 2xx, {"ETag": tag})`` sent back to a client that holds ``tag``
         becomes the 304 before the body is encoded for nothing."""
-        if type(result) is not tuple or len(result) != 3 or request.method not in _SAFE_METHODS:
+        if type(result) is not tuple or len(result) != 3:
             return result
         env = request.environ
         held = env.get("HTTP_IF_NONE_MATCH")
+        if held is None:
+            return result
         headers = result[2]
-        if held is None or not isinstance(headers, dict) or "HTTP_IF_MATCH" in env or "HTTP_IF_UNMODIFIED_SINCE" in env:
+        if type(headers) is not dict or headers.get("ETag") != held or type(result[1]) is not int:
             return result
-        etag = headers.get("ETag")
-        if etag is None or held != etag or type(result[1]) is not int or not 200 <= result[1] < 300:
+        if not 200 <= result[1] < 300 or request.method not in _SAFE_METHODS or "HTTP_IF_MATCH" in env \
+                or "HTTP_IF_UNMODIFIED_SINCE" in env:
             return result
-        kept = []
-        for name, value in headers.items():
-            if name.lower() in _KEEP_ON_304:  # a known name: only the value needs checking
-                kept.append((name, value) if type(value) is str and value.isascii() and _NO_CONTROL.isdisjoint(value)
-                            else check_header(name, value))
+        if len(headers) == 1 and held.isascii() and _NO_CONTROL.isdisjoint(held):
+            kept = [("ETag", held)]  # the usual case: the tag alone, checked here
+        else:
+            kept = []
+            for name, value in headers.items():
+                if name.lower() in _KEEP_ON_304:  # a known name: only the value needs checking
+                    kept.append((name, value) if type(value) is str and value.isascii() and _NO_CONTROL.isdisjoint(value)
+                                else check_header(name, value))
         response = Response.__new__(Response)
         response.status, response.headers, response.body = 304, kept, b""
         return response
