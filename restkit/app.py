@@ -14,6 +14,10 @@ get the first say.
 
 The common cases (a dict, list or str with no after-hooks) skip building a
 :class:`Response` object; everything else goes through :func:`render`.
+
+A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
+or any installed with :meth:`App.use`) runs its chain instead: the features'
+steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
+_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
 
 
 class App:
@@ -85,6 +90,9 @@ class App:
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
+        # Features installed with use(), and each route's chain of them (see restkit.feature).
+        self._features: list[Any] = []
+        self._chains: dict[int, Any] = {}
         if openapi:
             self._add_doc_routes()
 
@@ -157,6 +165,17 @@ class App:
         self.router.add_route("/docs", docs, name="restkit.docs", produces="text/html", include_in_schema=False)
 
     # -- hooks and error handlers -----------------------------------------------
+
+    def use(self, feature: Any) -> Any:
+        """Install a feature for every route: ``app.use(CORS(...))``, ``app.use(RateLimit(600))``.
+
+        See :mod:`restkit.feature`; a route option of the same name (``auth=``,
+        ``rate_limit=``...) replaces it for that route.
+        """
+        self._features.append(feature)
+        self._chains.clear()
+        feature.install(self)
+        return feature
 
     def before_request(self, hook: BeforeHook) -> BeforeHook:
         """Run ``hook(request)`` before each routed handler; a value other than
@@ -279,6 +298,16 @@ class App:
             length = request.content_length
             if length is not None and length > self.max_body_size:
                 raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+        chain = self._chains.get(id(route))
+        if chain is None:
+            chain = ()
+            if self._features or not _FEATURE_OPTIONS.isdisjoint(options):
+                from .feature import chain_for  # on the first request of each route with features only
+
+                chain = chain_for(self, route) or ()
+            self._chains[id(route)] = chain
+        if chain:
+            return chain.run(request, params)
         if self._before:
             for hook in self._before:
                 early = hook(request)

@@ -47,6 +47,7 @@ _PAGE = r"""<!doctype html>
   .method { font:bold 12px/1 ui-monospace, monospace; padding:6px 0; width:64px; text-align:center; border-radius:4px; color:#fff; }
   .get { background:#2f7de1; } .post { background:#1e9e5a; } .put { background:#c77d12; } .patch { background:#8a5cc9; } .delete { background:#d0393b; }
   code.path { font:14px ui-monospace, monospace; } .summary { color:var(--muted); }
+  .lock { margin-left:auto; font-size:12px; color:var(--muted); }
   .body { padding:4px 16px 16px; }
   table { border-collapse:collapse; width:100%; margin:6px 0 12px; font-size:14px; }
   th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line); vertical-align:top; }
@@ -226,6 +227,12 @@ async function send(op, form, result) {
   }
 }
 
+// Operations with a security requirement are marked with the schemes they need.
+function lock(op) {
+  const names = (op.security || []).flatMap(requirement => Object.keys(requirement));
+  return names.length ? el("span", { class: "lock", title: "needs " + names.join(" or ") }, "\u{1F512} " + names.join(" or ")) : null;
+}
+
 function renderOperation(path, method, op) {
   op = { ...op, path, method };
   const body = el("div", { class: "body" });
@@ -268,7 +275,7 @@ function renderOperation(path, method, op) {
   body.append(el("h4", {}, "Responses"), responses);
   return el("details", { class: "op", id: "op-" + op.operationId, "data-operation": op.operationId },
     el("summary", {}, el("span", { class: "method " + method }, method.toUpperCase()),
-      el("code", { class: "path" }, path), el("span", { class: "summary" }, op.summary || "")), body);
+      el("code", { class: "path" }, path), el("span", { class: "summary" }, op.summary || ""), lock(op)), body);
 }
 
 function render() {

@@ -360,11 +360,18 @@ class Router:
     Args:
         converters: extra path converters by name, added to the defaults.
         tags: API-document tags for every route added to this router.
+        defaults: route options for every route added to this router that does
+            not set its own (e.g. ``{"auth": writer}``).
     """
 
     def __init__(
-        self, *, converters: Mapping[str, type[Converter]] | None = None, tags: Iterable[str] | None = None
+        self,
+        *,
+        converters: Mapping[str, type[Converter]] | None = None,
+        tags: Iterable[str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> None:
+        self._defaults = dict(defaults or {})
         self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
         self._routes: list[Route] = []
@@ -401,7 +408,9 @@ class Router:
                 ``produces`` (media type checked against ``Accept``),
                 ``body``/``query`` (typed models, see :mod:`restkit.validation`),
                 ``partial``, ``unknown_fields``, ``responses``, ``errors``,
-                ``tags``, ``security``, ``header_params``, ``include_in_schema``.
+                ``tags``, ``security``, ``header_params``, ``include_in_schema``;
+                the features ``auth``, ``rate_limit``, ``conditional``, ``paging``
+                (see :mod:`restkit.feature`).
 
         Raises:
             RouteError: bad pattern, unknown method, a method already taken
@@ -419,6 +428,8 @@ class Router:
         segments = parse_pattern(path, self._converters)
         if self._tags is not None:
             options.setdefault("tags", list(self._tags))
+        for option, value in self._defaults.items():
+            options.setdefault(option, value)
         if options.get("body") is not None or options.get("query") is not None:
             from .validation import bind  # 6 ms to import: paid by apps with typed bodies only
 
