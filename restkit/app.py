@@ -19,6 +19,10 @@ What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_
 :class:`Response`).  The router only routes: the app binds typed
 validation to the handlers of routes with ``body=`` or ``query=`` as they
 are stored (``Router(prepare=...)``).
+
+A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
+or any installed with :meth:`App.use`) runs its chain instead: the features'
+steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ ErrorHandler = Callable[[Request, BaseException], Any]
 
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
+_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
 
 
 class App:
@@ -91,6 +96,9 @@ class App:
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
+        # Features installed with use(), and each route's chain of them (see restkit.feature).
+        self._features: list[Any] = []
+        self._chains: dict[int, Any] = {}
         if openapi:
             self._add_doc_routes()
 
@@ -194,6 +202,17 @@ class App:
 
     # -- hooks and error handlers -----------------------------------------------
 
+    def use(self, feature: Any) -> Any:
+        """Install a feature for every route: ``app.use(CORS(...))``, ``app.use(RateLimit(600))``.
+
+        See :mod:`restkit.feature`; a route option of the same name (``auth=``,
+        ``rate_limit=``...) replaces it for that route.
+        """
+        self._features.append(feature)
+        self._chains.clear()
+        feature.install(self)
+        return feature
+
     def before_request(self, hook: BeforeHook) -> BeforeHook:
         """Run ``hook(request)`` before each routed handler; a value other than
         None is sent instead of calling the handler."""
@@ -282,7 +301,8 @@ class App:
         if route is not None:
             request.route = route
             request.params = params
-            produces = route.options.get("produces", JSON_TYPE)
+            options = route.options
+            produces = options.get("produces", JSON_TYPE)
             accept = environ.get("HTTP_ACCEPT")
             # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
             if produces and accept and accept != "*/*" and not media_type_accepted(accept, produces.partition(";")[0]):
@@ -291,6 +311,16 @@ class App:
                 length = request.content_length
                 if length is not None and length > self.max_body_size:
                     raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+            chain = self._chains.get(id(route))
+            if chain is None:
+                chain = ()
+                if self._features or not _FEATURE_OPTIONS.isdisjoint(options):
+                    from .feature import chain_for  # on the first request of each route with features only
+
+                    chain = chain_for(self, route) or ()
+                self._chains[id(route)] = chain
+            if chain:
+                return chain.run(request, params)  # the before-hooks and the handler run inside
         # Before-hooks run for every request that got this far, routed or not
         # (404, 405, automatic OPTIONS, slash redirects: request.route is None),
         # as after-hooks see every response.

@@ -150,6 +150,19 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
     Raises:
         ProtocolError: the request is malformed or over a limit.
     """
+    end = buffer.find(b"\r\n\r\n", max(0, scanned - 3))
+    if 0 <= end <= limits.max_header_line and not buffer.startswith((b"\r", b"\n")):
+        # PERF: a head that one regex finds well formed (the grammar below,
+        # in C) skips the line-by-line checks; anything else takes the slow
+        # path, which names what is wrong.  A bare LF anywhere fails the
+        # regex, so this CRLF CRLF is the end of the head.
+        match = _WELL_FORMED_HEAD.fullmatch(buffer, 0, end + 4)
+        if match is not None:
+            request_line, method, target, minor, fields = match.groups()  # copies: before the del
+            del buffer[: end + 4]
+            environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits)
+            version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
+            return _interpret(method.decode(), target.decode("latin-1"), version, environ, limits, request_line.decode("latin-1"))
     skipped = 0
     while skipped < _MAX_EMPTY_LINES and buffer.startswith((b"\r", b"\n")):
         if buffer.startswith(b"\r\n"):
@@ -175,16 +188,6 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         raise ProtocolError(431, "request header section is too large")
     head = bytes(buffer[:end])
     del buffer[:end]
-    if end <= limits.max_header_line:
-        # PERF: a head that one regex finds well formed (the grammar below,
-        # in C) skips the line-by-line checks; anything else takes the slow
-        # path, which names what is wrong.
-        match = _WELL_FORMED_HEAD.fullmatch(head)
-        if match is not None:
-            request_line, method, target, minor, fields = match.groups()
-            environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits)
-            version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
-            return _interpret(method.decode(), target.decode("latin-1"), version, environ, limits, request_line.decode("latin-1"))
     return _parse_lines(head, limits)
 
 

@@ -53,6 +53,10 @@ if TYPE_CHECKING:
         security: Iterable[Mapping[str, Iterable[str]]]
         header_params: Iterable[str]
         include_in_schema: bool
+        auth: Any
+        rate_limit: Any
+        conditional: Any
+        paging: Any
 
 __all__ = [
     "BuildError",
@@ -76,6 +80,12 @@ Handler = Callable[..., Any]
 def _is_type(value: Any) -> bool:
     # a class, or a parametrised one such as list[Pet]
     return isinstance(value, type) or hasattr(value, "__origin__")
+
+
+def _is_feature(value: Any) -> bool:
+    from .feature import Feature  # PERF(lazy-import): only for routes that name a feature
+
+    return isinstance(value, Feature)
 
 
 def _strings(value: Any) -> bool:
@@ -116,6 +126,11 @@ ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     ),
     "header_params": OptionSpec(_strings, "a list of header names, e.g. ['If-Match']"),
     "include_in_schema": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    # The features of restkit.feature: an instance, or None to turn off the app's.
+    "auth": OptionSpec(lambda v: v is None or _is_feature(v), "an auth feature (e.g. Bearer(...)), or None"),
+    "rate_limit": OptionSpec(lambda v: v is None or _is_feature(v), "a RateLimit(...), or None"),
+    "conditional": OptionSpec(lambda v: v is None or v is True or _is_feature(v), "True, a Conditional(...), or None"),
+    "paging": OptionSpec(lambda v: v is None or _is_feature(v), "a paging feature (e.g. Paging(...)), or None"),
 }
 
 # The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
@@ -512,6 +527,8 @@ class Router:
     Args:
         converters: extra path converters by name, added to the defaults.
         tags: API-document tags for every route added to this router.
+        defaults: route options for every route added to this router that does
+            not set its own (e.g. ``{"auth": writer}``).
         prepare: called with every route as it is stored here (mounted ones
             too) and returns the route to store; :class:`restkit.App` binds
             typed validation to handlers with it.
@@ -522,8 +539,11 @@ class Router:
         *,
         converters: Mapping[str, type[Converter]] | None = None,
         tags: Iterable[str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
         prepare: Callable[[Route], Route] | None = None,
     ) -> None:
+        self._defaults = dict(defaults or {})
+        _check_options(self._defaults, "Router(defaults=...)")
         self._prepare = prepare
         self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
@@ -562,7 +582,9 @@ class Router:
                 checked against ``Accept``), ``body``/``query`` (typed
                 models, see :mod:`restkit.validation`), ``partial``,
                 ``unknown_fields``, ``responses``, ``errors``, ``tags``,
-                ``security``, ``header_params``, ``include_in_schema``.
+                ``security``, ``header_params``, ``include_in_schema``; the
+                features ``auth``, ``rate_limit``, ``conditional``,
+                ``paging`` (see :mod:`restkit.feature`).
 
         Raises:
             RouteError: bad pattern, unknown method, unknown option or an
@@ -584,6 +606,8 @@ class Router:
         segments = parse_pattern(path, self._converters)
         if self._tags is not None:
             options.setdefault("tags", list(self._tags))
+        for option, value in self._defaults.items():
+            options.setdefault(option, value)  # type: ignore[misc]
         # body= and query= reach the handler as keyword arguments, like path parameters.
         declared = [key for key in ("body", "query") if options.get(key) is not None]
         check_handler(handler, [s.name for s in segments if isinstance(s, Param)], declared, where)

@@ -30,8 +30,9 @@ queue and the loop's hand-back queue.
 Time limits: a request must arrive whole (head and body) within
 ``timeout`` seconds of its first byte, else 408; a new connection that
 sends nothing is closed after ``timeout``, an idle keep-alive connection
-after ``keepalive_timeout``; a client must take each piece of the response
-(up to 256 KiB) within ``timeout``.  At ``max_connections`` the loop stops
+after ``keepalive_timeout``; a client that takes nothing of its response
+for ``timeout`` seconds is closed (workers use the kernel's socket timeouts,
+except on TLS connections, where OpenSSL needs Python's).  At ``max_connections`` the loop stops
 accepting until one closes: new clients wait in the listen backlog.
 
 A request the server refuses (see :mod:`restkit.http11`) gets a JSON
@@ -82,7 +83,7 @@ BUFFERED_BODY = 256 * 1024  # bodies up to this size arrive whole before the app
 DRAIN_LIMIT = 1 << 16  # unread body a worker reads through to keep the connection
 LINGER_BYTES = 1 << 24  # unread input discarded before a refused connection closes...
 LINGER_SECONDS = 2.0  # ...and for at most this long
-SEND_PIECE = 256 * 1024  # a client must take this much within `timeout`
+SEND_PIECE = 256 * 1024  # large bodies are sent in pieces of this size
 RECV_SIZE = 65536
 SWEEP_INTERVAL = 0.25  # how often the loop looks for connections past their deadline
 # PERF: a worker that just answered waits this long for the client's next
@@ -325,8 +326,8 @@ class Server:
             takes IPv4 where the system allows.
         app: any WSGI application.
         threads: worker threads for requests (streams run outside this count).
-        timeout: seconds a request may take to arrive whole, and a client to
-            take each piece of a response.
+        timeout: seconds a request may take to arrive whole, and a client may
+            take nothing of its response.
         keepalive_timeout: seconds an idle keep-alive connection is kept open.
         access_log: log one line per request on the ``restkit.access`` logger.
         certfile, keyfile: serve HTTPS with this PEM certificate chain and key.
@@ -738,21 +739,25 @@ class Server:
         self._wake()
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
-        """The next request if it is (about to be) here and nobody else waits for a worker."""
-        if self.stopping.is_set() or conn.buffer or self._pool.busy:
+        """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
+
+        A pipelined request is already in the buffer; otherwise the worker
+        waits NEXT_REQUEST_WAIT for the client's next request.
+        """
+        if self.stopping.is_set() or self._pool.busy:
             return None
-        try:
-            with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
-                data = conn.sock.recv(RECV_SIZE)
-        except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
-            return None
-        except OSError:
-            conn.eof = True
-            return None
-        if not data:
-            conn.eof = True
-            return None
-        conn.buffer += data
+        if not conn.buffer:
+            try:
+                with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                    data = conn.sock.recv(RECV_SIZE)
+            except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                return None
+            except OSError:
+                data = b""
+            if not data:
+                conn.eof = True
+                return None
+            conn.buffer += data
         conn.become(_S.RECEIVING)
         conn.deadline = time.monotonic() + self.timeout
         head = conn.take_request(self.limits)  # a ProtocolError is answered by _work
@@ -895,6 +900,8 @@ class _BodyInput:
 
 class _Exchange:
     """One request and its response, on a worker thread."""
+
+    __slots__ = ("server", "conn", "head", "status", "headers", "plan", "sent", "complete", "input", "environ")
 
     def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
         self.server = server

@@ -102,6 +102,33 @@ def test_adapter_answers_like_bare_wsgi(
     assert scenario.status == expected[scenario.key][0]
 
 
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_adapters_send_the_paging_and_etag_headers(adapter: str, adapter_apps: dict[str, Any]) -> None:
+    """The REST scenarios compare headers too: the same Link, X-Total-Count and ETag everywhere."""
+    from benchmarks.adapters import PET_ETAG, page_links
+
+    if adapter in PEERS:
+        pytest.importorskip(adapter, reason=f"{adapter} is a benchmark extra: pip install '.[bench]'")
+    app = adapter_apps[adapter][10]
+    for scenario in SCENARIOS:
+        if scenario.key not in ("paged", "not_modified"):
+            continue
+        sent: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            sent.update((name.lower(), value) for name, value in headers)
+            return lambda data: None
+
+        result = (validator(app) if adapter in ("bare", "restkit") else app)(environ_for(scenario), start_response)
+        b"".join(result)
+        getattr(result, "close", lambda: None)()
+        if scenario.key == "paged":
+            assert sent["x-total-count"] == "100"
+            assert sent["link"] == page_links("http://127.0.0.1:8000/pets", 20, 40, 100)
+        else:
+            assert sent["etag"] == PET_ETAG
+
+
 def test_falcon_is_measured_as_pure_python() -> None:
     pytest.importorskip("falcon", reason="falcon is a benchmark extra: pip install '.[bench]'")
     code = (

@@ -2,7 +2,7 @@
 
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
-        [--certfile cert.pem --keyfile key.pem]
+        [--cors-origin ORIGIN ...] [--certfile cert.pem --keyfile key.pem]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
 made up and printed.  Ctrl-C (SIGINT) or SIGTERM stops the server (``restkit.serve`` handles both), exit status 0.
@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate-limit", type=int, default=600, metavar="N", help="requests per minute per client (0: off)")
     parser.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES", help="request body limit (default 1 MiB)")
     parser.add_argument("--empty", action="store_true", help="a new database gets no demo data")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="an origin whose pages may call the API, e.g. http://localhost:3000 (repeatable; * for any)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             rate_limit=args.rate_limit,
             max_body=args.max_body,
             empty=args.empty,
+            cors_origins=args.cors_origin,
         )
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {args.db}: {exc}", file=sys.stderr)
