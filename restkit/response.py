@@ -428,6 +428,8 @@ def wsgi_result(result: Any) -> WSGIResult:
     if kind is str:
         data = value.encode("utf-8")
         return status, [_TEXT_HEADER, ("Content-Length", str(len(data)))], [data]
+    if kind is Response and value is result:  # what render() would give back unchanged
+        return value.to_wsgi()  # type: ignore[no-any-return]
     return render(result).to_wsgi()
 
 

@@ -691,3 +691,12 @@ def test_http_error_fast_path_matches_a_rendered_error() -> None:
         body = b"".join(result)
         result.close()
         assert (got["status"], got["headers"], body) == (want[0], want[1], b"".join(want[2]))
+
+
+@pytest.mark.parametrize(
+    "returned, status",
+    [(Response(b"x", 202), "202 Accepted"), ((Response(b"x", 202), 201), "201 Created"), ((Response(b"x"), 404, {"X-A": "1"}), "404 Not Found")],
+    ids=["response", "response-with-status", "response-with-status-and-headers"],
+)
+def test_wsgi_result_of_a_response_takes_the_tuples_status(returned: Any, status: str) -> None:
+    assert wsgi_result(returned)[0] == status
