@@ -165,6 +165,7 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (2: a mistake in the options or the spec)."""
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     problem = _problem(args)
