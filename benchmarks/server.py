@@ -30,7 +30,8 @@ that streams and short requests are served side by side.
 (each makes one request, then stays idle) and holds them during the run;
 afterwards it reports how many the server kept open and how many still
 answer a request, to show whether idle clients cost throughput or are
-dropped.
+dropped.  Servers with an idle timeout or a connection limit get ones that
+let them hold all N for the run (see :func:`bench_server`).
 """
 
 from __future__ import annotations
@@ -86,14 +87,19 @@ def bench_app_from_env() -> Callable[..., Iterable[bytes]]:
     return make_bench_app(os.environ.get("BENCH_APP_ADAPTER", "restkit"))
 
 
-def run_server(kind: str, port: int, adapter: str) -> None:
-    """Serve the bench app with server ``kind`` until SIGTERM."""
+def run_server(kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None) -> None:
+    """Serve the bench app with server ``kind`` until SIGTERM.
+
+    ``keepalive`` (an idle timeout) and ``limit`` (most connections) replace
+    the server's defaults where it has such settings; ``--idle`` sets both.
+    """
     app = make_bench_app(adapter)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if kind == "restkit":
         from restkit.server import make_server
 
-        server = make_server("127.0.0.1", port, app, access_log=False)
+        options = {"keepalive_timeout": keepalive} if keepalive else {}
+        server = make_server("127.0.0.1", port, app, access_log=False, **options)
         print("ready", flush=True)
         server.serve_forever()
     elif kind in ("wsgiref", "wsgiref-threading"):
@@ -119,25 +125,35 @@ def run_server(kind: str, port: int, adapter: str) -> None:
         # With 8 connections on 4 threads waitress warns "Task queue depth is
         # N" for every queued request; logging that is not what we measure.
         logging.getLogger("waitress").setLevel(logging.ERROR)
-        waitress_server = waitress.create_server(app, host="127.0.0.1", port=port)
+        waitress_options = {"channel_timeout": int(keepalive)} if keepalive else {}
+        if limit:
+            waitress_options["connection_limit"] = limit  # its default, 100, refuses the rest
+        waitress_server = waitress.create_server(app, host="127.0.0.1", port=port, **waitress_options)
         print("ready", flush=True)
         waitress_server.run()
     elif kind == "cheroot":
         from cheroot import wsgi
 
         cheroot_server = wsgi.Server(("127.0.0.1", port), app)
+        if keepalive:
+            cheroot_server.timeout = int(keepalive)  # how long an idle keep-alive connection is kept
+        if limit:
+            cheroot_server.keep_alive_conn_limit = limit  # its default, 10, closes the rest
         print("ready", flush=True)
         cheroot_server.safe_start()
     else:
         raise SystemExit(f"unknown server {kind!r}")
 
 
-def server_command(kind: str, port: int, adapter: str) -> list[str]:
-    """The command that starts server ``kind`` on ``port``."""
+def server_command(
+    kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None
+) -> list[str]:
+    """The command that starts server ``kind`` on ``port`` (``keepalive``: its idle timeout, if it has one)."""
     if kind == "gunicorn":
         return [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
             "--workers", "1", "--threads", "8", "--log-level", "warning",
+            *(["--keep-alive", str(int(keepalive))] if keepalive else []),
             f"benchmarks.server:make_bench_app({adapter!r})",
         ]
     if kind == "granian":
@@ -146,8 +162,9 @@ def server_command(kind: str, port: int, adapter: str) -> list[str]:
             sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning", "--factory",
             "benchmarks.server:bench_app_from_env",
-        ]
-    return [sys.executable, "-m", "benchmarks.server", "--serve", kind, "--port", str(port), "--app", adapter]
+        ]  # granian keeps idle HTTP/1 connections open as long as the client does
+    command = [sys.executable, "-m", "benchmarks.server", "--serve", kind, "--port", str(port), "--app", adapter]
+    return command + (["--keepalive", str(keepalive)] if keepalive else []) + (["--limit", str(limit)] if limit else [])
 
 
 def server_available(kind: str) -> str | None:
@@ -410,7 +427,12 @@ def bench_server(
     # stalls a server that logs.
     log = tempfile.TemporaryFile()
     server_prefix, client_prefix = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
-    process = subprocess.Popen(server_prefix + server_command(kind, port, adapter), stdout=log, stderr=log, env=env)
+    # With idle connections, every server that has an idle timeout gets one
+    # that outlasts the run, and one with a connection limit room for them all.
+    keepalive = seconds + 60 if idle else None
+    limit = idle + connections + streams + 64 if idle else None
+    command = server_command(kind, port, adapter, keepalive, limit)
+    process = subprocess.Popen(server_prefix + command, stdout=log, stderr=log, env=env)
     open_streams: Streams | None = None
     idle_connections: IdleConnections | None = None
     try:
@@ -436,7 +458,9 @@ def bench_server(
             after = open_streams.snapshot()
             got = [a - b for a, b in zip(after, before)]
             expected = seconds / STREAM_INTERVAL
-            notes.append(f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)")
+            notes.append(
+                f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
+            )
         if idle_connections is not None:
             opened = len(idle_connections.socks)
             still_open, answered = idle_connections.survivors()
@@ -497,7 +521,8 @@ def print_results(results: list[Result], tool: str, rounds: int = 1) -> None:
             f"restkit / {name} = " + (f"{ratio:.2f}x req/s" if ratio is not None else "- (nothing measured)")
             + f", p99 {ours.p99_ms:.2f} ms vs {peer.p99_ms:.2f} ms" for name, peer, ratio in ratios))
     print("targets:")
-    for name, floor, label in (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress")):
+    floors = (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress"))
+    for name, floor, label in floors:
         if name in by_name:
             ratio = ratio_to(by_name[name])
             verdict = "not measured" if ratio is None else f"{'met' if ratio >= floor else 'NOT met'} ({ratio:.2f}x)"
@@ -519,9 +544,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="N idle keep-alive connections held open on each server during its run")
     parser.add_argument("--serve", choices=[s for s in SERVERS if s not in SUBPROCESS_ONLY], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--keepalive", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        run_server(args.serve, args.port, args.app)
+        run_server(args.serve, args.port, args.app, args.keepalive, args.limit)
         return 0
     seconds = 2.0 if args.quick else args.seconds
     if args.pin and not (shutil.which("taskset") and shutil.which("wrk") and (os.cpu_count() or 1) >= 2):

@@ -1,4 +1,16 @@
-"""restkit: a small, fast WSGI micro-framework built on the standard library alone."""
+"""restkit: a small, fast WSGI micro-framework built on the standard library alone.
+
+PERF(lazy-import): ``import restkit`` loads only what every request needs.
+Standard-library modules that only some apps or some requests need
+(``http``, ``json``, ``urllib.parse``, ``email``, ``uuid``, ``logging``,
+``inspect``, ``dataclasses``) and restkit's own optional parts (the server,
+validation, the API document) are imported where they are first used, by
+an ``import`` statement inside the function, tagged ``# PERF(lazy-import)``.
+Python caches modules in ``sys.modules``, so later calls pay a dictionary
+lookup.  Public names from those parts are loaded the same way by the
+module ``__getattr__`` below.  ``tests/test_packaging.py`` checks that
+``import restkit`` loads none of them.
+"""
 
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +51,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Loaded on first use, so `import restkit` stays fast: the server (sockets,
-# threads, logging) is not needed by an app that gunicorn imports, and typed
-# validation not by an app that declares no model.
+# PERF(lazy-import): the server is not needed by an app that gunicorn
+# imports, nor typed validation by an app that declares no model.
 _LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation", "given": "validation"}
 
 

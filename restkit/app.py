@@ -5,27 +5,40 @@ Theory of operation
 ``App.__call__`` is the whole request cycle.  It decodes the path, checks
 the URL length, asks the router for a match, checks ``Accept`` against the
 route's ``produces`` and ``Content-Length`` against ``max_body_size``, runs
-the before-hooks, calls the handler with the request and the path
-parameters, and renders what it returned.  Any :class:`HTTPError` on the
-way becomes its status with ``{"error": ...}``; any other exception is
-logged with its traceback and becomes ``500 {"error": "internal server
-error"}``.  Error handlers registered for a status or an exception class
-get the first say.
+the before-hooks (for every request routing answered, matched or not),
+calls the handler with the request and the path parameters, or answers
+itself when no handler matched (404, 405, 308, 204 to ``OPTIONS``).  Any
+:class:`HTTPError` on the way becomes its status with ``{"error": ...}``;
+error handlers registered for a status or an exception class get the
+first say; any other exception is logged, with the method, the path and
+the handler, and becomes ``500 {"error": "internal server error"}``.  The
+after-hooks see every response.
 
-The common cases (a dict, list or str with no after-hooks) skip building a
-:class:`Response` object; everything else goes through :func:`render`.
+What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_result`
+(or :func:`~restkit.response.render` when after-hooks need a
+:class:`Response`).  The router only routes: the app binds typed
+validation to the handlers of routes with ``body=`` or ``query=`` as they
+are stored (``Router(prepare=...)``).
+
+A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
+or any installed with :meth:`App.use`) runs its chain instead: the features'
+steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge, URITooLong
 from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path, media_type_accepted
-from .response import JSON_TYPE, TEXT_TYPE, Response, json_dumps, render
+from .response import JSON_TYPE, Response, _Chunks, json_dumps, render, wsgi_result
 from .routing import Converter, Handler, Route, Router
-from .status import allows_body, status_line
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from .routing import RouteOptions
 
 __all__ = ["App"]
 
@@ -35,11 +48,9 @@ BeforeHook = Callable[[Request], Any]
 AfterHook = Callable[[Request, Response], "Response | None"]
 ErrorHandler = Callable[[Request, BaseException], Any]
 
-_OK = "200 OK"  # status_line(200), written out: computing it here would import http with restkit
-_JSON_HEADER = ("Content-Type", JSON_TYPE)
-_TEXT_HEADER = ("Content-Type", TEXT_TYPE)
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
+_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
 
 
 class App:
@@ -72,7 +83,7 @@ class App:
         description: str | None = None,
         security_schemes: Mapping[str, Any] | None = None,
     ) -> None:
-        self.router = Router()
+        self.router = Router(prepare=self._bind)
         self.max_body_size = max_body_size
         self.max_url_length = max_url_length
         self.debug = debug
@@ -85,34 +96,67 @@ class App:
         self.shutdown_hooks: list[Callable[[], None]] = []
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
+        # Features installed with use(), and each route's chain of them (see restkit.feature).
+        self._features: list[Any] = []
+        self._chains: dict[int, Any] = {}
         if openapi:
             self._add_doc_routes()
 
     # -- building the app (delegated to the router) ----------------------------
 
-    def add_route(self, path: str, handler: Handler, **options: Any) -> Route:
+    def add_route(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        **options: Unpack[RouteOptions],
+    ) -> Route:
         """See :meth:`Router.add_route`.  ``produces=`` (default JSON) is
         the media type checked against ``Accept`` (None: no check)."""
-        return self.router.add_route(path, handler, **options)
+        return self.router.add_route(path, handler, methods=methods, name=name, **options)
 
-    def route(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def route(
+        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@app.route(path, methods=[...], name=None, produces=...)``."""
-        return self.router.route(path, **options)
+        return self.router.route(path, methods=methods, name=name, **options)
 
-    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        return self.router.get(path, **options)
+    def get(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self.router.get(path, name=name, **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        return self.router.post(path, **options)
+    def post(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self.router.post(path, name=name, **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        return self.router.put(path, **options)
+    def put(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self.router.put(path, name=name, **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        return self.router.patch(path, **options)
+    def patch(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self.router.patch(path, name=name, **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
-        return self.router.delete(path, **options)
+    def delete(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+        return self.router.delete(path, name=name, **options)
+
+    def _bind(self, route: Route) -> Route:
+        """Give a route with ``body=`` or ``query=`` a handler that validates them.
+
+        Called by the router for every route stored in this app, mounted
+        ones included: the router routes, the app validates.
+        """
+        options = route.options
+        if options.get("body") is None and options.get("query") is None:
+            return route
+        from .validation import bind  # PERF(lazy-import): only for apps that declare typed models
+
+        handler = bind(
+            route.handler,
+            body=options.get("body"),
+            query=options.get("query"),
+            partial=bool(options.get("partial", False)),
+            unknown_fields=str(options.get("unknown_fields", "reject")),
+        )
+        return Route(route.path, handler, route.methods, route.name, route.segments, options)
 
     def mount(self, prefix: str, router: Router, *, namespace: str | None = None) -> None:
         """Serve ``router``'s routes under ``prefix``; see :meth:`Router.mount`."""
@@ -130,7 +174,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this app's routes (see :mod:`restkit.openapi`)."""
-        from .openapi import build_openapi  # imported on use: keeps `import restkit` fast
+        from .openapi import build_openapi  # PERF(lazy-import)
 
         return build_openapi(
             self,
@@ -141,7 +185,7 @@ class App:
         )
 
     def _add_doc_routes(self) -> None:
-        from .docs import docs_page  # imported on use: keeps `import restkit` fast
+        from .docs import docs_page  # PERF(lazy-import)
 
         def openapi_json(request: Request) -> dict[str, Any]:
             """The OpenAPI 3.1 document of this API."""
@@ -157,6 +201,17 @@ class App:
         self.router.add_route("/docs", docs, name="restkit.docs", produces="text/html", include_in_schema=False)
 
     # -- hooks and error handlers -----------------------------------------------
+
+    def use(self, feature: Any) -> Any:
+        """Install a feature for every route: ``app.use(CORS(...))``, ``app.use(RateLimit(600))``.
+
+        See :mod:`restkit.feature`; a route option of the same name (``auth=``,
+        ``rate_limit=``...) replaces it for that route.
+        """
+        self._features.append(feature)
+        self._chains.clear()
+        feature.install(self)
+        return feature
 
     def before_request(self, hook: BeforeHook) -> BeforeHook:
         """Run ``hook(request)`` before each routed handler; a value other than
@@ -210,7 +265,8 @@ class App:
                 # Built before the path is decoded, so that error handlers and
                 # after-hooks get a request even when the path is not UTF-8.
                 request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
-                request.path = decode_path(request.path)
+                if not request.path.isascii():
+                    request.path = decode_path(request.path)
                 result = self._dispatch(request, environ)
             except Exception as exc:
                 try:
@@ -218,35 +274,18 @@ class App:
                 except Exception as unhandled:
                     if not self._after:
                         raise
-                    # after-hooks see the 500 too (CORS headers, request ids...)
-                    _, error_headers, error_body = self._internal_error(unhandled)
-                    result = Response(error_body[0], 500, error_headers)
+                    result = self._internal_error(request, unhandled)  # after-hooks see the 500 too
             if self._after:
                 response = render(result)
                 for hook in self._after:
                     response = hook(request, response) or response  # type: ignore[arg-type]
                 status, headers, body = response.to_wsgi()
             else:
-                # The common returns are sent without building a Response:
-                # a dict, list or str, alone or as (value, status) with a
-                # status that carries a body.  render() does the rest.
-                value, status = result, _OK
-                kind = type(value)
-                if kind is tuple and len(value) == 2:
-                    code = value[1]
-                    if type(code) is int and 200 <= code < 600 and allows_body(code):
-                        value, status = value[0], status_line(code)
-                        kind = type(value)
-                if kind is dict or kind is list:
-                    data = json_dumps(value)
-                    headers, body = [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
-                elif kind is str:
-                    data = value.encode("utf-8")
-                    headers, body = [_TEXT_HEADER, ("Content-Length", str(len(data)))], [data]
-                else:
-                    status, headers, body = render(result).to_wsgi()
+                status, headers, body = wsgi_result(result)
+            if type(body) is _Chunks and request is not None and request.route is not None:
+                body.origin = f"handler {_describe(request.route.handler)}"
         except Exception as exc:
-            status, headers, body = self._internal_error(exc)
+            status, headers, body = self._internal_error(request, exc).to_wsgi()
         start_response(status, headers)
         if environ["REQUEST_METHOD"] == "HEAD":
             close = getattr(body, "close", None)
@@ -258,40 +297,56 @@ class App:
     def _dispatch(self, request: Request, environ: dict[str, Any]) -> Any:
         if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > self.max_url_length:
             raise URITooLong(f"request URL is longer than {self.max_url_length} characters")
-        method = request.method
-        path = request.path
-        route, params, allowed = self.router.lookup(method, path)
-        if route is None:
-            if allowed:
-                if method == "OPTIONS":
-                    return Response(b"", 204, [("Allow", ", ".join(sorted(allowed)))])
-                raise MethodNotAllowed(allowed, f"method {method} is not allowed for {path}; allowed: {', '.join(sorted(allowed))}")
-            return self._not_found(request)
-        request.route = route
-        request.params = params
-        options = route.options
-        produces = options.get("produces", JSON_TYPE)
-        accept = environ.get("HTTP_ACCEPT")
-        # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
-        if produces and accept and accept != "*/*" and not media_type_accepted(accept, produces.partition(";")[0]):
-            raise NotAcceptable(f"this resource is only available as {produces.partition(';')[0]}; the Accept header excludes it")
-        if environ.get("CONTENT_LENGTH"):
-            length = request.content_length
-            if length is not None and length > self.max_body_size:
-                raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+        route, params, allowed = self.router._lookup(request.method, request.path)  # match(), as a plain tuple
+        if route is not None:
+            request.route = route
+            request.params = params
+            options = route.options
+            produces = options.get("produces", JSON_TYPE)
+            accept = environ.get("HTTP_ACCEPT")
+            # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
+            if produces and accept and accept != "*/*" and not media_type_accepted(accept, produces.partition(";")[0]):
+                raise NotAcceptable(f"this resource is only available as {produces.partition(';')[0]}; the Accept header excludes it")
+            if environ.get("CONTENT_LENGTH"):
+                length = request.content_length
+                if length is not None and length > self.max_body_size:
+                    raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
+            chain = self._chains.get(id(route))
+            if chain is None:
+                chain = ()
+                if self._features or not _FEATURE_OPTIONS.isdisjoint(options):
+                    from .feature import chain_for  # on the first request of each route with features only
+
+                    chain = chain_for(self, route) or ()
+                self._chains[id(route)] = chain
+            if chain:
+                return chain.run(request, params)  # the before-hooks and the handler run inside
+        # Before-hooks run for every request that got this far, routed or not
+        # (404, 405, automatic OPTIONS, slash redirects: request.route is None),
+        # as after-hooks see every response.
         if self._before:
             for hook in self._before:
                 early = hook(request)
                 if early is not None:
                     return early
-        return route.handler(request, **params)
+        if route is None:
+            return self._unrouted(request, allowed)
+        result = route.handler(request, **params)
+        if self.debug and "responses" in route.options:
+            _check_declared(route, result)
+        return result
 
-    def _not_found(self, request: Request) -> Response:
-        path = request.path
+    def _unrouted(self, request: Request, allowed: frozenset[str]) -> Any:
+        """The answer for a path without a route for this method: 204 to OPTIONS, 405, 308 or 404."""
+        method, path = request.method, request.path
+        if allowed:
+            if method == "OPTIONS":
+                return Response(b"", 204, [("Allow", ", ".join(sorted(allowed)))])
+            raise MethodNotAllowed(allowed, f"method {method} is not allowed for {path}; allowed: {', '.join(sorted(allowed))}")
         if self.redirect_slashes and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
-            if self.router.lookup(request.method, other)[0] is not None:
-                from urllib.parse import quote, quote_from_bytes  # not at the top: see restkit.forms
+            if self.router._lookup(method, other)[0] is not None:
+                from urllib.parse import quote, quote_from_bytes  # PERF(lazy-import)
 
                 location = quote(request.script_name + other)
                 if request.query_string:
@@ -313,20 +368,76 @@ class App:
             if handler is not None:
                 return handler(request, exc)
         if isinstance(exc, HTTPError):
-            if not exc.headers:  # the same answer, on the fast path of __call__
+            if not exc.headers:  # the same answer, on the fast path of wsgi_result()
                 return exc.to_dict(), exc.status
             return Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
         raise exc
 
-    def _internal_error(self, exc: BaseException) -> tuple[str, list[tuple[str, str]], list[bytes]]:
-        # logging and traceback are imported on the first 500: together they
-        # are half of what `import restkit` would cost otherwise.
-        import logging
+    def _internal_error(self, request: Request | None, exc: BaseException) -> Response:
+        """Log ``exc`` with what was being served, and answer 500."""
+        import logging  # PERF(lazy-import): by the first 500 only
         import traceback
 
-        logging.getLogger("restkit").error("unhandled exception while serving a request", exc_info=exc)
-        body = _INTERNAL
-        if self.debug:
-            body = json_dumps({"error": "internal server error", "traceback": traceback.format_exception(exc)})
-        return status_line(500), [_JSON_HEADER, ("Content-Length", str(len(body)))], [body]
+        if request is None:
+            where = "a request"
+        else:
+            handler = "no handler" if request.route is None else f"handler {_describe(request.route.handler)}"
+            where = f"{request.method} {request.path} ({handler})"
+        logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, exc, exc_info=exc)
+        if not self.debug:
+            return Response(_INTERNAL, 500, content_type=JSON_TYPE)
+        detail = {"error": "internal server error", "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exception(exc)}
+        return Response(json_dumps(detail), 500, content_type=JSON_TYPE)
 
+
+def _describe(handler: Handler) -> str:
+    """``module.function`` of the user's function behind ``handler``."""
+    function = getattr(handler, "__wrapped__", handler)
+    name = getattr(function, "__qualname__", None) or type(function).__name__
+    module = getattr(function, "__module__", None)
+    return f"{module}.{name}" if module and module != "__main__" else name
+
+
+def _check_declared(route: Route, result: Any) -> None:
+    """With ``debug=True``: refuse a return value that ``responses=`` does not describe.
+
+    Raises:
+        ResponseMismatch: the status is not declared, or the body does not fit its model.
+    """
+    declared = route.options["responses"]
+    if isinstance(result, Response):
+        value, status, has_value = None, result.status, False
+    elif type(result) is tuple and len(result) in (2, 3):
+        value, status, has_value = result[0], int(result[1]), True
+    else:
+        value, status, has_value = result, 200 if result is not None else 204, True
+    if isinstance(value, Response):
+        has_value = False
+    where = f"handler {_describe(route.handler)} for {route.path!r}"
+    if status not in declared:
+        statuses = ", ".join(str(code) for code in declared)
+        raise ResponseMismatch(f"{where} answered {status}, but its responses= declares only {statuses}")
+    model = declared[status]
+    if not has_value or value is None or model is None:
+        if model is None and has_value and value not in (None, b"", ""):
+            raise ResponseMismatch(f"{where} answered {status} with a body, but responses= declares none for {status}")
+        return
+    if not isinstance(value, (dict, list)) and not hasattr(type(value), "__dataclass_fields__"):
+        raise ResponseMismatch(f"{where} answered {status} with {type(value).__name__}, but responses= declares {_name(model)}")
+    import json
+
+    from .validation import ValidationError, validate
+
+    try:
+        validate(model, json.loads(json_dumps(value)))
+    except ValidationError as exc:
+        problems = "; ".join(f"{path}: {problem}" for path, problem in exc.details.items())
+        raise ResponseMismatch(f"{where} answered {status} with a body that is not a {_name(model)}: {problems}") from None
+
+
+def _name(model: Any) -> str:
+    return getattr(model, "__name__", None) or repr(model)
+
+
+class ResponseMismatch(Exception):
+    """A handler's answer does not fit its declared ``responses=`` (checked with ``debug=True``)."""

@@ -1,28 +1,48 @@
-"""The command line: ``python -m restkit package.module:app [--host H] [--port P]``."""
+"""The command line: ``python -m restkit package.module[:app] [--reload] [--debug] [--port P] ...``.
+
+With ``--reload`` this process becomes a watcher (as Werkzeug's stat
+reloader): it serves nothing itself, but runs the server in a child process
+and polls the modification times of the ``.py`` files under the current
+directory.  When one changes it stops the child and starts a new one.  A
+child that dies (a syntax error, an exception at import) is reported and
+restarted on the next change, so the watcher outlives every mistake.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from typing import Any
-
-from .server import serve
 
 __all__ = ["load_app", "main"]
 
+_CHILD = "RESTKIT_RELOAD_CHILD"  # set in the environment of the server a watcher runs
+_POLL_SECONDS = 0.5
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "venv", "build", "dist"})
+
 
 def load_app(spec: str) -> Any:
-    """Import ``package.module:name`` and return the WSGI app it names.
+    """Import the WSGI app that ``spec`` names and return it.
+
+    ``spec`` is ``package.module:name``, ``package.module`` (the module's
+    ``app`` or else ``application``) or ``package.module:factory()`` (called,
+    with literal arguments if given, e.g. ``create_app("dev")``).
 
     Raises:
         ValueError: the spec is malformed, the module or name is missing, or
             the object is not callable.
     """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"expected 'package.module:app', got {spec!r}")
+    module_name, sep, expression = spec.partition(":")
+    if not module_name or (sep and not expression.strip()):
+        raise ValueError(f"expected 'package.module' or 'package.module:app', got {spec!r}")
+    name, args, kwargs = _parse_target(expression.strip(), spec) if sep else (None, None, {})
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -31,32 +51,228 @@ def load_app(spec: str) -> Any:
         if exc.name and module_name.startswith(exc.name):
             raise ValueError(f"no module named {module_name!r} (run from the directory that contains it)") from None
         raise
+    if name is None:
+        name = next((found for found in ("app", "application") if hasattr(module, found)), None)
+        if name is None:
+            raise ValueError(f"module {module_name!r} has neither 'app' nor 'application'; name yours: {module_name}:my_app")
     try:
-        app = getattr(module, attr)
+        app = getattr(module, name)
     except AttributeError:
-        raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from None
+        raise ValueError(f"module {module_name!r} has no attribute {name!r}") from None
+    if args is not None:
+        if not callable(app):
+            raise ValueError(f"{module_name}:{name} is not callable, so {expression} cannot be called")
+        app = app(*args, **kwargs)
     if not callable(app):
         raise ValueError(f"{spec} is not a WSGI application (not callable)")
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m restkit", description="Serve a WSGI application with restkit's threaded server.")
-    parser.add_argument("app", help="the application, as package.module:name")
+def _parse_target(expression: str, spec: str) -> tuple[str, list[Any] | None, dict[str, Any]]:
+    """``name`` or ``factory(literal, key=literal)``: the name, and the call's arguments (None: no call).
+
+    Parsed with :mod:`ast`, never evaluated, so a spec runs no code of its own.
+    """
+    import ast
+
+    try:
+        node = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        node = None
+    if isinstance(node, ast.Name):
+        return node.id, None, {}
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        raise ValueError(f"expected a name or a call such as create_app() after ':', got {spec!r}")
+    try:
+        args = [ast.literal_eval(arg) for arg in node.args]
+        kwargs = {str(kw.arg): ast.literal_eval(kw.value) for kw in node.keywords}
+    except ValueError:
+        raise ValueError(f"the arguments of {expression} must be literals (strings, numbers...)") from None
+    return node.func.id, args, kwargs
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m restkit", description="Serve a WSGI application with restkit's threaded server."
+    )
+    parser.add_argument(
+        "app", help="the application: package.module:name, package.module (its app or application) or package.module:create_app()"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for the network)")
-    parser.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    parser.add_argument("--threads", type=int, default=256, help="most connections served at once (default 256)")
+    parser.add_argument("--port", type=int, default=8000, help="port to bind, 0-65535 (default 8000)")
+    parser.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
+    parser.add_argument("--debug", action="store_true", help="tracebacks in 500 bodies and checks of responses= (never in production)")
+    parser.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="least severe log lines shown (default info)"
+    )
+    parser.add_argument("--threads", type=int, default=64, help="most requests handled at once (default 64)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
+    parser.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
+    parser.add_argument("--max-connections", type=int, default=4096, help="most connections open at once (default 4096)")
+    parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
+    parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, in one line; None if nothing."""
+    if not 0 <= args.port <= 65535:
+        return f"--port must be between 0 and 65535, not {args.port}"
+    if args.threads < 1:
+        return f"--threads must be at least 1, not {args.threads}"
+    if args.max_connections < 1:
+        return f"--max-connections must be at least 1, not {args.max_connections}"
+    if not args.timeout > 0:
+        return f"--timeout must be more than 0 seconds, not {args.timeout}"
+    for flag in ("keepalive_timeout", "grace"):
+        value = getattr(args, flag)
+        if not value >= 0:
+            return f"--{flag.replace('_', '-')} must be 0 or more seconds, not {value}"
+    if (args.certfile is None) != (args.keyfile is None):
+        given, missing = ("--certfile", "--keyfile") if args.keyfile is None else ("--keyfile", "--certfile")
+        return f"{given} needs {missing} too: HTTPS takes a certificate and its key"
+    for flag in ("certfile", "keyfile"):
+        path = getattr(args, flag)
+        if path is not None and not os.path.isfile(path):
+            return f"--{flag} {path}: no such file"
+    return None
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword options of :func:`restkit.serve` from the command line."""
+    return {
+        "threads": args.threads,
+        "timeout": args.timeout,
+        "keepalive_timeout": args.keepalive_timeout,
+        "grace": args.grace,
+        "max_connections": args.max_connections,
+        "certfile": args.certfile,
+        "keyfile": args.keyfile,
+        "access_log": not args.no_access_log,
+    }
+
+
+def configure_logging(level: str) -> None:
+    """Show log lines of ``level`` and above on standard error: restkit's and the app's own."""
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (2: a mistake in the options or the spec)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    problem = _problem(args)
+    if problem:
+        print(f"restkit: {problem}", file=sys.stderr)
+        return 2
+    if args.reload and not os.environ.get(_CHILD):
+        return _watch(argv)
+    configure_logging(args.log_level)  # before the import: the app may log while it sets up
     try:
         app = load_app(args.app)
     except ValueError as exc:
         print(f"restkit: {exc}", file=sys.stderr)
         return 2
+    except SyntaxError as exc:
+        print(f"restkit: cannot import {args.app}: {exc.filename}:{exc.lineno}: {exc.msg}", file=sys.stderr)
+        if exc.text:
+            print(f"    {exc.text.strip()}", file=sys.stderr)
+        return 2
+    if args.debug:
+        if hasattr(app, "debug"):
+            app.debug = True
+        else:
+            print(f"restkit: --debug: {args.app} is not a restkit App; ignored", file=sys.stderr)
+    from .server import serve  # PERF(lazy-import): not for --reload's watcher
+
     try:
-        serve(app, args.host, args.port, threads=args.threads, timeout=args.timeout, access_log=not args.no_access_log)
+        serve(app, args.host, args.port, **server_options(args))
     except OSError as exc:
         print(f"restkit: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# --- the watcher of --reload --------------------------------------------------------
+
+
+def _sources(root: str) -> Iterator[str]:
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d not in _SKIPPED_DIRS]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(directory, name)
+
+
+def _snapshot(root: str) -> dict[str, float]:
+    """Modification time of every ``.py`` file under ``root``."""
+    stamps = {}
+    for path in _sources(root):
+        try:
+            stamps[path] = os.stat(path).st_mtime
+        except OSError:  # removed meanwhile
+            continue
+    return stamps
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """Stop the server: a graceful stop, then a second signal (which cuts it short), then kill."""
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGINT, 3.0)):
+        if child.poll() is not None:
+            return
+        child.send_signal(sig)
+        try:
+            child.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    child.kill()
+    child.wait()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(argv: list[str]) -> int:
+    """Run ``python -m restkit argv`` in a child; restart it when a source file changes."""
+    root = os.getcwd()
+    command = [sys.executable, "-m", "restkit", *argv]
+    environment = {**os.environ, _CHILD: "1"}
+    # Ctrl-C, or a process manager's stop, ends the child too (and SIGINT is
+    # set even when a shell started this job with it ignored).
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    print(f"restkit: watching the .py files under {root} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        while True:
+            stamps = _snapshot(root)
+            child = subprocess.Popen(command, env=environment)
+            reported = False
+            while True:
+                time.sleep(_POLL_SECONDS)
+                if child.poll() is not None and not reported:
+                    print(f"restkit: the server exited (status {child.returncode}); fix the code, it restarts on the next change",
+                          file=sys.stderr, flush=True)
+                    reported = True
+                now = _snapshot(root)
+                if now != stamps:
+                    changed = sorted(path for path in now.keys() | stamps.keys() if now.get(path) != stamps.get(path))
+                    print(f"restkit: {os.path.relpath(changed[0], root)} changed; restarting", file=sys.stderr, flush=True)
+                    _stop(child)
+                    break
+    except KeyboardInterrupt:
+        if child is not None:
+            try:
+                child.wait(1.0)  # Ctrl-C in a terminal reached the child too: let it stop on its own
+            except subprocess.TimeoutExpired:
+                _stop(child)
+        return 0

@@ -28,9 +28,11 @@ class MultiDict(Mapping[str, V], Generic[V]):
 
     def __init__(self, items: Iterable[tuple[str, V]] = ()) -> None:
         self._items: list[tuple[str, V]] = list(items)
-        first: dict[str, V] = {}
-        for key, value in self._items:
-            first.setdefault(key, value)
+        first = dict(self._items)
+        if len(first) < len(self._items):  # a key repeats: its first value wins, not its last
+            first = {}
+            for key, value in self._items:
+                first.setdefault(key, value)
         self._first = first
 
     def __getitem__(self, key: str) -> V:
@@ -131,13 +133,17 @@ class Record:
     Fields are the ``__slots__``; a subclass's typed ``__init__`` sets them
     with :meth:`_fill`.  Records compare and hash by their fields, print as
     ``Name(field=value, ...)`` (the fields in ``_repr_fields``) and refuse
-    assignment.  restkit does not use dataclasses for these because
-    importing :mod:`dataclasses` (it imports :mod:`inspect`) would double
-    the time ``import restkit`` takes.
+    assignment.  PERF(lazy-import): not ``@dataclass``, because
+    :mod:`dataclasses` imports :mod:`inspect`, which would double the time
+    ``import restkit`` takes.
     """
 
     __slots__: ClassVar[tuple[str, ...]] = ()
     _repr_fields: ClassVar[tuple[str, ...] | None] = None
+    # The fields the hash is made of (default: all).  A record with an
+    # unhashable field (a dict) hashes by the others: equal records still
+    # have equal hashes, since they agree on every field.
+    _hash_fields: ClassVar[tuple[str, ...] | None] = None
 
     def _fill(self, **values: Any) -> None:
         for name, value in values.items():
@@ -155,10 +161,13 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined, no-any-return]
+        values: tuple[Any, ...] = other._values()
+        return self._values() == values
 
     def __hash__(self) -> int:
-        return hash(self._values())
+        if self._hash_fields is None:
+            return hash(self._values())
+        return hash(tuple(getattr(self, name) for name in self._hash_fields))
 
     def __repr__(self) -> str:
         shown = self._repr_fields if self._repr_fields is not None else self.__slots__

@@ -11,6 +11,7 @@ which the server answers with a 500 instead of sending anything of theirs.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -51,7 +52,31 @@ _VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # Hop-by-hop fields belong to one connection, which the server owns (PEP 3333, RFC 9110 section 7.6.1).
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"})
+_SPECIAL_FIELDS = _HOP_BY_HOP | {"content-length", "date", "server"}
 _NO_BODY_CODES = frozenset({204, 205, 304})
+
+
+# PERF: apps send the same few statuses and header names over and over: each
+# distinct one is checked once (the caches hold only valid ones; a bounded size).
+@functools.lru_cache(maxsize=256)
+def _status_code(status: str) -> int:
+    if type(status) is not str:
+        raise AppError(f"the status must be a str, not {type(status).__name__}")
+    match = _STATUS.fullmatch(status)
+    if match is None:
+        raise AppError(f"invalid status line {status[:60]!r}")
+    code = int(match.group(1))
+    if code < 200:
+        raise AppError(f"{code} is not a final status; WSGI apps cannot send interim responses")
+    return code
+
+
+@functools.lru_cache(maxsize=512)
+def _field_name(name: str) -> str:
+    """``name`` lower-cased, once it is known to be a token."""
+    if type(name) is not str or _TOKEN.fullmatch(name) is None:
+        raise AppError(f"invalid header name {name!r}")
+    return name.lower()
 LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -83,23 +108,19 @@ def plan_response(
     Raises:
         AppError: the status or a header is invalid.
     """
-    if not isinstance(status, str):
-        raise AppError(f"the status must be a str, not {type(status).__name__}")
-    match = _STATUS.fullmatch(status)
-    if match is None:
-        raise AppError(f"invalid status line {status[:60]!r}")
-    code = int(match.group(1))
-    if code < 200:
-        raise AppError(f"{code} is not a final status; WSGI apps cannot send interim responses")
+    code = _status_code(status)
     lines = [f"HTTP/1.1 {status}\r\n"]
     length: int | None = None
     has_date = has_server = False
     for name, value in headers:
-        if not isinstance(name, str) or not isinstance(value, str) or _TOKEN.fullmatch(name) is None:
-            raise AppError(f"invalid header name {name!r}")
-        if _VALUE_FORBIDDEN.search(value):
-            raise AppError(f"control character in the value of the {name} header")
-        lowered = name.lower()
+        lowered = _field_name(name)
+        # PERF: isprintable() (C) clears most values; a tab or non-ASCII text
+        # gets the exact check.
+        if type(value) is not str or not value.isprintable() and _VALUE_FORBIDDEN.search(value):
+            raise AppError(f"invalid value of the {name} header: {value!r:.60}")
+        if lowered not in _SPECIAL_FIELDS:
+            lines.append(f"{name}: {value}\r\n")
+            continue
         if lowered in _HOP_BY_HOP:
             if lowered == "connection" and "close" in value.lower():
                 keep_alive = False

@@ -77,12 +77,24 @@ class _Components:
         self.schemas: dict[str, Any] = {"Error": copy.deepcopy(ERROR_SCHEMA)}
         self.names: dict[Any, str] = {}
         self.reject_unknown = reject_unknown
+        self.suffix = ""
+        self._lenient: _Components | None = None
+
+    def lenient(self) -> _Components:
+        """The same document's schemas for bodies that ignore unknown fields
+        (``unknown_fields="ignore"``): no ``additionalProperties: false``, and
+        names ending in ``Lenient``, apart from the strict forms."""
+        if self._lenient is None:
+            self._lenient = _Components(reject_unknown=False)
+            self._lenient.schemas = self.schemas  # one table: the document has one components section
+            self._lenient.suffix = "Lenient"
+        return self._lenient
 
     def ref(self, model: Any) -> dict[str, Any]:
         name = self.names.get(model)
         if name is None:
             # Two models may share a class name (different modules): number the later ones.
-            base = re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__)
+            base = re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__) + self.suffix
             name, n = base, 2
             while name in self.schemas:
                 name, n = f"{base}{n}", n + 1
@@ -218,6 +230,8 @@ def _operation_id(route: Route, method: str) -> str:
 
 def _error_statuses(route: Route, method: str) -> set[int]:
     statuses = {int(s) for s in route.options.get("errors", ())}
+    if route.options.get("security"):  # a requirement the client may fail: 401
+        statuses.add(401)
     if any(isinstance(s, Param) for s in route.segments):
         statuses.add(404)
     if route.options.get("query") is not None:
@@ -266,10 +280,10 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         op["security"] = [{name: list(scopes) for name, scopes in requirement.items()} for requirement in security]
     body = route.options.get("body")
     if body is not None:
-        body_components = components
+        body_components = components.lenient() if route.options.get("unknown_fields") == "ignore" else components
         schema = json_schema(body, body_components)
         if route.options.get("partial") and (dataclasses.is_dataclass(body) or is_typeddict(body)):
-            schema = _partial_schema(body, components)
+            schema = _partial_schema(body, body_components)
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     responses: dict[str, Any] = {}
     declared = route.options.get("responses") or {200: None}
@@ -278,6 +292,8 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         entry: dict[str, Any] = {"description": reason_phrase(status)}
         if status not in (204, 304) and not 300 <= status < 400:
             entry["content"] = _response_content(route, None if model is None else json_schema(model, components))
+        if status == 201:  # Created: the Location header names the new resource
+            entry["headers"] = {"Location": {"description": "the URL of the new resource", "schema": {"type": "string"}}}
         responses[str(status)] = entry
     for status in sorted(_error_statuses(route, method)):
         responses.setdefault(
@@ -311,6 +327,7 @@ def build_openapi(
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
+    feature_schemes: dict[str, Any] = {}  # security schemes of auth features (restkit.auth)
     for route in app.router.routes:
         if not route.options.get("include_in_schema", True):
             continue
@@ -319,6 +336,7 @@ def build_openapi(
             if method in ("HEAD", "OPTIONS"):
                 continue
             op = _operation(route, method, components)
+            _document_features(app, route, method, op, feature_schemes)
             # One handler may serve several paths (or one router be mounted
             # twice); operationIds must still be unique.
             base, n = op["operationId"], 2
@@ -336,6 +354,7 @@ def build_openapi(
         "paths": paths,
         "components": {"schemas": dict(sorted(components.schemas.items()))},
     }
+    security_schemes = {**feature_schemes, **(security_schemes or {})}  # the app's own descriptions win
     if security_schemes:
         document["components"]["securitySchemes"] = copy.deepcopy(dict(security_schemes))
     if servers:
@@ -343,3 +362,12 @@ def build_openapi(
     tags = sorted({tag for item in paths.values() for op in item.values() for tag in op["tags"]})
     document["tags"] = [{"name": tag} for tag in tags]
     return document
+
+
+def _document_features(app: App, route: Route, method: str, op: dict[str, Any], schemes: dict[str, Any]) -> None:
+    """Let the route's features (auth, paging, rate limits...) describe themselves; see restkit.feature."""
+    from .feature import DocumentContext, features_of
+
+    context = DocumentContext(route, method, schemes)
+    for feature in features_of(app, route):
+        feature.document(op, context)

@@ -6,10 +6,16 @@ A handler may return
 * a ``str``: 200 ``text/plain; charset=utf-8``;
 * ``bytes``: 200 ``application/octet-stream``;
 * ``None``: 204 with no body;
-* an iterator or generator of ``bytes`` (or ``str``): streamed as produced,
-  never buffered; its ``close()`` runs when the client goes away;
+* an iterator or generator of ``bytes``: streamed as produced, never
+  buffered; its ``close()`` runs when the client goes away.  A chunk of
+  another type (``str``, ``int``) fails the response (a 500 if it is the
+  first) with an error that names the handler;
 * ``(body, status)`` or ``(body, status, headers)`` with any body above;
 * a :class:`Response`, for full control (cookies, content type).
+
+:func:`render` turns any of these into a :class:`Response`, and
+:func:`wsgi_result` into what ``start_response`` takes: it is the one place
+a return value becomes bytes, and the app's only way to do so.
 
 Header names and values are checked when set: CR, LF or NUL in either is
 refused with :class:`ValueError`, so client text cannot inject headers.
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 
 from .status import allows_body, status_line
 
-__all__ = ["Response", "json_dumps", "multipart_stream", "render", "check_header"]
+__all__ = ["Response", "json_dumps", "multipart_stream", "render", "wsgi_result", "check_header"]
 
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -72,9 +78,8 @@ def _header_items(headers: HeadersLike) -> HeaderList:
 
 def _default(value: Any) -> Any:
     """JSON for the standard types people return: dates, UUIDs, decimals, dataclasses, sets."""
-    # A date, UUID or Decimal cannot exist unless its module was imported, so
-    # the modules are looked up rather than imported: `import restkit` does
-    # not pay the 4 ms they cost for apps that never use them.
+    # PERF(lazy-import): a date, UUID or Decimal cannot exist unless its
+    # module was imported, so the modules are looked up, never imported.
     modules = sys.modules
     dates = modules.get("datetime")
     if dates is not None and isinstance(value, (dates.date, dates.time)):
@@ -101,8 +106,7 @@ def _is_dataclass_instance(value: Any) -> bool:
     return hasattr(type(value), "__dataclass_fields__")
 
 
-# The encoders are built by the first json_dumps(), which imports json:
-# 1.3 ms that `import restkit` does not pay (see restkit.status).
+# PERF(lazy-import): the encoders are built by the first json_dumps(), which imports json.
 _encode: Callable[[Any], str] | None = None
 _c_encode: Any = None
 
@@ -148,19 +152,27 @@ class _Chunks:
     request, a client gone at once) would never close its source.
     """
 
-    __slots__ = ("_source", "_iterator", "_also_close")
+    __slots__ = ("_source", "_iterator", "_also_close", "origin")
 
     def __init__(self, chunks: Iterable[Any], also_close: Iterable[Any] = ()) -> None:
         self._source = chunks
         self._iterator = iter(chunks)
         self._also_close = tuple(also_close)
+        #: Who produced the chunks, for the error a wrong chunk raises (the app sets the handler's name).
+        self.origin = "a streamed response"
 
     def __iter__(self) -> _Chunks:
         return self
 
     def __next__(self) -> bytes:
         chunk = next(self._iterator)
-        return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+        if type(chunk) is bytes:
+            return chunk
+        if isinstance(chunk, (bytes, bytearray, memoryview)):
+            return bytes(chunk)
+        # bytes(3) would send three NUL bytes and str has no one encoding: refuse both.
+        hint = " (encode it: chunk.encode())" if isinstance(chunk, str) else ""
+        raise TypeError(f"{self.origin} yielded {type(chunk).__name__}, not bytes{hint}")
 
     def close(self) -> None:
         done: list[Any] = []
@@ -283,7 +295,7 @@ class Response:
             parts.append(f"Max-Age={int(max_age)}")
         if expires is not None:
             import datetime  # already imported by whoever made `expires`
-            from email.utils import format_datetime  # email costs 7 ms to import: only here
+            from email.utils import format_datetime  # PERF(lazy-import): only cookies with expires=
 
             parts.append(f"Expires={format_datetime(expires.astimezone(datetime.timezone.utc), usegmt=True)}")
         for attribute, text in (("path", path), ("domain", domain or "")):
@@ -318,7 +330,7 @@ class Response:
         headers = self.headers
         if not allows_body(status):
             if hasattr(body, "close") and not isinstance(body, bytes):
-                body.close()  # type: ignore[union-attr]
+                body.close()
             kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
             if status == 205:
                 # No content (RFC 9110 says "Content-Length: 0"), but PEP 3333's
@@ -369,9 +381,56 @@ def render(result: Any) -> Response:
         return Response(b"", 204 if status == 200 else status, headers)
     if _is_dataclass_instance(result):
         return Response(json_dumps(result), status, headers, content_type=JSON_TYPE)
+    kind = type(result).__name__
+    if isinstance(result, tuple):  # a NamedTuple would be streamed as its items: refuse it
+        raise TypeError(
+            f"a handler returned {kind}, a tuple subclass, which restkit cannot send: "
+            f"return value._asdict() for JSON, or a plain (body, status) tuple"
+        )
+    if isinstance(result, (set, frozenset, Mapping)):
+        what = "dict(value)" if isinstance(result, Mapping) else "list(value)"
+        raise TypeError(f"a handler returned {kind}, which restkit cannot send: return {what} for JSON")
     if isinstance(result, Iterable):
         return Response(result, status, headers)
-    raise TypeError(f"a handler returned {type(result).__name__}, which restkit cannot send")
+    raise TypeError(f"a handler returned {kind}, which restkit cannot send")
+
+
+_OK = "200 OK"  # status_line(200), written out: computing it at import would import http
+_BODY_LINES: dict[int, str] = {}  # status lines of the codes the fast path sends, as they are met
+_JSON_HEADER = ("Content-Type", JSON_TYPE)
+_TEXT_HEADER = ("Content-Type", TEXT_TYPE)
+
+
+def wsgi_result(result: Any) -> WSGIResult:
+    """``render(result).to_wsgi()``: what ``start_response`` and the server take.
+
+    Raises:
+        TypeError: a return value restkit does not know how to send.
+    """
+    # PERF: the common returns (a dict, list or str, alone or as (value,
+    # status) with a status that carries a body) are sent without building
+    # a Response.  The answer is the same byte for byte (tests/test_response.py
+    # checks it); anything else takes the general path below.
+    value, status = result, _OK
+    kind = type(value)
+    if kind is tuple and len(value) == 2:
+        code = value[1]
+        if type(code) is int:
+            line = _BODY_LINES.get(code)
+            if line is None and 200 <= code < 600 and allows_body(code):
+                line = _BODY_LINES[code] = status_line(code)
+            if line is not None:
+                value, status = value[0], line
+                kind = type(value)
+    if kind is dict or kind is list:
+        data = json_dumps(value)
+        return status, [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
+    if kind is str:
+        data = value.encode("utf-8")
+        return status, [_TEXT_HEADER, ("Content-Length", str(len(data)))], [data]
+    if kind is Response and value is result:  # what render() would give back unchanged
+        return value.to_wsgi()  # type: ignore[no-any-return]
+    return render(result).to_wsgi()
 
 
 def multipart_stream(

@@ -37,6 +37,26 @@ from .datastructures import Record
 
 if TYPE_CHECKING:
     import uuid
+    from typing import TypedDict, Unpack
+
+    class RouteOptions(TypedDict, total=False):
+        """The options a route takes, besides ``methods`` and ``name`` (see :data:`ROUTE_OPTIONS`)."""
+
+        produces: str | None
+        body: Any
+        query: Any
+        partial: bool
+        unknown_fields: str
+        responses: Mapping[int, Any]
+        errors: Iterable[int]
+        tags: Iterable[str]
+        security: Iterable[Mapping[str, Iterable[str]]]
+        header_params: Iterable[str]
+        include_in_schema: bool
+        auth: Any
+        rate_limit: Any
+        conditional: Any
+        paging: Any
 
 __all__ = [
     "BuildError",
@@ -51,9 +71,67 @@ __all__ = [
     "StrConverter",
     "UUIDConverter",
     "DEFAULT_CONVERTERS",
+    "ROUTE_OPTIONS",
 ]
 
 Handler = Callable[..., Any]
+
+
+def _is_type(value: Any) -> bool:
+    # a class, or a parametrised one such as list[Pet]
+    return isinstance(value, type) or hasattr(value, "__origin__")
+
+
+def _is_feature(value: Any) -> bool:
+    from .feature import Feature  # PERF(lazy-import): only for routes that name a feature
+
+    return isinstance(value, Feature)
+
+
+def _strings(value: Any) -> bool:
+    return not isinstance(value, str) and isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
+
+
+class OptionSpec(Record):
+    """What a route option must be: a test, and the words for the message when it fails (read-only)."""
+
+    __slots__ = ("accepts", "expected")
+    accepts: Callable[[Any], bool]
+    expected: str
+
+    def __init__(self, accepts: Callable[[Any], bool], expected: str) -> None:
+        self._fill(accepts=accepts, expected=expected)
+
+
+#: The closed set of route options.  A name not here fails when the route is
+#: added, with a suggestion; a value of the wrong kind fails there too.
+ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
+    "produces": OptionSpec(lambda v: v is None or isinstance(v, str), "a media type such as 'text/html', or None"),
+    "body": OptionSpec(lambda v: v is None or _is_type(v), "a dataclass or TypedDict (or list[Model])"),
+    "query": OptionSpec(lambda v: v is None or isinstance(v, type), "a dataclass"),
+    "partial": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    "unknown_fields": OptionSpec(lambda v: v in ("reject", "ignore"), "'reject' or 'ignore'"),
+    "responses": OptionSpec(
+        lambda v: isinstance(v, Mapping) and all(isinstance(k, int) and 100 <= k <= 599 for k in v),
+        "a dict of status code to model, e.g. {201: Zoo, 204: None}",
+    ),
+    "errors": OptionSpec(
+        lambda v: isinstance(v, Iterable) and not isinstance(v, str) and all(isinstance(k, int) for k in v),
+        "a list of status codes, e.g. [404, 409]",
+    ),
+    "tags": OptionSpec(_strings, "a list of strings, e.g. ['zoos']"),
+    "security": OptionSpec(
+        lambda v: isinstance(v, Iterable) and all(isinstance(r, Mapping) for r in v),
+        "a list of requirements, e.g. [{'bearerAuth': []}]",
+    ),
+    "header_params": OptionSpec(_strings, "a list of header names, e.g. ['If-Match']"),
+    "include_in_schema": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    # The features of restkit.feature: an instance, or None to turn off the app's.
+    "auth": OptionSpec(lambda v: v is None or _is_feature(v), "an auth feature (e.g. Bearer(...)), or None"),
+    "rate_limit": OptionSpec(lambda v: v is None or _is_feature(v), "a RateLimit(...), or None"),
+    "conditional": OptionSpec(lambda v: v is None or v is True or _is_feature(v), "True, a Conditional(...), or None"),
+    "paging": OptionSpec(lambda v: v is None or _is_feature(v), "a paging feature (e.g. Paging(...)), or None"),
+}
 
 # The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -91,7 +169,7 @@ class Converter:
         return value
 
     def to_url(self, value: Any) -> str:
-        from urllib.parse import quote  # not at the top: see restkit.forms
+        from urllib.parse import quote  # PERF(lazy-import)
 
         return quote(str(value), safe="")
 
@@ -128,8 +206,7 @@ class FloatConverter(Converter):
 
     priority = 20
     schema = {"type": "number", "minimum": 0}
-    # Patterns in this module are compiled on first use (re caches them), not
-    # on import: compiling them costs as much as the rest of the module.
+    # PERF: patterns are compiled on first use (re caches them), not on import.
     _PATTERN = r"[0-9]+(?:\.[0-9]+)?\Z"
 
     def to_python(self, value: str) -> float:
@@ -154,7 +231,7 @@ class UUIDConverter(Converter):
     def to_python(self, value: str) -> uuid.UUID:
         if not re.match(self._PATTERN, value):
             raise ValueError("not a UUID")
-        import uuid  # 2 ms to import (it loads platform): paid by apps with UUID routes only
+        import uuid  # PERF(lazy-import): only apps with UUID routes
 
         return uuid.UUID(value)
 
@@ -216,6 +293,7 @@ class Route(Record):
 
     __slots__ = ("path", "handler", "methods", "name", "segments", "options")
     _repr_fields = ("path", "handler", "methods", "name")
+    _hash_fields = ("path", "methods", "name")  # not options, a dict
     path: str
     handler: Handler
     methods: frozenset[str]
@@ -247,7 +325,7 @@ class Route(Record):
         Raises:
             BuildError: a parameter is missing or does not convert.
         """
-        from urllib.parse import quote, urlencode  # not at the top: see restkit.forms
+        from urllib.parse import quote, urlencode  # PERF(lazy-import)
 
         parts = []
         for segment in self.segments:
@@ -271,8 +349,9 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
     """Split a pattern into literal and parameter segments.
 
     Raises:
-        RouteError: the pattern is malformed, names an unknown converter,
-            repeats a parameter name or puts a ``path`` parameter before the end.
+        RouteError: the pattern is malformed (``{name}`` included: restkit
+            writes ``<name>``), names an unknown converter, repeats a
+            parameter name or puts a ``path`` parameter before the end.
     """
     if not path.startswith("/"):
         raise RouteError(f"route pattern must start with '/': {path!r}")
@@ -280,6 +359,15 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
     segments: list[Segment] = []
     seen: set[str] = set()
     for index, text in enumerate(raw):
+        if "{" in text or "}" in text:
+            # The OpenAPI / FastAPI / Falcon spelling; a URL path cannot hold
+            # a literal brace anyway (RFC 3986), so there is nothing to lose.
+            braces = r"\{([^{}:]*)(?::[^{}]*)?\}"
+            plain, typed = re.sub(braces, r"<\1>", path), re.sub(braces, r"<int:\1>", path)
+            raise RouteError(
+                f"bad segment {text!r} in {path!r}: restkit writes a path parameter as <name> or "
+                f"<converter:name>, not {{name}}: write {plain!r} (or {typed!r} for an integer)"
+            )
         if "<" not in text and ">" not in text:
             segments.append(text)
             continue
@@ -304,31 +392,110 @@ def parse_pattern(path: str, converters: Mapping[str, type[Converter]]) -> tuple
 # --- the trie ----------------------------------------------------------------
 
 
-class _Node:
-    __slots__ = ("static", "params", "tail", "routes")
+class Edge(Record):
+    """A parameter edge of the trie: convert a segment with ``converter``, store it as ``name``, go to ``target``."""
+
+    __slots__ = ("name", "converter", "converter_name", "target")
+    _repr_fields = ("name", "converter_name")
+    name: str
+    converter: Converter
+    converter_name: str
+    target: State
+
+    def __init__(self, name: str, converter: Converter, converter_name: str, target: State) -> None:
+        self._fill(name=name, converter=converter, converter_name=converter_name, target=target)
+
+
+class State:
+    """A node of the route trie (Werkzeug's ``State``): where a path prefix leads.
+
+    ``static`` maps a literal segment to the next state; ``dynamic`` holds the
+    one-segment parameters and ``tail`` the rest-of-path ones, each sorted by
+    converter priority; ``routes`` holds the routes that end here, by method.
+    """
+
+    __slots__ = ("static", "dynamic", "tail", "routes")
 
     def __init__(self) -> None:
-        self.static: dict[str, _Node] = {}
-        # (name, converter, key, child), sorted by converter priority
-        self.params: list[tuple[str, Converter, tuple[str, str], _Node]] = []
-        self.tail: list[tuple[str, Converter, tuple[str, str], _Node]] = []
+        self.static: dict[str, State] = {}
+        self.dynamic: list[Edge] = []
+        self.tail: list[Edge] = []
         self.routes: dict[str, Route] = {}
 
-    def child(self, segment: Segment) -> _Node:
+    def child(self, segment: Segment) -> State:
+        """The state after ``segment``, created if needed."""
         if isinstance(segment, str):
-            node = self.static.get(segment)
-            if node is None:
-                node = self.static[segment] = _Node()
-            return node
-        key = (segment.converter_name, segment.name)
-        bucket = self.tail if segment.converter.multi_segment else self.params
-        for _name, _conv, existing_key, node in bucket:
-            if existing_key == key:
-                return node
-        node = _Node()
-        bucket.append((segment.name, segment.converter, key, node))
-        bucket.sort(key=lambda entry: entry[1].priority)
-        return node
+            state = self.static.get(segment)
+            if state is None:
+                state = self.static[segment] = State()
+            return state
+        edges = self.tail if segment.converter.multi_segment else self.dynamic
+        for edge in edges:
+            if edge.name == segment.name and edge.converter_name == segment.converter_name:
+                return edge.target
+        state = State()
+        edges.append(Edge(segment.name, segment.converter, segment.converter_name, state))
+        edges.sort(key=lambda edge: edge.converter.priority)
+        return state
+
+    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]) -> Route | None:
+        """Depth-first search in priority order; record the methods of paths that match."""
+        state = self
+        end = len(parts)
+        # Where a state has only literal children there is nothing to backtrack
+        # to: follow them in a loop instead of a call per segment.
+        while index < end and not state.dynamic and not state.tail:
+            following = state.static.get(parts[index])
+            if following is None:
+                return None
+            state = following
+            index += 1
+        if index == end:
+            routes = state.routes
+            if routes:
+                route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+                if route is not None:
+                    return route
+                allowed.update(routes)
+            return None
+        part = parts[index]
+        child = state.static.get(part)
+        if child is not None:
+            found = child.find(parts, index + 1, params, method, allowed)
+            if found is not None:
+                return found
+        last = index + 1 == end
+        for edge in state.dynamic:
+            name, target = edge.name, edge.target
+            try:
+                params[name] = edge.converter.to_python(part)
+            except ValueError:
+                continue
+            if last and not target.tail:
+                # PERF: the last segment (/zoos/<int:id>): the target's routes
+                # are looked at here, as find() would, without a call.
+                routes = target.routes
+                if routes:
+                    found = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
+                    if found is not None:
+                        return found
+                    allowed.update(routes)
+            else:
+                found = target.find(parts, index + 1, params, method, allowed)
+                if found is not None:
+                    return found
+            del params[name]
+        for edge in state.tail:
+            name, target = edge.name, edge.target
+            try:
+                params[name] = edge.converter.to_python("/".join(parts[index:]))
+            except ValueError:
+                continue
+            found = target.find(parts, end, params, method, allowed)
+            if found is not None:
+                return found
+            del params[name]
+        return None
 
 
 class Match(NamedTuple):
@@ -360,17 +527,30 @@ class Router:
     Args:
         converters: extra path converters by name, added to the defaults.
         tags: API-document tags for every route added to this router.
+        defaults: route options for every route added to this router that does
+            not set its own (e.g. ``{"auth": writer}``).
+        prepare: called with every route as it is stored here (mounted ones
+            too) and returns the route to store; :class:`restkit.App` binds
+            typed validation to handlers with it.
     """
 
     def __init__(
-        self, *, converters: Mapping[str, type[Converter]] | None = None, tags: Iterable[str] | None = None
+        self,
+        *,
+        converters: Mapping[str, type[Converter]] | None = None,
+        tags: Iterable[str] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        prepare: Callable[[Route], Route] | None = None,
     ) -> None:
+        self._defaults = dict(defaults or {})
+        _check_options(self._defaults, "Router(defaults=...)")
+        self._prepare = prepare
         self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
         self._routes: list[Route] = []
         self._names: dict[str, Route] = {}
         self._static: dict[str, dict[str, Route]] = {}
-        self._root = _Node()
+        self._root = State()
         self._parents: list[tuple[Router, str, str | None]] = []
 
     # -- building ---------------------------------------------------------
@@ -388,7 +568,7 @@ class Router:
         *,
         methods: Iterable[str] = ("GET",),
         name: str | None = None,
-        **options: Any,
+        **options: Unpack[RouteOptions],
     ) -> Route:
         """Add a route and return it.
 
@@ -397,15 +577,20 @@ class Router:
             handler: called as ``handler(request, **params)``.
             methods: the methods it answers; ``GET`` also answers ``HEAD``.
             name: the name for :meth:`url_for`; default the handler's ``__name__``.
-            **options: stored on the route for the app and the API document:
-                ``produces`` (media type checked against ``Accept``),
-                ``body``/``query`` (typed models, see :mod:`restkit.validation`),
-                ``partial``, ``unknown_fields``, ``responses``, ``errors``,
-                ``tags``, ``security``, ``header_params``, ``include_in_schema``.
+            **options: one of :data:`ROUTE_OPTIONS`, stored on the route for
+                the app and the API document: ``produces`` (media type
+                checked against ``Accept``), ``body``/``query`` (typed
+                models, see :mod:`restkit.validation`), ``partial``,
+                ``unknown_fields``, ``responses``, ``errors``, ``tags``,
+                ``security``, ``header_params``, ``include_in_schema``; the
+                features ``auth``, ``rate_limit``, ``conditional``,
+                ``paging`` (see :mod:`restkit.feature`).
 
         Raises:
-            RouteError: bad pattern, unknown method, a method already taken
-                on this pattern, or a name already used by another handler.
+            RouteError: bad pattern, unknown method, unknown option or an
+                option of the wrong kind, a handler whose parameters do not
+                fit the route, a method already taken on this pattern, or a
+                name already used by another handler.
         """
         if not callable(handler):
             raise RouteError(f"handler for {path!r} is not callable")
@@ -415,25 +600,24 @@ class Router:
         unknown = wanted - KNOWN_METHODS
         if unknown:
             raise RouteError(f"unknown method(s) {', '.join(sorted(unknown))} for {path!r}")
+        where = f"{' '.join(sorted(wanted))} {path!r}"
+        _check_options(options, where)
         route_name = name or getattr(handler, "__name__", None) or path
         segments = parse_pattern(path, self._converters)
         if self._tags is not None:
             options.setdefault("tags", list(self._tags))
-        if options.get("body") is not None or options.get("query") is not None:
-            from .validation import bind  # 6 ms to import: paid by apps with typed bodies only
-
-            handler = bind(
-                handler,
-                body=options.get("body"),
-                query=options.get("query"),
-                partial=bool(options.get("partial", False)),
-                unknown_fields=str(options.get("unknown_fields", "reject")),
-            )
+        for option, value in self._defaults.items():
+            options.setdefault(option, value)  # type: ignore[misc]
+        # body= and query= reach the handler as keyword arguments, like path parameters.
+        declared = [key for key in ("body", "query") if options.get(key) is not None]
+        check_handler(handler, [s.name for s in segments if isinstance(s, Param)], declared, where)
         route = Route(path, handler, wanted, route_name, segments, dict(options))
         self._insert(route)
         return route
 
     def _insert(self, route: Route) -> None:
+        if self._prepare is not None:
+            route = self._prepare(route)
         existing = self._names.get(route.name)
         if existing is not None and _endpoint(existing.handler) != _endpoint(route.handler):
             raise RouteError(
@@ -456,7 +640,7 @@ class Router:
             parent._insert(_prefixed(route, prefix, namespace))
 
     def route(
-        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Any
+        self, path: str, *, methods: Iterable[str] = ("GET",), name: str | None = None, **options: Unpack[RouteOptions]
     ) -> Callable[[Handler], Handler]:
         """Decorator form of :meth:`add_route`; returns the handler unchanged."""
 
@@ -466,25 +650,25 @@ class Router:
 
         return register
 
-    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def get(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.get(path)``: a GET (and HEAD) route."""
-        return self.route(path, methods=("GET",), **options)
+        return self.route(path, methods=("GET",), name=name, **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def post(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.post(path)``: a POST route."""
-        return self.route(path, methods=("POST",), **options)
+        return self.route(path, methods=("POST",), name=name, **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def put(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.put(path)``: a PUT route."""
-        return self.route(path, methods=("PUT",), **options)
+        return self.route(path, methods=("PUT",), name=name, **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def patch(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.patch(path)``: a PATCH route."""
-        return self.route(path, methods=("PATCH",), **options)
+        return self.route(path, methods=("PATCH",), name=name, **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+    def delete(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
         """``@router.delete(path)``: a DELETE route."""
-        return self.route(path, methods=("DELETE",), **options)
+        return self.route(path, methods=("DELETE",), name=name, **options)
 
     def mount(self, prefix: str, router: Router, *, namespace: str | None = None) -> None:
         """Serve every route of ``router`` under ``prefix`` (e.g. ``/v1``).
@@ -509,10 +693,11 @@ class Router:
 
     def match(self, method: str, path: str) -> Match:
         """Find the route for ``method`` and ``path`` (already percent-decoded)."""
-        return Match(*self.lookup(method, path))
+        return Match(*self._lookup(method, path))
 
-    def lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], frozenset[str]]:
-        """:meth:`match` as a plain tuple, for the app's hot path."""
+    def _lookup(self, method: str, path: str) -> tuple[Route | None, dict[str, Any], frozenset[str]]:
+        # PERF: match() as a plain tuple, for the app's hot path: building a
+        # NamedTuple costs as much as finding a static route.
         by_method = self._static.get(path)
         if by_method is not None:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
@@ -520,7 +705,7 @@ class Router:
                 return route, {}, _EMPTY
         allowed: set[str] = set()
         params: dict[str, Any] = {}
-        route = _walk(self._root, path[1:].split("/"), 0, params, method, allowed)
+        route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
             return route, params, _EMPTY
         return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
@@ -528,7 +713,7 @@ class Router:
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
         allowed: set[str] = set()
-        _walk(self._root, path[1:].split("/"), 0, {}, "", allowed)
+        self._root.find(path[1:].split("/"), 0, {}, "", allowed)
         return frozenset(_allow(allowed)) if allowed else _EMPTY
 
     def url_for(self, name: str, /, **params: Any) -> str:
@@ -546,54 +731,6 @@ class Router:
     def routes(self) -> list[Route]:
         """Every route, in the order added (mounted ones with their prefix)."""
         return list(self._routes)
-
-
-def _walk(
-    node: _Node, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]
-) -> Route | None:
-    """Depth-first search in priority order; record methods of paths that match."""
-    end = len(parts)
-    # Where a node has only literal children there is nothing to backtrack
-    # to: follow them in a loop instead of a call per segment.
-    while index < end and not node.params and not node.tail:
-        child = node.static.get(parts[index])
-        if child is None:
-            return None
-        node = child
-        index += 1
-    if index == end:
-        routes = node.routes
-        if routes:
-            route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
-            if route is not None:
-                return route
-            allowed.update(routes)
-        return None
-    part = parts[index]
-    child = node.static.get(part)
-    if child is not None:
-        found = _walk(child, parts, index + 1, params, method, allowed)
-        if found is not None:
-            return found
-    for name, converter, _key, child in node.params:
-        try:
-            params[name] = converter.to_python(part)
-        except ValueError:
-            continue
-        found = _walk(child, parts, index + 1, params, method, allowed)
-        if found is not None:
-            return found
-        del params[name]
-    for name, converter, _key, child in node.tail:
-        try:
-            params[name] = converter.to_python("/".join(parts[index:]))
-        except ValueError:
-            continue
-        found = _walk(child, parts, len(parts), params, method, allowed)
-        if found is not None:
-            return found
-        del params[name]
-    return None
 
 
 def _prefixed(route: Route, prefix: str, namespace: str | None) -> Route:
@@ -615,3 +752,76 @@ def _endpoint(handler: Handler) -> Handler:
     access, but two of the same method are equal.
     """
     return getattr(handler, "__wrapped__", handler)
+
+
+def _check_options(options: Mapping[str, Any], where: str) -> None:
+    """Refuse an option restkit does not know, or one of the wrong kind."""
+    for key, value in options.items():
+        spec = ROUTE_OPTIONS.get(key)
+        if spec is None:
+            import difflib  # PERF(lazy-import): only for a mistake
+
+            close = difflib.get_close_matches(key, [*ROUTE_OPTIONS, "methods", "name"], n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise RouteError(
+                f"unknown route option {key}= for {where}: {hint}route options are {', '.join(ROUTE_OPTIONS)}"
+            )
+        if not spec.accepts(value):
+            raise RouteError(f"route option {key}= for {where} must be {spec.expected}, not {value!r}")
+
+
+def check_handler(handler: Handler, path_params: list[str], declared: list[str], where: str) -> None:
+    """Refuse a handler that could not be called as ``handler(request, **path_params, body=, query=)``.
+
+    ``declared`` names the options (``body``, ``query``) whose value the
+    handler receives as a keyword argument.
+
+    Every request to such a route would end in a 500 (a ``TypeError`` from
+    the call), so the mistake is reported when the route is added, with the
+    signature to write instead.
+
+    Raises:
+        RouteError: the handler takes no request, does not take one of
+            those keywords, or requires a parameter nobody passes.
+    """
+    keywords = [*path_params, *declared]
+    import inspect  # PERF(lazy-import): when routes are added, not by `import restkit`
+
+    try:
+        # The signature of what is called: a decorator's wrapper (which may
+        # supply arguments itself) rather than the function it wraps.
+        signature = inspect.signature(handler, follow_wrapped=False)
+    except (TypeError, ValueError):  # a callable whose signature cannot be read: trust it
+        return
+    P = inspect.Parameter
+    parameters = list(signature.parameters.values())
+    label = getattr(handler, "__name__", None) or type(handler).__name__
+    bare = [p.replace(annotation=P.empty) for p in parameters]  # shown without annotations
+    shown = label + str(signature.replace(parameters=bare, return_annotation=inspect.Signature.empty))
+    instead = f"write def {label}({', '.join(['request', *keywords])})"
+    positional = [p for p in parameters if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    takes_any_keyword = any(p.kind is P.VAR_KEYWORD for p in parameters)
+    request = positional[0] if positional else None
+    if request is None and not any(p.kind is P.VAR_POSITIONAL for p in parameters):
+        raise RouteError(f"handler {shown} for {where} must take the request as its first parameter: {instead}")
+    if request is not None and request.name in keywords:
+        raise RouteError(
+            f"handler {shown} for {where} would receive the request in {request.name}: "
+            f"the request comes first; {instead}"
+        )
+    for key in keywords:
+        parameter = next((p for p in parameters if p.name == key and p is not request), None)
+        if takes_any_keyword or (parameter is not None and parameter.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)):
+            continue
+        what = f"the path parameter {key}" if key in path_params else f"{key}=, the validated {key} the route declares,"
+        raise RouteError(f"handler {shown} for {where} does not take {what} as a keyword argument: {instead}")
+    for parameter in parameters:
+        if parameter is request or parameter.name in keywords or parameter.default is not P.empty:
+            continue
+        if parameter.kind in (P.VAR_POSITIONAL, P.VAR_KEYWORD):
+            continue
+        supplied = ", ".join(keywords) if keywords else "nothing but the request"
+        raise RouteError(
+            f"handler {shown} for {where} requires {parameter.name}, which the route does not pass "
+            f"(it passes {supplied}): give {parameter.name} a default, or {instead}"
+        )

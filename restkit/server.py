@@ -30,8 +30,9 @@ queue and the loop's hand-back queue.
 Time limits: a request must arrive whole (head and body) within
 ``timeout`` seconds of its first byte, else 408; a new connection that
 sends nothing is closed after ``timeout``, an idle keep-alive connection
-after ``keepalive_timeout``; a client must take each piece of the response
-(up to 256 KiB) within ``timeout``.  At ``max_connections`` the loop stops
+after ``keepalive_timeout``; a client that takes nothing of its response
+for ``timeout`` seconds is closed (workers use the kernel's socket timeouts,
+except on TLS connections, where OpenSSL needs Python's).  At ``max_connections`` the loop stops
 accepting until one closes: new clients wait in the listen backlog.
 
 A request the server refuses (see :mod:`restkit.http11`) gets a JSON
@@ -47,6 +48,7 @@ client can tell (a chunked stream lacks its last chunk).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -60,7 +62,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from http import HTTPStatus
 from typing import Any
@@ -81,7 +83,7 @@ BUFFERED_BODY = 256 * 1024  # bodies up to this size arrive whole before the app
 DRAIN_LIMIT = 1 << 16  # unread body a worker reads through to keep the connection
 LINGER_BYTES = 1 << 24  # unread input discarded before a refused connection closes...
 LINGER_SECONDS = 2.0  # ...and for at most this long
-SEND_PIECE = 256 * 1024  # a client must take this much within `timeout`
+SEND_PIECE = 256 * 1024  # large bodies are sent in pieces of this size
 RECV_SIZE = 65536
 SWEEP_INTERVAL = 0.25  # how often the loop looks for connections past their deadline
 # PERF: a worker that just answered waits this long for the client's next
@@ -324,8 +326,8 @@ class Server:
             takes IPv4 where the system allows.
         app: any WSGI application.
         threads: worker threads for requests (streams run outside this count).
-        timeout: seconds a request may take to arrive whole, and a client to
-            take each piece of a response.
+        timeout: seconds a request may take to arrive whole, and a client may
+            take nothing of its response.
         keepalive_timeout: seconds an idle keep-alive connection is kept open.
         access_log: log one line per request on the ``restkit.access`` logger.
         certfile, keyfile: serve HTTPS with this PEM certificate chain and key.
@@ -625,7 +627,12 @@ class Server:
         if head is not None:
             self._selector.unregister(conn.sock)
             conn.become(_S.WORKING)
-            conn.sock.setblocking(True)  # kernel timeouts apply: see _add
+            if isinstance(conn.sock, ssl.SSLSocket):
+                # OpenSSL retries a read or write that the kernel timed out,
+                # forever: TLS sockets keep Python's own timeouts.
+                conn.sock.settimeout(self.timeout)
+            else:
+                conn.sock.setblocking(True)  # the kernel's timeouts apply: see _add
             self._pool.submit(lambda: self._work(conn, head))
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
@@ -732,20 +739,25 @@ class Server:
         self._wake()
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
-        """The next request if it is (about to be) here and nobody else waits for a worker."""
-        if self.stopping.is_set() or conn.buffer or self._pool.busy:
+        """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
+
+        A pipelined request is already in the buffer; otherwise the worker
+        waits NEXT_REQUEST_WAIT for the client's next request.
+        """
+        if self.stopping.is_set() or self._pool.busy:
             return None
-        try:
-            data = conn.sock.recv(RECV_SIZE)  # waits NEXT_REQUEST_WAIT at most (SO_RCVTIMEO)
-        except (BlockingIOError, ssl.SSLWantReadError):
-            return None
-        except OSError:
-            conn.eof = True
-            return None
-        if not data:
-            conn.eof = True
-            return None
-        conn.buffer += data
+        if not conn.buffer:
+            try:
+                with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                    data = conn.sock.recv(RECV_SIZE)
+            except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
+                return None
+            except OSError:
+                data = b""
+            if not data:
+                conn.eof = True
+                return None
+            conn.buffer += data
         conn.become(_S.RECEIVING)
         conn.deadline = time.monotonic() + self.timeout
         head = conn.take_request(self.limits)  # a ProtocolError is answered by _work
@@ -770,8 +782,11 @@ class _BodyInput:
     and closes the connection whatever the app did with the error.
     """
 
-    def __init__(self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool) -> None:
+    def __init__(
+        self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool, send_timeout: float
+    ) -> None:
         self._conn = conn
+        self._send_timeout = send_timeout
         self._prefix = prefix
         self._reader = reader
         self._send_continue = send_continue
@@ -823,16 +838,13 @@ class _BodyInput:
         remaining = self._conn.deadline - time.monotonic()
         if remaining <= 0:
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body"))
-        sock = self._conn.sock
         try:
-            _kernel_timeout(sock, socket.SO_RCVTIMEO, remaining)
-            data = sock.recv(RECV_SIZE)
+            with _receive_timeout(self._conn.sock, remaining, self._send_timeout):
+                data = self._conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
             raise self._fail(RequestBodyTimeout(408, "timed out waiting for the request body")) from None
         except OSError:
             raise self._fail(RequestBodyError(400, "the client went away")) from None
-        finally:
-            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
         if not data:
             self._conn.eof = True
             raise self._fail(RequestBodyError(400, "request body ended early"))
@@ -889,6 +901,8 @@ class _BodyInput:
 class _Exchange:
     """One request and its response, on a worker thread."""
 
+    __slots__ = ("server", "conn", "head", "status", "headers", "plan", "sent", "complete", "input", "environ")
+
     def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
         self.server = server
         self.conn = conn
@@ -898,7 +912,10 @@ class _Exchange:
         self.plan: ResponsePlan | None = None
         self.sent = 0  # body bytes sent
         self.complete = True  # False once the response can no longer end properly
-        body, reader = conn.take_body()
+        if conn.reader is None and not conn.body:  # PERF: no body, the usual case
+            body, reader = b"", None
+        else:
+            body, reader = conn.take_body()
         environ = server.base_environ.copy()
         environ.update(head.environ)
         address = conn.address
@@ -908,7 +925,7 @@ class _Exchange:
         if reader is None:
             environ["wsgi.input"] = io.BytesIO(body)
         else:
-            self.input = _BodyInput(conn, body, reader, head.expect_continue)
+            self.input = _BodyInput(conn, body, reader, head.expect_continue, server.timeout)
             environ["wsgi.input"] = self.input
         self.environ = environ
 
@@ -1011,7 +1028,8 @@ class _Exchange:
         if not body or plan.framing is BodyFraming.NONE:
             self._send(plan.head)
             return
-        body = self._trim(body)
+        if plan.framing is BodyFraming.LENGTH and len(body) > plan.length:
+            body = self._trim(body)
         if plan.framing is BodyFraming.CHUNKED:
             self._send(plan.head + chunk(body))
         elif len(body) <= SEND_PIECE:
@@ -1132,6 +1150,8 @@ class _Exchange:
         return Outcome.KEEP if keep else Outcome.CLOSE
 
     def _log(self, *, status: int | None = None, note: str = "") -> None:
+        if not self.server.access_log:
+            return
         if status is None:
             status = self.plan.code if self.plan is not None else 500
         self.server._log_access(self.conn, self.head.request_line, status, self.sent, note)
@@ -1178,6 +1198,25 @@ def _kernel_timeout(sock: socket.socket, option: int, seconds: float) -> None:
         sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", whole, int((seconds - whole) * 1e6)))
     except OSError:
         pass  # closed meanwhile: the next call on it fails and says so
+
+
+@contextlib.contextmanager
+def _receive_timeout(sock: socket.socket, seconds: float, send_timeout: float) -> Iterator[None]:
+    """Let a worker's recv on ``sock`` wait ``seconds`` (then BlockingIOError or TimeoutError)."""
+    if isinstance(sock, ssl.SSLSocket):  # Python's timeout: see Server._advance
+        sock.settimeout(seconds)
+        try:
+            yield
+        finally:
+            sock.settimeout(send_timeout)
+    elif seconds == NEXT_REQUEST_WAIT:  # already set: see Server._add
+        yield
+    else:
+        _kernel_timeout(sock, socket.SO_RCVTIMEO, seconds)
+        try:
+            yield
+        finally:
+            _kernel_timeout(sock, socket.SO_RCVTIMEO, NEXT_REQUEST_WAIT)
 
 
 def _close_socket(sock: socket.socket) -> None:

@@ -118,7 +118,7 @@ def optional_inner(tp: Any) -> Any | None:
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) < len(get_args(tp)):
-            return args[0] if len(args) == 1 else Union[tuple(args)]  # type: ignore[return-value]
+            return args[0] if len(args) == 1 else Union[tuple(args)]
     return None
 
 
@@ -168,8 +168,6 @@ def fields_of(model: Any) -> tuple[FieldSpec, ...]:
 #: How deep values may nest (models in lists in models...) before they are refused.
 MAX_DEPTH = 64
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object", list: "an array"}
-
 
 MAX_UNKNOWN_REPORTED = 20  # unknown fields named in a 422, per object
 MAX_KEY_REPORTED = 64  # characters of an unknown field's name repeated in a 422
@@ -216,56 +214,19 @@ class _Checker:
         return result
 
     def _check_type(self, tp: Any, value: Any, path: str) -> Any:
-        origin = get_origin(tp)
         if tp is Any:
             return value
-        if origin is Literal:
-            choices = get_args(tp)
-            for choice in choices:
-                if value == choice and type(value) is type(choice):
-                    return choice
-                if self.from_text and isinstance(value, str) and str(choice).lower() == value.lower() and not isinstance(choice, str):
-                    return choice
-            return self.fail(path, "must be one of " + ", ".join(repr(c) for c in choices))
-        if origin in (Union, types.UnionType):
-            messages: list[str] = []
-            for option in get_args(tp):
-                sub = _Checker(from_text=self.from_text, unknown_fields=self.unknown_fields)
-                sub.depth = self.depth
-                result = sub.check(option, value, path)
-                if not sub.problems:
-                    return result
-                messages.append(sub.problems.get(path or "(body)", ""))
-            # "must be at least 1 or must be one of 'null'" says more than "no match"
-            messages = [m for m in dict.fromkeys(messages) if m]
-            return self.fail(path, " or ".join(messages) if messages else "does not match any allowed type")
-        if origin is list or tp is list:
-            (item_type,) = get_args(tp) or (Any,)
-            if not isinstance(value, list):
-                return self.fail(path, "must be an array")
-            return [self.check(item_type, item, f"{path}[{i}]") for i, item in enumerate(value)]
-        if origin is dict or tp is dict:
-            key_type, item_type = get_args(tp) or (str, Any)
-            if not isinstance(value, dict):
-                return self.fail(path, "must be an object")
-            for key in value:
-                if _SURROGATE.search(key):
-                    self.fail(_join(path, key), "key must be valid Unicode text (no lone surrogates)")
-            return {k: self.check(item_type, v, _join(path, k)) for k, v in value.items()}
+        composite = _COMPOSITES.get(get_origin(tp) or tp)  # list[int] by list, Literal[...] by Literal
+        if composite is not None:
+            return composite(self, tp, value, path)
+        scalar = _SCALARS.get(tp)
+        if scalar is not None:
+            return scalar(self, value, path)
         if dataclasses.is_dataclass(tp) or is_typeddict(tp):
             return self.check_model(tp, value, path, partial=False)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
-            for member in tp:
-                # 1 == True in Python, not in JSON: the kinds must agree too
-                if (member.value == value and isinstance(value, bool) is isinstance(member.value, bool)) or (
-                    self.from_text and isinstance(value, str) and str(member.value) == value
-                ):
-                    return member
-            return self.fail(path, "must be one of " + ", ".join(repr(m.value) for m in tp))
-        checker = _SCALARS.get(tp)
-        if checker is None:
-            raise TypeError(f"restkit cannot validate values of type {tp!r}")
-        return checker(self, value, path)
+            return _enum(self, tp, value, path)
+        raise TypeError(f"restkit cannot validate values of type {tp!r}")
 
     def check_model(self, model: Any, value: Any, path: str, *, partial: bool) -> Any:
         if not isinstance(value, Mapping):
@@ -411,6 +372,67 @@ def _uuid(checker: _Checker, value: Any, path: str) -> Any:
     return checker.fail(path, "must be a UUID")
 
 
+def _literal(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
+    choices = get_args(tp)
+    for choice in choices:
+        if value == choice and type(value) is type(choice):
+            return choice
+        if checker.from_text and isinstance(value, str) and str(choice).lower() == value.lower() and not isinstance(choice, str):
+            return choice
+    return checker.fail(path, "must be one of " + ", ".join(repr(c) for c in choices))
+
+
+def _union(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
+    messages: list[str] = []
+    for option in get_args(tp):
+        sub = _Checker(from_text=checker.from_text, unknown_fields=checker.unknown_fields)
+        sub.depth = checker.depth
+        result = sub.check(option, value, path)
+        if not sub.problems:
+            return result
+        messages.append(sub.problems.get(path or "(body)", ""))
+    # "must be at least 1 or must be one of 'null'" says more than "no match"
+    messages = [m for m in dict.fromkeys(messages) if m]
+    return checker.fail(path, " or ".join(messages) if messages else "does not match any allowed type")
+
+
+def _list(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
+    (item_type,) = get_args(tp) or (Any,)
+    if not isinstance(value, list):
+        return checker.fail(path, "must be an array")
+    return [checker.check(item_type, item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+
+def _dict(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
+    _key_type, item_type = get_args(tp) or (str, Any)
+    if not isinstance(value, dict):
+        return checker.fail(path, "must be an object")
+    for key in value:
+        if _SURROGATE.search(key):
+            checker.fail(_join(path, key), "key must be valid Unicode text (no lone surrogates)")
+    return {k: checker.check(item_type, v, _join(path, k)) for k, v in value.items()}
+
+
+def _enum(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
+    for member in tp:
+        # 1 == True in Python, not in JSON: the kinds must agree too
+        if (member.value == value and isinstance(value, bool) is isinstance(member.value, bool)) or (
+            checker.from_text and isinstance(value, str) and str(member.value) == value
+        ):
+            return member
+    return checker.fail(path, "must be one of " + ", ".join(repr(m.value) for m in tp))
+
+
+#: Checks of the types that have parts, by their origin (``list`` for ``list[int]``).
+_COMPOSITES: dict[Any, Callable[[_Checker, Any, Any, str], Any]] = {
+    Literal: _literal,
+    Union: _union,
+    types.UnionType: _union,
+    list: _list,
+    dict: _dict,
+}
+
+#: Checks of the scalar types, by type.
 _SCALARS: dict[Any, Callable[[_Checker, Any, str], Any]] = {
     int: _int,
     float: _float,

@@ -91,3 +91,44 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if reporter:
             reporter.write_line(f"RESTKIT_REQUIRE_ALL=1: {skipped} test(s) skipped; every test must run here", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def wsgi_call(
+    app: Callable[..., Any], method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b"",
+    **environ: Any,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request straight through ``wsgiref.validate``: status, headers (as sent) and raw body.
+
+    Unlike WebTest it leaves the body as sent (WebTest un-gzips it).  Repeated
+    headers are joined with ", ".  ``QUERY_STRING`` comes from ``path``.
+    """
+    from io import BytesIO
+    from wsgiref.util import setup_testing_defaults
+
+    path, _, query = path.partition("?")
+    env: dict[str, Any] = {"REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
+                           "REMOTE_ADDR": "127.0.0.1", "wsgi.input": BytesIO(body)}
+    if body:
+        env["CONTENT_LENGTH"] = str(len(body))
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        env[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
+    env.update(environ)
+    setup_testing_defaults(env)
+    got: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        got["status"], got["headers"] = status, response_headers
+        return lambda data: None
+
+    result = validator(app)(env, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    joined: dict[str, str] = {}
+    for name, value in got["headers"]:
+        joined[name] = f"{joined[name]}, {value}" if name in joined else value
+    return int(got["status"][:3]), joined, data

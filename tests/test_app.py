@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -279,7 +280,7 @@ def test_before_hook_runs_with_route_and_can_share_context() -> None:
     assert client.get("/me/3").json == {"user": "alice", "n": 3}
     assert seen == [("me", {"n": 3})]
     client.get("/nothing", status=404)
-    assert len(seen) == 1  # before-hooks run for routed requests only
+    assert seen[1:] == [(None, {})]  # before-hooks run for unrouted requests too, with route None
 
 
 @pytest.mark.parametrize(
@@ -629,3 +630,133 @@ def test_413_from_content_length_before_handler() -> None:
     assert resp.json == {"error": "request body is 5 bytes; the limit is 4"}
     assert called == []
     assert client.post("/upload", b"1234").json == {"n": 4}
+
+
+# -- every 500 log line says what was being served ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path, where",
+    [
+        ("/boom", "GET /boom (handler tests.test_app.zoo_app.<locals>.boom)"),
+        ("/zoos/1/fail-in-hook", "GET /zoos/1/fail-in-hook (no handler)"),
+    ],
+    ids=["in-a-handler", "in-a-hook-before-routing-found-nothing"],
+)
+def test_500_log_line_names_method_path_and_handler(path: str, where: str, caplog: pytest.LogCaptureFixture) -> None:
+    app = zoo_app()
+
+    @app.before_request
+    def fail_on_unrouted(request: Request) -> None:
+        if request.route is None:
+            raise KeyError("no route")
+
+    make_client(app).get(path, status=500)
+    (record,) = [r for r in caplog.records if r.name == "restkit"]
+    assert record.getMessage().startswith(f"500 on {where}: ")
+
+
+# -- with debug=True, answers are checked against responses= ---------------------------------------
+
+
+@dataclass
+class Zoo:
+    id: int
+    name: str
+
+
+def declared_app(result: Any, **options: Any) -> App:
+    app = App(**options)
+
+    @app.post("/zoos", responses={201: Zoo, 204: None})
+    def create_zoo(request: Request) -> Any:
+        return result
+
+    return app
+
+
+MISMATCHES = [
+    ("undeclared-status", ({"id": 1, "name": "x"}, 200), "answered 200, but its responses= declares only 201, 204"),
+    ("wrong-field-type", ({"id": "one", "name": "x"}, 201), "answered 201 with a body that is not a Zoo: id: must be an integer"),
+    ("missing-field", ({"id": 1}, 201), "answered 201 with a body that is not a Zoo: name: required"),
+    ("extra-field", ({"id": 1, "name": "x", "age": 3}, 201), "answered 201 with a body that is not a Zoo: age: unknown field"),
+    ("body-for-204", ("text", 204), "answered 204 with a body, but responses= declares none for 204"),
+    ("text-for-a-model", ("text", 201), "answered 201 with str, but responses= declares Zoo"),
+]
+
+
+@pytest.mark.parametrize("result, message", [c[1:] for c in MISMATCHES], ids=[c[0] for c in MISMATCHES])
+def test_debug_checks_answers_against_responses(result: Any, message: str) -> None:
+    body = make_client(declared_app(result, debug=True)).post("/zoos", status=500).json
+    assert body["detail"] == (
+        f"ResponseMismatch: handler tests.test_app.declared_app.<locals>.create_zoo for '/zoos' {message}"
+    )
+
+
+@pytest.mark.parametrize(
+    "result, status",
+    [(({"id": 1, "name": "x"}, 201), 201), ((Zoo(2, "y"), 201), 201), (None, 204), ((Response(b"", 201)), 201)],
+    ids=["dict", "dataclass", "none", "response-object"],
+)
+def test_debug_accepts_declared_answers(result: Any, status: int) -> None:
+    make_client(declared_app(result, debug=True)).post("/zoos", status=status)
+
+
+def test_without_debug_responses_are_documentation_only() -> None:
+    make_client(declared_app(({"id": "one"}, 200))).post("/zoos", status=200)
+
+
+# -- hooks: the order, and before-hooks on answers no handler gives ------------------------------
+
+
+def test_hook_order_for_every_kind_of_answer() -> None:
+    app = App()
+    seen: list[str] = []
+
+    @app.before_request
+    def before(request: Request) -> None:
+        seen.append(f"before {request.method} {request.route.name if request.route else None}")
+
+    @app.after_request
+    def after(request: Request, response: Response) -> None:
+        seen.append(f"after {response.status}")
+
+    @app.errorhandler(404)
+    def not_found(request: Request, error: BaseException) -> Any:
+        seen.append("errorhandler 404")
+        return {"error": "nothing"}, 404
+
+    @app.get("/zoos")
+    def list_zoos(request: Request) -> Any:
+        seen.append("handler")
+        return []
+
+    client = make_client(app)
+    client.get("/zoos")
+    client.delete("/zoos", status=405)
+    client.options("/zoos", status=204)
+    client.get("/nothing", status=404)
+    client.get("/zoos/", status=308)
+    assert seen == [
+        "before GET list_zoos", "handler", "after 200",
+        "before DELETE None", "after 405",
+        "before OPTIONS None", "after 204",
+        "before GET None", "errorhandler 404", "after 404",
+        "before GET None", "after 308",
+    ]
+
+
+def test_before_hook_can_answer_an_automatic_options() -> None:
+    app = App()
+
+    @app.before_request
+    def preflight(request: Request) -> Any:
+        if request.method == "OPTIONS":
+            return Response(b"", 204, {"Access-Control-Allow-Origin": "*"})
+        return None
+
+    @app.get("/zoos")
+    def list_zoos(request: Request) -> Any:
+        return []
+
+    assert make_client(app).options("/zoos", status=204).headers["Access-Control-Allow-Origin"] == "*"

@@ -102,6 +102,33 @@ def test_adapter_answers_like_bare_wsgi(
     assert scenario.status == expected[scenario.key][0]
 
 
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_adapters_send_the_paging_and_etag_headers(adapter: str, adapter_apps: dict[str, Any]) -> None:
+    """The REST scenarios compare headers too: the same Link, X-Total-Count and ETag everywhere."""
+    from benchmarks.adapters import PET_ETAG, page_links
+
+    if adapter in PEERS:
+        pytest.importorskip(adapter, reason=f"{adapter} is a benchmark extra: pip install '.[bench]'")
+    app = adapter_apps[adapter][10]
+    for scenario in SCENARIOS:
+        if scenario.key not in ("paged", "not_modified"):
+            continue
+        sent: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            sent.update((name.lower(), value) for name, value in headers)
+            return lambda data: None
+
+        result = (validator(app) if adapter in ("bare", "restkit") else app)(environ_for(scenario), start_response)
+        b"".join(result)
+        getattr(result, "close", lambda: None)()
+        if scenario.key == "paged":
+            assert sent["x-total-count"] == "100"
+            assert sent["link"] == page_links("http://127.0.0.1:8000/pets", 20, 40, 100)
+        else:
+            assert sent["etag"] == PET_ETAG
+
+
 def test_falcon_is_measured_as_pure_python() -> None:
     pytest.importorskip("falcon", reason="falcon is a benchmark extra: pip install '.[bench]'")
     code = (
@@ -185,91 +212,14 @@ def test_python_client_fallback_loads_a_server(live_server: Callable[..., Any]) 
     assert PATH.startswith("/zoos/")
 
 
-# --- the fast paths of App.__call__ answer exactly as render() would ----------------
-
-FAST_VALUES = [{"a": 1}, [1, "two"], "text é", b"raw", None]
-FAST_STATUSES = [200, 201, 204, 205, 304, 404, 599]
-
-
-@pytest.mark.parametrize("status", FAST_STATUSES)
-@pytest.mark.parametrize("value", FAST_VALUES, ids=lambda v: type(v).__name__)
-def test_returned_value_and_status_match_render(value: Any, status: int) -> None:
-    from restkit import App
-    from restkit.response import render
-
-    app = App()
-    app.add_route("/plain", lambda request: value, name="plain")
-    app.add_route("/with_status", lambda request: (value, status), name="with_status")
-    for path, returned in (("/plain", value), ("/with_status", (value, status))):
-        want_status, want_headers, want_body = render(returned).to_wsgi()
-        scenario = Scenario("x", "x", "GET", path)
-        got: dict[str, Any] = {}
-
-        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            got["status"], got["headers"] = line, headers
-
-        result = validator(app)(environ_for(scenario), start_response)
-        body = b"".join(result)
-        result.close()  # type: ignore[attr-defined]
-        assert (got["status"], got["headers"], body) == (want_status, want_headers, b"".join(want_body))
-
-
-def test_http_error_fast_path_matches_a_rendered_error() -> None:
-    from restkit import App, NotFound, Unauthorized
-    from restkit.response import JSON_TYPE, Response, json_dumps
-
-    app = App()
-
-    @app.get("/gone")
-    def gone(request: Any) -> None:
-        raise NotFound("nothing here", hint=3)
-
-    @app.get("/who")
-    def who(request: Any) -> None:
-        raise Unauthorized("token please")
-
-    for path, exc in (("/gone", NotFound("nothing here", hint=3)), ("/who", Unauthorized("token please"))):
-        want = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE).to_wsgi()
-        got: dict[str, Any] = {}
-
-        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            got["status"], got["headers"] = line, headers
-
-        result = validator(app)(environ_for(Scenario("x", "x", "GET", path)), start_response)
-        body = b"".join(result)
-        result.close()  # type: ignore[attr-defined]
-        assert (got["status"], got["headers"], body) == (want[0], want[1], b"".join(want[2]))
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "", "a=1", "a=1&b=2&a=3", "a", "a=", "=b", "&&a=1&&", "a=1=2", "a+b=c+d", "%41%42=%e4%b8%ad",
-        "a=%zz&b=%e4", "a=%2B+%2b", "+=+", "a=%", "k=%FF%FE", "é=ü", "a=1;b=2", "a=%25%32%35",
-    ],
-)
-def test_split_pairs_equals_parse_qsl(text: str) -> None:
-    from urllib.parse import parse_qsl
-
-    from restkit.forms import split_pairs
-
-    assert split_pairs(text) == parse_qsl(text, keep_blank_values=True, errors="replace")
-
-
-def test_status_table_loads_on_first_use_with_the_same_lines() -> None:
-    from http import HTTPStatus
-
-    from restkit import app as app_module
-    from restkit import status
-
-    assert app_module._OK == status.status_line(200)
-    assert status.HTTPStatus is HTTPStatus
-    for member in HTTPStatus:
-        assert status.status_line(int(member)) == f"{int(member)} {member.phrase}"
-    code = (
-        "import sys; sys.path.insert(0, '.'); import restkit\n"
-        "assert not {'http', 'urllib.parse', 'json', 'email', 'logging', 'dataclasses', 'socket'} & set(sys.modules), 'imported with restkit'\n"
-        "from restkit.status import status_line\n"
-        "assert status_line(404) == '404 Not Found' and status_line(599) == '599 Server Error'\n"
+@pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs git and a checkout")
+def test_baseline_compares_with_a_commit_in_one_run() -> None:
+    pytest.importorskip("falcon", reason="falcon is a benchmark extra: pip install '.[bench]'")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.baseline", "HEAD", "--repeats", "1", "--seconds", "0.005", "--cpu-time"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), check=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "| scenario | restkit HEAD | restkit now | now / HEAD | Falcon (pure Python) |" in done.stdout
+    for scenario in SCENARIOS:
+        assert f"| {scenario.title} | " in done.stdout

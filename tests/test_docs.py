@@ -233,3 +233,41 @@ if __name__ == "__main__":
     import sys
 
     write_readme_screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/docs-screenshot.png"))
+
+
+# --- inline code, patterns, and samples that satisfy them ----------------------------------
+
+
+@dataclasses.dataclass
+class TagIn:
+    code: Annotated[str, Field(pattern=r"[A-Z]{3}-\d{2}", description="like `ABC-12`")]
+    slug: Annotated[str, Field(pattern=r"[a-z]+(-[a-z]+)*", min_length=3)]
+    kind: Annotated[str, Field(pattern=r"(?:cat|dog)s?")] = "cat"
+
+
+def make_tag_app() -> App:
+    app = App(openapi=True, title="Tags", description="Tags for `zoos`.")
+
+    @app.post("/tags", body=TagIn, responses={201: TagIn})
+    def create_tag(request: Request, body: TagIn) -> Any:
+        """Create a tag.
+
+        Send ``code`` and `slug`; the answer echoes them.
+        """
+        return body, 201
+
+    return app
+
+
+@needs_chromium
+def test_docs_render_inline_code_patterns_and_samples_that_fit(live_server: Any, tmp_path: Path) -> None:
+    server = live_server(make_tag_app())
+    dom = dump_dom(f"{server.url}/docs#op=create_tag&send=1", tmp_path)
+    assert '<p id="description">Tags for <code>zoos</code>.</p>' in dom
+    op = operation(dom, "create_tag")
+    assert "<p>Send <code>code</code> and <code>slug</code>; the answer echoes them.</p>" in op
+    assert 'matches <code class="pattern">[A-Z]{3}-\\d{2}</code>, like <code>ABC-12</code>' in op
+    assert 'min length 3, matches <code class="pattern">[a-z]+(-[a-z]+)*</code>' in op
+    status, body = result_box(op)  # the sample body was accepted: it satisfies the patterns
+    assert status == "201", body
+    assert json.loads(body) == {"code": "AAA-00", "slug": "a-a", "kind": "cat"}

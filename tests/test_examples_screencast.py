@@ -454,3 +454,27 @@ def test_cli_serves_the_pattern_without_a_screen() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+NO_PILLOW = "import runpy, sys; sys.modules['PIL'] = None; runpy.run_module('examples.screencast', run_name='__main__')"
+
+
+def test_without_pillow_help_works_and_serving_is_one_line() -> None:
+    helped = subprocess.run([sys.executable, "-c", NO_PILLOW, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert helped.returncode == 0 and "--source" in helped.stdout, helped.stderr
+    result = subprocess.run([sys.executable, "-c", NO_PILLOW, "--source", "pattern"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "screencast: needs Pillow and mss, not installed here (import of PIL halted; None in sys.modules):"
+        " pip install '.[examples]'"
+    ]
+
+
+def test_page_says_still_and_escapes_what_it_inserts(hubs: Callable[..., Broadcaster]) -> None:
+    page = make_client(make_app(hubs(PatternSource()))).get("/", extra_environ={"SCRIPT_NAME": "/a&b"}).text
+    # url_for already percent-encodes; the page escapes again for where each
+    # URL lands (an HTML attribute; a JSON string inside <script>)
+    assert 'src="/a%26b/stream"' in page
+    assert 'fetch("/a%26b/stats", ' in page
+    assert 'stats.capturing && stats.fps < 1 ? "still"' in page

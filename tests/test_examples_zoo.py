@@ -607,18 +607,18 @@ def test_rate_limit_is_429_with_retry_after(zoo_db: str) -> None:
 
 
 def test_rate_limiter_window_slides() -> None:
-    from examples.zoo.ratelimit import RateLimiter
+    """The zoo's limit is restkit.ratelimit's sliding window (its own tests: tests/test_ratelimit.py)."""
+    from restkit.ratelimit import MemoryStore
 
     now = [1000.0]
-    limiter = RateLimiter(2, clock=lambda: now[0])
-    assert limiter.hit("a")[0] and limiter.hit("a")[0]
-    allowed, remaining, retry = limiter.hit("a")
+    store = MemoryStore(clock=lambda: now[0])
+    assert store.hit("a", 2, 60).allowed and store.hit("a", 2, 60).allowed
+    allowed, remaining, retry = store.hit("a", 2, 60)
     assert not allowed and remaining == 0 and retry == 60
     now[0] += 30
-    assert limiter.hit("a")[2] == 30 and limiter.hit("b")[0]
+    assert store.hit("a", 2, 60).reset == 30 and store.hit("b", 2, 60).allowed
     now[0] += 30.5
-    assert limiter.hit("a") == (True, 1, 0)  # refused requests were not recorded
-    assert RateLimiter(0).hit("a")[0]
+    assert store.hit("a", 2, 60)[:2] == (True, 1)  # refused requests were not recorded
 
 
 # --- validation: 422 with details ------------------------------------------------------------

@@ -230,3 +230,35 @@ def test_gunicorn_workers_share_the_database(tmp_path: Path) -> None:
         assert status == 200 and int(headers["x-total-count"]) == 200 + 4  # and the demo animals
     finally:
         stop_process(process, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("server", ["restkit", "gunicorn"])
+def test_the_rate_limit_is_the_same_under_restkit_and_gunicorn(tmp_path: Path, server: str) -> None:
+    """restkit.ratelimit counts per process: one server process, the same answers from either server."""
+    port = free_port()
+    db = tmp_path / "zoo.db"
+    if server == "restkit":
+        process = start_zoo(db, port, "--token", TOKEN, "--rate-limit", "5")
+    else:
+        if shutil.which("gunicorn", path=str(Path(sys.executable).parent)) is None:
+            pytest.skip("gunicorn is not installed (pip install gunicorn)")
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "--workers", "1", "--threads", "4",
+             "--bind", f"127.0.0.1:{port}", f"examples.zoo.app:make_app({str(db)!r}, token={TOKEN!r}, rate_limit=5)"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+    try:
+        if server == "gunicorn":
+            wait_until_serving(process, port)  # one request of the five
+        answers = [call(port, "GET", "/v1/zoos", token=None) for _ in range(6)]
+        statuses = [status for status, _, _ in answers]
+        assert statuses == [200, 200, 200, 200, 429, 429], statuses
+        assert [headers["x-ratelimit-remaining"] for _, headers, _ in answers] == ["3", "2", "1", "0", "0", "0"]
+        for status, headers, body in answers[4:]:
+            assert headers["x-ratelimit-limit"] == "5" and 1 <= int(headers["retry-after"]) <= 60
+            assert "more than 5 requests a minute" in body["error"]
+    finally:
+        if server == "restkit":
+            stop_zoo(process)
+        else:
+            stop_process(process, signal.SIGTERM)

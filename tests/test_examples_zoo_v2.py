@@ -78,7 +78,7 @@ V1_REQUESTS = [
 def test_v1_clients_see_no_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same v1 requests on one database, with /v2 installed and without it: the same answers, byte for byte."""
     with_v2 = new_app(tmp_path)
-    monkeypatch.setattr(zoo_app, "install_v2", lambda app, store: None)
+    monkeypatch.setattr(zoo_app, "install_v2", lambda app, store, writer: None)
     without_v2 = new_app(tmp_path)
     try:
         assert make_client(with_v2).get("/v2/zoos").status_int == 200

@@ -543,3 +543,13 @@ def test_security_schemes_and_requirements() -> None:
     assert document["paths"]["/things"]["post"]["security"] == [{"bearerAuth": []}]
     assert "security" not in document["paths"]["/things"]["get"]
     assert "securitySchemes" not in App(openapi=True).openapi()["components"]
+
+
+def test_a_security_requirement_documents_its_401() -> None:
+    app = App(security_schemes={"bearerAuth": {"type": "http", "scheme": "bearer"}})
+
+    @app.post("/things", security=[{"bearerAuth": []}])
+    def create(request: Any) -> None:
+        return None
+
+    assert "401" in app.openapi()["paths"]["/things"]["post"]["responses"]

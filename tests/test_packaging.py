@@ -32,9 +32,10 @@ def test_imports_only_the_standard_library(module: str) -> None:
     assert not outside, f"restkit/{module} imports {sorted(outside)}"
 
 
-def test_py_typed_is_shipped() -> None:
-    assert (PACKAGE / "py.typed").exists()
-    assert "py.typed" in (ROOT / "pyproject.toml").read_text()
+def test_py_typed_and_the_docs_page_are_shipped() -> None:
+    for data in ("py.typed", "docs.html"):
+        assert (PACKAGE / data).exists()
+        assert f'"{data}"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_mypy_strict_passes() -> None:
@@ -53,7 +54,10 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True, timeout=600, capture_output=True)
     added = _installed(python) - before
     assert added == {"restkit"}
-    probe = "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules"
+    probe = (
+        "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules\n"
+        "from restkit.docs import docs_page; assert '<script>' in docs_page('T', '/openapi.json')  # docs.html shipped\n"
+    )
     result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0.1.0"
@@ -62,3 +66,15 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
 def _installed(python: Path) -> set[str]:
     out = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], check=True, capture_output=True, text=True)
     return {entry["name"].lower() for entry in json.loads(out.stdout)}
+
+
+def test_import_restkit_loads_no_heavy_module() -> None:
+    """`import restkit` stays fast: what only some apps need is imported on first use (see restkit/lazy.py)."""
+    code = (  # -S: no site, so only what restkit imports is loaded (an editable install's finder imports more)
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import restkit\n"
+        "heavy = {'http', 'urllib.parse', 'json', 'email', 'logging', 'dataclasses', 'socket', 'inspect', 'uuid'}\n"
+        "assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))\n"
+        "from restkit.status import status_line\n"
+        "assert status_line(404) == '404 Not Found' and status_line(599) == '599 Server Error'\n"
+    )
+    subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, check=True, timeout=60)

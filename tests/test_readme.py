@@ -42,3 +42,82 @@ def test_the_typed_validation_example() -> None:
     assert "limit" in client.get("/zoos?limit=500", status=400).json["error"]
     assert client.get("/openapi.json").json["paths"]["/zoos"]["post"]["summary"] == "Create a zoo."
     assert client.get("/docs").content_type == "text/html"
+
+
+def _sample(marker: str) -> Any:
+    return _run(next(s for s in SAMPLES if marker in s))
+
+
+def test_the_paging_example() -> None:
+    client = make_client(_sample("BOOKMARKS")["app"])
+    page = client.get("/bookmarks?tag=blog&sortby=title&order=desc&limit=5")
+    assert page.headers["X-Total-Count"] == "16" and len(page.json) == 5
+    assert 'rel="next"' in page.headers["Link"] and "tag=blog" in page.headers["Link"]
+    assert "do not mix" in client.get("/bookmarks?limit=5&page=2", status=400).json["error"]
+
+
+def test_the_conditional_example() -> None:
+    client = make_client(_sample("check_preconditions")["app"])
+    tag = client.get("/notes/1").headers["ETag"]
+    assert client.get("/notes/1", headers={"If-None-Match": tag}, status=304).body == b""
+    assert client.put_json("/notes/1", {"text": "x"}, status=428).json["error"]
+    assert client.put_json("/notes/1", {"text": "x"}, headers={"If-Match": '"old"'}, status=412).json["error"]
+    from restkit.conditional import make_etag
+
+    current = make_etag(repr({"id": 1, "text": "hello", "version": 1}).encode())
+    assert client.put_json("/notes/1", {"text": "x"}, headers={"If-Match": current}).json["version"] == 2
+
+
+def test_the_cors_example() -> None:
+    client = make_client(_sample("CORS(")["app"])
+    answer = client.get("/ping", headers={"Origin": "https://app.example"})
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert answer.headers["Access-Control-Allow-Credentials"] == "true"
+    preflight = client.options("/ping", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+                               status=403)
+    assert "evil.example" in preflight.json["error"]
+
+
+def test_the_auth_example() -> None:
+    client = make_client(_sample("Bearer(")["app"])
+    assert client.get("/me", headers={"Authorization": "Bearer r3ad"}).json == {"name": "bob"}
+    assert client.get("/me", status=401).headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.post("/posts", headers={"Authorization": "Bearer r3ad"}, status=403).json["error"]
+    assert client.post("/posts", headers={"Authorization": "bearer  s3cret"}, status=201).json == {"created": True}
+    assert client.get("/openapi.json").json["paths"]["/posts"]["post"]["security"] == [{"bearerAuth": []}]
+
+
+def test_the_rate_limit_example() -> None:
+    client = make_client(_sample("RateLimit(")["app"])
+    for remaining in (4, 3, 2, 1, 0):
+        assert client.post("/login").headers["X-RateLimit-Remaining"] == str(remaining)
+    refused = client.post("/login", status=429)
+    assert refused.headers["Retry-After"] and "requests in 300 seconds" in refused.json["error"]
+
+
+def test_the_compression_example() -> None:
+    from tests.conftest import wsgi_call
+
+    status, headers, body = wsgi_call(_sample("Compression(")["app"], "GET", "/animals", {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and body[:2] == b"\x1f\x8b"
+
+
+def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    sample = next(s for s in SAMPLES if "def create_app" in s and "webtest" in s)
+    (tmp_path / "test_items.py").write_text(sample)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_items.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "3 passed" in done.stdout
+
+
+def test_the_route_options_table_lists_every_option() -> None:
+    from restkit.routing import ROUTE_OPTIONS
+
+    table = README.split("| option | what it is | default |", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\s*\| `(\w+)` \|", table, re.M)
+    assert listed == list(ROUTE_OPTIONS)

@@ -10,14 +10,14 @@ import io
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
 
-from restkit import App, Response, json_dumps, multipart_stream
-from restkit.response import render
+from restkit import App, MultiDict, Response, json_dumps, multipart_stream
+from restkit.response import render, wsgi_result
 
 from tests.conftest import make_client
 
@@ -190,7 +190,7 @@ class Tracked:
 
 
 def test_generator_is_streamed_and_closed() -> None:
-    tracked = Tracked([b"one ", "two ", b"", b"three"])
+    tracked = Tracked([b"one ", bytearray(b"two "), b"", b"three"])
     client = make_client(single_route_app(lambda: tracked, produces=None))
     resp = client.get("/r")
     assert resp.body == b"one two three"
@@ -585,3 +585,118 @@ def test_205_has_no_content_but_passes_the_validator() -> None:
     response = make_client(app).post("/forms/reset", status=205)
     assert response.body == b""
     assert response.headers["Content-Length"] == "0"
+
+
+# -- return values restkit cannot send fail clearly ---------------------------------------------
+
+
+class Point(NamedTuple):
+    x: int
+    y: int
+
+
+REFUSED = [
+    ("namedtuple", Point(1, 2), "a handler returned Point, a tuple subclass, which restkit cannot send: return value._asdict() for JSON, or a plain (body, status) tuple"),
+    ("set", {1, 2}, "a handler returned set, which restkit cannot send: return list(value) for JSON"),
+    ("multidict", MultiDict([("a", "1")]), "a handler returned MultiDict, which restkit cannot send: return dict(value) for JSON"),
+    ("object", object(), "a handler returned object, which restkit cannot send"),
+]
+
+
+@pytest.mark.parametrize("value, message", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_values_restkit_cannot_send_are_a_500_that_names_the_handler(
+    value: Any, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(single_route_app(lambda: value))
+    assert client.get("/r", status=500).json == {"error": "internal server error"}
+    (record,) = [r for r in caplog.records if r.name == "restkit"]
+    assert record.getMessage() == f"500 on GET /r (handler tests.test_response.single_route_app.<locals>.r): TypeError: {message}"
+
+
+@pytest.mark.parametrize(
+    "chunks, kind",
+    [([b"ok", "text"], "str"), ([3], "int"), ([b"a", None], "NoneType")],
+    ids=["str", "int", "none"],
+)
+def test_a_stream_of_non_bytes_fails_naming_the_handler(chunks: list[Any], kind: str) -> None:
+    app = App()
+
+    @app.get("/stream", produces=None)
+    def stream_things(request: Any) -> Any:
+        return iter(chunks)
+
+    _, body = start(app, "GET", "/stream")
+    with pytest.raises(TypeError) as caught:
+        list(body)
+    body.close()
+    assert str(caught.value).startswith(f"handler tests.test_response.{stream_things.__qualname__} yielded {kind}, not bytes")
+    if kind == "str":
+        assert str(caught.value).endswith("(encode it: chunk.encode())")
+
+
+def test_a_first_chunk_of_str_is_a_500_from_a_server(live_server: Any) -> None:
+    import http.client
+
+    app = App()
+
+    @app.get("/text", produces=None)
+    def text_stream(request: Any) -> Any:
+        yield "not bytes"
+
+    server = live_server(app)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/text")
+    assert connection.getresponse().status == 500
+    connection.close()
+
+
+# -- wsgi_result (the fast path of App.__call__) answers exactly as render() would ----------------
+
+FAST_VALUES = [{"a": 1}, [1, "two"], "text é", b"raw", None]
+FAST_STATUSES = [200, 201, 204, 205, 304, 404, 599]
+
+
+@pytest.mark.parametrize("status", FAST_STATUSES)
+@pytest.mark.parametrize("value", FAST_VALUES, ids=lambda v: type(v).__name__)
+def test_returned_value_and_status_match_render(value: Any, status: int) -> None:
+    app = App()
+    app.add_route("/plain", lambda request: value, name="plain")
+    app.add_route("/with_status", lambda request: (value, status), name="with_status")
+    for path, returned in (("/plain", value), ("/with_status", (value, status))):
+        want_status, want_headers, want_body = render(returned).to_wsgi()
+        assert wsgi_result(returned)[:2] == (want_status, want_headers)
+        got, result = start(app, "GET", path)
+        body = b"".join(result)
+        result.close()
+        assert (got["status"], got["headers"], body) == (want_status, want_headers, b"".join(want_body))
+
+
+def test_http_error_fast_path_matches_a_rendered_error() -> None:
+    from restkit import NotFound, Unauthorized
+    from restkit.response import JSON_TYPE
+
+    app = App()
+
+    @app.get("/gone")
+    def gone(request: Any) -> None:
+        raise NotFound("nothing here", hint=3)
+
+    @app.get("/who")
+    def who(request: Any) -> None:
+        raise Unauthorized("token please")
+
+    for path, exc in (("/gone", NotFound("nothing here", hint=3)), ("/who", Unauthorized("token please"))):
+        want = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE).to_wsgi()
+        got, result = start(app, "GET", path)
+        body = b"".join(result)
+        result.close()
+        assert (got["status"], got["headers"], body) == (want[0], want[1], b"".join(want[2]))
+
+
+@pytest.mark.parametrize(
+    "returned, status",
+    [(Response(b"x", 202), "202 Accepted"), ((Response(b"x", 202), 201), "201 Created"), ((Response(b"x"), 404, {"X-A": "1"}), "404 Not Found")],
+    ids=["response", "response-with-status", "response-with-status-and-headers"],
+)
+def test_wsgi_result_of_a_response_takes_the_tuples_status(returned: Any, status: str) -> None:
+    assert wsgi_result(returned)[0] == status

@@ -591,10 +591,166 @@ def test_thousand_routes_match_correctly(kind: str) -> None:
     assert router.match("POST", "/r999/items" + ("" if kind == "static" else "/1")).allowed == {"GET", "HEAD", "OPTIONS"}
 
 
-def test_lookup_agrees_with_match() -> None:
+
+# -- mistakes fail when the route is added, saying what to write instead ----------------------
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"bdy": dict}, "unknown route option bdy= for POST '/a': did you mean body=? route options are produces, body,"),
+        ({"respones": {201: None}}, "unknown route option respones= for POST '/a': did you mean responses=?"),
+        ({"erorrs": [409]}, "unknown route option erorrs= for POST '/a': did you mean errors=?"),
+        ({"method": "PUT"}, "unknown route option method= for POST '/a': did you mean methods=?"),
+        ({"zzz": 1}, "unknown route option zzz= for POST '/a': route options are produces, body, query,"),
+        ({"produces": 3}, "route option produces= for POST '/a' must be a media type such as 'text/html', or None, not 3"),
+        ({"body": "ZooIn"}, "route option body= for POST '/a' must be a dataclass or TypedDict (or list[Model]), not 'ZooIn'"),
+        ({"responses": {"201": None}}, "route option responses= for POST '/a' must be a dict of status code to model"),
+        ({"errors": 409}, "route option errors= for POST '/a' must be a list of status codes, e.g. [404, 409], not 409"),
+        ({"tags": "zoos"}, "route option tags= for POST '/a' must be a list of strings, e.g. ['zoos'], not 'zoos'"),
+        ({"unknown_fields": "drop"}, "route option unknown_fields= for POST '/a' must be 'reject' or 'ignore', not 'drop'"),
+        ({"partial": "yes"}, "route option partial= for POST '/a' must be True or False, not 'yes'"),
+        ({"include_in_schema": None}, "route option include_in_schema= for POST '/a' must be True or False, not None"),
+        ({"header_params": ["If-Match", 3]}, "route option header_params= for POST '/a' must be a list of header names"),
+        ({"security": ["bearerAuth"]}, "route option security= for POST '/a' must be a list of requirements"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else None,
+)
+def test_route_options_are_a_closed_typed_set(options: dict[str, Any], message: str) -> None:
+    app = App()
+    with pytest.raises(RouteError) as caught:
+        app.add_route("/a", handler, methods=["POST"], **options)
+    assert str(caught.value).startswith(message)
+    assert app.router.routes == []
+
+
+def show_by_id(request, id) -> Any:
+    return {}
+
+
+def show_without_request(item_id) -> Any:
+    return {}
+
+
+def ping() -> Any:
+    return {}
+
+
+def show_needing_more(request, item_id, extra) -> Any:
+    return {}
+
+
+def create_without_body(request) -> Any:
+    return {}
+
+
+def list_without_query(request: Any, **path: Any) -> Any:
+    return {}
+
+
+def show_positional_only(request, item_id, /) -> Any:
+    return {}
+
+
+SIGNATURE_MISTAKES = [
+    ("path-parameter-not-taken", show_by_id, "/items/<int:item_id>", {},
+     "handler show_by_id(request, id) for GET '/items/<int:item_id>' does not take the path parameter "
+     "item_id as a keyword argument: write def show_by_id(request, item_id)"),
+    ("no-request-parameter", show_without_request, "/items/<int:item_id>", {},
+     "handler show_without_request(item_id) for GET '/items/<int:item_id>' would receive the request in item_id: "
+     "the request comes first; write def show_without_request(request, item_id)"),
+    ("no-parameters-at-all", ping, "/ping", {},
+     "handler ping() for GET '/ping' must take the request as its first parameter: write def ping(request)"),
+    ("requires-what-nobody-passes", show_needing_more, "/items/<int:item_id>", {},
+     "handler show_needing_more(request, item_id, extra) for GET '/items/<int:item_id>' requires "
+     "extra, which the route does not pass (it passes item_id): give extra a default, or write "
+     "def show_needing_more(request, item_id)"),
+    ("body-declared-not-taken", create_without_body, "/items", {"body": dict},
+     "handler create_without_body(request) for GET '/items' does not take body=, the validated body the route "
+     "declares, as a keyword argument: write def create_without_body(request, body)"),
+    ("path-parameter-positional-only", show_positional_only, "/items/<int:item_id>", {},
+     "handler show_positional_only(request, item_id, /) for GET '/items/<int:item_id>' does not take the "
+     "path parameter item_id as a keyword argument"),
+]
+
+
+@pytest.mark.parametrize("function, pattern, options, message", [c[1:] for c in SIGNATURE_MISTAKES],
+                         ids=[c[0] for c in SIGNATURE_MISTAKES])
+def test_handler_signature_must_fit_the_route(function: Any, pattern: str, options: dict[str, Any], message: str) -> None:
     router = Router()
-    router.add_route("/zoos", make("zoos"), methods=["GET", "POST"])
-    router.add_route("/zoos/<int:zoo_id>", make("zoo"))
-    for method, path in [("GET", "/zoos"), ("HEAD", "/zoos/3"), ("PUT", "/zoos"), ("GET", "/nothing"),
-                         ("DELETE", "/zoos/3"), ("GET", "/zoos/x")]:
-        assert router.lookup(method, path) == tuple(router.match(method, path))
+    with pytest.raises(RouteError) as caught:
+        router.add_route(pattern, function, **options)
+    assert str(caught.value).startswith(message)
+    assert router.routes == []
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda request, item_id: None,
+        lambda request, **params: None,
+        lambda *args, **kwargs: None,
+        lambda request, *, item_id, extra=1: None,
+        list_without_query,
+    ],
+    ids=["exact", "var-keyword", "var-everything", "keyword-only-with-default", "kwargs-function"],
+)
+def test_handler_signatures_that_fit(function: Any) -> None:
+    Router().add_route("/items/<int:item_id>", function)
+
+
+def test_callable_objects_and_bound_methods_are_checked_too() -> None:
+    class Resource:
+        def show(self, request: Any, item_id: int) -> Any:
+            return {"id": item_id}
+
+        def __call__(self, request: Any) -> Any:
+            return {}
+
+    router = Router()
+    router.add_route("/items/<int:item_id>", Resource().show)
+    with pytest.raises(RouteError, match=r"does not take the path parameter item_id"):
+        router.add_route("/other/<int:item_id>", Resource())
+
+
+@pytest.mark.parametrize(
+    "pattern, message",
+    [
+        ("/items/{item_id}", "bad segment '{item_id}' in '/items/{item_id}': restkit writes a path parameter as <name> "
+                             "or <converter:name>, not {name}: write '/items/<item_id>' (or '/items/<int:item_id>' for an integer)"),
+        ("/zoos/{zoo_id:int}/animals", "write '/zoos/<zoo_id>/animals' (or '/zoos/<int:zoo_id>/animals' for an integer)"),
+        ("/a{b}", "bad segment 'a{b}'"),
+    ],
+    ids=["openapi-style", "with-a-format", "inside-a-segment"],
+)
+def test_braces_are_refused_with_the_restkit_spelling(pattern: str, message: str) -> None:
+    with pytest.raises(RouteError) as caught:
+        Router().add_route(pattern, handler)
+    assert message in str(caught.value)
+
+
+def test_routes_hash_and_can_key_a_dict() -> None:
+    router = Router()
+    route = router.add_route("/zoos", handler, name="zoos", tags=["zoos"])
+    assert {route: 1}[route] == 1
+    assert hash(route) == hash(router.routes[0]) and route == router.routes[0]
+    assert route != router.add_route("/other", handler, name="other")
+
+
+def test_a_decorator_that_supplies_arguments_is_trusted() -> None:
+    import functools
+
+    def with_user(function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(request: Any, **params: Any) -> Any:
+            return function(request, user="alice", **params)
+
+        return wrapper
+
+    @with_user
+    def show(request: Any, item_id: int, user: str) -> Any:
+        return {"id": item_id, "user": user}
+
+    app = App()
+    app.add_route("/items/<int:item_id>", show)
+    assert make_client(app).get("/items/3").json == {"id": 3, "user": "alice"}

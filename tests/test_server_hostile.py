@@ -1,9 +1,12 @@
 """restkit.server against hostile and broken clients: none of them stops others being served.
 
-Slowloris drippers, a thousand idle keep-alive connections, the connection
-cap, a client that never reads a 10 MB answer, half-closed and reset
-connections, silent ones and garbage.  The server runs in this process
-(``live_server``), so the RSS printed here is the server's and the clients'
+Slowloris drippers (of the head and of the body), a thousand idle
+keep-alive connections, the connection cap, running out of file
+descriptors, open streams on a small pool, a client that never reads a
+10 MB answer, half-closed and reset connections, churn, silent clients and
+garbage.  The server runs in this process (``live_server``) except where a
+descriptor limit is set, so the RSS printed here (``pytest -s``; also
+recorded with ``record_property``) is the server's and the clients'
 together.
 
 Every socket has a timeout and every load is bounded in count and time;
@@ -62,13 +65,16 @@ class BigBody:
 
 
 def make_app(state: dict[str, Any]) -> Any:
-    """A raw WSGI app: ``/`` says ok, ``/big`` is 10 MB, ``/slow`` waits, ``/upload`` reads its body."""
+    """A raw WSGI app: ``/`` says ok, ``/big`` is 10 MB, ``/64k`` 64 KiB, ``/slow`` waits, ``/upload`` reads."""
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         path = environ["PATH_INFO"]
         if path == "/big":
             start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(BIG))])
             return BigBody(state)
+        if path == "/64k":
+            start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", "65536")])
+            return [b"\0" * 65536]
         if path == "/slow":
             time.sleep(0.3)
         elif path == "/upload":
@@ -525,6 +531,41 @@ def test_client_that_never_reads_a_big_answer_is_closed_and_the_body_closed(
     assert len(received) < BIG, "the whole body went into buffers: the test proves nothing"
     assert state["pieces"] < BIG // PIECE, "the server took the whole body from the app: a copy in memory"
     fresh_requests_succeed(srv.port, 1)
+
+
+def test_pipelining_flood_that_never_reads_is_closed(live_server: Any, state: dict[str, Any]) -> None:
+    """Requests sent without end, answers never read: the server stops reading, then closes, others go on."""
+    srv = live_server(make_app(state), timeout=1.0)
+    flood = socket.socket()
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood.settimeout(1.0)
+    batch = b"GET /64k HTTP/1.1\r\nHost: t\r\n\r\n" * 1000
+    sent, closed, limit = 0, False, 128 * 1024 * 1024
+    rss_before = rss_mib()
+    try:
+        flood.connect(("127.0.0.1", srv.port))
+        deadline = time.monotonic() + 30  # a guard: the server's timeout is 1 s
+        served = False
+        while time.monotonic() < deadline and sent < limit:
+            try:
+                sent += flood.send(batch)
+            except TimeoutError:  # the server stopped reading: serve others meanwhile
+                if not served:
+                    fresh_requests_succeed(srv.port, 5)
+                    served = True
+            except OSError:  # reset or broken pipe: the server closed it
+                closed = True
+                break
+        rss_after = rss_mib()
+    finally:
+        flood.close()
+    assert sent < limit, f"the server read {sent} bytes of requests whose answers nobody reads"
+    assert closed, "the server never closed a client that does not read its answers"
+    assert served
+    fresh_requests_succeed(srv.port, 1)
+    print(f"\npipelining flood: {sent / 1e6:.1f} MB sent before the server closed; RSS {rss_before:.1f} -> "
+          f"{rss_after:.1f} MiB")
+    assert rss_after - rss_before < RSS_GROWTH_LIMIT_MIB
 
 
 # -- half-closed, reset, silent and garbage clients ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""restkit.server over IPv6 loopback: ``::1``, ``::`` (dual-stack where the OS allows it), ``localhost``, ``--host ::1``.
+"""restkit.server over IPv6 loopback: ``::1``, ``::`` (dual-stack where the OS allows), ``localhost``, ``--host ::1``.
 
 Skipped, with the reason, on a machine where ``::1`` cannot be bound.
 """

@@ -92,3 +92,12 @@ def test_allows_body(code: int, expected: bool) -> None:
 
 def test_exports_httpstatus() -> None:
     assert status.HTTPStatus is HTTPStatus
+
+
+def test_status_table_loads_on_first_use_with_the_same_lines() -> None:
+    from restkit import response
+
+    assert response._OK == status.status_line(200)  # written out there so `import restkit` skips http
+    assert status.HTTPStatus is HTTPStatus
+    for member in HTTPStatus:
+        assert status.status_line(int(member)) == f"{int(member)} {member.phrase}"

@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from restkit import App, MultiDict, Request
+from restkit import App, MultiDict, Request, RouteError
 from restkit.validation import UNSET, Field, ValidationError, bind, given, validate, validate_query
 
 from .conftest import make_client
@@ -596,7 +596,7 @@ def no_query(request: Request, body: Person) -> Any:
 )
 def test_handlers_must_take_what_the_route_validates(handler: Any, options: dict[str, Any]) -> None:
     app = App()
-    with pytest.raises(TypeError, match=r"must take a (body|query)= parameter"):
+    with pytest.raises(RouteError, match=r"does not take (body|query)=, the validated (body|query) the route declares"):
         app.add_route("/things", handler, methods=["POST"], **options)
     assert app.router.routes == []
 

@@ -1,7 +1,7 @@
-"""The eight scenarios, and one adapter module per framework that implements them.
+"""The ten scenarios, and one adapter module per framework that implements them.
 
 Every adapter module defines ``make_app(route_count: int = 10)``, which
-returns a WSGI callable answering all eight scenarios the way that
+returns a WSGI callable answering all ten scenarios the way that
 framework is normally used.  ``route_count`` is the number of
 ``/r{i}/<int:id>`` routes; the benchmarks build one app with 10 of them and
 one with 1,000, and hit the last.  Every adapter answers every scenario with
@@ -52,6 +52,27 @@ assert len(ZOO_JSON) == 200, len(ZOO_JSON)
 #: The urlencoded form of scenario 5.
 ITEM_FORM = b"name=widget&color=blue&size=10&note=hello+world"
 
+#: The collection that scenario 9 pages through: 100 short items.
+PETS = [{"id": n, "name": f"pet {n}", "href": f"/pets/{n}"} for n in range(1, 101)]
+
+#: The entity tag of scenario 10's resource (set by the handler, as the zoo does from a version).
+PET_ETAG = '"pet-7-v3"'
+PET = {"id": 7, "name": "pet 7", "version": 3}
+
+
+def page_links(url: str, limit: int, offset: int, total: int) -> str:
+    """The RFC 8288 Link value of scenario 9 (restkit's paging rules, written out for the others)."""
+    from urllib.parse import urlencode
+
+    last = (total - 1) // limit * limit if total else 0
+    pages = [("first", 0)]
+    if offset > 0:
+        pages.append(("prev", min(max(offset - limit, 0), last)))
+    if offset + limit < total:
+        pages.append(("next", offset + limit))
+    pages.append(("last", last))
+    return ", ".join(f'<{url}?{urlencode([("limit", limit), ("offset", start)])}>; rel="{rel}"' for rel, start in pages)
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -66,6 +87,7 @@ class Scenario:
     content_type: str = ""
     status: int = 200
     route_count: int = 10
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -89,6 +111,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("missing", "GET /missing -> 404", "GET", "/missing", status=404),
     Scenario("routes_10", "10 routes /r{i}/<int:id>, hit the last", "GET", "/r9/42"),
     Scenario("routes_1000", "1,000 such routes, hit the last", "GET", "/r999/42", route_count=1000),
+    Scenario("paged", "GET /pets?limit=20&offset=40: paged list of 20 items with Link and X-Total-Count", "GET",
+             "/pets", query="limit=20&offset=40"),
+    Scenario("not_modified", "GET /pets/7 with If-None-Match: its ETag -> 304", "GET", "/pets/7", status=304,
+             headers=(("If-None-Match", PET_ETAG),)),
 )
 
 
@@ -118,6 +144,8 @@ def environ_for(scenario: Scenario) -> dict[str, Any]:
         "wsgi.multiprocess": False,
         "wsgi.run_once": False,
     }
+    for name, value in scenario.headers:
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
     if scenario.body:
         environ["CONTENT_TYPE"] = scenario.content_type
         environ["CONTENT_LENGTH"] = str(len(scenario.body))

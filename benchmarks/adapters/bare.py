@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import HELLO, not_found_message
+from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
 
 _JSON = [("Content-Type", "application/json; charset=utf-8")]
 
@@ -45,6 +45,19 @@ def make_app(route_count: int = 10) -> Callable[[dict[str, Any], Callable[..., A
             length = int(environ.get("CONTENT_LENGTH") or 0)
             form = dict(parse_qsl(environ["wsgi.input"].read(length).decode()))
             return send(start_response, "200 OK", {"id": int(parts[2]), **form})
+        if path == "/pets" and method == "GET":
+            query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+            limit, offset = int(query.get("limit", 20)), int(query.get("offset", 0))
+            body = json.dumps(PETS[offset : offset + limit], separators=(",", ":")).encode()
+            url = f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}{path}"
+            start_response("200 OK", _JSON + [("Content-Length", str(len(body))), ("X-Total-Count", str(len(PETS))),
+                                              ("Link", page_links(url, limit, offset, len(PETS)))])
+            return [body]
+        if path == "/pets/7" and method == "GET":
+            if PET_ETAG in [tag.strip() for tag in environ.get("HTTP_IF_NONE_MATCH", "").split(",")]:
+                start_response("304 Not Modified", [("ETag", PET_ETAG)])
+                return []
+            return send(start_response, "200 OK", PET)
         if len(parts) == 3 and parts[1] in numbered and parts[2].isdigit() and method == "GET":
             return send(start_response, "200 OK", {"route": numbered[parts[1]], "id": int(parts[2])})
         return send(start_response, "404 Not Found", {"error": not_found_message(path)})

@@ -1,4 +1,4 @@
-"""Bottle: the eight scenarios on a ``bottle.Bottle`` app."""
+"""Bottle: the ten scenarios on a ``bottle.Bottle`` app."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import bottle
 
-from . import HELLO, not_found_message
+from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
 
 
 def make_app(route_count: int = 10) -> bottle.Bottle:
@@ -39,6 +39,21 @@ def make_app(route_count: int = 10) -> bottle.Bottle:
     @app.put("/items/<item_id:int>")
     def update_item(item_id: int) -> dict[str, Any]:
         return {"id": item_id, **request.forms.decode()}
+
+    @app.get("/pets")
+    def list_pets() -> str:
+        limit, offset = int(request.query.get("limit", 20)), int(request.query.get("offset", 0))
+        response.content_type = "application/json"
+        response.set_header("X-Total-Count", str(len(PETS)))
+        response.set_header("Link", page_links(request.url.split("?")[0], limit, offset, len(PETS)))
+        return json.dumps(PETS[offset : offset + limit], separators=(",", ":"))
+
+    @app.get("/pets/<pet_id:int>")
+    def show_pet(pet_id: int) -> Any:
+        response.set_header("ETag", PET_ETAG)
+        if PET_ETAG in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return bottle.HTTPResponse(status=304, headers={"ETag": PET_ETAG})
+        return PET
 
     @app.error(404)
     def not_found(error: bottle.HTTPError) -> str:

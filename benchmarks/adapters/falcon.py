@@ -1,4 +1,4 @@
-"""Falcon: the eight scenarios as resources on a ``falcon.App``.
+"""Falcon: the ten scenarios as resources on a ``falcon.App``.
 
 Load it through :func:`benchmarks.adapters.load`, which hides Falcon's
 Cython helpers first, so Falcon runs as pure Python.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import falcon
 
-from . import HELLO, not_found_message
+from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
 
 
 class Hello:
@@ -51,6 +51,25 @@ class Numbered:
         resp.media = {"route": self.number, "id": id}
 
 
+class Pets:
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        limit = req.get_param_as_int("limit", default=20, min_value=1, max_value=100)
+        offset = req.get_param_as_int("offset", default=0, min_value=0)
+        resp.media = PETS[offset : offset + limit]
+        resp.set_header("X-Total-Count", str(len(PETS)))
+        resp.set_header("Link", page_links(req.prefix + req.path, limit, offset, len(PETS)))
+
+
+class Pet:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, pet_id: int) -> None:
+        etag = falcon.ETag.loads(PET_ETAG)
+        resp.etag = etag
+        if req.if_none_match and (req.if_none_match == "*" or etag in req.if_none_match):
+            resp.status = falcon.HTTP_304
+            return
+        resp.media = PET
+
+
 def serialize_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
     """restkit's error body, ``{"error": ...}``."""
     resp.content_type = falcon.MEDIA_JSON
@@ -66,6 +85,8 @@ def make_app(route_count: int = 10) -> falcon.App:
     app.add_route("/animals", Animals())
     app.add_route("/zoos", Zoos())
     app.add_route("/items/{item_id:int}", Item())
+    app.add_route("/pets", Pets())
+    app.add_route("/pets/{pet_id:int}", Pet())
     for i in range(route_count):
         app.add_route(f"/r{i}/{{id:int}}", Numbered(i))
     return app

@@ -1,4 +1,4 @@
-"""Flask: the eight scenarios on a ``flask.Flask`` app."""
+"""Flask: the ten scenarios on a ``flask.Flask`` app."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import NotFound
 
-from . import HELLO, not_found_message
+from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
 
 
 def make_app(route_count: int = 10) -> flask.Flask:
@@ -37,6 +37,21 @@ def make_app(route_count: int = 10) -> flask.Flask:
     @app.put("/items/<int:item_id>")
     def update_item(item_id: int) -> dict[str, Any]:
         return {"id": item_id, **request.form.to_dict()}
+
+    @app.get("/pets")
+    def list_pets() -> flask.Response:
+        limit = request.args.get("limit", 20, type=int)
+        offset = request.args.get("offset", 0, type=int)
+        response = flask.jsonify(PETS[offset : offset + limit])
+        response.headers["X-Total-Count"] = str(len(PETS))
+        response.headers["Link"] = page_links(request.base_url, limit, offset, len(PETS))
+        return response
+
+    @app.get("/pets/<int:pet_id>")
+    def show_pet(pet_id: int) -> flask.Response:
+        response = flask.jsonify(PET)
+        response.set_etag(PET_ETAG.strip('"'))
+        return response.make_conditional(request)
 
     @app.errorhandler(NotFound)
     def not_found(error: NotFound) -> tuple[dict[str, str], int]:

@@ -1,10 +1,13 @@
-"""restkit: the eight scenarios as a restkit user writes them."""
+"""restkit: the ten scenarios as a restkit user writes them."""
 
 from __future__ import annotations
 
-from restkit import App, Request
+from restkit import App, Request, Response
+from restkit.paging import Paging
 
-from . import HELLO
+from . import HELLO, PET, PET_ETAG, PETS
+
+PAGING = Paging(default_limit=20, max_limit=100)
 
 
 def make_app(route_count: int = 10) -> App:
@@ -39,6 +42,15 @@ def make_app(route_count: int = 10) -> App:
             return {"route": number, "id": id}
 
         return show
+
+    @app.get("/pets", paging=PAGING)
+    def list_pets(request: Request) -> Response:
+        page = PAGING.read(request)
+        return page.response(request, PETS[page.offset : page.offset + page.limit], len(PETS))
+
+    @app.get("/pets/<int:pet_id>", conditional=True)
+    def show_pet(request: Request, pet_id: int) -> tuple[dict[str, object], int, dict[str, str]]:
+        return PET, 200, {"ETag": PET_ETAG}
 
     for i in range(route_count):
         app.add_route(f"/r{i}/<int:id>", numbered(i), name=f"r{i}")

@@ -4,7 +4,24 @@
 see README.md in this directory.
 """
 
-from .app import make_app
-from .capture import Broadcaster, PatternSource, ScreenSource
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import make_app
+    from .capture import Broadcaster, PatternSource, ScreenSource
 
 __all__ = ["Broadcaster", "PatternSource", "ScreenSource", "make_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on use: they need Pillow, and `python -m examples.screencast`
+    # must be able to say so in one line (or show --help) without it.
+    if name == "make_app":
+        from .app import make_app
+
+        return make_app
+    if name in __all__:
+        from . import capture
+
+        return getattr(capture, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

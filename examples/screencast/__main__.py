@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from restkit import serve
 
-from .app import make_app
-from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource, Source
-from .relay import RelaySource
+if TYPE_CHECKING:
+    from .capture import Source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--source is screen, pattern or an http(s):// URL of another screencast's /stream")
     if args.fps < 0 or args.idle < 0 or not 1 <= args.quality <= 100 or (args.width is not None and args.width < 1):
         parser.error("--fps and --idle must be >= 0, --quality 1-100, --width positive")
+    try:  # imported after the options, so --help works without them
+        from .app import make_app
+        from .capture import Broadcaster, NoScreenError, PatternSource, ScreenSource
+        from .relay import RelaySource
+    except ImportError as exc:
+        print(f"screencast: needs Pillow and mss, not installed here ({exc}): pip install '.[examples]'", file=sys.stderr)
+        return 2
 
     source: Source
     if args.source == "screen":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,13 +26,16 @@ PAGE = """<!doctype html>
 </style>
 </head>
 <body>
-<header>screencast · <span id="fps">–</span> fps · <span id="viewers">–</span> watching</header>
+<header>screencast · <span id="fps">–</span> · <span id="viewers">–</span> watching</header>
 <img id="screen" alt="the shared screen" src="{stream}">
 <script>
   async function refresh() {{
     try {{
-      const stats = await (await fetch("{stats}", {{cache: "no-store"}})).json();
-      document.getElementById("fps").textContent = stats.fps.toFixed(1);
+      const stats = await (await fetch({stats}, {{cache: "no-store"}})).json();
+      // stats.fps counts new frames: an unchanged screen is not sent again, so
+      // a still screen has (almost) none, which is no fault: say "still".
+      document.getElementById("fps").textContent =
+        stats.capturing && stats.fps < 1 ? "still" : stats.fps.toFixed(1) + " fps";
       document.getElementById("viewers").textContent = stats.viewers;
     }} catch (error) {{ /* the server restarted or went away: try again later */ }}
   }}
@@ -53,7 +58,9 @@ def make_app(broadcaster: Broadcaster) -> App:
 
     @app.get("/", produces="text/html")
     def index(request: Request) -> Response:
-        page = PAGE.format(stream=request.url_for("stream"), stats=request.url_for("stats"))
+        # Escaped for where each lands: an HTML attribute, and a JavaScript string in <script>.
+        stats = json.dumps(request.url_for("stats")).replace("<", "\\u003c")
+        page = PAGE.format(stream=html.escape(request.url_for("stream")), stats=stats)
         return Response.html(page, headers=NO_STORE)
 
     @app.get("/stream", produces=None)

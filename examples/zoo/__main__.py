@@ -2,7 +2,7 @@
 
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db | --db postgresql://user@host/dbname]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
-        [--deadline SECONDS] [--durability full|normal]
+        [--deadline SECONDS] [--durability full|normal] [--cors-origin ORIGIN ...]
         [--certfile cert.pem --keyfile key.pem]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
@@ -36,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="longest wait of a write for the database; then 503 (default 5)")
     parser.add_argument("--durability", choices=["full", "normal"], default="full",
                         help="full: every commit synced to disk (default); normal: faster, an OS crash may lose the last commits")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="an origin whose pages may call the API, e.g. http://localhost:3000 (repeatable; * for any)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             empty=args.empty,
             deadline=args.deadline,
             durability=args.durability,
+            cors_origins=args.cors_origin,
         )
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {describe(args.db)}: {exc}", file=sys.stderr)

@@ -29,10 +29,11 @@ Conventions followed (from the REST guides in ``shared/seeds``)
 
 Choices where the issue is silent
 ---------------------------------
-* **Auth.**  Reads (GET, HEAD, OPTIONS) are public.  Writes need
-  ``Authorization: Bearer <token>``: no or a wrong token is 401 with
-  ``WWW-Authenticate``, the read-only token 403.  Tokens are compared in
-  constant time.  An app made without a token refuses every write.
+* **Auth** (:mod:`restkit.auth`).  Reads (GET, HEAD, OPTIONS) are public.
+  Writes need ``Authorization: Bearer <token>`` with the scope ``write``: no
+  or a wrong token is 401 with ``WWW-Authenticate``, the read-only token
+  403.  Tokens are compared in constant time.  An app made without a token
+  refuses every write.
 * **Order of checks.**  Route (404/405), ``Accept`` (406), declared body size
   (413), rate limit (429), token (401/403), the target exists (404/410, a
   before-request hook for routes with a query or body model), query
@@ -41,12 +42,14 @@ Choices where the issue is silent
   write transaction (409/412).
 * **410.**  Deleting leaves a tombstone; ids are never reused, so a deleted id
   answers 410 for ever and an id that never existed 404.
-* **ETags.**  Strong and opaque: a hash of the resource's kind, id, version and
-  ``updated_at``; every change makes a new one, a PUT or PATCH that changes
-  nothing keeps it.  ``If-Match`` (PUT, PATCH, DELETE, firing) is checked
-  inside the write transaction: a mismatch is 412 and nothing changes.
-  ``If-None-Match`` on a detail GET answers 304.  ``If-Match`` on a missing
-  resource is 404/410, not 412.
+* **ETags** (:mod:`restkit.conditional`).  Strong and opaque: a hash of the
+  resource's kind, id, version and ``updated_at``; every change makes a new
+  one, a PUT or PATCH that changes nothing keeps it.  ``If-Match`` (PUT,
+  PATCH, DELETE, firing) is checked inside the write transaction with
+  :func:`~restkit.conditional.check_preconditions`: a mismatch is 412 and
+  nothing changes.  ``If-None-Match`` on a detail GET answers 304 (the
+  ``conditional=`` route option).  ``If-Match`` on a missing resource is
+  404/410, not 412.
 * **Bodies.**  Unknown fields are refused (422 ``"unknown field"``), and so
   are server-owned ones (``id``, ``created_at``, ``updated_at``, ``links``;
   an employee's ``zoo_id`` changes only by hiring and firing).  Text holds
@@ -54,19 +57,25 @@ Choices where the issue is silent
   blanks and must not be blank.  Dates are ``YYYY-MM-DD``; ``born``
   may not be in the future.  PUT sets optional fields it does not name to
   null.  Zoo names are unique case-insensitively (Unicode case folding).
-* **Lists.**  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
+* **Lists** (:mod:`restkit.paging`).  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
   & ``per_page`` 1-100; ``sortby`` any field of the resource (ties broken by
   id; text sorts without regard to ASCII case; nulls first when ascending);
   ``order`` ``asc`` or ``desc``; filters compare for equality (text without
   regard to ASCII case; ``null`` matches a missing date or id).  Unknown or repeated
-  parameters are 400 too, so a typo never silently returns everything.
+  parameters are 400 too, so a typo never silently returns everything
+  (the query models refuse unknown ones, :class:`~restkit.paging.Paging` repeated ones).
   ``Link`` URLs are absolute and keep the filters.  ``recently_added`` takes
   the same parameters, with other defaults.
-* **Rate limit.**  ``rate_limit`` requests per client address in any 60
-  seconds (a sliding window), counting every request, errors included;
-  over it: 429 with ``Retry-After``.  While the limit is on, every response
-  carries ``X-RateLimit-Limit`` and ``X-RateLimit-Remaining``.  Requests
-  answered before the hooks run (404, 405, 406...) are counted afterwards.
+* **Rate limit** (:mod:`restkit.ratelimit`).  ``rate_limit`` requests per
+  client address in any 60 seconds (a sliding window), counting every
+  request, errors included; over it: 429 with ``Retry-After``.  While the
+  limit is on, every response carries ``X-RateLimit-Limit`` and
+  ``X-RateLimit-Remaining``.  Requests answered before the hooks run (404,
+  405, 406...) are counted afterwards.
+* **CORS** (:mod:`restkit.cors`).  Off unless ``cors_origins`` names the
+  origins of browser pages that may call the API (``--cors-origin``).
+* **Compression** (:mod:`restkit.compression`).  Answers of 1 KiB or more
+  (long lists) are gzipped for clients that accept it.
 * **Hiring.**  ``POST /v1/zoos/{zoo}/employees`` answers 201 with the employee
   and ``Location: /v1/zoos/{zoo}/employees/{employee}``, which answers GET
   (the employee, while employed there) and DELETE (fire).  An unknown
@@ -78,35 +87,29 @@ Choices where the issue is silent
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import hmac
 import logging
-import re
 import sqlite3
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from restkit import (
-    App,
-    Forbidden,
-    PreconditionFailed,
-    Request,
-    Response,
-    Router,
-    TooManyRequests,
-    Unauthorized,
-    UnprocessableEntity,
-)
-from restkit.validation import given
+from restkit import App, Request, Response, Router, UnprocessableEntity
+from restkit.auth import Auth, Bearer, Identity
+from restkit.compression import Compression
+from restkit.conditional import Conditional, check_preconditions
+from restkit.cors import CORS
+from restkit.paging import Paging as PagingFeature
+from restkit.ratelimit import RateLimit
+from restkit.validation import UNSET, given
 
-from .engine import open_limiter, open_store
+from .engine import open_rate_store, open_store
 from .faults import StorageFault, storage_fault
 from .jobs import install_jobs
 from .v2 import install_v2
-from .listing import link_header, list_query
-from .ratelimit import RateLimiter
 from .schemas import (
+    MAX_ID,
+    MAX_LIMIT,
     Animal,
     AnimalIn,
     AnimalQuery,
@@ -145,7 +148,6 @@ __all__ = ["ZooAPI", "ZooApp", "make_app"]
 logger = logging.getLogger("examples.zoo")
 
 JSON = "application/json"
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 # (rel, route name, title) of each collection in the hypermedia root
 COLLECTIONS = [
@@ -159,9 +161,6 @@ COLLECTIONS = [
 # The path parameters that name a resource, checked by target_checker()
 PATH_KINDS = {"zoo": "zoo", "animal": "animal", "employee": "employee", "animal_type": "animal_type"}
 
-# entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE   (RFC 9110, section 8.8.3)
-_ENTITY_TAG = re.compile(r'(W/)?("[^"]*")')
-
 # --- what the API document says about each route -----------------------------------
 
 #: The security scheme of writes, in the document's components.
@@ -173,7 +172,6 @@ SECURITY_SCHEMES = {
         "the read-only token is refused with 403.",
     }
 }
-WRITE_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 API_VERSION = "1.0.0"
 API_DESCRIPTION = (
     "The zoo REST API: zoos, their animals and employees, on SQLite. "
@@ -183,27 +181,39 @@ API_DESCRIPTION = (
     "Errors are JSON {\"error\": ...}; a failed validation adds \"details\" per field."
 )
 # Statuses beyond restkit's own (404 for path parameters, 400 for queries and
-# bodies, 406, 413/415/422 for bodies): 429 anywhere while the rate limit is on,
-# 401/403 for writes without the write token, 503 when another process holds the
-# database's write lock too long, 410 for deleted resources, 412 for a stale If-Match.
-READ_ERRORS = [429]
-GONE_ERRORS = [410, 429]
-WRITE_ERRORS = [401, 403, 429, 503]
-CHANGE_ERRORS = [401, 403, 410, 412, 429, 503]
+# bodies, 406, 413/415/422 for bodies) and its features' (429 while the rate limit
+# is on, 401/403 for writes, 304/412 for conditional requests): 503 when another
+# process holds the database's write lock too long, 410 for deleted resources.
+GONE_ERRORS = [410]
+WRITE_ERRORS = [503]
+CHANGE_ERRORS = [410, 503]
+#: Detail GETs answer If-None-Match with 304; writes check If-Match themselves (412).
+#: ETags only: the zoo sends no Last-Modified, so it documents no date preconditions.
+CONDITIONAL = Conditional(dates=False)
 
 
-def _tag_matches(header: str, tag: str, *, weak: bool) -> bool:
-    """Whether an ``If-Match``/``If-None-Match`` value names ``tag``.
+def paging_for(model: type[Any]) -> PagingFeature:
+    """The paging of a list whose query model is ``model`` (its defaults and sort fields)."""
+    defaults: dict[str, Any] = {spec.name: spec.default for spec in dataclasses.fields(model)}
+    hint = get_type_hints(model)["sortby"]
+    sort = get_args(hint) if get_origin(hint) is Literal else ()
+    return PagingFeature(default_limit=defaults["limit"], max_limit=MAX_LIMIT, sort=sort,
+                         default_sort=defaults["sortby"], default_order=defaults["order"], max_offset=MAX_ID)
 
-    ``weak`` comparison (If-None-Match) ignores ``W/``; strong comparison
-    (If-Match) never matches a weak tag.
-    """
-    if header.strip() == "*":
-        return True
-    for found in _ENTITY_TAG.finditer(header):
-        if found.group(2) == tag and (weak or not found.group(1)):
-            return True
-    return False
+
+def _filters(query: Any, text_filters: dict[str, str]) -> dict[str, Any]:
+    """The filters a validated list query gives: ``null`` is a missing id or date, dates are text."""
+    filters = {}
+    for spec in dataclasses.fields(query):
+        value = getattr(query, spec.name)
+        if spec.name in ("limit", "offset", "page", "per_page", "sortby", "order") or value is UNSET:
+            continue
+        if value == "null" and text_filters.get(spec.name) != "text":
+            value = None  # the resources without one
+        elif isinstance(value, datetime.date):
+            value = value.isoformat()
+        filters[spec.name] = value
+    return filters
 
 
 def _values(body: Any) -> dict[str, Any]:
@@ -235,8 +245,9 @@ def _values(body: Any) -> dict[str, Any]:
 class ZooAPI:
     """The handlers; each gets the request, its path parameters and its validated ``query``/``body``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, writer: Auth) -> None:
         self.store = store
+        self.writer = writer  # the auth writes need
 
     # -- helpers ----------------------------------------------------------------
 
@@ -269,39 +280,35 @@ class ZooAPI:
 
         def check(row: Row) -> None:
             current = etag(kind, row)
-            if not _tag_matches(header, current, weak=False):
-                raise PreconditionFailed(
-                    f"If-Match does not match the current ETag {current}: {kind.replace('_', ' ')} {row['id']}"
-                    " was changed since you read it; GET it again"
-                )
+            check_preconditions(
+                request, etag=current,
+                message=f"If-Match does not match the current ETag {current}: {kind.replace('_', ' ')} {row['id']}"
+                " was changed since you read it; GET it again",
+            )
 
         return check
 
     def _show(self, request: Request, kind: str, id: int) -> Response:
-        row = self.store.get(kind, id)
-        tag = etag(kind, row)
-        if_none_match = request.headers.get("If-None-Match")
-        if if_none_match is not None and _tag_matches(if_none_match, tag, weak=True):
-            return Response(b"", 304, [("ETag", tag)])
-        return self._detail(request, kind, row)
+        # If-None-Match is answered by the route's conditional= option, from the ETag set here
+        return self._detail(request, kind, self.store.get(kind, id))
 
     def _list(self, request: Request, kind: str, query: Paging, *, fixed: dict[str, Any] | None = None) -> Response:
-        params = list_query(query, request.query, text_filters=KINDS[kind].filters)
+        assert request.route is not None
+        paging: PagingFeature = request.route.options["paging"]
+        page = paging.read(request)  # repeated parameters, mixed styles: 400
         rows, total = self.store.list(
             kind,
-            filters={**params.filters, **(fixed or {})},
-            sortby=params.sortby,
-            order=params.order,
-            limit=params.limit,
-            offset=params.offset,
+            filters={**_filters(query, dict(KINDS[kind].filters)), **(fixed or {})},
+            sortby=page.sort or "id",
+            order=page.order,
+            limit=page.limit,
+            offset=page.offset,
         )
         items = [
             {"id": row["id"], "name": row["name"], "href": request.url_for(f"show_{kind}", **{kind: row["id"]})}
             for row in rows
         ]
-        url = request.base_url + quote(request.path)
-        headers = [("X-Total-Count", str(total)), ("Link", link_header(url, params, total))]
-        return Response.json(items, 200, headers)
+        return page.response(request, items, total)
 
     def _create(self, request: Request, kind: str, body: Any) -> Response:
         row = self.store.create(kind, _values(body))
@@ -483,19 +490,21 @@ class ZooAPI:
     def router(self) -> Router:
         """Every route of the API, to mount under ``/v1``, with what the API document says of it."""
         r = Router()
-        lists: dict[str, Any] = {"errors": READ_ERRORS}
         nested: dict[str, Any] = {"errors": GONE_ERRORS}
-        show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS}
-        create: dict[str, Any] = {"security": WRITE_SECURITY, "errors": WRITE_ERRORS}
-        change: dict[str, Any] = {"security": WRITE_SECURITY, "header_params": ["If-Match"], "errors": CHANGE_ERRORS}
+        show: dict[str, Any] = {"conditional": CONDITIONAL, "errors": GONE_ERRORS}
+        create: dict[str, Any] = {"auth": self.writer, "errors": WRITE_ERRORS}
+        change: dict[str, Any] = {"auth": self.writer, "conditional": CONDITIONAL, "errors": CHANGE_ERRORS}
         zoo_change: dict[str, Any] = {**change, "errors": [*CHANGE_ERRORS, 409]}
 
-        r.add_route("/", self.root, name="v1_root", responses={200: list[RootLink]}, tags=["root"], **lists)
+        def lists(model: type[Any], **options: Any) -> dict[str, Any]:
+            return {"query": model, "paging": paging_for(model), "responses": {200: list[Item]}, **options}
+
+        r.add_route("/", self.root, name="v1_root", responses={200: list[RootLink]}, tags=["root"])
 
         tags = ["zoos"]
-        r.add_route("/zoos", self.list_zoos, query=ZooQuery, responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/zoos", self.list_zoos, tags=tags, **lists(ZooQuery))
         r.add_route("/zoos", self.create_zoo, methods=["POST"], body=ZooIn, responses={201: Zoo}, tags=tags,
-                    security=WRITE_SECURITY, errors=[*WRITE_ERRORS, 409])
+                    auth=self.writer, errors=[*WRITE_ERRORS, 409])
         r.add_route("/zoos/<int:zoo>", self.show_zoo, responses={200: Zoo, 304: None}, tags=tags, **show)
         r.add_route("/zoos/<int:zoo>", self.replace_zoo, methods=["PUT"], body=ZooIn, responses={200: Zoo},
                     tags=tags, **zoo_change)
@@ -503,24 +512,22 @@ class ZooAPI:
                     responses={200: Zoo}, tags=tags, **zoo_change)
         r.add_route("/zoos/<int:zoo>", self.delete_zoo, methods=["DELETE"], responses={204: None}, tags=tags,
                     **zoo_change)
-        r.add_route("/zoos/<int:zoo>/animals", self.list_zoo_animals, query=ZooAnimalQuery,
-                    responses={200: list[Item]}, tags=tags, **nested)
-        r.add_route("/zoos/<int:zoo>/employees", self.list_zoo_employees, query=ZooEmployeeQuery,
-                    responses={200: list[Item]}, tags=tags, **nested)
+        r.add_route("/zoos/<int:zoo>/animals", self.list_zoo_animals, tags=tags, **lists(ZooAnimalQuery, **nested))
+        r.add_route("/zoos/<int:zoo>/employees", self.list_zoo_employees, tags=tags,
+                    **lists(ZooEmployeeQuery, **nested))
         r.add_route("/zoos/<int:zoo>/employees", self.hire_employee, methods=["POST"], body=HireIn,
-                    responses={201: Employee}, tags=tags, security=WRITE_SECURITY, errors=[*WRITE_ERRORS, 409, 410])
+                    responses={201: Employee}, tags=tags, auth=self.writer, errors=[*WRITE_ERRORS, 409, 410])
         r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.show_zoo_employee, responses={200: Employee},
                     tags=tags, **nested)
         r.add_route("/zoos/<int:zoo>/employees/<int:employee>", self.fire_employee, methods=["DELETE"],
                     responses={204: None}, tags=tags, **change)
 
         tags = ["animals"]
-        r.add_route("/animals", self.list_animals, query=AnimalQuery, responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/animals", self.list_animals, tags=tags, **lists(AnimalQuery))
         r.add_route("/animals", self.create_animal, methods=["POST"], body=AnimalIn, responses={201: Animal},
                     tags=tags, **create)
         # a static path: found before /animals/<int:animal> is tried
-        r.add_route("/animals/recently_added", self.recently_added_animals, query=RecentAnimalQuery,
-                    responses={200: list[Item]}, tags=tags, **lists)
+        r.add_route("/animals/recently_added", self.recently_added_animals, tags=tags, **lists(RecentAnimalQuery))
         r.add_route("/animals/<int:animal>", self.show_animal, responses={200: Animal, 304: None}, tags=tags, **show)
         r.add_route("/animals/<int:animal>", self.replace_animal, methods=["PUT"], body=AnimalIn,
                     responses={200: Animal}, tags=tags, **change)
@@ -530,14 +537,12 @@ class ZooAPI:
                     tags=tags, **change)
 
         tags = ["animal types"]
-        r.add_route("/animal_types", self.list_animal_types, query=AnimalTypeQuery, responses={200: list[Item]},
-                    tags=tags, **lists)
+        r.add_route("/animal_types", self.list_animal_types, tags=tags, **lists(AnimalTypeQuery))
         r.add_route("/animal_types/<int:animal_type>", self.show_animal_type,
-                    responses={200: AnimalType, 304: None}, tags=tags, header_params=["If-None-Match"], **lists)
+                    responses={200: AnimalType, 304: None}, tags=tags, conditional=CONDITIONAL)
 
         tags = ["employees"]
-        r.add_route("/employees", self.list_employees, query=EmployeeQuery, responses={200: list[Item]},
-                    tags=tags, **lists)
+        r.add_route("/employees", self.list_employees, tags=tags, **lists(EmployeeQuery))
         r.add_route("/employees", self.create_employee, methods=["POST"], body=EmployeeIn,
                     responses={201: Employee}, tags=tags, **create)
         r.add_route("/employees/<int:employee>", self.show_employee, responses={200: Employee, 304: None},
@@ -551,32 +556,18 @@ class ZooAPI:
         return r
 
 
-# --- auth, rate limit, store errors ------------------------------------------------
+# --- auth, the target check, store errors ------------------------------------------
 
 
-def token_checker(token: str | None, readonly_token: str | None) -> Callable[[Request], None]:
-    """A before-request hook: writes need the write token, reads need nothing."""
-    write_key = token.encode("utf-8") if token else None
-    read_key = readonly_token.encode("utf-8") if readonly_token else None
-
-    def check_token(request: Request) -> None:
-        if request.method not in WRITE_METHODS:
-            return
-        scheme, _, credentials = (request.headers.get("Authorization") or "").strip().partition(" ")
-        credentials = credentials.strip()
-        if scheme.lower() != "bearer" or not credentials:
-            raise Unauthorized(
-                f"{request.method} needs an 'Authorization: Bearer <token>' header", www_authenticate='Bearer realm="zoo"'
-            )
-        # header values are Latin-1 text in WSGI: compare the bytes the client sent
-        given = credentials.encode("latin-1", "replace")
-        if write_key is not None and hmac.compare_digest(given, write_key):
-            return
-        if read_key is not None and hmac.compare_digest(given, read_key):
-            raise Forbidden("this token may only read; writes need the write token")
-        raise Unauthorized("invalid token", www_authenticate='Bearer realm="zoo", error="invalid_token"')
-
-    return check_token
+def write_auth(token: str | None, readonly_token: str | None) -> Auth:
+    """Writes need ``Authorization: Bearer <token>`` with the scope ``write``; the read-only token has none."""
+    tokens: dict[str, Identity] = {}
+    if token:
+        tokens[token] = Identity("writer", {"write"})
+    if readonly_token:
+        tokens.setdefault(readonly_token, Identity("reader", ()))
+    bearer = Bearer(tokens, realm="zoo")
+    return bearer.require("write", message="this token may only read; writes need the write token")
 
 
 def target_checker(store: Store) -> Callable[[Request], None]:
@@ -619,12 +610,11 @@ def _database_error(request: Request, exc: BaseException) -> Response:
 
 
 class ZooApp(App):
-    """The zoo's WSGI app, holding its store and rate limiter."""
+    """The zoo's WSGI app, holding its store."""
 
-    def __init__(self, store: Store, limiter: RateLimiter, **options: Any) -> None:
+    def __init__(self, store: Store, **options: Any) -> None:
         super().__init__(**options)
         self.store = store
-        self.limiter = limiter
 
     def close(self) -> None:
         """Close the database connections."""
@@ -639,6 +629,7 @@ def make_app(
     rate_limit: int = 600,
     max_body: int = 1 << 20,
     empty: bool = False,
+    cors_origins: Iterable[str] = (),
     deadline: float = 5.0,
     durability: str = "full",
 ) -> ZooApp:
@@ -651,14 +642,13 @@ def make_app(
         rate_limit: requests per minute per client address; 0 turns it off.
         max_body: the largest request body, in bytes.
         empty: a new database gets the animal types only, no demo data.
+        cors_origins: origins of browser pages that may call the API (``*``: any).
         deadline: seconds a write may wait for the database before it answers 503.
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
     """
     store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
-    limiter = open_limiter(store, rate_limit)
     app = ZooApp(
         store,
-        limiter,
         max_body_size=max_body,
         openapi=True,
         title="Zoo API",
@@ -666,38 +656,20 @@ def make_app(
         description=API_DESCRIPTION,
         security_schemes=SECURITY_SCHEMES,
     )
-    api = ZooAPI(store)
-
-    def limit_rate(request: Request) -> None:
-        request.context["rate_limited"] = True
-        allowed, remaining, retry_after = limiter.hit(request.remote_addr or "unknown")
-        request.context["rate_remaining"] = remaining
-        if not allowed:
-            raise TooManyRequests(
-                f"more than {limiter.limit} requests a minute; retry in {retry_after} s", retry_after=retry_after
-            )
-
-    def rate_headers(request: Request | None, response: Response) -> Response | None:
-        if limiter.limit <= 0 or request is None:
-            return None
-        if "rate_limited" not in request.context:  # answered before the hooks (404, 405, 406...): count it now
-            try:
-                limit_rate(request)
-            except TooManyRequests as exc:
-                response = Response.json(exc.to_dict(), exc.status, exc.headers)
-        response.set_header("X-RateLimit-Limit", str(limiter.limit))
-        response.set_header("X-RateLimit-Remaining", str(request.context.get("rate_remaining", 0)))
-        return response
-
-    app.before_request(limit_rate)
-    app.before_request(token_checker(token, readonly_token))
+    api = ZooAPI(store, write_auth(token, readonly_token))
+    if rate_limit > 0:
+        # counted in PostgreSQL when the data is there: the limit holds across instances
+        app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))
+    origins = list(cors_origins)
+    if origins:
+        app.use(CORS("*" if "*" in origins else origins))
+    app.use(Compression(min_size=1024))  # long lists
     app.before_request(target_checker(store))
-    app.after_request(rate_headers)
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
     app.add_error_handler(StorageFault, storage_fault)
-    app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, errors=READ_ERRORS, tags=["root"])
+    app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, tags=["root"])
     app.mount("/v1", api.router())
-    install_jobs(app, store)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
-    install_v2(app, store)  # /v2 beside /v1, from the same store
+    install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
     return app

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from .ratelimit import RateLimiter
+from restkit.ratelimit import MemoryStore
+from restkit.ratelimit import Store as RateStore
+
 from .store import Store
 
-__all__ = ["describe", "is_postgres", "open_limiter", "open_store"]
+__all__ = ["describe", "is_postgres", "open_rate_store", "open_store"]
 
 
 def is_postgres(db: str) -> bool:
@@ -52,12 +54,11 @@ def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
     return Store(db, empty=empty, **options)
 
 
-def open_limiter(store: Store, limit: int) -> RateLimiter:
-    """The rate limiter for ``store``: counts in PostgreSQL (shared by every instance), else in memory."""
+def open_rate_store(store: Store) -> RateStore:
+    """Where the rate limit counts for ``store``: in PostgreSQL (shared by every instance), else in memory."""
     if is_postgres(store.path):
-        from .ratelimit_pg import PgRateLimiter
+        from .ratelimit_pg import PgRateStore
         from .store_pg import PgStore
 
-        # PgRateLimiter has RateLimiter's interface: limit and hit()
-        return cast(RateLimiter, PgRateLimiter(cast(PgStore, store), limit))
-    return RateLimiter(limit)
+        return PgRateStore(cast(PgStore, store))
+    return MemoryStore()

@@ -281,8 +281,11 @@ def _job(request: Request, row: Row) -> dict[str, Any]:
     return body
 
 
-def install_jobs(app: App, store: Store) -> JobQueue:
-    """Add the report and job routes under ``/v1`` and a runner per process, started on its first request."""
+def install_jobs(app: App, store: Store, writer: Any) -> JobQueue:
+    """Add the report and job routes under ``/v1`` and a runner per process, started on its first request.
+
+    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).
+    """
     queue = JobQueue(store)
     lease = float(os.environ.get("ZOO_JOB_LEASE", "30"))
     delay = float(os.environ.get("ZOO_JOB_DELAY", "0"))
@@ -319,13 +322,11 @@ def install_jobs(app: App, store: Store) -> JobQueue:
             raise NotFound(f"job {job} has no result" + ("" if row is None else f": it is {row['status']}"))
         return Response.json(json.loads(row["result"]), 200)
 
-    router = Router()
+    router = Router(tags=["jobs"])
     router.add_route("/zoos/<int:zoo>/reports", create_report, methods=["POST"], responses={202: Job},
-                     tags=["jobs"], security=[{"bearerAuth": []}], errors=[401, 403, 410, 429, 503])
-    router.add_route("/jobs/<int:job>", show_job, name="show_job", responses={200: Job}, tags=["jobs"],
-                     errors=[429])
-    router.add_route("/jobs/<int:job>/result", show_job_result, name="show_job_result", responses={200: Report},
-                     tags=["jobs"], errors=[429])
+                     auth=writer, errors=[410, 503])
+    router.add_route("/jobs/<int:job>", show_job, name="show_job", responses={200: Job})
+    router.add_route("/jobs/<int:job>/result", show_job_result, name="show_job_result", responses={200: Report})
     app.mount("/v1", router)
     app.before_request(ensure_runner)
 

@@ -1,6 +1,6 @@
 """The zoo's rate limit kept in PostgreSQL, so it holds across instances.
 
-The same sliding-window log as :class:`examples.zoo.ratelimit.RateLimiter`,
+The same sliding-window log as :class:`restkit.ratelimit.MemoryStore`,
 in an unlogged table (``rate_hits``: a key and the time of each allowed
 request; losing it in a crash of the server only forgets recent requests).
 Each hit is one transaction that takes an advisory lock on the key, drops the
@@ -22,63 +22,57 @@ import threading
 
 import psycopg
 
+from restkit.ratelimit import Decision
+from restkit.ratelimit import Store as RateStore
+
 from .faults import StorageFault
 from .store_pg import PgStore
 
-__all__ = ["PgRateLimiter"]
+__all__ = ["PgRateStore"]
 
 logger = logging.getLogger("examples.zoo")
 
 SWEEP_EVERY = 1000  # hits between sweeps of silent clients, per process
 
 
-class PgRateLimiter:
-    """Allow ``limit`` requests per ``window`` seconds per client key, counted in ``store``'s database.
+class PgRateStore(RateStore):
+    """Where :class:`restkit.ratelimit.RateLimit` counts: ``store``'s PostgreSQL database."""
 
-    Args:
-        store: the PostgreSQL store (its pool and its ``rate_hits`` table).
-        limit: requests allowed in any window; 0 or less turns the limit off.
-        window: the window in seconds.
-    """
-
-    def __init__(self, store: PgStore, limit: int, *, window: float = 60.0) -> None:
+    def __init__(self, store: PgStore) -> None:
         self.store = store
-        self.limit = limit
-        self.window = window
         self._hits = 0
         self._failing = False
         self._lock = threading.Lock()
 
-    def hit(self, key: str) -> tuple[bool, int, int]:
-        """Record a request by ``key`` if allowed; ``(allowed, remaining, retry_after)``."""
-        if self.limit <= 0:
-            return True, 0, 0
+    def hit(self, key: str, limit: int, window: float) -> Decision:
+        """Count a request by ``key`` if fewer than ``limit`` fall in the last ``window`` seconds."""
+        key = key.replace("\\", "\\\\").replace("\0", "\\0")  # PostgreSQL text holds no NUL: escape it
         with self._lock:
             self._hits += 1
             sweep = self._hits % SWEEP_EVERY == 0
+        span = f"{window} seconds"
         try:
             with self.store._write() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
-                window = f"{self.window} seconds"
-                cur.execute("DELETE FROM rate_hits WHERE key = %s AND at <= now() - %s::interval", (key, window))
+                cur.execute("DELETE FROM rate_hits WHERE key = %s AND at <= now() - %s::interval", (key, span))
                 row = cur.execute(
                     "SELECT count(*) AS n, EXTRACT(EPOCH FROM min(at) + %s::interval - now()) AS wait"
                     " FROM rate_hits WHERE key = %s",
-                    (window, key),
+                    (span, key),
                 ).fetchone()
                 count = int(row["n"]) if row else 0
-                if count >= self.limit:
-                    wait = float(row["wait"]) if row and row["wait"] is not None else self.window
-                    return False, 0, max(1, math.ceil(wait))
+                wait = float(row["wait"]) if row and row["wait"] is not None else window
+                if count >= limit:
+                    return Decision(False, 0, max(1, math.ceil(wait)))
                 cur.execute("INSERT INTO rate_hits (key, at) VALUES (%s, now())", (key,))
                 if sweep:
-                    cur.execute("DELETE FROM rate_hits WHERE at <= now() - %s::interval", (window,))
+                    cur.execute("DELETE FROM rate_hits WHERE at <= now() - %s::interval", (span,))
         except (StorageFault, psycopg.Error) as exc:
             if not self._failing:
                 logger.error("rate limit: the database cannot count requests (%s); letting them through", exc)
                 self._failing = True
-            return True, 0, 0
+            return Decision(True, limit, 0)
         if self._failing:
             logger.warning("rate limit: counting again")
             self._failing = False
-        return True, self.limit - count - 1, 0
+        return Decision(True, limit - count - 1, max(1, math.ceil(wait if count else window)))

@@ -11,7 +11,7 @@
 * **Answers** (``Zoo``, ``Animal``, ``Item``...): ``responses={200: Zoo}``
   puts their JSON Schema into ``/openapi.json``.
 
-What a type cannot say is checked in ``app.py`` and ``listing.py`` with the
+What a type cannot say is checked in ``app.py`` and by :mod:`restkit.paging` with the
 same statuses: ``born`` not in the future, a text that is blank once stripped,
 ids in a body that must exist (inside the store's write transaction), paging
 with ``limit``/``offset`` *or* ``page``/``per_page``, repeated parameters.

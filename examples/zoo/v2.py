@@ -23,11 +23,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
-from urllib.parse import quote
 
 from restkit import App, PreconditionFailed, Request, Response, Router
+from restkit.paging import Paging as PagingFeature
 
-from .listing import link_header, list_query
 from .schemas import AnimalIn, AnimalQuery, Paging, ZooIn, ZooQuery
 from .store import KINDS, Check, Row, Store, etag, public
 
@@ -133,9 +132,10 @@ def _tag_in(header: str, tag: str, *, weak: bool) -> bool:
 class ZooAPIv2:
     """The v2 handlers, over the same store as v1."""
 
-    def __init__(self, store: Store, values: Any) -> None:
+    def __init__(self, store: Store, values: Any, filters: Any) -> None:
         self.store = store
         self._values = values  # app._values: strips text, checks dates, as in v1
+        self._filters = filters  # app._filters: a validated query's filters, as in v1
 
     def _href(self, request: Request, kind: str, id: int) -> str:
         return request.url_for(f"v2_show_{kind}" if kind in ("zoo", "animal") else f"show_{kind}", **{kind: id})
@@ -177,18 +177,23 @@ class ZooAPIv2:
         return check
 
     def _list(self, request: Request, kind: str, query: Paging) -> Response:
-        params = list_query(query, request.query, text_filters=KINDS[kind].filters)
-        rows, total = self.store.list(kind, filters=params.filters, sortby=params.sortby, order=params.order,
-                                      limit=params.limit, offset=params.offset)
-        url = request.base_url + quote(request.path)
-        link = link_header(url, params, total)
-        page = {
+        route = request.route
+        if route is None:  # cannot happen: a routed request
+            raise RuntimeError("a list outside its route")
+        paging: PagingFeature = route.options["paging"]
+        page = paging.read(request)  # repeated parameters, mixed styles: 400
+        rows, total = self.store.list(kind, filters=self._filters(query, dict(KINDS[kind].filters)),
+                                      sortby=page.sort or "id", order=page.order, limit=page.limit,
+                                      offset=page.offset)
+        headers = page.headers(request, total)
+        link = dict(headers).get("Link", "")
+        body = {
             "items": [{"id": row["id"], "name": row["name"],
                        "_links": {"self": {"href": self._href(request, kind, row["id"])}}} for row in rows],
             "total": total,
             "_links": {rel: {"href": href} for href, rel in _LINK.findall(link)},
         }
-        return Response.json(page, 200, [("X-Total-Count", str(total)), ("Link", link)])
+        return Response.json(body, 200, headers)
 
     def _show(self, request: Request, kind: str, id: int) -> Response:
         row = self.store.get(kind, id)
@@ -246,31 +251,35 @@ class ZooAPIv2:
         self.store.delete("animal", animal, check=self._if_match(request, "animal"))
 
 
-def install_v2(app: App, store: Store) -> None:
-    """Mount ``/v2`` beside ``/v1`` (call after the v1 routes: v2 links to v1's animal types)."""
-    from .app import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, WRITE_SECURITY, _values
+def install_v2(app: App, store: Store, writer: Any) -> None:
+    """Mount ``/v2`` beside ``/v1`` (call after the v1 routes: v2 links to v1's animal types).
 
-    api = ZooAPIv2(store, _values)
-    r = Router()
-    change: dict[str, Any] = {"security": WRITE_SECURITY, "header_params": ["If-Match"], "tags": ["v2"]}
-    show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS, "tags": ["v2"]}
-    r.add_route("/zoos", api.list_zoos, name="v2_list_zoos", query=ZooQuery, responses={200: PageV2},
-                errors=READ_ERRORS, tags=["v2"])
+    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).
+    """
+    from .app import CHANGE_ERRORS, GONE_ERRORS, WRITE_ERRORS, _filters, _values, paging_for
+
+    api = ZooAPIv2(store, _values, _filters)
+    r = Router(tags=["v2"])
+    # If-Match and If-None-Match are compared here, with v2's tags
+    change: dict[str, Any] = {"auth": writer, "header_params": ["If-Match"]}
+    show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS}
+    r.add_route("/zoos", api.list_zoos, name="v2_list_zoos", query=ZooQuery, paging=paging_for(ZooQuery),
+                responses={200: PageV2})
     r.add_route("/zoos", api.create_zoo, name="v2_create_zoo", methods=["POST"], body=ZooIn,
-                responses={201: ZooV2}, security=WRITE_SECURITY, errors=[*WRITE_ERRORS, 409], tags=["v2"])
+                responses={201: ZooV2}, auth=writer, errors=[*WRITE_ERRORS, 409])
     r.add_route("/zoos/<int:zoo>", api.show_zoo, name="v2_show_zoo", responses={200: ZooV2, 304: None}, **show)
     r.add_route("/zoos/<int:zoo>", api.update_zoo, name="v2_update_zoo", methods=["PATCH"], body=ZooIn,
-                partial=True, responses={200: ZooV2}, errors=[*CHANGE_ERRORS, 409], **change)
+                partial=True, responses={200: ZooV2}, errors=[*CHANGE_ERRORS, 409, 412], **change)
     r.add_route("/zoos/<int:zoo>", api.delete_zoo, name="v2_delete_zoo", methods=["DELETE"],
-                responses={204: None}, errors=[*CHANGE_ERRORS, 409], **change)
-    r.add_route("/animals", api.list_animals, name="v2_list_animals", query=AnimalQuery, responses={200: PageV2},
-                errors=READ_ERRORS, tags=["v2"])
+                responses={204: None}, errors=[*CHANGE_ERRORS, 409, 412], **change)
+    r.add_route("/animals", api.list_animals, name="v2_list_animals", query=AnimalQuery,
+                paging=paging_for(AnimalQuery), responses={200: PageV2})
     r.add_route("/animals", api.create_animal, name="v2_create_animal", methods=["POST"], body=AnimalIn,
-                responses={201: AnimalV2}, security=WRITE_SECURITY, errors=WRITE_ERRORS, tags=["v2"])
+                responses={201: AnimalV2}, auth=writer, errors=WRITE_ERRORS)
     r.add_route("/animals/<int:animal>", api.show_animal, name="v2_show_animal",
                 responses={200: AnimalV2, 304: None}, **show)
     r.add_route("/animals/<int:animal>", api.update_animal, name="v2_update_animal", methods=["PATCH"],
-                body=AnimalIn, partial=True, responses={200: AnimalV2}, errors=CHANGE_ERRORS, **change)
+                body=AnimalIn, partial=True, responses={200: AnimalV2}, errors=[*CHANGE_ERRORS, 412], **change)
     r.add_route("/animals/<int:animal>", api.delete_animal, name="v2_delete_animal", methods=["DELETE"],
-                responses={204: None}, errors=CHANGE_ERRORS, **change)
+                responses={204: None}, errors=[*CHANGE_ERRORS, 412], **change)
     app.mount("/v2", r)

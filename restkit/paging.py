@@ -1,0 +1,263 @@
+"""Collections: paging, sorting and filtering parameters, and the headers of a page.
+
+::
+
+    BOOKMARKS = Paging(sort=["id", "title", "created"], filters=["tag"])
+
+    @app.get("/bookmarks", paging=BOOKMARKS)
+    def list_bookmarks(request):
+        page = BOOKMARKS.read(request)                     # 400 naming a bad parameter
+        rows, total = db.bookmarks(page.offset, page.limit, page.sort, page.order, page.filters)
+        return page.response(request, rows, total)         # X-Total-Count and Link
+
+A client pages with ``limit`` & ``offset`` *or* ``page`` & ``per_page`` (both
+styles in one request are a 400), sorts with ``sortby`` & ``order`` (``asc``
+or ``desc``) and filters with one parameter per declared field (equality,
+as text).  Each of these parameters may appear once.  The answer carries
+``X-Total-Count`` (the number of matching items) and an RFC 8288 ``Link``
+header with ``first``, ``prev``, ``next`` and ``last``: absolute URLs that
+keep every other parameter, in the paging style the client used.
+
+:meth:`Page.apply` does the sorting, filtering and slicing of an in-memory
+list; any other source takes ``offset``, ``limit``, ``sort``, ``order`` and
+``filters`` and gives back the items and the total.  ``paging=`` on a route
+documents the parameters and headers in the API document (a ``query=`` model
+of the same route may declare them too, with its own types; it wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import BadRequest
+from .feature import DocumentContext, Feature
+from .response import JSON_TYPE, Response, check_header, json_dumps
+
+if TYPE_CHECKING:
+    from .request import Request
+
+__all__ = ["Page", "Paging"]
+
+MAX_OFFSET = 2**63 - 1  # the largest SQL integer
+_OFFSET_STYLE = ("limit", "offset")
+_PAGE_STYLE = ("page", "per_page")
+_PAGING = _OFFSET_STYLE + _PAGE_STYLE
+_UNSAFE = frozenset(' "#%<>?[\\]^`{|}')  # characters a path must have percent-encoded in a URL
+
+
+class Page:
+    """One request's paging, sorting and filters, ready for a data source."""
+
+    __slots__ = ("offset", "limit", "sort", "order", "filters", "by_page", "kept")
+
+    def __init__(
+        self,
+        offset: int,
+        limit: int,
+        sort: str | None,
+        order: str,
+        filters: dict[str, str],
+        by_page: bool,
+        kept: list[tuple[str, str]],
+    ) -> None:
+        self.offset = offset
+        self.limit = limit
+        self.sort = sort
+        self.order = order
+        #: filter field -> the text the client sent
+        self.filters = filters
+        #: the client pages with page & per_page
+        self.by_page = by_page
+        #: the other query parameters, as sent, for the Link URLs
+        self.kept = kept
+
+    @property
+    def number(self) -> int:
+        """The page number, counting from 1."""
+        return self.offset // self.limit + 1
+
+    def __repr__(self) -> str:
+        return f"<Page offset={self.offset} limit={self.limit} sort={self.sort!r} order={self.order!r}>"
+
+    def link_header(self, url: str, total: int) -> str:
+        """The RFC 8288 ``Link`` value: ``first`` and ``last`` always, ``prev`` and ``next`` when there is such a page.
+
+        Args:
+            url: the collection's absolute URL, without a query.
+            total: the number of matching items.
+        """
+        limit, offset = self.limit, self.offset
+        last = (total - 1) // limit * limit if total else 0
+        pages: list[tuple[str, int]] = [("first", 0)]
+        if offset > 0:
+            pages.append(("prev", min(max(offset - limit, 0), last)))
+        if offset + limit < total:
+            pages.append(("next", offset + limit))
+        pages.append(("last", last))
+        prefix = url + "?"
+        if self.kept:
+            from urllib.parse import urlencode  # not at the top: see restkit.forms
+
+            prefix += urlencode(self.kept) + "&"
+        if self.by_page:
+            return ", ".join(f'<{prefix}page={start // limit + 1}&per_page={limit}>; rel="{rel}"' for rel, start in pages)
+        return ", ".join(f'<{prefix}limit={limit}&offset={start}>; rel="{rel}"' for rel, start in pages)
+
+    def headers(self, request: Request, total: int) -> list[tuple[str, str]]:
+        """``X-Total-Count`` and ``Link`` for this page of ``request``'s collection."""
+        path = request.path
+        if not (path.isascii() and path.isprintable()) or not _UNSAFE.isdisjoint(path):
+            from urllib.parse import quote  # not at the top: see restkit.forms
+
+            path = quote(path)
+        return [("X-Total-Count", str(total)), ("Link", self.link_header(request.base_url + path, total))]
+
+    def response(self, request: Request, items: Any, total: int, *, status: int = 200) -> Response:
+        """``items`` as JSON with the paging headers."""
+        response = Response(json_dumps(items), status, content_type=JSON_TYPE)
+        count, link = self.headers(request, total)
+        # PERF(paging): the count is digits; the Link holds the Host header, so it is checked
+        response.headers += [count, check_header(*link)]
+        return response
+
+    def apply(self, items: Iterable[Any]) -> tuple[list[Any], int]:
+        """Filter, sort and slice an in-memory collection of mappings (or objects).
+
+        Filters compare the field's text for equality; sorting puts None first
+        in ascending order.  Returns the page's items and the total.
+        """
+
+        def field(item: Any, name: str) -> Any:
+            return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+        chosen = [
+            item for item in items
+            if all(str(field(item, name)) == value for name, value in self.filters.items())
+        ]
+        if self.sort is not None:
+            key = self.sort
+            chosen.sort(key=lambda item: (field(item, key) is not None, field(item, key)), reverse=self.order == "desc")
+        return chosen[self.offset : self.offset + self.limit], len(chosen)
+
+
+def _integer(query: Any, name: str, low: int, high: int) -> int | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise BadRequest(f"query parameter {name} must be a whole number from {low} to {high}", details={name: "must be an integer"})
+    value = int(text)
+    if not low <= value <= high:
+        raise BadRequest(f"query parameter {name} must be from {low} to {high}, not {value}", details={name: f"must be from {low} to {high}"})
+    return value
+
+
+class Paging(Feature):
+    """How a collection pages, sorts and filters (the ``paging=`` route option).
+
+    Args:
+        default_limit: items per page when the client does not say.
+        max_limit: the largest page a client may ask for.
+        sort: the fields a client may sort by (``sortby``); empty: no sorting.
+        default_sort: the sort field when the client names none (default: the first of ``sort``).
+        default_order: ``"asc"`` or ``"desc"``.
+        filters: the fields a client may filter by, one query parameter each.
+        max_offset: the largest offset (default: the largest SQL integer).
+    """
+
+    option = "paging"
+    stage = 40
+    per_request = False  # the handler reads its page: after validation, inside its own checks
+
+    def __init__(
+        self,
+        *,
+        default_limit: int = 20,
+        max_limit: int = 100,
+        sort: Iterable[str] = (),
+        default_sort: str | None = None,
+        default_order: str = "asc",
+        filters: Iterable[str] = (),
+        max_offset: int = MAX_OFFSET,
+    ) -> None:
+        if not 1 <= default_limit <= max_limit:
+            raise ValueError("paging needs 1 <= default_limit <= max_limit")
+        if default_order not in ("asc", "desc"):
+            raise ValueError("default_order must be 'asc' or 'desc'")
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+        self.sort = tuple(sort)
+        self.default_sort = default_sort if default_sort is not None else (self.sort[0] if self.sort else None)
+        if self.default_sort is not None and self.default_sort not in self.sort:
+            raise ValueError(f"default_sort {self.default_sort!r} is not one of sort={list(self.sort)}")
+        self.default_order = default_order
+        self.filters = tuple(filters)
+        clash = set(self.filters) & {*_PAGING, "sortby", "order"}
+        if clash:
+            raise ValueError(f"filters may not be named {', '.join(sorted(clash))}")
+        self.max_offset = max_offset
+
+    def read(self, request: Request) -> Page:
+        """The page ``request`` asks for.
+
+        Raises:
+            BadRequest: a parameter that is not valid, given twice, or both paging styles.
+        """
+        query = request.query
+        if not query:  # PERF(paging): the first page, all defaults
+            return Page(0, self.default_limit, self.default_sort, self.default_order, {}, False, [])
+        if len(query.multi_items()) != len(query):  # some name is repeated
+            known = {*_PAGING, "sortby", "order", *self.filters}
+            for name in query:
+                if name in known and len(query.getall(name)) > 1:
+                    raise BadRequest(f"query parameter {name} is given more than once", details={name: "given more than once"})
+        by_page = "page" in query or "per_page" in query
+        if by_page:
+            if "limit" in query or "offset" in query:
+                offset_style = [name for name in _OFFSET_STYLE if name in query]
+                page_style = [name for name in _PAGE_STYLE if name in query]
+                raise BadRequest(
+                    f"query parameters {'/'.join(offset_style)} and {'/'.join(page_style)} do not mix;"
+                    " page with limit & offset or with page & per_page"
+                )
+            limit = _integer(query, "per_page", 1, self.max_limit) or self.default_limit
+            number = _integer(query, "page", 1, self.max_offset // limit) or 1  # the page ends below max_offset
+            offset = (number - 1) * limit
+        else:
+            limit = _integer(query, "limit", 1, self.max_limit) or self.default_limit
+            offset = _integer(query, "offset", 0, self.max_offset) or 0
+        sort = self.default_sort
+        if "sortby" in query:
+            sort = query["sortby"]
+            if sort not in self.sort:
+                allowed = ", ".join(self.sort) if self.sort else "nothing: this list has a fixed order"
+                raise BadRequest(f"query parameter sortby must be one of {allowed}", details={"sortby": "unknown field"})
+        order = query.get("order", self.default_order)
+        if order != "asc" and order != "desc":
+            raise BadRequest("query parameter order must be asc or desc", details={"order": "must be asc or desc"})
+        filters = {name: query[name] for name in self.filters if name in query} if self.filters else {}
+        kept = [(name, query[name]) for name in query if name not in _PAGING]
+        return Page(offset, limit, sort, order, filters, by_page, kept)
+
+    def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
+        limit = {"type": "integer", "minimum": 1, "maximum": self.max_limit, "default": self.default_limit}
+        parameters = [
+            ("limit", limit, "items per page, with offset"),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": self.max_offset, "default": 0}, "items to skip, with limit"),
+            ("page", {"type": "integer", "minimum": 1, "default": 1}, "page number, with per_page"),
+            ("per_page", limit, "items per page, with page"),
+        ]
+        if self.sort:
+            parameters.append(("sortby", {"enum": list(self.sort), "default": self.default_sort}, "the field to sort by"))
+            parameters.append(("order", {"enum": ["asc", "desc"], "default": self.default_order}, "the sort order"))
+        for name in self.filters:
+            parameters.append((name, {"type": "string"}, f"only items whose {name} equals this"))
+        for name, schema, description in parameters:
+            context.add_parameter(
+                operation, {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
+            )
+        context.add_response(operation, 400)
+        for response in context.success_responses(operation):
+            context.add_header(response, "X-Total-Count", "the number of matching items", {"type": "integer"})
+            context.add_header(response, "Link", "RFC 8288 links to the first, prev, next and last pages")
