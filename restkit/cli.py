@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="least severe log lines shown (default info)"
     )
-    parser.add_argument("--threads", type=int, default=64, help="most requests handled at once (default 64)")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads running the app (default 8; see the README on tuning)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
     parser.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")

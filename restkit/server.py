@@ -342,7 +342,7 @@ class Server:
         address: tuple[str, int],
         app: WSGIApp,
         *,
-        threads: int = 64,
+        threads: int = 8,
         timeout: float = 30.0,
         keepalive_timeout: float = 5.0,
         access_log: bool = True,

@@ -328,7 +328,7 @@ def test_server_flags_are_passed_to_serve() -> None:
 
     defaults = server_options(_parser().parse_args(["m:app"]))
     assert defaults == {
-        "threads": 64, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "max_connections": 4096,
+        "threads": 8, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "max_connections": 4096,
         "certfile": None, "keyfile": None, "access_log": True,
     }
     given = server_options(_parser().parse_args([
