@@ -96,6 +96,8 @@ ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file d
 class ConnectionState(Enum):
     """Where a connection is, and so which thread owns it."""
 
+    __hash__ = object.__hash__  # PERF: members are singletons; Enum's own hash is a Python call
+
     HANDSHAKE = "handshake"  # TLS handshake in progress (loop)
     IDLE = "idle"  # waiting for a request's first byte (loop)
     RECEIVING = "receiving"  # a request is arriving (loop, or the worker that just answered)
@@ -143,11 +145,14 @@ class _ClientGone(Exception):
 class Connection:
     """One client connection: its socket, what it sent, and its state."""
 
-    __slots__ = ("sock", "address", "state", "buffer", "scanned", "deadline", "head", "reader", "body", "eof")
+    __slots__ = ("sock", "address", "peer", "tls", "state", "buffer", "scanned", "deadline", "head", "reader", "body", "eof")
 
     def __init__(self, sock: socket.socket, address: Any, state: ConnectionState, deadline: float) -> None:
         self.sock = sock
         self.address = address
+        is_ip = isinstance(address, tuple)
+        self.peer = {"REMOTE_ADDR": address[0] if is_ip else "", "REMOTE_PORT": str(address[1]) if is_ip else ""}
+        self.tls = isinstance(sock, ssl.SSLSocket)
         self.state = state
         self.buffer = bytearray()
         self.scanned = 0  # bytes of `buffer` already searched for the end of a head
@@ -229,9 +234,9 @@ class _Pool:
                     self._start()
 
     @property
-    def busy(self) -> bool:
-        """True when jobs are waiting for a worker."""
-        return bool(self._jobs)
+    def busy(self) -> int:
+        """Non-zero when jobs are waiting for a worker."""
+        return len(self._jobs)
 
     def detach(self) -> None:
         """Take the calling worker out of the pool for the rest of its job."""
@@ -744,11 +749,14 @@ class Server:
         A pipelined request is already in the buffer; otherwise the worker
         waits NEXT_REQUEST_WAIT for the client's next request.
         """
-        if self.stopping.is_set() or self._pool.busy:
+        if self._stop_requested or self._pool.busy:
             return None
         if not conn.buffer:
             try:
-                with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                if conn.tls:
+                    with _receive_timeout(conn.sock, NEXT_REQUEST_WAIT, self.timeout):
+                        data = conn.sock.recv(RECV_SIZE)
+                else:  # PERF: SO_RCVTIMEO is NEXT_REQUEST_WAIT already (see _add)
                     data = conn.sock.recv(RECV_SIZE)
             except (BlockingIOError, TimeoutError, ssl.SSLWantReadError):
                 return None
@@ -918,9 +926,7 @@ class _Exchange:
             body, reader = conn.take_body()
         environ = server.base_environ.copy()
         environ.update(head.environ)
-        address = conn.address
-        environ["REMOTE_ADDR"] = address[0] if isinstance(address, tuple) else ""
-        environ["REMOTE_PORT"] = str(address[1]) if isinstance(address, tuple) else ""
+        environ.update(conn.peer)
         self.input: _BodyInput | None = None
         if reader is None:
             environ["wsgi.input"] = io.BytesIO(body)
@@ -1005,7 +1011,7 @@ class _Exchange:
         if self.status is None:
             raise AppError("the app returned without calling start_response()")
         server, head = self.server, self.head
-        keep_alive = head.keep_alive and not server.stopping.is_set()
+        keep_alive = head.keep_alive and not server._stop_requested
         if self.input is not None and not self.input.complete:
             unread = self.input.unread_estimate()
             # Too much to drain afterwards, or a body the client holds back
