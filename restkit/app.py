@@ -280,6 +280,8 @@ class App:
                 for hook in self._after:
                     response = hook(request, response) or response  # type: ignore[arg-type]
                 status, headers, body = response.to_wsgi()
+            elif type(result) is Response:  # a feature's answer (a 304) or the handler's own
+                status, headers, body = result.to_wsgi()
             else:
                 status, headers, body = wsgi_result(result)
             if type(body) is _Chunks and request is not None and request.route is not None:

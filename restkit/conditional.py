@@ -57,7 +57,6 @@ __all__ = [
 _ENTITY_TAG = r'\s*(W/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|\Z)'
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 # Headers a 304 keeps (RFC 9110, section 15.4.5); the rest describe a body it does not have.
-_NO_CONTROL = frozenset("\r\n\0")
 _KEEP_ON_304 = frozenset({"etag", "last-modified", "cache-control", "content-location", "date", "expires", "vary"})
 
 
@@ -274,14 +273,10 @@ class Conditional(Feature):
         if not 200 <= result[1] < 300 or request.method not in _SAFE_METHODS or "HTTP_IF_MATCH" in env \
                 or "HTTP_IF_UNMODIFIED_SINCE" in env:
             return result
-        if len(headers) == 1 and held.isascii() and _NO_CONTROL.isdisjoint(held):
+        if len(headers) == 1 and held.isascii() and held.isprintable():
             kept = [("ETag", held)]  # the usual case: the tag alone, checked here
         else:
-            kept = []
-            for name, value in headers.items():
-                if name.lower() in _KEEP_ON_304:  # a known name: only the value needs checking
-                    kept.append((name, value) if type(value) is str and value.isascii() and _NO_CONTROL.isdisjoint(value)
-                                else check_header(name, value))
+            kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
         response = Response.__new__(Response)
         response.status, response.headers, response.body = 304, kept, b""
         return response

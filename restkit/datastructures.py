@@ -59,6 +59,10 @@ class MultiDict(Mapping[str, V], Generic[V]):
         """Every value of ``key`` in order; an empty list when it is absent."""
         return [v for k, v in self._items if k == key]
 
+    def has_repeats(self) -> bool:
+        """Whether some key has more than one value."""
+        return len(self._first) != len(self._items)
+
     def multi_items(self) -> list[tuple[str, V]]:
         """Every ``(key, value)`` pair, repeats included, in order."""
         return list(self._items)

@@ -43,6 +43,7 @@ MAX_OFFSET = 2**63 - 1  # the largest SQL integer
 _OFFSET_STYLE = ("limit", "offset")
 _PAGE_STYLE = ("page", "per_page")
 _PAGING = _OFFSET_STYLE + _PAGE_STYLE
+_PAGING_NAMES = frozenset(_PAGING)
 _UNSAFE = frozenset(' "#%<>?[\\]^`{|}')  # characters a path must have percent-encoded in a URL
 
 
@@ -89,20 +90,23 @@ class Page:
         """
         limit, offset = self.limit, self.offset
         last = (total - 1) // limit * limit if total else 0
-        pages: list[tuple[str, int]] = [("first", 0)]
+        starts: list[tuple[str, int]] = [("first", 0)]
         if offset > 0:
-            pages.append(("prev", min(max(offset - limit, 0), last)))
+            starts.append(("prev", min(max(offset - limit, 0), last)))
         if offset + limit < total:
-            pages.append(("next", offset + limit))
-        pages.append(("last", last))
-        prefix = url + "?"
+            starts.append(("next", offset + limit))
+        starts.append(("last", last))
+        prefix = "<" + url + "?"
         if self.kept:
             from urllib.parse import urlencode  # not at the top: see restkit.forms
 
             prefix += urlencode(self.kept) + "&"
+        # PERF(paging): the text around each number is built once
         if self.by_page:
-            return ", ".join(f'<{prefix}page={start // limit + 1}&per_page={limit}>; rel="{rel}"' for rel, start in pages)
-        return ", ".join(f'<{prefix}limit={limit}&offset={start}>; rel="{rel}"' for rel, start in pages)
+            head, tail = prefix + "page=", f'&per_page={limit}>; rel="'
+            return ", ".join([f'{head}{start // limit + 1}{tail}{rel}"' for rel, start in starts])
+        head = f"{prefix}limit={limit}&offset="
+        return ", ".join([f'{head}{start}>; rel="{rel}"' for rel, start in starts])
 
     def headers(self, request: Request, total: int) -> list[tuple[str, str]]:
         """``X-Total-Count`` and ``Link`` for this page of ``request``'s collection."""
@@ -141,10 +145,7 @@ class Page:
         return chosen[self.offset : self.offset + self.limit], len(chosen)
 
 
-def _integer(query: Any, name: str, low: int, high: int) -> int | None:
-    text = query.get(name)
-    if text is None:
-        return None
+def _integer(name: str, text: str, low: int, high: int) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
         raise BadRequest(f"query parameter {name} must be a whole number from {low} to {high}", details={name: "must be an integer"})
     value = int(text)
@@ -207,37 +208,44 @@ class Paging(Feature):
         query = request.query
         if not query:  # PERF(paging): the first page, all defaults
             return Page(0, self.default_limit, self.default_sort, self.default_order, {}, False, [])
-        if len(query.multi_items()) != len(query):  # some name is repeated
+        if query.has_repeats():
             known = {*_PAGING, "sortby", "order", *self.filters}
             for name in query:
                 if name in known and len(query.getall(name)) > 1:
                     raise BadRequest(f"query parameter {name} is given more than once", details={name: "given more than once"})
-        by_page = "page" in query or "per_page" in query
+        # PERF(paging): the first values as a plain dict, read with C calls from here on
+        values = query.to_dict()
+        get = values.get
+        per_page, number = get("per_page"), get("page")
+        by_page = per_page is not None or number is not None
         if by_page:
-            if "limit" in query or "offset" in query:
-                offset_style = [name for name in _OFFSET_STYLE if name in query]
-                page_style = [name for name in _PAGE_STYLE if name in query]
+            if "limit" in values or "offset" in values:
+                offset_style = [name for name in _OFFSET_STYLE if name in values]
+                page_style = [name for name in _PAGE_STYLE if name in values]
                 raise BadRequest(
                     f"query parameters {'/'.join(offset_style)} and {'/'.join(page_style)} do not mix;"
                     " page with limit & offset or with page & per_page"
                 )
-            limit = _integer(query, "per_page", 1, self.max_limit) or self.default_limit
-            number = _integer(query, "page", 1, self.max_offset // limit) or 1  # the page ends below max_offset
-            offset = (number - 1) * limit
+            limit = self.default_limit if per_page is None else _integer("per_page", per_page, 1, self.max_limit)
+            # the page must end below max_offset
+            page = 1 if number is None else _integer("page", number, 1, self.max_offset // limit)
+            offset = (page - 1) * limit
         else:
-            limit = _integer(query, "limit", 1, self.max_limit) or self.default_limit
-            offset = _integer(query, "offset", 0, self.max_offset) or 0
-        sort = self.default_sort
-        if "sortby" in query:
-            sort = query["sortby"]
-            if sort not in self.sort:
-                allowed = ", ".join(self.sort) if self.sort else "nothing: this list has a fixed order"
-                raise BadRequest(f"query parameter sortby must be one of {allowed}", details={"sortby": "unknown field"})
-        order = query.get("order", self.default_order)
+            text = get("limit")
+            limit = self.default_limit if text is None else _integer("limit", text, 1, self.max_limit)
+            text = get("offset")
+            offset = 0 if text is None else _integer("offset", text, 0, self.max_offset)
+        sort = get("sortby")
+        if sort is None:
+            sort = self.default_sort
+        elif sort not in self.sort:
+            allowed = ", ".join(self.sort) if self.sort else "nothing: this list has a fixed order"
+            raise BadRequest(f"query parameter sortby must be one of {allowed}", details={"sortby": "unknown field"})
+        order = get("order", self.default_order)
         if order != "asc" and order != "desc":
             raise BadRequest("query parameter order must be asc or desc", details={"order": "must be asc or desc"})
-        filters = {name: query[name] for name in self.filters if name in query} if self.filters else {}
-        kept = [(name, query[name]) for name in query if name not in _PAGING]
+        filters = {name: values[name] for name in self.filters if name in values} if self.filters else {}
+        kept = [] if _PAGING_NAMES.issuperset(values) else [item for item in values.items() if item[0] not in _PAGING_NAMES]
         return Page(offset, limit, sort, order, filters, by_page, kept)
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:

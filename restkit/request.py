@@ -38,6 +38,11 @@ def decode_path(path_info: str) -> str:
         raise BadRequest("request path is not valid UTF-8") from None
 
 
+# What urllib.parse.quote() leaves as it is (with safe="/"): a path of these
+# needs no quoting.
+_URL_PATH_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
 def _wsgi_text(value: str) -> str:
     """Re-decode a WSGI Latin-1 string as UTF-8, replacing what does not decode."""
     if value.isascii():
@@ -171,9 +176,12 @@ class Request:
     @lazy_attribute
     def base_url(self) -> str:
         """Scheme, host and script name: where the app's own paths start."""
-        from urllib.parse import quote  # PERF(lazy-import)
+        script = self.script_name
+        if script and not _URL_PATH_SAFE.issuperset(script):
+            from urllib.parse import quote  # PERF(lazy-import): executing this costs more than the rest
 
-        return f"{self.scheme}://{self.host}{quote(self.script_name)}"
+            script = quote(script)
+        return f"{self.scheme}://{self.host}{script}"
 
     @lazy_attribute
     def url(self) -> str:

@@ -188,6 +188,8 @@ class IntConverter(Converter):
     _MAX = 2**63
 
     def to_python(self, value: str) -> int:
+        if len(value) < 19 and value.isdigit() and value.isascii():  # PERF(int-param): below 10**18, no range check
+            return int(value)
         if not (value.isascii() and value.isdigit()) or len(value) > 19:
             raise ValueError("not an integer")
         number = int(value)
@@ -438,8 +440,10 @@ class State:
         edges.sort(key=lambda edge: edge.converter.priority)
         return state
 
-    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]) -> Route | None:
-        """Depth-first search in priority order; record the methods of paths that match."""
+    def find(
+        self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str] | None
+    ) -> Route | None:
+        """Depth-first search in priority order; record the methods of paths that match in ``allowed`` (if given)."""
         state = self
         end = len(parts)
         # Where a state has only literal children there is nothing to backtrack
@@ -456,7 +460,8 @@ class State:
                 route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                 if route is not None:
                     return route
-                allowed.update(routes)
+                if allowed is not None:
+                    allowed.update(routes)
             return None
         part = parts[index]
         child = state.static.get(part)
@@ -479,7 +484,8 @@ class State:
                     found = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                     if found is not None:
                         return found
-                    allowed.update(routes)
+                    if allowed is not None:
+                        allowed.update(routes)
             else:
                 found = target.find(parts, index + 1, params, method, allowed)
                 if found is not None:
@@ -703,12 +709,13 @@ class Router:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
                 return route, {}, _EMPTY
-        allowed: set[str] = set()
         params: dict[str, Any] = {}
-        route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
+        # PERF(lookup): the methods of the paths that match are gathered by a
+        # second search, only when no route answers this method.
+        route = self._root.find(path[1:].split("/"), 0, params, method, None)
         if route is not None:
             return route, params, _EMPTY
-        return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
+        return None, {}, self.allowed_methods(path)
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""

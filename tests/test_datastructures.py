@@ -60,6 +60,12 @@ def test_multidict_equality_and_hash(md: MultiDict[str]) -> None:
 def test_empty_multidict() -> None:
     md: MultiDict[str] = MultiDict()
     assert len(md) == 0 and list(md) == [] and md.multi_items() == []
+    assert not md.has_repeats()
+
+
+def test_multidict_says_whether_a_key_repeats(md: MultiDict[str]) -> None:
+    assert md.has_repeats()
+    assert not MultiDict([("a", "1"), ("b", "1")]).has_repeats()
 
 
 @pytest.fixture

@@ -271,3 +271,28 @@ def test_docs_render_inline_code_patterns_and_samples_that_fit(live_server: Any,
     status, body = result_box(op)  # the sample body was accepted: it satisfies the patterns
     assert status == "201", body
     assert json.loads(body) == {"code": "AAA-00", "slug": "a-a", "kind": "cat"}
+
+
+@needs_chromium
+def test_operations_that_need_auth_show_a_padlock_and_their_schemes(live_server: Any, tmp_path: Path) -> None:
+    """The mark is text and a drawn padlock: an emoji showed as a box where no emoji font is installed."""
+    from restkit.auth import Bearer
+
+    app = App(openapi=True)
+    bearer = Bearer({"s3cret": ["write"]})
+
+    @app.get("/items")
+    def list_items(request: Request) -> list[Any]:
+        """Anyone may read."""
+        return []
+
+    @app.post("/items", auth=bearer)
+    def create_item(request: Request) -> tuple[dict[str, Any], int]:
+        """Writers only."""
+        return {}, 201
+
+    server = live_server(app)
+    dom = dump_dom(f"{server.url}/docs", tmp_path)
+    assert '<span class="lock" title="needs bearerAuth">bearerAuth</span>' in operation(dom, "create_item")
+    assert 'class="lock"' not in operation(dom, "list_items")
+    assert "\U0001f512" not in dom and dom.count('class="lock"') == 1

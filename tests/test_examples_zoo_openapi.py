@@ -288,14 +288,15 @@ def test_docs_screenshot_shows_the_green_result(app: ZooApp, live_server: Any, t
 
 
 def write_readme_screenshot(path: Path) -> None:
-    """Take the README's screenshot of the zoo's /docs (1100x800), list_zoos expanded and sent."""
+    """Take the README's screenshot of the zoo's /docs (1100x800): delete_zoo, which needs the
+    bearer token, expanded and sent with it (a 409: the zoo still has animals)."""
     from tests.conftest import LiveServer
 
     with tempfile.TemporaryDirectory() as tmp:
         app = new_app(Path(tmp))
         server = LiveServer(app)
         try:
-            done = run_chromium(f"--screenshot={path.resolve()}", f"{server.url}/docs#op=show_zoo&p.zoo=1&send=1",
+            done = run_chromium(f"--screenshot={path.resolve()}", f"{server.url}/docs#op=delete_zoo&p.zoo=1&auth=Bearer%20{TOKEN}&send=1",
                             tmp_path=Path(tmp), size="1100,800")
         finally:
             server.close()

@@ -120,6 +120,12 @@ def test_other_parameters_are_left_to_the_handler_and_kept_in_links() -> None:
     assert links(headers)["next"] == {"q": "x y", "limit": "4", "offset": "4"}
 
 
+def test_a_repeated_parameter_the_paging_does_not_know_is_kept_once() -> None:
+    """Repeats of other parameters are the handler's business; the links keep the first value."""
+    page = LIST.read(_request("q=a&limit=4&q=b&offset=4"))
+    assert (page.offset, page.limit, page.kept) == (4, 4, [("q", "a")])
+
+
 def test_a_page_for_any_data_source() -> None:
     page = LIST.read(_request("sortby=name&order=desc&page=3&per_page=4&tag=odd"))
     assert (page.offset, page.limit, page.sort, page.order, page.filters, page.number) == (8, 4, "name", "desc", {"tag": "odd"}, 3)

@@ -206,6 +206,23 @@ def test_url_with_script_name_and_https(client: Any) -> None:
     assert data["self_path"] == "/api/url"
 
 
+@pytest.mark.parametrize(
+    ("script_name", "base"),
+    [
+        ("", "http://h"),
+        ("/api/v1.2_x~y-z", "http://h/api/v1.2_x~y-z"),  # nothing to quote
+        ("/my app", "http://h/my%20app"),
+        ("/caf\xc3\xa9", "http://h/caf%C3%A9"),  # WSGI's Latin-1 form of UTF-8
+        ("/a?b#c", "http://h/a%3Fb%23c"),
+    ],
+    ids=["empty", "safe", "space", "utf-8", "delimiters"],
+)
+def test_base_url_quotes_the_script_name_when_needed(script_name: str, base: str) -> None:
+    environ = environ_for(HTTP_HOST="h")
+    environ["SCRIPT_NAME"] = script_name
+    assert Request(environ).base_url == base
+
+
 def test_url_without_host_header_uses_server_name() -> None:
     environ = environ_for(path="/caf\xc3\xa9", SERVER_NAME="srv", SERVER_PORT="8000")
     environ.pop("HTTP_HOST", None)

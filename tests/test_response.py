@@ -9,6 +9,7 @@ import enum
 import io
 import json
 import uuid
+from http import HTTPStatus
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from wsgiref.util import setup_testing_defaults
@@ -17,7 +18,7 @@ from wsgiref.validate import validator
 import pytest
 
 from restkit import App, MultiDict, Response, json_dumps, multipart_stream
-from restkit.response import render, wsgi_result
+from restkit.response import check_header, render, wsgi_result
 
 from tests.conftest import make_client
 
@@ -327,6 +328,49 @@ def test_response_refuses_header_injection(value: str) -> None:
 def test_response_refuses_bad_header_names(name: str) -> None:
     with pytest.raises(ValueError):
         Response(b"", headers={name: "1"})
+    with pytest.raises(ValueError):  # the name check is cached: a second time is refused alike
+        Response(b"", headers={name: "1"})
+
+
+@pytest.mark.parametrize("name", [None, 7, b"X-A"], ids=["none", "int", "bytes"])
+def test_response_refuses_header_names_that_are_not_text(name: Any) -> None:
+    with pytest.raises(ValueError):
+        check_header(name, "1")
+
+
+@pytest.mark.parametrize("value", [v for _, v in INJECTIONS], ids=[i for i, _ in INJECTIONS])
+def test_long_header_values_are_checked_to_the_end(value: str) -> None:
+    """A control character after 2,000 harmless ones (a long Link header) is still refused."""
+    with pytest.raises(ValueError):
+        check_header("Link", "<http://example.com/x>; rel=next, " * 60 + value)
+    assert check_header("Link", "<http://example.com/x>; rel=next" * 60)[1].endswith("rel=next")
+
+
+@pytest.mark.parametrize(
+    ("status", "line"),
+    [(404, "404 Not Found"), ("201", "201 Created"), (202.0, "202 Accepted"), (HTTPStatus.CONFLICT, "409 Conflict")],
+    ids=["int", "str", "float", "HTTPStatus"],
+)
+def test_response_status_forms(status: Any, line: str) -> None:
+    response = Response(b"x", status)
+    assert type(response.status) is int
+    assert response.to_wsgi()[0] == line
+
+
+@pytest.mark.parametrize("status", [True, 99, 600, "x"], ids=["bool", "99", "600", "text"])
+def test_response_refuses_impossible_statuses(status: Any) -> None:
+    with pytest.raises(ValueError):
+        Response(b"x", status)
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodyless_answers_drop_body_headers_in_any_case(status: int) -> None:
+    response = Response(b"", status, [("ETag", '"a"'), ("content-LENGTH", "3"), ("CONTENT-type", "text/plain")])
+    line, headers, body = response.to_wsgi()
+    assert headers == [("ETag", '"a"')]
+    assert list(body) == []
+    again = Response(b"", status, [("ETag", '"a"')])
+    assert again.to_wsgi()[1] == [("ETag", '"a"')]  # the Content-Type restkit adds is dropped too
 
 
 def test_header_methods() -> None:

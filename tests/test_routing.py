@@ -49,6 +49,12 @@ CONVERTER_CASES = [
     ("/n/<int:v>", "/n/\u0661\u0662", None),  # Arabic-Indic digits
     ("/n/<int:v>", "/n/\uff11", None),  # fullwidth 1
     ("/n/<int:v>", "/n/1_000", None),
+    # either side of the 18-digit fast path (no range check below 10**18)
+    ("/n/<int:v>", f"/n/{10**18 - 1}", {"v": 10**18 - 1}),
+    ("/n/<int:v>", f"/n/{10**18}", {"v": 10**18}),
+    ("/n/<int:v>", "/n/" + "0" * 18 + "7", {"v": 7}),
+    ("/n/<int:v>", "/n/" + "0" * 19 + "7", None),
+    ("/n/<int:v>", "/n/1\u0662", None),  # an ASCII digit and a non-ASCII one
     ("/n/<int:v>", "/n/ 1", None),
     ("/f/<float:v>", "/f/2.5", {"v": 2.5}),
     ("/f/<float:v>", "/f/3", {"v": 3.0}),
