@@ -4,9 +4,10 @@
 
     tokens = {"s3cret": Identity("ada", {"read", "write"}), "r3ad": Identity("bob", {"read"})}
     bearer = Bearer(tokens)
-    app.use(bearer)                                    # every route needs a valid token...
-    @app.get("/health", auth=None)                     # ...but this one
-    @app.post("/items", auth=bearer.require("write"))  # and this one needs the scope "write"
+    app.use(bearer)                                      # every route needs a valid token...
+    @app.get("/health", auth=None)                       # ...but this one
+    @app.post("/items", auth=bearer.require("write"))    # and this one needs the scope "write"
+    @app.get("/feed", auth=AnyOf(bearer, APIKey(keys)))  # a token or an API key
 
 A request without credentials (or with other credentials than the scheme's)
 gets **401** with ``WWW-Authenticate``; credentials that are not valid get
@@ -18,7 +19,7 @@ The identity of an accepted request is ``request.context["identity"]``.
 A route that declares ``auth=`` is documented with the scheme in
 ``components.securitySchemes``, a ``security`` requirement and its 401 (and
 403 when it needs scopes).  App-wide auth leaves restkit's own ``/docs`` and
-``/openapi.json`` public.
+``/openapi.json`` public.  :class:`AnyOf` accepts one of several schemes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .feature import DocumentContext, Feature
 if TYPE_CHECKING:
     from .request import Request
 
-__all__ = ["APIKey", "Auth", "Basic", "Bearer", "Identity"]
+__all__ = ["APIKey", "AnyOf", "Auth", "Basic", "Bearer", "Identity"]
 
 
 class Identity:
@@ -124,31 +125,46 @@ class Auth(Feature):
         """The ``WWW-Authenticate`` value."""
         raise NotImplementedError
 
+    def wanted(self) -> str:
+        """The credentials this scheme reads, as a phrase: "an 'Authorization: Bearer <token>' header"."""
+        raise NotImplementedError
+
     def missing(self, request: Request) -> str:
         """The 401 message when the request has no credentials."""
-        raise NotImplementedError
+        return f"{request.method} {request.path} needs {self.wanted()}"
+
+    def _alternatives(self) -> list[tuple[Auth, frozenset[str]]]:
+        """The schemes a request may use, in the order they are tried, each with the scopes it must then have."""
+        return [(self, self.scopes)]
 
     # -- the feature ---------------------------------------------------------------
 
     def authenticate(self, request: Request) -> Identity:
-        """The identity of the request, checked for this scheme's scopes.
+        """The identity of the request, checked for the scopes.
+
+        The first scheme whose credentials the request presents decides; the
+        others are not looked at (see :class:`AnyOf`).
 
         Raises:
             Unauthorized: no credentials, or invalid ones.
             Forbidden: valid credentials without a required scope.
         """
-        secret = self.credentials(request)
-        if secret is None:
-            raise Unauthorized(self.missing(request), www_authenticate=self.challenge())
-        identity = self.verify(secret)
-        if identity is None:
-            raise Unauthorized(f"invalid {self.kind}", www_authenticate=self.challenge("invalid_token"))
-        lacking = self.scopes - identity.scopes
-        if lacking:
-            raise Forbidden(
-                self.message or f"these credentials lack the scope(s) {', '.join(sorted(lacking))} that {request.method} {request.path} needs"
-            )
-        return identity
+        for scheme, scopes in self._alternatives():
+            secret = scheme.credentials(request)
+            if secret is None:
+                continue
+            identity = scheme.verify(secret)
+            if identity is None:
+                raise Unauthorized(f"invalid {scheme.kind}", www_authenticate=scheme.challenge("invalid_token"))
+            lacking = scopes - identity.scopes
+            if lacking:
+                raise Forbidden(
+                    self.message
+                    or scheme.message
+                    or f"these credentials lack the scope(s) {', '.join(sorted(lacking))} that {request.method} {request.path} needs"
+                )
+            return identity
+        raise Unauthorized(self.missing(request), www_authenticate=self.challenge())
 
     def before(self, request: Request) -> None:
         if request.route is not None and request.route.name.startswith("restkit."):
@@ -159,12 +175,84 @@ class Auth(Feature):
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         if context.route.name.startswith("restkit."):
             return
-        context.security_schemes.setdefault(self.scheme_name, dict(self.scheme))
-        operation["security"] = [{self.scheme_name: []}]
+        alternatives = self._alternatives()
+        for scheme, _ in alternatives:
+            context.security_schemes.setdefault(scheme.scheme_name, dict(scheme.scheme))
+        # a list of requirements is OpenAPI's "or": any one of them will do
+        operation["security"] = [{scheme.scheme_name: []} for scheme, _ in alternatives]
         context.add_response(operation, 401)
-        if self.scopes:
-            forbidden = context.add_response(operation, 403)
-            forbidden["description"] = f"Forbidden: needs the scope(s) {', '.join(sorted(self.scopes))}"
+        distinct = {scopes for _, scopes in alternatives}
+        if distinct == {frozenset()}:
+            return  # no scopes: nothing to forbid
+        if len(distinct) == 1:
+            needs = ", ".join(sorted(distinct.pop()))
+        else:  # AnyOf whose schemes need different scopes
+            needs = "; ".join(f"{', '.join(sorted(scopes))} with {scheme.scheme_name}" for scheme, scopes in alternatives if scopes)
+        context.add_response(operation, 403)["description"] = f"Forbidden: needs the scope(s) {needs}"
+
+
+class AnyOf(Auth):
+    """Any one of several schemes: ``AnyOf(bearer, api_key)`` takes a token or an API key.
+
+    It goes wherever a single scheme does (``auth=``, ``app.use``,
+    ``Router(defaults={"auth": ...})``) and ``.require("write")`` adds scopes
+    on top of those of each scheme.
+
+    * The schemes are tried in the order given; the first whose credentials
+      the request presents decides: its secret valid, that identity (checked
+      for this object's scopes and the scheme's own); not valid, 401 for that
+      scheme (``error="invalid_token"`` in its challenge).
+    * Credentials for two schemes at once: the first of them decides and the
+      other is not even read.  Not a 400, because a client rarely chooses
+      both: a gateway or an HTTP library's defaults add an API key to
+      requests that also carry a user's token, and refusing those would break
+      clients that did nothing wrong.  Not "any valid one", because then an
+      expired token would pass unnoticed behind a key, and a request would
+      have two identities.  Put first the scheme that should win.
+    * No credentials for any scheme: 401 naming every accepted way, with one
+      challenge per scheme in one ``WWW-Authenticate`` value (a
+      comma-separated list of challenges, RFC 9110 section 11.6.1).
+
+    The API document lists each scheme in ``components.securitySchemes`` and
+    the operation's ``security`` as alternatives, ``[{"bearerAuth": []},
+    {"apiKeyAuth": []}]``.
+
+    Args:
+        schemes: the schemes, in the order they are tried; their
+            ``scheme_name`` must differ.
+        scopes, message: see :class:`Auth`; without a message of its own the
+            403 is the deciding scheme's.
+
+    Raises:
+        TypeError: a scheme is not an :class:`Auth`, or is an ``AnyOf``.
+        ValueError: no scheme, or two with the same ``scheme_name``.
+    """
+
+    def __init__(self, *schemes: Auth, scopes: Iterable[str] = (), message: str | None = None) -> None:
+        if not schemes:
+            raise ValueError("AnyOf needs at least one scheme")
+        for scheme in schemes:
+            if isinstance(scheme, AnyOf):
+                raise TypeError("AnyOf inside AnyOf: list all the schemes in one AnyOf(a, b, c)")
+            if not isinstance(scheme, Auth):
+                raise TypeError(f"AnyOf takes auth schemes (Bearer, APIKey, Basic...), not {scheme!r}")
+        names = [scheme.scheme_name for scheme in schemes]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            # one name would document only one of the schemes
+            raise ValueError(f"two schemes are named {', '.join(twice)}: give one a scheme_name=")
+        super().__init__(scopes=scopes, message=message)
+        self.schemes = schemes
+
+    def _alternatives(self) -> list[tuple[Auth, frozenset[str]]]:
+        return [(scheme, self.scopes | scheme.scopes) for scheme in self.schemes]
+
+    def challenge(self, error: str | None = None) -> str:
+        return ", ".join(scheme.challenge(error) for scheme in self.schemes)
+
+    def wanted(self) -> str:
+        phrases = [scheme.wanted() for scheme in self.schemes]
+        return " or ".join(phrases) if len(phrases) < 3 else f"{', '.join(phrases[:-1])} or {phrases[-1]}"
 
 
 class Bearer(Auth):
@@ -202,8 +290,8 @@ class Bearer(Auth):
     def challenge(self, error: str | None = None) -> str:
         return _challenge("Bearer", self.realm, error)
 
-    def missing(self, request: Request) -> str:
-        return f"{request.method} {request.path} needs an 'Authorization: Bearer <token>' header"
+    def wanted(self) -> str:
+        return "an 'Authorization: Bearer <token>' header"
 
 
 class Basic(Auth):
@@ -264,8 +352,8 @@ class Basic(Auth):
     def challenge(self, error: str | None = None) -> str:
         return f'Basic realm="{self.realm}", charset="UTF-8"'
 
-    def missing(self, request: Request) -> str:
-        return f"{request.method} {request.path} needs an 'Authorization: Basic ...' header (user name and password)"
+    def wanted(self) -> str:
+        return "an 'Authorization: Basic ...' header (user name and password)"
 
 
 class APIKey(Auth):
@@ -319,11 +407,11 @@ class APIKey(Auth):
     def challenge(self, error: str | None = None) -> str:
         return _challenge("APIKey", None, error)
 
-    def missing(self, request: Request) -> str:
+    def wanted(self) -> str:
         where = " or ".join(
             text for text in (self.header and f"an {self.header} header", self.query and f"the query parameter {self.query}") if text
         )
-        return f"{request.method} {request.path} needs an API key in {where}"
+        return f"an API key in {where}"
 
 
 def _authorization(request: Request, scheme: str) -> str | None:

@@ -1,20 +1,26 @@
-"""restkit.auth: bearer tokens, API keys and HTTP Basic; scopes; per route, per router, app-wide; the document."""
+"""restkit.auth: bearer tokens, API keys, HTTP Basic and any of them; scopes; per route, per router, app-wide; the document."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
 
 from restkit import App, Router
-from restkit.auth import APIKey, Basic, Bearer, Identity
+from restkit.auth import APIKey, AnyOf, Basic, Bearer, Identity
+from tests.browser import needs_chromium, run_chromium
 from tests.conftest import wsgi_call
 
 TOKENS = {"w-token": Identity("ada", {"read", "write"}), "r-token": Identity("bob", {"read"})}
 bearer = Bearer(TOKENS, realm="api")
 writer = bearer.require("write")
+KEYS = {"k-ada": Identity("ada-script", {"read", "write"}), "k-bob": Identity("bob-script", {"read"})}
+api_key = APIKey(KEYS)
+token_or_key = AnyOf(bearer, api_key)
+key_or_token = AnyOf(api_key, bearer)
 
 
 def make_app() -> App:
@@ -108,9 +114,15 @@ def test_auth_runs_before_validation_and_the_handler() -> None:
 # -- app-wide and per router ------------------------------------------------------------------
 
 
-def test_app_wide_auth_with_a_public_route_and_public_docs() -> None:
+@pytest.mark.parametrize("scheme, accepted, challenge, security", [
+    (bearer, [{"Authorization": "Bearer r-token"}], 'Bearer realm="api"', [{"bearerAuth": []}]),
+    (token_or_key, [{"Authorization": "Bearer r-token"}, {"X-API-Key": "k-bob"}], 'Bearer realm="api", APIKey',
+     [{"bearerAuth": []}, {"apiKeyAuth": []}]),
+], ids=["bearer", "any-of"])
+def test_app_wide_auth_with_a_public_route_and_public_docs(scheme: Any, accepted: list[dict[str, str]], challenge: str,
+                                                           security: list[dict[str, list[str]]]) -> None:
     app = App(openapi=True)
-    app.use(bearer)
+    app.use(scheme)
 
     @app.get("/secret")
     def secret(request: Any) -> dict[str, str]:
@@ -120,13 +132,15 @@ def test_app_wide_auth_with_a_public_route_and_public_docs() -> None:
     def health(request: Any) -> dict[str, str]:
         return {"ok": "yes"}
 
-    assert wsgi_call(app, "GET", "/secret")[0] == 401
-    assert wsgi_call(app, "GET", "/secret", {"Authorization": "Bearer r-token"})[0] == 200
+    status, headers, _ = wsgi_call(app, "GET", "/secret")
+    assert status == 401 and headers["WWW-Authenticate"] == challenge
+    for credentials in accepted:
+        assert wsgi_call(app, "GET", "/secret", credentials)[0] == 200
     assert wsgi_call(app, "GET", "/health")[0] == 200
     assert wsgi_call(app, "GET", "/openapi.json")[0] == 200
     assert wsgi_call(app, "GET", "/docs", {"Accept": "text/html"})[0] == 200
     document = app.openapi()
-    assert document["paths"]["/secret"]["get"]["security"] == [{"bearerAuth": []}]
+    assert document["paths"]["/secret"]["get"]["security"] == security
     assert "security" not in document["paths"]["/health"]["get"]
 
 
@@ -287,3 +301,237 @@ def test_docs_mark_operations_that_need_auth() -> None:
 
     page = docs_page("API", "/openapi.json", "")
     assert "op.security" in page and 'class: "lock"' in page
+
+
+# -- any of several schemes -----------------------------------------------------------------------
+
+# RFC 9110, section 11.6.1 (token68 left out: no restkit scheme sends one):
+#   WWW-Authenticate = #challenge
+#   challenge        = auth-scheme [ 1*SP #auth-param ]
+#   auth-param       = token BWS "=" BWS ( token / quoted-string )
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PARAM = rf'{_TOKEN}[ \t]*=[ \t]*(?:{_TOKEN}|"(?:[^"\\]|\\.)*")'
+_ELEMENT = re.compile(rf"[ \t]*(?:(?P<param>{_PARAM})|(?P<scheme>{_TOKEN})(?: +(?P<first>{_PARAM}))?)[ \t]*(?:,|$)")
+
+
+def challenges(value: str) -> list[tuple[str, dict[str, str]]]:
+    """``WWW-Authenticate`` as ``[(scheme, {param: value})]``; AssertionError when it is not a challenge list."""
+    found: list[tuple[str, dict[str, str]]] = []
+    position = 0
+    while position < len(value):
+        element = _ELEMENT.match(value, position)
+        assert element and element.end() > position, f"not a challenge list at {value[position:]!r}: {value!r}"
+        position = element.end()
+        if element["scheme"]:
+            found.append((element["scheme"], {}))
+        for param in (element["param"], element["first"]):
+            if param:
+                assert found, f"a parameter before any scheme: {value!r}"
+                name, _, given = param.partition("=")
+                found[-1][1][name.strip().lower()] = given.strip().strip('"')
+    return found
+
+
+def test_the_challenge_parser_reads_lists_and_refuses_junk() -> None:
+    assert challenges('Bearer realm="a, b", error="invalid_token", APIKey, Basic realm="z", charset="UTF-8"') == [
+        ("Bearer", {"realm": "a, b", "error": "invalid_token"}), ("APIKey", {}), ("Basic", {"realm": "z", "charset": "UTF-8"})]
+    for junk in ('realm="x"', "Bearer realm", 'Bearer "x"', "Bearer;"):
+        with pytest.raises(AssertionError):
+            challenges(junk)
+
+
+def make_any_app(scheme: AnyOf) -> App:
+    app = App(openapi=True)
+
+    @app.get("/who", auth=scheme)
+    def who(request: Any) -> dict[str, str]:
+        return {"name": request.context["identity"].name}
+
+    @app.post("/items", auth=scheme.require("write"))
+    def create(request: Any) -> tuple[dict[str, bool], int]:
+        return {"created": True}, 201
+
+    return app
+
+
+TOKEN_FIRST, KEY_FIRST = make_any_app(token_or_key), make_any_app(key_or_token)
+NEEDS_BOTH = "GET /who needs an 'Authorization: Bearer <token>' header or an API key in an X-API-Key header"
+BOTH_CHALLENGES = [("Bearer", {"realm": "api"}), ("APIKey", {})]
+BAD_TOKEN = [("Bearer", {"realm": "api", "error": "invalid_token"})]
+BAD_KEY = [("APIKey", {"error": "invalid_token"})]
+
+# (id, app, method, path, headers, status, body: the JSON sent, or a fragment of its error, challenges)
+ANY_OF_VARIANTS: list[tuple[str, App, str, str, dict[str, str], int, Any, Any]] = [
+    ("token", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer r-token"}, 200, {"name": "bob"}, None),
+    ("key", TOKEN_FIRST, "GET", "/who", {"X-API-Key": "k-bob"}, 200, {"name": "bob-script"}, None),
+    ("lowercase-scheme", TOKEN_FIRST, "GET", "/who", {"Authorization": "bearer  r-token"}, 200, {"name": "bob"}, None),
+    ("both-valid-token-first", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer r-token", "X-API-Key": "k-ada"},
+     200, {"name": "bob"}, None),
+    ("both-valid-key-first", KEY_FIRST, "GET", "/who", {"Authorization": "Bearer r-token", "X-API-Key": "k-ada"},
+     200, {"name": "ada-script"}, None),
+    ("good-token-bad-key-token-first", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer r-token", "X-API-Key": "nope"},
+     200, {"name": "bob"}, None),
+    ("bad-token-good-key-token-first", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer nope", "X-API-Key": "k-bob"},
+     401, "invalid token", BAD_TOKEN),
+    ("good-token-bad-key-key-first", KEY_FIRST, "GET", "/who", {"Authorization": "Bearer r-token", "X-API-Key": "nope"},
+     401, "invalid API key", BAD_KEY),
+    ("bad-token-good-key-key-first", KEY_FIRST, "GET", "/who", {"Authorization": "Bearer nope", "X-API-Key": "k-bob"},
+     200, {"name": "bob-script"}, None),
+    ("bad-token", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer nope"}, 401, "invalid token", BAD_TOKEN),
+    ("bad-key", TOKEN_FIRST, "GET", "/who", {"X-API-Key": "nope"}, 401, "invalid API key", BAD_KEY),
+    ("none", TOKEN_FIRST, "GET", "/who", {}, 401, NEEDS_BOTH, BOTH_CHALLENGES),
+    ("none-key-first", KEY_FIRST, "GET", "/who", {}, 401,
+     "GET /who needs an API key in an X-API-Key header or an 'Authorization: Bearer <token>' header",
+     BOTH_CHALLENGES[::-1]),
+    ("other-scheme-empty-key", TOKEN_FIRST, "GET", "/who", {"Authorization": "Token r-token", "X-API-Key": ""},
+     401, NEEDS_BOTH, BOTH_CHALLENGES),
+    ("malformed-token", TOKEN_FIRST, "GET", "/who", {"Authorization": "Bearer a b", "X-API-Key": "k-bob"},
+     400, "malformed Authorization header", None),
+    ("scope-by-token", TOKEN_FIRST, "POST", "/items", {"Authorization": "Bearer w-token"}, 201, {"created": True}, None),
+    ("scope-by-key", TOKEN_FIRST, "POST", "/items", {"X-API-Key": "k-ada"}, 201, {"created": True}, None),
+    ("scope-lacking-token", TOKEN_FIRST, "POST", "/items", {"Authorization": "Bearer r-token"}, 403,
+     "these credentials lack the scope(s) write that POST /items needs", None),
+    ("scope-lacking-key", TOKEN_FIRST, "POST", "/items", {"X-API-Key": "k-bob"}, 403, "lack the scope(s) write", None),
+    ("scope-none", TOKEN_FIRST, "POST", "/items", {}, 401, "POST /items needs an 'Authorization: Bearer", BOTH_CHALLENGES),
+]
+
+
+def check_answer(status: int, headers: dict[str, str], body: bytes, expected_status: int, expected: Any,
+                 expected_challenges: Any) -> None:
+    """The status, the body (its JSON or a fragment of its error) and the parsed ``WWW-Authenticate``."""
+    assert status == expected_status, body
+    data = json.loads(body)
+    if isinstance(expected, str):
+        assert expected in data["error"], data
+    else:
+        assert data == expected
+    if expected_challenges is None:
+        assert "www-authenticate" not in {name.lower() for name in headers}
+    else:
+        value = next(v for name, v in headers.items() if name.lower() == "www-authenticate")
+        assert challenges(value) == expected_challenges, value
+
+
+@pytest.mark.parametrize("name, app, method, path, headers, status, expected, expected_challenges", ANY_OF_VARIANTS,
+                         ids=[v[0] for v in ANY_OF_VARIANTS])
+def test_any_of_variants(name: str, app: App, method: str, path: str, headers: dict[str, str], status: int,
+                         expected: Any, expected_challenges: Any) -> None:
+    check_answer(*wsgi_call(app, method, path, headers), status, expected, expected_challenges)
+    # and the app goes on serving both schemes
+    assert json.loads(wsgi_call(app, "GET", "/who", {"Authorization": "Bearer w-token"})[2]) == {"name": "ada"}
+    assert wsgi_call(app, "GET", "/who", {"X-API-Key": "k-ada"})[0] == 200
+
+
+def test_any_of_over_a_socket_read_by_h11(live_server: Any) -> None:
+    """Every variant on one keep-alive connection: h11 accepts each answer and the challenges parse."""
+    pytest.importorskip("h11")
+    from tests.http_client import ResponseReader, connect, serialize_request
+
+    server = live_server(TOKEN_FIRST)
+    with connect(server.port) as sock:
+        reader = ResponseReader(sock)
+        for name, app, method, path, headers, status, expected, expected_challenges in ANY_OF_VARIANTS:
+            if app is not TOKEN_FIRST:
+                continue
+            sock.sendall(serialize_request(method, path, [("Host", "t"), *headers.items()]))
+            answer = reader.read(method)
+            assert answer.complete and answer.error is None, f"{name}: {answer.describe()}"
+            assert answer.status is not None
+            check_answer(answer.status, dict(answer.headers), answer.body, status, expected, expected_challenges)
+
+
+def test_any_of_with_inner_scopes_and_a_message() -> None:
+    """The scopes of AnyOf and of the scheme that decides add up; AnyOf's message wins, then the scheme's."""
+    either = AnyOf(bearer, api_key.require("write", message="scripts must have write keys")).require("read")
+    app = App(openapi=True)
+
+    @app.get("/r", auth=either)
+    def r(request: Any) -> dict[str, bool]:
+        return {"ok": True}
+
+    assert wsgi_call(app, "GET", "/r", {"Authorization": "Bearer r-token"})[0] == 200
+    assert wsgi_call(app, "GET", "/r", {"X-API-Key": "k-ada"})[0] == 200
+    status, _, body = wsgi_call(app, "GET", "/r", {"X-API-Key": "k-bob"})
+    assert status == 403 and json.loads(body) == {"error": "scripts must have write keys"}
+    quiet = AnyOf(Bearer({"t": []}), api_key, message="no entry").require("read")
+    app2 = App()
+
+    @app2.get("/q", auth=quiet)
+    def q(request: Any) -> dict[str, bool]:
+        return {"ok": True}
+
+    assert json.loads(wsgi_call(app2, "GET", "/q", {"Authorization": "Bearer t"})[2]) == {"error": "no entry"}
+    described = app.openapi()["paths"]["/r"]["get"]["responses"]["403"]["description"]
+    assert described == "Forbidden: needs the scope(s) read with bearerAuth; read, write with apiKeyAuth"
+
+
+def test_any_of_per_router_with_defaults() -> None:
+    admin = Router(defaults={"auth": token_or_key.require("write")})
+
+    @admin.delete("/users/<int:user>")
+    def remove(request: Any, user: int) -> None:
+        return None
+
+    app = App()
+    app.mount("/admin", admin)
+    status, headers, body = wsgi_call(app, "DELETE", "/admin/users/1")
+    assert status == 401 and challenges(headers["WWW-Authenticate"]) == BOTH_CHALLENGES
+    assert "DELETE /admin/users/1 needs an 'Authorization: Bearer <token>' header or an API key" in json.loads(body)["error"]
+    assert wsgi_call(app, "DELETE", "/admin/users/1", {"X-API-Key": "k-bob"})[0] == 403
+    assert wsgi_call(app, "DELETE", "/admin/users/1", {"Authorization": "Bearer r-token"})[0] == 403
+    assert wsgi_call(app, "DELETE", "/admin/users/1", {"X-API-Key": "k-ada"})[0] == 204
+    assert wsgi_call(app, "DELETE", "/admin/users/1", {"Authorization": "Bearer w-token"})[0] == 204
+
+
+def test_any_of_three_schemes_and_basic_shares_the_authorization_header() -> None:
+    users = Basic({"ada": "pw"}, realm="zoo", scopes_of={"ada": ["read"]})
+    every = AnyOf(bearer, users, api_key)
+    app = App()
+
+    @app.get("/x", auth=every)
+    def x(request: Any) -> dict[str, str]:
+        return {"who": request.context["identity"].name}
+
+    assert json.loads(wsgi_call(app, "GET", "/x", basic("ada:pw"))[2]) == {"who": "ada"}
+    assert json.loads(wsgi_call(app, "GET", "/x", {"Authorization": "Bearer r-token"})[2]) == {"who": "bob"}
+    assert wsgi_call(app, "GET", "/x", basic("ada:no"))[0] == 401
+    status, headers, body = wsgi_call(app, "GET", "/x")
+    assert status == 401
+    assert json.loads(body)["error"] == ("GET /x needs an 'Authorization: Bearer <token>' header, an 'Authorization: Basic"
+                                         " ...' header (user name and password) or an API key in an X-API-Key header")
+    assert challenges(headers["WWW-Authenticate"]) == [
+        ("Bearer", {"realm": "api"}), ("Basic", {"realm": "zoo", "charset": "UTF-8"}), ("APIKey", {})]
+
+
+@pytest.mark.parametrize("schemes, error, fragment", [
+    ((), ValueError, "at least one"),
+    ((bearer, bearer.require("write")), ValueError, "bearerAuth"),
+    ((bearer, token_or_key), TypeError, "AnyOf inside AnyOf"),
+    ((bearer, "X-API-Key"), TypeError, "not 'X-API-Key'"),
+], ids=["empty", "same-name", "nested", "not-a-scheme"])
+def test_any_of_refuses_mistakes_when_made(schemes: tuple[Any, ...], error: type[Exception], fragment: str) -> None:
+    with pytest.raises(error, match=re.escape(fragment)):
+        AnyOf(*schemes)
+
+
+def test_the_document_lists_the_alternatives() -> None:
+    document = TOKEN_FIRST.openapi()
+    assert document["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer"},
+        "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    who, create = document["paths"]["/who"]["get"], document["paths"]["/items"]["post"]
+    assert who["security"] == create["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
+    assert "401" in who["responses"] and "403" not in who["responses"]
+    assert create["responses"]["403"]["description"] == "Forbidden: needs the scope(s) write"
+    assert KEY_FIRST.openapi()["paths"]["/who"]["get"]["security"] == [{"apiKeyAuth": []}, {"bearerAuth": []}]
+    openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
+    openapi_spec_validator.validate(json.loads(json.dumps(document)))
+
+
+@needs_chromium
+def test_docs_mark_an_operation_with_either_scheme(live_server: Any, tmp_path: Any) -> None:
+    server = live_server(TOKEN_FIRST)
+    done = run_chromium("--dump-dom", f"{server.url}/docs", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count('<span class="lock" title="needs bearerAuth or apiKeyAuth">') == 2, done.stdout[-3000:]

@@ -87,6 +87,21 @@ def test_the_auth_example() -> None:
     assert client.get("/openapi.json").json["paths"]["/posts"]["post"]["security"] == [{"bearerAuth": []}]
 
 
+def test_the_any_of_auth_example() -> None:
+    client = make_client(_sample("AnyOf(")["app"])
+    assert client.get("/reports", headers={"Authorization": "Bearer s3cret"}).json == {"for": "ada"}
+    assert client.get("/reports", headers={"X-API-Key": "k-123"}).json == {"for": "nightly-export"}
+    missing = client.get("/reports", status=401)
+    assert missing.headers["WWW-Authenticate"] == "Bearer, APIKey"
+    assert "'Authorization: Bearer <token>' header or an API key in an X-API-Key header" in missing.json["error"]
+    stale = {"Authorization": "Bearer old", "X-API-Key": "k-123"}
+    assert client.get("/reports", headers=stale, status=401).json["error"] == "invalid token"
+    assert client.post("/reports", headers={"X-API-Key": "k-123"}, status=403).json["error"]
+    assert client.post("/reports", headers={"Authorization": "Bearer s3cret"}, status=201).json == {"created": True}
+    security = client.get("/openapi.json").json["paths"]["/reports"]["get"]["security"]
+    assert security == [{"bearerAuth": []}, {"apiKeyAuth": []}]
+
+
 def test_the_rate_limit_example() -> None:
     client = make_client(_sample("RateLimit(")["app"])
     for remaining in (4, 3, 2, 1, 0):
