@@ -440,10 +440,8 @@ class State:
         edges.sort(key=lambda edge: edge.converter.priority)
         return state
 
-    def find(
-        self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str] | None
-    ) -> Route | None:
-        """Depth-first search in priority order; record the methods of paths that match in ``allowed`` (if given)."""
+    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]) -> Route | None:
+        """Depth-first search in priority order; record the methods of paths that match."""
         state = self
         end = len(parts)
         # Where a state has only literal children there is nothing to backtrack
@@ -460,8 +458,7 @@ class State:
                 route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                 if route is not None:
                     return route
-                if allowed is not None:
-                    allowed.update(routes)
+                allowed.update(routes)
             return None
         part = parts[index]
         child = state.static.get(part)
@@ -484,8 +481,7 @@ class State:
                     found = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                     if found is not None:
                         return found
-                    if allowed is not None:
-                        allowed.update(routes)
+                    allowed.update(routes)
             else:
                 found = target.find(parts, index + 1, params, method, allowed)
                 if found is not None:
@@ -709,13 +705,12 @@ class Router:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
                 return route, {}, _EMPTY
+        allowed: set[str] = set()
         params: dict[str, Any] = {}
-        # PERF(lookup): the methods of the paths that match are gathered by a
-        # second search, only when no route answers this method.
-        route = self._root.find(path[1:].split("/"), 0, params, method, None)
+        route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
             return route, params, _EMPTY
-        return None, {}, self.allowed_methods(path)
+        return None, {}, frozenset(_allow(allowed)) if allowed else _EMPTY
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
