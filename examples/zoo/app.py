@@ -182,11 +182,14 @@ API_DESCRIPTION = (
 )
 # Statuses beyond restkit's own (404 for path parameters, 400 for queries and
 # bodies, 406, 413/415/422 for bodies) and its features' (429 while the rate limit
-# is on, 401/403 for writes, 304/412 for conditional requests): 503 when another
-# process holds the database's write lock too long, 410 for deleted resources.
-GONE_ERRORS = [410]
-WRITE_ERRORS = [503]
-CHANGE_ERRORS = [410, 503]
+# is on, 401/403 for writes, 304/412 for conditional requests): 410 for deleted
+# resources; 503 when the database is unreachable or read-only, or another process
+# holds its write lock too long (reads meet it on PostgreSQL); 507 when a write
+# finds the disk full (see faults.py).
+READ_ERRORS = [503]
+GONE_ERRORS = [410, *READ_ERRORS]  # reads of what can be deleted
+WRITE_ERRORS = [503, 507]
+CHANGE_ERRORS = [410, 503, 507]
 #: Detail GETs answer If-None-Match with 304; writes check If-Match themselves (412).
 #: ETags only: the zoo sends no Last-Modified, so it documents no date preconditions.
 CONDITIONAL = Conditional(dates=False)
@@ -497,7 +500,8 @@ class ZooAPI:
         zoo_change: dict[str, Any] = {**change, "errors": [*CHANGE_ERRORS, 409]}
 
         def lists(model: type[Any], **options: Any) -> dict[str, Any]:
-            return {"query": model, "paging": paging_for(model), "responses": {200: list[Item]}, **options}
+            return {"query": model, "paging": paging_for(model), "responses": {200: list[Item]}, "errors": READ_ERRORS,
+                    **options}
 
         r.add_route("/", self.root, name="v1_root", responses={200: list[RootLink]}, tags=["root"])
 
@@ -539,7 +543,7 @@ class ZooAPI:
         tags = ["animal types"]
         r.add_route("/animal_types", self.list_animal_types, tags=tags, **lists(AnimalTypeQuery))
         r.add_route("/animal_types/<int:animal_type>", self.show_animal_type,
-                    responses={200: AnimalType, 304: None}, tags=tags, conditional=CONDITIONAL)
+                    responses={200: AnimalType, 304: None}, tags=tags, conditional=CONDITIONAL, errors=READ_ERRORS)
 
         tags = ["employees"]
         r.add_route("/employees", self.list_employees, tags=tags, **lists(EmployeeQuery))

@@ -324,9 +324,10 @@ def install_jobs(app: App, store: Store, writer: Any) -> JobQueue:
 
     router = Router(tags=["jobs"])
     router.add_route("/zoos/<int:zoo>/reports", create_report, methods=["POST"], responses={202: Job},
-                     auth=writer, errors=[410, 503])
-    router.add_route("/jobs/<int:job>", show_job, name="show_job", responses={200: Job})
-    router.add_route("/jobs/<int:job>/result", show_job_result, name="show_job_result", responses={200: Report})
+                     auth=writer, errors=[410, 503, 507])
+    router.add_route("/jobs/<int:job>", show_job, name="show_job", responses={200: Job}, errors=[503])
+    router.add_route("/jobs/<int:job>/result", show_job_result, name="show_job_result", responses={200: Report},
+                     errors=[503])
     app.mount("/v1", router)
     app.before_request(ensure_runner)
 

@@ -256,7 +256,7 @@ def install_v2(app: App, store: Store, writer: Any) -> None:
 
     ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).
     """
-    from .app import CHANGE_ERRORS, GONE_ERRORS, WRITE_ERRORS, _filters, _values, paging_for
+    from .app import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, _filters, _values, paging_for
 
     api = ZooAPIv2(store, _values, _filters)
     r = Router(tags=["v2"])
@@ -264,7 +264,7 @@ def install_v2(app: App, store: Store, writer: Any) -> None:
     change: dict[str, Any] = {"auth": writer, "header_params": ["If-Match"]}
     show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS}
     r.add_route("/zoos", api.list_zoos, name="v2_list_zoos", query=ZooQuery, paging=paging_for(ZooQuery),
-                responses={200: PageV2})
+                responses={200: PageV2}, errors=READ_ERRORS)
     r.add_route("/zoos", api.create_zoo, name="v2_create_zoo", methods=["POST"], body=ZooIn,
                 responses={201: ZooV2}, auth=writer, errors=[*WRITE_ERRORS, 409])
     r.add_route("/zoos/<int:zoo>", api.show_zoo, name="v2_show_zoo", responses={200: ZooV2, 304: None}, **show)
@@ -273,7 +273,7 @@ def install_v2(app: App, store: Store, writer: Any) -> None:
     r.add_route("/zoos/<int:zoo>", api.delete_zoo, name="v2_delete_zoo", methods=["DELETE"],
                 responses={204: None}, errors=[*CHANGE_ERRORS, 409, 412], **change)
     r.add_route("/animals", api.list_animals, name="v2_list_animals", query=AnimalQuery,
-                paging=paging_for(AnimalQuery), responses={200: PageV2})
+                paging=paging_for(AnimalQuery), responses={200: PageV2}, errors=READ_ERRORS)
     r.add_route("/animals", api.create_animal, name="v2_create_animal", methods=["POST"], body=AnimalIn,
                 responses={201: AnimalV2}, auth=writer, errors=WRITE_ERRORS)
     r.add_route("/animals/<int:animal>", api.show_animal, name="v2_show_animal",
