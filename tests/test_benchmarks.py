@@ -158,6 +158,19 @@ def test_inprocess_quick_prints_tables_and_ratios() -> None:
         assert f"restkit / {peer.capitalize()}" in out or f"(skipped {peer}:" in out
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+def test_instructions_counts_a_call_of_each_framework() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--only", "hello", "--calls", "200"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| GET /hello"))
+    restkit, falcon, ratio = (cell.strip() for cell in row.strip("|").split("|")[1:])
+    assert int(restkit.replace(",", "")) > 1000 and int(falcon.replace(",", "")) > 1000
+    assert ratio.endswith("x")
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
 def test_server_quick_loads_every_server_and_keeps_streams_going() -> None:
     done = subprocess.run(
