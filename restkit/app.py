@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-``App.__call__`` is the whole request cycle.  It decodes the path, checks
+``App.__call__`` is the whole request cycle.  It runs the before-routing
+hooks (which may rewrite the environ: a trusted proxy's headers), decodes the path, checks
 the URL length, asks the router for a match, checks ``Accept`` against the
 route's ``produces`` and ``Content-Length`` against ``max_body_size``, runs
 the before-hooks (for every request routing answered, matched or not),
@@ -45,6 +46,7 @@ __all__ = ["App"]
 
 StartResponse = Callable[..., Any]
 BeforeHook = Callable[[Request], Any]
+EnvironHook = Callable[[dict[str, Any]], None]
 AfterHook = Callable[[Request, Response], "Response | None"]
 ErrorHandler = Callable[[Request, BaseException], Any]
 
@@ -88,6 +90,7 @@ class App:
         self.max_url_length = max_url_length
         self.debug = debug
         self.redirect_slashes = redirect_slashes
+        self._before_routing: list[EnvironHook] = []
         self._before: list[BeforeHook] = []
         self._after: list[AfterHook] = []
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
@@ -213,6 +216,16 @@ class App:
         feature.install(self)
         return feature
 
+    def before_routing(self, hook: EnvironHook) -> EnvironHook:
+        """Run ``hook(environ)`` first on every request, before it is routed or any check is made.
+
+        For what changes the request itself, in place: :class:`restkit.proxy.ProxyHeaders`
+        puts the client's address, scheme and host there, so that 404s, rate
+        limits and links see them.  An :class:`HTTPError` it raises is the answer.
+        """
+        self._before_routing.append(hook)
+        return hook
+
     def before_request(self, hook: BeforeHook) -> BeforeHook:
         """Run ``hook(request)`` before each routed handler; a value other than
         None is sent instead of calling the handler."""
@@ -262,6 +275,8 @@ class App:
         request: Request | None = None
         try:
             try:
+                for rewrite in self._before_routing:
+                    rewrite(environ)
                 # Built before the path is decoded, so that error handlers and
                 # after-hooks get a request even when the path is not UTF-8.
                 request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")

@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
+    parser.add_argument(
+        "--trust-proxy", default=None, metavar="ADDR[,ADDR...]",
+        help="believe X-Forwarded-For/-Proto/-Host from these proxy addresses or networks (only proxies you run)",
+    )
     return parser
 
 
@@ -137,6 +141,13 @@ def _problem(args: argparse.Namespace) -> str | None:
         path = getattr(args, flag)
         if path is not None and not os.path.isfile(path):
             return f"--{flag} {path}: no such file"
+    if args.trust_proxy is not None:
+        from .proxy import ProxyHeaders  # PERF(lazy-import): only with the option
+
+        try:
+            ProxyHeaders(args.trust_proxy)
+        except ValueError as exc:
+            return f"--trust-proxy: {exc}"
     return None
 
 
@@ -190,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
             app.debug = True
         else:
             print(f"restkit: --debug: {args.app} is not a restkit App; ignored", file=sys.stderr)
+    if args.trust_proxy is not None:
+        if not hasattr(app, "before_routing"):
+            print(f"restkit: --trust-proxy: {args.app} is not a restkit App", file=sys.stderr)
+            return 2
+        from .proxy import ProxyHeaders
+
+        app.use(ProxyHeaders(args.trust_proxy))
     from .server import serve  # PERF(lazy-import): not for --reload's watcher
 
     try:

@@ -14,7 +14,8 @@ oldest request leaves the window.  Over the limit the answer is **429** with
 allowed again once used up), and the IETF draft's ``RateLimit-Policy`` and
 ``RateLimit``.
 
-The client is the remote address by default; ``key="identity"`` counts per
+The client is the remote address by default (behind a balancer, install
+:class:`restkit.proxy.ProxyHeaders`, or every client counts as the balancer); ``key="identity"`` counts per
 authenticated identity (``request.context["identity"]``, set by
 :mod:`restkit.auth`; the address when there is none), and any function of the
 request may be given.  The counts live in a :class:`Store`;

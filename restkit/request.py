@@ -226,7 +226,7 @@ class Request:
 
     @property
     def remote_addr(self) -> str | None:
-        """The client's address as the server saw it (no proxy headers are trusted)."""
+        """The client's address: the server's peer, or what a trusted proxy said (:mod:`restkit.proxy`)."""
         addr = self.environ.get("REMOTE_ADDR")
         return None if addr is None else str(addr)
 

@@ -283,6 +283,25 @@ def test_before_hook_runs_with_route_and_can_share_context() -> None:
     assert seen[1:] == [(None, {})]  # before-hooks run for unrouted requests too, with route None
 
 
+def test_before_routing_hooks_change_the_environ_for_everything_after_them() -> None:
+    app = App()
+
+    @app.before_routing
+    def tenant_prefix(environ: dict[str, Any]) -> None:
+        if environ.get("HTTP_X_REFUSE"):
+            raise BadRequest("refused before routing")
+        environ["PATH_INFO"] = environ["PATH_INFO"].removeprefix("/acme")  # routing sees the rewritten path
+
+    @app.get("/me")
+    def me(request: Request) -> dict[str, str]:
+        return {"path": request.path}
+
+    client = make_client(app)
+    assert client.get("/acme/me").json == {"path": "/me"}
+    assert client.get("/acme/nothing", status=404).json == {"error": "no resource at /nothing"}
+    assert client.get("/acme/me", headers={"X-Refuse": "1"}, status=400).json == {"error": "refused before routing"}
+
+
 @pytest.mark.parametrize(
     "early, code, body",
     [({"error": "maintenance"}, 200, {"error": "maintenance"}), (({"error": "slow down"}, 429), 429, {"error": "slow down"}),

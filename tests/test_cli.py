@@ -41,6 +41,10 @@ APP_MODULE = textwrap.dedent(
     def fail(request):
         raise RuntimeError("boom")
 
+    @app.get("/whoami")
+    def whoami(request):
+        return {"addr": request.remote_addr, "base_url": request.base_url}
+
     not_an_app = 42
 
     def create_app(greeting="hi"):
@@ -101,10 +105,10 @@ def wait_until_listening(port: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError("server did not start listening")
 
 
-def request(port: int, path: str) -> tuple[int, Any]:
+def request(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read())
     finally:
@@ -242,15 +246,16 @@ def test_ctrl_c_with_an_open_keep_alive_connection(app_dir: Path) -> None:
     assert "Traceback" not in stderr
 
 
-def serve_and_get(app_dir: Path, args: list[str], paths: list[str]) -> tuple[list[tuple[int, Any]], str]:
-    """Start ``python -m restkit *args``, GET each path, stop it; the answers and its stderr."""
+def serve_and_get(app_dir: Path, args: list[str], paths: list[str],
+                  headers: dict[str, str] | None = None) -> tuple[list[tuple[int, Any]], str]:
+    """Start ``python -m restkit *args``, GET each path (with ``headers``), stop it; the answers and its stderr."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "restkit", *args, "--port", str(port)],
                             cwd=app_dir, env={**env(), "LOG_AT_IMPORT": "1"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_until_listening(port, proc)
-        answers = [request(port, path) for path in paths]
+        answers = [request(port, path, headers) for path in paths]
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
@@ -294,6 +299,21 @@ def test_log_level_warning_hides_info(app_dir: Path) -> None:
     assert "500 on GET /fail" in stderr
 
 
+@pytest.mark.parametrize("args, client", [([], "127.0.0.1"), (["--trust-proxy", "10.0.0.0/8,127.0.0.1"], "198.51.100.7")],
+                         ids=["headers-ignored", "trust-proxy"])
+def test_trust_proxy(app_dir: Path, args: list[str], client: str) -> None:
+    headers = {"X-Forwarded-For": "6.6.6.6, 198.51.100.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"}
+    (status, body), = serve_and_get(app_dir, ["tests_app_module", *args], ["/whoami"], headers)[0]
+    assert status == 200 and body["addr"] == client
+    assert (body["base_url"] == "https://api.example") == bool(args)
+
+
+def test_trust_proxy_needs_a_restkit_app(app_dir: Path) -> None:
+    (app_dir / "raw_wsgi.py").write_text("def app(environ, start_response):\n    return []\n")
+    result = run(["raw_wsgi:app", "--trust-proxy", "127.0.0.1"], app_dir)
+    assert result.returncode == 2 and result.stderr.strip() == "restkit: --trust-proxy: raw_wsgi:app is not a restkit App"
+
+
 def test_debug_sends_tracebacks(app_dir: Path) -> None:
     (status, body), = serve_and_get(app_dir, ["tests_app_module", "--debug"], ["/fail"])[0]
     assert status == 500 and body["detail"] == "RuntimeError: boom"
@@ -313,9 +333,12 @@ def test_debug_sends_tracebacks(app_dir: Path) -> None:
         (["--certfile", "cert.pem"], "restkit: --certfile needs --keyfile too: HTTPS takes a certificate and its key"),
         (["--keyfile", "key.pem"], "restkit: --keyfile needs --certfile too: HTTPS takes a certificate and its key"),
         (["--certfile", "nope.pem", "--keyfile", "nope.key"], "restkit: --certfile nope.pem: no such file"),
+        (["--trust-proxy", "10.0.0.1/8"],
+         "restkit: --trust-proxy: trusted proxy '10.0.0.1/8' is not an address or a network: 10.0.0.1/8 has host bits set"),
+        (["--trust-proxy", ","], "restkit: --trust-proxy: no trusted proxy given: name the addresses of the proxies you run"),
     ],
     ids=["port-too-large", "port-negative", "no-threads", "no-connections", "negative-grace", "zero-timeout", "nan-keepalive",
-         "certfile-alone", "keyfile-alone", "missing-certfile"],
+         "certfile-alone", "keyfile-alone", "missing-certfile", "trust-proxy-typo", "trust-proxy-empty"],
 )
 def test_bad_option_is_one_line(app_dir: Path, args: list[str], message: str) -> None:
     result = run(["tests_app_module:app", *args], app_dir)

@@ -606,6 +606,31 @@ def test_rate_limit_is_429_with_retry_after(zoo_db: str) -> None:
     app.close()
 
 
+def test_behind_a_trusted_balancer_each_client_has_its_own_limit_and_urls(tmp_path: Path) -> None:
+    from examples.zoo.__main__ import parse_args
+
+    assert parse_args(["--trust-proxy", "10.0.0.0/8,127.0.0.1"]).trust_proxy == "10.0.0.0/8,127.0.0.1"
+    with pytest.raises(SystemExit):
+        parse_args(["--trust-proxy", "balancer.internal"])  # a typo fails at start, not per request
+    app = new_app(tmp_path, rate_limit=2, trust_proxy=["10.0.0.0/8"])
+    client = make_client(app)
+    balancer = {"REMOTE_ADDR": "10.0.0.5"}
+
+    def via(client_address: str, status: int = 200, **headers: str) -> webtest.TestResponse:
+        return client.get("/v1/zoos", headers={"X-Forwarded-For": client_address, **headers}, extra_environ=balancer,
+                          status=status)
+
+    assert [via("198.51.100.7").status_int, via("198.51.100.7").status_int] == [200, 200]
+    assert_error(via("198.51.100.7", 429), 429, "requests a minute")
+    assert via("198.51.100.8").headers["X-RateLimit-Remaining"] == "1"  # another client behind the same balancer
+    assert via("198.51.100.8, 198.51.100.9").headers["X-RateLimit-Remaining"] == "1"  # its own address, not what it claims
+    created = client.post("/v1/zoos", json.dumps({"name": "Proxied", "city": "c"}), extra_environ=balancer,
+                          headers={**AUTH, "Content-Type": JSON_TYPE, "X-Forwarded-For": "198.51.100.10",
+                                   "X-Forwarded-Proto": "https", "X-Forwarded-Host": "zoo.example"}, status=201)
+    assert created.headers["Location"] == f"https://zoo.example/v1/zoos/{created.json['id']}"
+    app.close()
+
+
 def test_rate_limiter_window_slides() -> None:
     """The zoo's limit is restkit.ratelimit's sliding window (its own tests: tests/test_ratelimit.py)."""
     from restkit.ratelimit import MemoryStore

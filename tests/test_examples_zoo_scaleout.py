@@ -3,8 +3,10 @@
 Instance ``a`` and ``b`` are ``python -m examples.zoo``; instance ``c`` is
 gunicorn with two worker processes (``examples.zoo.wsgi:create_app()``).
 haproxy balances round-robin with health checks and says which instance
-answered (``X-Served-By``).  Loads are bounded, every socket has a timeout,
-and no assertion is about time: only about what was answered and stored.
+answered (``X-Served-By``); it sends the client's address in
+``X-Forwarded-For``, which the instances believe from 127.0.0.1 alone
+(``--trust-proxy``, ``ZOO_TRUST_PROXY``).  Loads are bounded, every socket has
+a timeout, and no assertion is about time: only about what was answered and stored.
 """
 
 from __future__ import annotations
@@ -55,12 +57,15 @@ def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any 
     return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
 
 
-def connect(port: int) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+def connect(port: int, source: str | None = None) -> http.client.HTTPConnection:
+    """A connection to 127.0.0.1:port, from the loopback address ``source`` (on Linux all of 127.0.0.0/8)."""
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT,
+                                      source_address=None if source is None else (source, 0))
 
 
-def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
-    conn = connect(port)
+def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+         source: str | None = None) -> Answer:
+    conn = connect(port, source)
     try:
         return request(conn, method, path, body, headers)
     finally:
@@ -156,19 +161,57 @@ defaults
 listen zoo
     bind 127.0.0.1:{port}
     balance roundrobin
-    option httpchk GET /v1
-    http-check expect status 200
+    # the client's address, appended to any X-Forwarded-For the client sent (where the instances,
+    # trusting 127.0.0.1 for one hop, do not look)
+    option forwardfor
     default-server inter 300ms fall 2 rise 2
     http-response set-header X-Served-By %[srv_name]
+{options}
 {servers}
 """
+HTTP_CHECKS = """\
+    option httpchk GET /v1
+    http-check expect status 200"""
+TRUST = "127.0.0.1"  # haproxy's address as the instances see it
+
+
+def start_haproxy(root: Path, port: int, instances: list[Instance], options: str) -> subprocess.Popen[bytes]:
+    """haproxy on 127.0.0.1:port in front of ``instances``, once it has seen each of them answer."""
+    haproxy = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None)
+    if haproxy is None:
+        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+    servers = "\n".join(f"    server {i.name} 127.0.0.1:{i.port} check" for i in instances)
+    config = root / "haproxy.cfg"
+    config.write_text(HAPROXY_CONFIG.format(port=port, servers=servers, options=options))
+    with (root / "haproxy.log").open("ab") as log:
+        process = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=log, stderr=log)
+    served: set[str] = set()
+
+    def all_up() -> bool:
+        status, headers, _ = call(port, "GET", "/v1")
+        if status in (200, 429):  # an instance that refuses haproxy's own address (a rate limit) is up too
+            served.add(headers.get("x-served-by", ""))
+        return served >= {i.name for i in instances}
+
+    try:
+        wait_until(all_up, f"haproxy with all {len(instances)} instances", process)
+    except BaseException:
+        stop_haproxy(process)
+        raise
+    return process
+
+
+def stop_haproxy(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def farm(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    haproxy = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy",) if os.access(p, os.X_OK)), None)
-    if haproxy is None:
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
     if not GUNICORN.exists():
         pytest.skip("gunicorn is not installed (pip install gunicorn)")
     root = tmp_path_factory.mktemp("scaleout")
@@ -176,49 +219,39 @@ def farm(pg_cluster: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ZOO_DB": url, "ZOO_TOKEN": TOKEN, "ZOO_RATE_LIMIT": "0",
            "ZOO_EMPTY": "1"}
     farm = Farm(url, free_port())
-    for name in ("a", "b"):
-        port = free_port()
-        farm.instances[name] = Instance(
-            name, port,
-            [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", url, "--rate-limit", "0", "--empty"],
-            env, root / f"{name}.log",
-        )
-    port = free_port()
-    farm.instances["c"] = Instance(
-        "c", port,
-        [str(GUNICORN), "--workers", "2", "--threads", "8", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5",
-         "examples.zoo.wsgi:create_app()"],
-        env, root / "c.log",
-    )
-    servers = "\n".join(f"    server {i.name} 127.0.0.1:{i.port} check" for i in farm.instances.values())
-    config = root / "haproxy.cfg"
-    config.write_text(HAPROXY_CONFIG.format(port=farm.balancer, servers=servers))
+    farm.instances = {i.name: i for i in three_instances(url, env, root, ["--rate-limit", "0", "--empty"])}
     try:
         for instance in farm.instances.values():
             instance.start()
-        with (root / "haproxy.log").open("ab") as log:
-            farm.haproxy = subprocess.Popen([haproxy, "-db", "-f", str(config)], stdout=log, stderr=log)
-        served: set[str] = set()
-
-        def all_up() -> bool:
-            status, headers, _ = call(farm.balancer, "GET", "/v1")
-            if status == 200:
-                served.add(headers.get("x-served-by", ""))
-            return served >= set(farm.instances)
-
-        wait_until(all_up, "haproxy with all three instances", farm.haproxy)
+        farm.haproxy = start_haproxy(root, farm.balancer, list(farm.instances.values()), HTTP_CHECKS)
         yield farm
     finally:
         if farm.haproxy is not None:
-            farm.haproxy.terminate()
-            try:
-                farm.haproxy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                farm.haproxy.kill()
-                farm.haproxy.wait(timeout=10)
+            stop_haproxy(farm.haproxy)
         for instance in farm.instances.values():
             instance.stop()
         pg_cluster.drop_database(url)
+
+
+def three_instances(url: str, env: dict[str, str], root: Path, options: list[str]) -> list[Instance]:
+    """a and b are ``python -m examples.zoo *options``, c gunicorn with two workers (options from ``env``);
+    all believe haproxy's ``X-Forwarded-For``, a and b by ``--trust-proxy``, c by ``ZOO_TRUST_PROXY``."""
+    instances = []
+    for name in ("a", "b"):
+        port = free_port()
+        instances.append(Instance(
+            name, port,
+            [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", url, "--trust-proxy", TRUST, *options],
+            env, root / f"{name}.log",
+        ))
+    port = free_port()
+    instances.append(Instance(
+        "c", port,
+        [str(GUNICORN), "--workers", "2", "--threads", "8", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5",
+         "examples.zoo.wsgi:create_app()"],
+        {**env, "ZOO_TRUST_PROXY": TRUST}, root / "c.log",
+    ))
+    return instances
 
 
 def new_zoo(farm: Farm, name: str) -> dict[str, Any]:
@@ -465,6 +498,58 @@ def test_the_rate_limit_holds_across_three_instances(pg_cluster: PgCluster, tmp_
         assert len(refused) >= 6 and all(int(retry) >= 1 for _, _, retry in refused), statuses
         assert {int(remaining) for _, remaining, _ in allowed[-1:]} == {0}, statuses
     finally:
+        for instance in instances:
+            instance.stop()
+        pg_cluster.drop_database(url)
+
+
+def test_clients_behind_the_balancer_have_separate_rate_limits(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """Two clients (127.0.0.2 and 127.0.0.3) reach three instances through haproxy: each gets its own limit.
+
+    The instances key the limit on the address haproxy puts in X-Forwarded-For, not on haproxy's
+    own 127.0.0.1, and not on what a client writes in X-Forwarded-For itself.
+    """
+    if not GUNICORN.exists():
+        pytest.skip("gunicorn is not installed (pip install gunicorn)")
+    url = pg_cluster.create_database("proxied")
+    limit = 12
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ZOO_DB": url, "ZOO_TOKEN": TOKEN, "ZOO_RATE_LIMIT": str(limit)}
+    instances = three_instances(url, env, tmp_path, ["--token", TOKEN, "--rate-limit", str(limit)])
+    balancer = free_port()
+    haproxy = None
+    try:
+        for instance in instances:
+            instance.start()
+        # TCP health checks: HTTP ones would come from haproxy's own address and use up its budget (the
+        # start-up probes and all_up above use it too); the scheme the client used is said by haproxy
+        haproxy = start_haproxy(tmp_path, balancer, instances, "    http-request set-header X-Forwarded-Proto https")
+        try:
+            call(balancer, "GET", "/v1", source="127.0.0.2")
+        except OSError as exc:
+            pytest.skip(f"cannot send from 127.0.0.2 here: {exc}")
+
+        def from_(source: str, headers: dict[str, str] | None = None) -> tuple[int, str | None, str | None]:
+            status, answer, _ = call(balancer, "GET", "/v1/zoos?limit=1", headers=headers, source=source)
+            return status, answer.get("x-ratelimit-remaining"), answer.get("x-served-by")
+
+        first = [from_("127.0.0.2") for _ in range(limit + 3)]
+        # 127.0.0.2 used one request above: limit - 1 more are allowed, from every instance, then 429
+        assert [s for s, _, _ in first] == [200] * (limit - 1) + [429] * 4, first
+        assert [r for _, r, _ in first[: limit - 1]] == [str(n) for n in range(limit - 2, -1, -1)], first
+        assert {served for _, _, served in first} == {"a", "b", "c"}, first
+        # another client has a budget of its own, whatever it writes in X-Forwarded-For itself
+        second = [from_("127.0.0.3", {"X-Forwarded-For": "127.0.0.2"}), from_("127.0.0.3", {"X-Forwarded-For": "203.0.113.1"}),
+                  from_("127.0.0.3")]
+        assert [(s, r) for s, r, _ in second] == [(200, str(limit - 1)), (200, str(limit - 2)), (200, str(limit - 3))]
+        assert from_("127.0.0.2")[0] == 429  # still
+        # the URLs the instances build name the scheme the client used at the balancer
+        status, answer, zoo = call(balancer, "POST", "/v1/zoos", {"name": "Proxied", "city": "Loopback"}, source="127.0.0.4")
+        assert status == 201 and answer["location"] == f"https://127.0.0.1:{balancer}/v1/zoos/{zoo['id']}"
+        status, answer, _ = call(balancer, "GET", "/v1/zoos?limit=1", source="127.0.0.4")
+        assert status == 200 and answer["link"].startswith(f"<https://127.0.0.1:{balancer}/v1/zoos?")
+    finally:
+        if haproxy is not None:
+            stop_haproxy(haproxy)
         for instance in instances:
             instance.stop()
         pg_cluster.drop_database(url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import types
@@ -103,11 +104,23 @@ def test_the_any_of_auth_example() -> None:
 
 
 def test_the_rate_limit_example() -> None:
-    client = make_client(_sample("RateLimit(")["app"])
+    client = make_client(_sample("rate_limit=RateLimit(")["app"])
     for remaining in (4, 3, 2, 1, 0):
         assert client.post("/login").headers["X-RateLimit-Remaining"] == str(remaining)
     refused = client.post("/login", status=429)
     assert refused.headers["Retry-After"] and "requests in 300 seconds" in refused.json["error"]
+
+
+def test_the_proxy_example() -> None:
+    from tests.conftest import wsgi_call
+
+    app = _sample("ProxyHeaders(")["app"]
+    headers = {"X-Forwarded-For": "6.6.6.6, 198.51.100.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example"}
+    status, answer, body = wsgi_call(app, "GET", "/whoami", headers, REMOTE_ADDR="10.1.2.3")
+    assert status == 200 and json.loads(body) == {"address": "198.51.100.7", "url": "https://api.example"}
+    assert answer["X-RateLimit-Remaining"] == "599"
+    status, _, body = wsgi_call(app, "GET", "/whoami", headers, REMOTE_ADDR="203.0.113.9")  # not a proxy of ours
+    assert json.loads(body)["address"] == "203.0.113.9"
 
 
 def test_the_compression_example() -> None:

@@ -3,7 +3,7 @@
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db | --db postgresql://user@host/dbname]
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
         [--deadline SECONDS] [--durability full|normal] [--cors-origin ORIGIN ...]
-        [--certfile cert.pem --keyfile key.pem]
+        [--certfile cert.pem --keyfile key.pem] [--trust-proxy ADDR[,ADDR...]]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
 made up and printed.  Ctrl-C (SIGINT) or SIGTERM stops the server (``restkit.serve`` handles both), exit status 0.
@@ -17,6 +17,7 @@ import secrets
 import sys
 
 from restkit import serve
+from restkit.proxy import ProxyHeaders
 
 from .app import make_app
 from .engine import describe
@@ -40,11 +41,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="an origin whose pages may call the API, e.g. http://localhost:3000 (repeatable; * for any)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
+    parser.add_argument("--trust-proxy", default=os.environ.get("ZOO_TRUST_PROXY"), metavar="ADDR[,ADDR...]",
+                        help="balancers whose X-Forwarded-For/-Proto/-Host are believed (env ZOO_TRUST_PROXY; only ones you run)")
     args = parser.parse_args(argv)
     if args.deadline <= 0:
         parser.error("--deadline must be > 0")
     if (args.certfile is None) != (args.keyfile is None):
         parser.error("--certfile and --keyfile go together")
+    if args.trust_proxy:
+        try:
+            ProxyHeaders(args.trust_proxy)
+        except ValueError as exc:
+            parser.error(f"--trust-proxy: {exc}")
     return args
 
 
@@ -62,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             deadline=args.deadline,
             durability=args.durability,
             cors_origins=args.cors_origin,
+            trust_proxy=args.trust_proxy or (),
         )
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {describe(args.db)}: {exc}", file=sys.stderr)

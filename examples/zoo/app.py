@@ -100,6 +100,7 @@ from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
 from restkit.cors import CORS
 from restkit.paging import Paging as PagingFeature
+from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 from restkit.validation import UNSET, given
 
@@ -636,6 +637,7 @@ def make_app(
     cors_origins: Iterable[str] = (),
     deadline: float = 5.0,
     durability: str = "full",
+    trust_proxy: str | Iterable[str] = (),
 ) -> ZooApp:
     """Build the zoo API on the database ``db_path`` (created and seeded when new).
 
@@ -649,6 +651,8 @@ def make_app(
         cors_origins: origins of browser pages that may call the API (``*``: any).
         deadline: seconds a write may wait for the database before it answers 503.
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
+        trust_proxy: addresses or networks of the balancers in front, whose ``X-Forwarded-For``,
+            ``-Proto`` and ``-Host`` name the client (:class:`restkit.proxy.ProxyHeaders`); none by default.
     """
     store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
     app = ZooApp(
@@ -661,6 +665,8 @@ def make_app(
         security_schemes=SECURITY_SCHEMES,
     )
     api = ZooAPI(store, write_auth(token, readonly_token))
+    if trust_proxy:
+        app.use(ProxyHeaders(trust_proxy))  # before routing: the rate limit below counts per client, not per balancer
     if rate_limit > 0:
         # counted in PostgreSQL when the data is there: the limit holds across instances
         app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))

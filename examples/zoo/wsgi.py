@@ -7,8 +7,9 @@
 (default ``zoo.db``), ``ZOO_TOKEN`` (required: without it every write is
 refused), ``ZOO_READONLY_TOKEN``, ``ZOO_RATE_LIMIT`` (default 600),
 ``ZOO_MAX_BODY`` (default 1 MiB), ``ZOO_EMPTY=1`` (no demo data in a new
-database), ``ZOO_DEADLINE`` (seconds, default 5) and ``ZOO_DURABILITY``
-(``full``, the default, or ``normal``).  Each worker process opens its own connections on its first
+database), ``ZOO_DEADLINE`` (seconds, default 5), ``ZOO_DURABILITY``
+(``full``, the default, or ``normal``) and ``ZOO_TRUST_PROXY`` (the balancers'
+addresses, comma-separated, whose ``X-Forwarded-*`` headers are believed).  Each worker process opens its own connections on its first
 request, so ``--preload`` is safe.
 """
 
@@ -34,4 +35,5 @@ def create_app(environ: Mapping[str, str] | None = None) -> ZooApp:
         empty=env.get("ZOO_EMPTY", "") not in ("", "0"),
         deadline=float(env.get("ZOO_DEADLINE", "5")),
         durability=env.get("ZOO_DURABILITY", "full"),
+        trust_proxy=env.get("ZOO_TRUST_PROXY", ""),
     )
