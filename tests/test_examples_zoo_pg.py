@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -123,6 +124,52 @@ def test_instances_starting_together_create_the_schema_once(pg_database: str) ->
     assert errors == [] and len(stores) == 4
     assert stores[0].count("zoo") == 2 and stores[0].count("animal_type") == 6  # seeded once
     for store in stores:
+        store.close()
+
+
+# --- a zoo name taken between the check and the write ------------------------------------
+
+
+@pytest.mark.parametrize("write", ["create", "rename"])
+def test_a_name_taken_while_the_write_waits_answers_409_naming_the_zoo_that_has_it(pg_database: str, write: str) -> None:
+    """The check finds the name free; another transaction takes it and commits while our write waits on
+    the unique index.  The write (ON CONFLICT for a create, a savepoint for a rename) raises Conflicting
+    after checking again, and changes nothing.  Races of real requests reach this rarely; here it is forced."""
+    import psycopg
+
+    from examples.zoo.store import Conflicting
+    from examples.zoo.store_pg import PgStore
+
+    store = PgStore(pg_database)
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            if write == "create":
+                outcome.append(store.create("zoo", {"name": "TAKEN", "city": "y"}))
+            else:
+                outcome.append(store.update("zoo", 1, {"name": "TAKEN"}, replace=False))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            outcome.append(exc)
+
+    try:
+        with psycopg.connect(pg_database) as other, psycopg.connect(pg_database, autocommit=True) as admin:
+            row = other.execute("INSERT INTO zoos (name, name_key, city, created_at, updated_at)"
+                                " VALUES ('Taken', 'taken', 'x', 't', 't') RETURNING id").fetchone()
+            assert row is not None
+            thread = threading.Thread(target=attempt)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND wait_event_type = 'Lock'").fetchone() != (1,):  # our write waits on other
+                assert time.monotonic() < deadline and thread.is_alive(), outcome
+                time.sleep(0.01)
+            other.commit()
+        thread.join(timeout=10)
+        [error] = outcome
+        assert isinstance(error, Conflicting) and str(error) == f"a zoo named 'Taken' already exists (zoo {row[0]})"
+        assert store.get("zoo", 1)["name"] == "Zoo Berlin" and store.count("zoo") == 3
+    finally:
         store.close()
 
 

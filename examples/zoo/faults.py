@@ -21,9 +21,13 @@ from collections.abc import Callable
 
 from restkit import Request, Response
 
-__all__ = ["InsufficientStorage", "StorageFault", "Unavailable", "storage_fault"]
+__all__ = ["BUSY", "READ_ONLY", "InsufficientStorage", "StorageFault", "Unavailable", "storage_fault"]
 
 logger = logging.getLogger("examples.zoo")
+
+# what both stores say, whatever their driver raised
+READ_ONLY = "the database is read-only; writes are refused until it is writable"
+BUSY = "the database is busy; try again"
 
 
 class StorageFault(Exception):
