@@ -85,8 +85,10 @@ def test_a_full_disk_answers_507_logged_once_changes_nothing_and_recovers(
                     created.append(response.json["id"])
                     in_a_row = 0
                     continue
-                # what does not fit: 507, naming the disk, with Retry-After; never a 500
-                assert_error(response, 507, "out of disk space")
+                # what does not fit: 507, naming the disk, with Retry-After; never a 500, and
+                # never PostgreSQL's own text, which names the server's data files
+                body = assert_error(response, 507, "the database's disk is full")
+                assert "pg_tblspc" not in body["error"] and "No space" not in body["error"]
                 assert int(response.headers["Retry-After"]) >= 1
                 refused, in_a_row = refused + 1, in_a_row + 1
                 if in_a_row == 5:
@@ -96,12 +98,15 @@ def test_a_full_disk_answers_507_logged_once_changes_nothing_and_recovers(
             before = db_state(app)
             assert len(before["animals"]) == seeded + len(created)
             again = send_json(client, "POST", "/v1/animals", {"name": "x" * 100, "animal_type_id": 1, "zoo_id": 1})
-            assert_error(again, 507, "out of disk space")
+            assert_error(again, 507, "the database's disk is full")
             assert db_state(app) == before
             assert client.get(f"/v1/animals/{created[-1]}").status_int == 200
             listed = client.get("/v1/animals", params={"limit": 1})
             assert listed.status_int == 200 and listed.headers["X-Total-Count"] == str(seeded + len(created))
             assert len(fault_records(caplog)) == 1  # many refused writes: one incident, one line
+            # the log, unlike the client, gets PostgreSQL's own words
+            logged = fault_records(caplog)[0].getMessage()
+            assert logged.split("the database's disk is full; writes are refused until space is freed", 1)[1].startswith(" (")
             assert not any(r.exc_info for r in caplog.records)
             # space comes back: the next write gets in and ends the incident
             monkeypatch.setattr(incidents, "quiet", 0.0)

@@ -21,13 +21,16 @@ from collections.abc import Callable
 
 from restkit import Request, Response
 
-__all__ = ["BUSY", "READ_ONLY", "InsufficientStorage", "StorageFault", "Unavailable", "storage_fault"]
+__all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "InsufficientStorage", "StorageFault", "Unavailable", "storage_fault"]
 
 logger = logging.getLogger("examples.zoo")
 
 # what both stores say, whatever their driver raised
 READ_ONLY = "the database is read-only; writes are refused until it is writable"
 BUSY = "the database is busy; try again"
+# not the driver's text: PostgreSQL's names the data file ("could not extend file
+# pg_tblspc/..."), which is the log's business, not the client's
+DISK_FULL = "the database's disk is full; writes are refused until space is freed"
 
 
 class StorageFault(Exception):
@@ -96,6 +99,7 @@ def storage_fault(request: Request, exc: BaseException) -> Response:
     """The error handler for :class:`StorageFault`: its status, ``Retry-After``, one log line per incident."""
     fault = exc if isinstance(exc, StorageFault) else Unavailable(str(exc))
     if incidents.begin(fault):
-        logger.error("storage: %s (%s %s): %s; answering %d until it ends", fault.incident, request.method,
-                     request.path, fault, fault.status)
+        cause = f" ({fault.__cause__})" if fault.__cause__ is not None else ""
+        logger.error("storage: %s (%s %s): %s%s; answering %d until it ends", fault.incident, request.method,
+                     request.path, fault, cause, fault.status)
     return Response.json({"error": str(fault)}, fault.status, [("Retry-After", str(fault.retry_after))])

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .faults import BUSY, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
+from .faults import BUSY, DISK_FULL, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
 # the store's vocabulary, re-exported: the HTTP layer imports it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
@@ -199,7 +199,7 @@ class Store(BaseStore[sqlite3.Connection]):
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 pass
-            return InsufficientStorage("the database's disk is full; writes are refused until space is freed")
+            return InsufficientStorage(DISK_FULL)
         if primary == _SQLITE_READONLY or "readonly" in message:
             return Unavailable(READ_ONLY, retry_after=60)
         if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in message or "busy" in message:

@@ -51,7 +51,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .faults import BUSY, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
+from .faults import BUSY, DISK_FULL, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
 from .records import Missing, Row, StoreError, utc_now
 from .store_base import BaseStore
 from .tables import JOBS_TABLE, TABLES_V1, rekey_zoos, run_script, seed
@@ -195,7 +195,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         except (StoreError, StorageFault):
             raise
         except errors.DiskFull as exc:
-            raise InsufficientStorage(f"the database is out of disk space: {exc.diag.message_primary}") from exc
+            raise InsufficientStorage(DISK_FULL) from exc
         except errors.ReadOnlySqlTransaction as exc:
             raise Unavailable(READ_ONLY, retry_after=60) from exc
         except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected, PoolTimeout) as exc:
