@@ -24,7 +24,6 @@ import pytest
 import webtest
 
 from examples.zoo.app import ZooApp
-from examples.zoo.faults import incidents
 from examples.zoo.store import Store
 from tests.conftest import LiveServer, make_client
 from tests.test_examples_zoo import AUTH, JSON_TYPE, assert_error, db_state, new_app, send_json
@@ -36,12 +35,6 @@ WRITES = [
     ("DELETE", "/v1/animals/2", None),
     ("POST", "/v1/zoos/1/employees", {"employee_id": 3}),
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_open_incident(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Incidents are per process: start each test with none open (another test's may be)."""
-    monkeypatch.setattr(incidents, "_last", {})
 
 
 def fault_records(caplog: pytest.LogCaptureFixture, level: int = logging.ERROR) -> list[logging.LogRecord]:
@@ -184,7 +177,7 @@ def test_a_full_disk_answers_507_logged_once_and_recovers(
             assert len(fault_records(caplog)) == 1  # one incident, one line
             assert not any(r.exc_info for r in caplog.records)
             # space comes back: deleting rows (or the filler) lets writes in again
-            monkeypatch.setattr(incidents, "quiet", 0.0)  # the incident ends with the next success
+            monkeypatch.setattr(app.store.incidents, "quiet", 0.0)  # the incident ends with the next success
             if filler is not None:
                 filler.unlink()
             for id in created[-50:]:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from examples.zoo.faults import incidents
 from tests.conftest import make_client
 from tests.pg import PgCluster
 from tests.test_examples_zoo import AUTH, assert_error, db_state, new_app, send_json
-from tests.test_examples_zoo_faults import fault_records, fill, no_open_incident, small_disk  # noqa: F401
+from tests.test_examples_zoo_faults import fault_records, fill, small_disk
 from tests.zoo_pg_fixtures import pg_cluster  # noqa: F401
 
 
@@ -74,7 +73,7 @@ def test_a_full_disk_answers_507_logged_once_changes_nothing_and_recovers(
         client = make_client(app)
         seeded = int(client.get("/v1/animals").headers["X-Total-Count"])
         filler = fill(disk, 128 * 1024)  # the tables may grow by 128 KiB: a few hundred animals
-        monkeypatch.setattr(incidents, "_clock", lambda: 0.0)  # no time passes: the incident stays open
+        monkeypatch.setattr(app.store.incidents, "_clock", lambda: 0.0)  # no time passes: the incident stays open
         created: list[int] = []
         refused = in_a_row = 0
         with caplog.at_level(logging.INFO, logger="examples.zoo"):
@@ -109,7 +108,7 @@ def test_a_full_disk_answers_507_logged_once_changes_nothing_and_recovers(
             assert logged.split("the database's disk is full; writes are refused until space is freed", 1)[1].startswith(" (")
             assert not any(r.exc_info for r in caplog.records)
             # space comes back: the next write gets in and ends the incident
-            monkeypatch.setattr(incidents, "quiet", 0.0)
+            monkeypatch.setattr(app.store.incidents, "quiet", 0.0)
             filler.unlink()
             after = send_json(client, "POST", "/v1/animals", {"name": "After", "animal_type_id": 1, "zoo_id": 1})
             assert after.status_int == 201, after.text

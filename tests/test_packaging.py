@@ -38,9 +38,11 @@ def test_py_typed_and_the_docs_page_are_shipped() -> None:
         assert f'"{data}"' in (ROOT / "pyproject.toml").read_text()
 
 
-def test_mypy_strict_passes() -> None:
+@pytest.mark.parametrize("package", ["restkit", "examples"])
+def test_mypy_strict_passes(package: str) -> None:
+    """The library, and the examples that show how to use it (they type-check against it)."""
     pytest.importorskip("mypy", reason="mypy is a test dependency: pip install '.[test]'")
-    result = subprocess.run([sys.executable, "-m", "mypy", "restkit"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "mypy", package], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

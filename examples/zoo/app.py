@@ -105,7 +105,7 @@ from restkit.ratelimit import RateLimit
 from restkit.validation import UNSET, given
 
 from .engine import open_rate_store, open_store
-from .faults import StorageFault, storage_fault
+from .faults import StorageFault
 from .jobs import install_jobs
 from .v2 import install_v2
 from .schemas import (
@@ -677,7 +677,7 @@ def make_app(
     app.before_request(target_checker(store))
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
-    app.add_error_handler(StorageFault, storage_fault)
+    app.add_error_handler(StorageFault, store.incidents.answer)
     app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, tags=["root"])
     app.mount("/v1", api.router())
     install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}

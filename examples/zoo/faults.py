@@ -3,7 +3,7 @@
 A store raises :class:`StorageFault` (never a driver's own exception) when
 the storage, not the request, is the problem; the app answers it with the
 fault's status, ``Retry-After`` and ``{"error": ...}``, and logs it once
-per incident (see :class:`_Incidents`), not once per request.
+per incident (see :class:`Incidents`; each store has its own), not once per request.
 
 * :class:`Unavailable` (503): the database is unreachable, read-only, or
   busy beyond the request's deadline.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from restkit import Request, Response
 
-__all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "InsufficientStorage", "StorageFault", "Unavailable", "storage_fault"]
+__all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
 
 logger = logging.getLogger("examples.zoo")
 
@@ -58,7 +58,7 @@ class InsufficientStorage(StorageFault):
     incident = "disk full"
 
 
-class _Incidents:
+class Incidents:
     """Which kinds of fault are going on: log the first fault of each, and its end.
 
     An incident ends when a write succeeds ``quiet`` seconds after the last
@@ -91,15 +91,11 @@ class _Incidents:
         for kind in sorted(ended):
             logger.warning("storage: %s no more", kind)
 
-
-incidents = _Incidents()
-
-
-def storage_fault(request: Request, exc: BaseException) -> Response:
-    """The error handler for :class:`StorageFault`: its status, ``Retry-After``, one log line per incident."""
-    fault = exc if isinstance(exc, StorageFault) else Unavailable(str(exc))
-    if incidents.begin(fault):
-        cause = f" ({fault.__cause__})" if fault.__cause__ is not None else ""
-        logger.error("storage: %s (%s %s): %s%s; answering %d until it ends", fault.incident, request.method,
-                     request.path, fault, cause, fault.status)
-    return Response.json({"error": str(fault)}, fault.status, [("Retry-After", str(fault.retry_after))])
+    def answer(self, request: Request, exc: BaseException) -> Response:
+        """The app's error handler for :class:`StorageFault`: its status, ``Retry-After``, one log line per incident."""
+        fault = exc if isinstance(exc, StorageFault) else Unavailable(str(exc))
+        if self.begin(fault):
+            cause = f" ({fault.__cause__})" if fault.__cause__ is not None else ""
+            logger.error("storage: %s (%s %s): %s%s; answering %d until it ends", fault.incident, request.method,
+                         request.path, fault, cause, fault.status)
+        return Response.json({"error": str(fault)}, fault.status, [("Retry-After", str(fault.retry_after))])

@@ -111,7 +111,7 @@ class JobQueue:
 
     def _executor(self, conn: Any) -> Callable[..., Any]:
         def execute(sql: str, args: tuple[Any, ...] = ()) -> Any:
-            return conn.execute(sql.replace("?", "%s") if self.postgres else sql, args)
+            return self.store._execute(conn, sql, args)  # the engine's own marks (? or %s)
 
         return execute
 

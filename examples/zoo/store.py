@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .faults import BUSY, DISK_FULL, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
+from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
 # the store's vocabulary, re-exported: the HTTP layer imports it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
@@ -124,6 +124,7 @@ class Store(BaseStore[sqlite3.Connection]):
             raise ValueError(f"durability is one of {', '.join(DURABILITY)}, not {durability!r}")
         self.deadline = deadline
         self.durability = durability
+        self.incidents = Incidents()  # storage faults going on, logged once each (the app answers through it)
         self._local = threading.local()
         self._write_lock = threading.Lock()
         # weak: a thread that ends takes its connection with it (closed when collected)
@@ -185,7 +186,7 @@ class Store(BaseStore[sqlite3.Connection]):
                 raise
         finally:
             self._write_lock.release()
-        incidents.end()
+        self.incidents.end()
 
     def _fault(self, conn: sqlite3.Connection, exc: BaseException) -> StorageFault | None:
         """The storage fault an SQLite error means, if it means one."""

@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Generic, TypeVar
 
+from .faults import Incidents
 from .names import name_key
 from .records import (
     KINDS,
@@ -69,6 +70,7 @@ class BaseStore(ABC, Generic[Conn]):
     path: str  # what the zoo prints as its database
     deadline: float
     durability: str
+    incidents: Incidents  # the storage faults going on; a successful write may end them
 
     # ends the SELECT of a row the write changes (another writer waits for our commit)
     FOR_UPDATE: ClassVar[str]

@@ -51,7 +51,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .faults import BUSY, DISK_FULL, READ_ONLY, InsufficientStorage, StorageFault, Unavailable, incidents
+from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
 from .records import Missing, Row, StoreError, utc_now
 from .store_base import BaseStore
 from .tables import JOBS_TABLE, TABLES_V1, rekey_zoos, run_script, seed
@@ -155,6 +155,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         self.url = url
         self.path = url  # what the zoo prints as its database
         self.deadline = deadline
+        self.incidents = Incidents()  # storage faults going on, logged once each (the app answers through it)
         self.pool_size = pool_size
         self._pool: ConnectionPool | None = None
         self._pool_pid = 0
@@ -211,7 +212,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
                 left = self.deadline - (time.monotonic() - started)
                 cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, int(left * 1000))}ms",))
                 yield cur
-        incidents.end()
+        self.incidents.end()
 
     @contextmanager
     def _read(self) -> Iterator[psycopg.Cursor[Row]]:

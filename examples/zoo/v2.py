@@ -138,7 +138,8 @@ class ZooAPIv2:
         self._filters = filters  # app._filters: a validated query's filters, as in v1
 
     def _href(self, request: Request, kind: str, id: int) -> str:
-        return request.url_for(f"v2_show_{kind}" if kind in ("zoo", "animal") else f"show_{kind}", **{kind: id})
+        params: dict[str, Any] = {kind: id}  # Any: mypy would otherwise match the int against _external
+        return request.url_for(f"v2_show_{kind}" if kind in ("zoo", "animal") else f"show_{kind}", **params)
 
     def _body(self, request: Request, kind: str, row: Row) -> dict[str, Any]:
         body = public(kind, row)
