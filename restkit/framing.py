@@ -12,11 +12,13 @@ which the server answers with a 500 instead of sending anything of theirs.
 from __future__ import annotations
 
 import functools
+import json
 import re
+from http import HTTPStatus
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "plan_response", "LAST_CHUNK"]
+__all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "error_response", "plan_response", "LAST_CHUNK"]
 
 
 class AppError(Exception):
@@ -184,3 +186,18 @@ def plan_response(
 def chunk(data: bytes) -> bytes:
     """``data`` as one chunk of a chunked body (never empty: that is the last chunk)."""
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def error_response(status: int, message: str, *, date: str, server: str) -> bytes:
+    """A whole JSON error response ``{"error": message}`` that closes the connection.
+
+    The server's own answers (a refused request, a failed app) take the same
+    head writer as the app's responses.
+    """
+    body = json.dumps({"error": message}).encode()
+    plan = plan_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", "application/json; charset=utf-8")],
+        head_request=False, http11=True, keep_alive=False, known_length=len(body), date=date, server=server,
+    )
+    return plan.head + body

@@ -158,11 +158,14 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         # regex, so this CRLF CRLF is the end of the head.
         match = _WELL_FORMED_HEAD.fullmatch(buffer, 0, end + 4)
         if match is not None:
-            request_line, method, target, minor, fields = match.groups()  # copies: before the del
-            del buffer[: end + 4]
+            request_line, method, target, minor, fields = match.groups()
             environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits)
             version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
-            return _interpret(method.decode(), target.decode("latin-1"), version, environ, limits, request_line.decode("latin-1"))
+            parsed = _interpret(method.decode(), target.decode("latin-1"), version, environ, limits, request_line.decode("latin-1"))
+            # Removed only once parsed: a refused head stays, so that its own
+            # request line is what the server logs.
+            del buffer[: end + 4]
+            return parsed
     skipped = 0
     while skipped < _MAX_EMPTY_LINES and buffer.startswith((b"\r", b"\n")):
         if buffer.startswith(b"\r\n"):
@@ -186,9 +189,9 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         return None
     if end > limits.max_head:
         raise ProtocolError(431, "request header section is too large")
-    head = bytes(buffer[:end])
+    parsed = _parse_lines(bytes(buffer[:end]), limits)
     del buffer[:end]
-    return _parse_lines(head, limits)
+    return parsed
 
 
 def _find_head_end(buffer: bytearray, start: int) -> int:

@@ -1,0 +1,727 @@
+"""The event loop: the one thread that owns every connection's state.
+
+Theory of operation
+-------------------
+One thread runs a :mod:`selectors` loop over every connection that waits
+on its client: a new one (in its TLS handshake), an idle keep-alive one,
+one whose request (head and body) is still arriving, one whose response the
+client is slower to take than the app was to give, and one lingering after
+a refusal.  A request that has arrived whole, body included (spooled to a
+temporary file past 1 MiB, see :mod:`restkit.server.body`), goes to a
+worker thread (:mod:`restkit.server.pool`), which runs the app
+(:mod:`restkit.server.exchange`) and writes what the client takes at once.
+What it does not take stays in the connection's outbox, and the worker
+hands the connection back: the loop writes the rest as the socket drains,
+then gives the connection to a worker again if the app has more to say.
+So slow or idle clients, slow senders and slow readers alike, hold no
+thread.
+
+Only the loop changes a connection's state (:meth:`Connection.on`, whose
+table is :mod:`restkit.server.state`).  A worker hands a connection back
+by appending ``(connection, event)`` to ``_handback`` and waking the loop;
+it touches the connection no more until the loop hands it over again.
+
+After a response a worker waits a moment for the client's next request on
+the same connection (the common case of a busy client) and serves it too;
+otherwise it hands the connection back.
+
+Time limits: a request must arrive whole (head and body) within
+``timeout`` seconds of its first byte, else 408; a new connection that
+sends nothing is closed after ``timeout``, an idle keep-alive connection
+after ``keepalive_timeout``; a response that waits on its client is cut
+by the write deadline (:meth:`Connection.write_deadline`: ``timeout``
+seconds, plus one for every ``min_send_rate`` bytes the client takes
+meanwhile).  At ``max_connections``, or while slow readers hold more than
+``max_buffered`` unsent bytes, the loop stops accepting until that eases:
+new clients wait in the listen backlog.
+
+A request the server refuses (see :mod:`restkit.http11`) gets a JSON error
+and a *lingering* close: the write side is shut and input is discarded for
+a moment, so the client reads its answer instead of a reset.  Plain HTTP
+sent to an HTTPS port gets a plain-text 400 that says so.
+
+A graceful stop (:meth:`Server.begin_shutdown`, SIGTERM or Ctrl-C under
+:func:`restkit.serve`) closes the listening socket and the idle
+connections, runs the app's shutdown hooks, and lets in-flight requests and
+streams finish for up to ``grace`` seconds; whatever still runs then is
+cut, so that the client can tell (a chunked stream lacks its last chunk).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..framing import error_response, plan_response
+from ..http11 import Limits, ProtocolError, RequestHead
+from ..logtext import escape
+from .body import wait_readable
+from .clock import DateHeader
+from .connection import ClientGone, Connection, Timeouts
+from .exchange import SERVER_SOFTWARE, Exchange, Outcome
+from .pool import Pool
+from .sockets import close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait
+from .state import ConnectionState, Event
+
+__all__ = ["Server"]
+
+access_logger = logging.getLogger("restkit.access")
+error_logger = logging.getLogger("restkit.server")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+LINGER_SECONDS = 2.0  # how long a refused connection's input is discarded before it closes
+SWEEP_INTERVAL = 0.25  # how often the loop looks for connections past their deadline
+# PERF: a worker that just answered waits this long for the client's next
+# request before handing the connection back to the loop; a busy keep-alive
+# client is then served without two thread hand-offs per request.
+NEXT_REQUEST_WAIT = 0.002
+ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file descriptors
+TLS_RECORD = 0x16  # the first byte of a TLS handshake; anything else on an HTTPS port is not TLS
+_PLAIN_HTTP_MESSAGE = "This port speaks HTTPS only: use https:// in the URL.\n"
+
+_S, _E = ConnectionState, Event
+_READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class Server:
+    """Serve a WSGI app on ``address``.
+
+    Args:
+        address: ``(host, port)``; port 0 picks a free one (see ``server_address``).
+            An IPv6 host (``"::1"``, ``"::"``) listens on IPv6; ``"::"`` also
+            takes IPv4 where the system allows.
+        app: any WSGI application.
+        threads: worker threads for requests (streams run outside this count).
+        timeout: seconds a request may take to arrive whole, and a response
+            may wait on its client (see the write deadline above).
+        keepalive_timeout: seconds an idle keep-alive connection is kept open.
+        access_log: log one line per request on the ``restkit.access`` logger.
+        certfile, keyfile: serve HTTPS with this PEM certificate chain and key.
+        ssl_context: or with this context.
+        grace: seconds a graceful stop lets in-flight requests finish.
+        max_connections: open connections at most; beyond, new clients wait.
+        max_request_body: bytes; larger request bodies get 413 before they
+            are read.  An app with a smaller ``max_body_size`` attribute (a
+            :class:`restkit.App`) lowers it to that.
+        min_send_rate: bytes a second a client slower than its response must
+            keep taking (see the write deadline).
+        max_buffered: unsent response bytes held for slow readers, all
+            connections together, beyond which no new connection is accepted.
+        stream_request_body: hand large bodies, and bodies behind
+            ``Expect: 100-continue``, to the app as they arrive (a slow
+            uploader then holds a worker) instead of reading them first.
+        hsts: seconds; on HTTPS, every response says
+            ``Strict-Transport-Security: max-age=...`` (0: not sent).
+        listener: serve on this listening socket instead of binding
+            ``address`` (the workers of :mod:`restkit.server.supervisor`).
+        on_tick: called by the loop at least every quarter second (a
+            supervisor's liveness check).
+    """
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        app: WSGIApp,
+        *,
+        threads: int = 8,
+        timeout: float = 30.0,
+        keepalive_timeout: float = 5.0,
+        access_log: bool = True,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        grace: float = 10.0,
+        max_connections: int = 4096,
+        max_request_body: int = 1 << 30,
+        min_send_rate: float = 8192.0,
+        max_buffered: int = 1 << 30,
+        stream_request_body: bool = False,
+        hsts: int = 0,
+        listener: socket.socket | None = None,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or max_connections < 1:
+            raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout and grace >= 0")
+        if min_send_rate <= 0 or max_buffered < 0 or hsts < 0:
+            raise ValueError("min_send_rate must be > 0, max_buffered and hsts >= 0")
+        self.app = app
+        self.timeout = timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.timeouts = Timeouts(timeout, keepalive_timeout, LINGER_SECONDS)
+        self.access_log = access_log
+        self.grace = grace
+        self.max_connections = min(max_connections, descriptor_budget())
+        # A body the app would refuse is refused before it is read (and before
+        # 100 Continue): restkit's App says its limit as `max_body_size`.
+        app_limit = getattr(app, "max_body_size", None)
+        if type(app_limit) is int and 0 <= app_limit < max_request_body:
+            max_request_body = app_limit
+        self.limits = Limits(max_body=max_request_body)
+        self.min_send_rate = min_send_rate
+        self.max_buffered = max_buffered
+        self.stream_request_body = stream_request_body
+        if ssl_context is None and certfile is not None:
+            ssl_context = make_ssl_context(certfile, keyfile)
+        self.ssl_context = ssl_context
+        self.extra_headers = [("Strict-Transport-Security", f"max-age={hsts}")] if hsts and ssl_context else []
+        self.escape = escape
+        if listener is not None:
+            listener.setblocking(False)
+        self.socket = listener if listener is not None else listen(address)
+        self.server_address = self.socket.getsockname()
+        self.on_tick = on_tick
+        self.stopping = threading.Event()  # set when a graceful stop begins
+        self.date = DateHeader()
+        self._pool = Pool(threads)
+        self._selector = selectors.DefaultSelector()
+        self._connections: set[Connection] = set()
+        self._watching: dict[Connection, int] = {}  # what the selector waits for, per connection
+        self._handback: deque[tuple[Connection, Event | None]] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stop_requested = False
+        self._cut_requested = False
+        self._accepting = False
+        self._accept_resume = 0.0
+        self._buffered = 0  # unsent bytes held for slow readers, as of the last sweep
+        self._fd_warning_logged = False
+        self._finished = threading.Event()
+        self._finished.set()  # not running
+        self._closed = False
+        self._hook_thread: threading.Thread | None = None
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        self.base_environ: dict[str, Any] = {
+            "SERVER_NAME": host,
+            "SERVER_PORT": str(port),
+            "SCRIPT_NAME": "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if ssl_context is not None else "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "restkit.shutdown": self.stopping,
+        }
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[0], self.server_address[1]
+        if ":" in str(host):
+            host = f"[{host}]"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{port}"
+
+    # -- starting and stopping ---------------------------------------------------------
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Run the event loop in this thread until a stop has drained.
+
+        ``poll_interval`` is accepted for :mod:`socketserver` compatibility;
+        the loop wakes as soon as something happens.
+        """
+        self._finished.clear()
+        self._selector.register(self._wake_r, _READ, None)
+        self._resume_accepting()
+        next_sweep = time.monotonic() + SWEEP_INTERVAL
+        grace_end: float | None = None
+        try:
+            while True:
+                for key, mask in self._selector.select(SWEEP_INTERVAL):
+                    conn = key.data
+                    if conn is None:
+                        self._drain_wakeups()
+                    elif conn is self:
+                        self._accept()
+                    elif mask & _WRITE:
+                        self._on_writable(conn)
+                    else:
+                        self._on_readable(conn)
+                self._take_back()
+                now = time.monotonic()
+                if self._stop_requested and grace_end is None:
+                    grace_end = now + self.grace
+                    self._begin_drain()
+                if grace_end is not None and (not self._connections or now >= grace_end or self._cut_requested):
+                    break
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_INTERVAL
+                    self._sweep(now)
+        finally:
+            self._cut_all()
+            self._finished.set()
+
+    def begin_shutdown(self) -> None:
+        """Start a graceful stop (safe from a signal handler); :meth:`serve_forever` returns when it ends."""
+        self._stop_requested = True
+        self.stopping.set()
+        self._wake()
+
+    def stop_now(self) -> None:
+        """Stop at once: cut every connection (a second Ctrl-C)."""
+        self._stop_requested = self._cut_requested = True
+        self.stopping.set()
+        self._wake()
+
+    def shutdown(self) -> None:
+        """Stop gracefully and wait until :meth:`serve_forever` has returned."""
+        self.begin_shutdown()
+        self._finished.wait()
+
+    def server_close(self) -> None:
+        """Close the listening socket and every connection; wait for the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_requested = True
+        self.stopping.set()
+        self._cut_all()
+        self._listener_off()
+        self.socket.close()
+        self._pool.close(timeout=max(self.grace, 1.0))
+        self._take_back()  # connections workers gave back after the loop ended
+        if self._hook_thread is not None:
+            self._hook_thread.join(timeout=max(self.grace, 1.0))
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def detach_worker(self) -> None:
+        """The calling worker serves a stream: take it out of the pool's count (see :class:`Pool`)."""
+        self._pool.detach()
+
+    def _begin_drain(self) -> None:
+        self._listener_off()
+        self.socket.close()
+        for conn in list(self._connections):
+            if conn.state is _S.IDLE or conn.state is _S.HANDSHAKE:
+                self._close(conn)
+        hooks = list(getattr(self.app, "shutdown_hooks", ()))
+        if hooks:
+            self._hook_thread = threading.Thread(target=_run_hooks, args=(hooks,), name="restkit-shutdown", daemon=True)
+            self._hook_thread.start()
+
+    def _cut_all(self) -> None:
+        """Close every connection now; workers still writing see their socket fail."""
+        for conn in list(self._connections):
+            if conn.state is _S.WORKING:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                self._connections.discard(conn)
+            elif conn.state is _S.SENDING:
+                self._cut(conn, "server stopped")
+            else:
+                self._close(conn)
+
+    # -- the selector --------------------------------------------------------------------
+
+    def _watch(self, conn: Connection, events: int) -> None:
+        """Wait for ``events`` on ``conn`` (0: for nothing; a worker has it)."""
+        was = self._watching.get(conn, 0)
+        if was == events:
+            return
+        try:
+            if not events:
+                self._selector.unregister(conn.sock)
+                del self._watching[conn]
+                return
+            if was:
+                self._selector.modify(conn.sock, events, conn)
+            else:
+                self._selector.register(conn.sock, events, conn)
+            self._watching[conn] = events
+        except (KeyError, ValueError, OSError):
+            self._watching.pop(conn, None)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (the loop is awake anyway) or closed (the loop is gone)
+            pass
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _listener_off(self) -> None:
+        if self._accepting:
+            self._selector.unregister(self.socket)
+            self._accepting = False
+
+    def _resume_accepting(self) -> None:
+        if self._accepting or self._stop_requested or len(self._connections) >= self.max_connections:
+            return
+        if self._buffered <= self.max_buffered and time.monotonic() >= self._accept_resume:
+            self._selector.register(self.socket, _READ, self)
+            self._accepting = True
+
+    # -- new connections -----------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a burst at a time, then the connections already open get a turn
+            if len(self._connections) >= self.max_connections:
+                self._listener_off()  # back-pressure: new clients wait in the backlog
+                return
+            try:
+                sock, address = self.socket.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: the listener stays readable, so
+                    # retrying at once would spin.  Pause, and say so once.
+                    if not self._fd_warning_logged:
+                        error_logger.error("cannot accept connections: %s; pausing accepts", exc.strerror)
+                        self._fd_warning_logged = True
+                    self._listener_off()
+                    self._accept_resume = time.monotonic() + ACCEPT_PAUSE
+                    return
+                continue  # ECONNABORTED and friends: that client is gone
+            self._add(sock, address)
+
+    def _add(self, sock: socket.socket, address: Any) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state = _S.HANDSHAKE if self.ssl_context is not None else _S.IDLE
+        conn = Connection(sock, address, state, time.monotonic() + self.timeout)
+        self._connections.add(conn)
+        self._watch(conn, _READ)
+
+    def _secure(self, conn: Connection) -> None:
+        """The first bytes on an HTTPS port: a TLS hello is wrapped, plain HTTP is told off."""
+        assert self.ssl_context is not None
+        try:
+            first = conn.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            first = b""
+        if not first:
+            self._close(conn)
+            return
+        if first[0] != TLS_RECORD:
+            self._refuse_plain_http(conn)
+            return
+        self._watch(conn, 0)
+        try:
+            conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
+        except (OSError, ValueError):
+            self._close(conn)
+            return
+        conn.tls = True
+        self._handshake(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(conn, _READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(conn, _WRITE)
+            return
+        except (OSError, ValueError):  # a bad hello, a reset: nothing to answer
+            self._close(conn)
+            return
+        self._watch(conn, _READ)
+        conn.on(_E.SECURED, time.monotonic(), self.timeouts)
+        if conn.sock.pending():
+            self._on_readable(conn)
+
+    def _refuse_plain_http(self, conn: Connection) -> None:
+        data = recv_nowait(conn.sock) or b""
+        conn.buffer += data
+        body = _PLAIN_HTTP_MESSAGE.encode()
+        plan = plan_response(
+            "400 Bad Request", [("Content-Type", "text/plain; charset=utf-8")], head_request=False, http11=True,
+            keep_alive=False, known_length=len(body), date=self.date.now(), server=SERVER_SOFTWARE,
+        )
+        try:
+            conn.sock.send(plan.head + body)
+        except OSError:
+            pass
+        self.log_access(conn, _first_line(conn.buffer), 400, len(body), " (plain HTTP on the HTTPS port)")
+        self._linger(conn)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _on_readable(self, conn: Connection) -> None:
+        state = conn.state
+        if state is _S.HANDSHAKE:
+            if conn.tls:
+                self._handshake(conn)
+            else:
+                self._secure(conn)
+            return
+        data = recv_nowait(conn.sock)
+        if data is None:
+            return
+        if state is _S.LINGERING:
+            if not data:
+                self._close(conn)
+            return
+        if not data:
+            if state is _S.RECEIVING and (conn.buffer or conn.head is not None):
+                # Half-closed inside a request: the client may still read an answer.
+                self._refuse(conn, ProtocolError(400, "connection closed inside the request"), linger=False)
+            else:
+                self._close(conn)
+            return
+        if state is _S.IDLE:
+            conn.on(_E.BYTES, time.monotonic(), self.timeouts)
+        conn.buffer += data
+        self._advance(conn)
+
+    def _advance(self, conn: Connection) -> None:
+        """Hand ``conn`` to a worker if its buffer holds a request ready to run."""
+        try:
+            head = conn.take_request(self.limits, self.stream_request_body)
+        except ProtocolError as exc:
+            self._refuse(conn, exc)
+            return
+        if head is None:
+            if conn.continue_due:
+                conn.continue_due = False
+                try:
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except (BlockingIOError, ssl.SSLWantWriteError):
+                    pass  # no room for 25 bytes: the client sends its body after its own wait
+                except OSError:
+                    self._close(conn)
+            return
+        self._watch(conn, 0)
+        conn.on(_E.READY, time.monotonic(), self.timeouts)
+        self._pool.submit(lambda: self._work(conn, head))
+
+    def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
+        """Answer a request the server will not run, from the loop."""
+        try:
+            conn.sock.send(error_response(error.status, error.message, date=self.date.now(), server=SERVER_SOFTWARE))
+        except OSError:  # the answer did not fit or the client is gone: nothing more to do
+            linger = False
+        request_line = conn.head.request_line if conn.head is not None else _first_line(conn.buffer)
+        self.log_access(conn, request_line, error.status, 0)
+        if conn.spool is not None:
+            conn.spool.close()
+            conn.spool = None
+        if linger:
+            self._linger(conn)
+        else:
+            self._close(conn)
+
+    def _linger(self, conn: Connection) -> None:
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.on(_E.LINGER, time.monotonic(), self.timeouts)
+        self._watch(conn, _READ)
+        conn.buffer.clear()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _on_writable(self, conn: Connection) -> None:
+        if conn.state is _S.HANDSHAKE:
+            self._handshake(conn)
+            return
+        if conn.state is not _S.SENDING:
+            return
+        try:
+            drained = conn.flush()
+        except ClientGone:
+            self._cut(conn, "client disconnected")
+            return
+        if not drained:
+            return
+        exchange = conn.exchange
+        if exchange is None or exchange.finished:
+            if exchange is not None:
+                exchange.log()
+            self._finish(conn)
+            return
+        self._watch(conn, 0)
+        conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
+        self._pool.submit(lambda: self._resume(conn))
+
+    def _cut(self, conn: Connection, reason: str) -> None:
+        """Close a connection whose response cannot end properly, and say why in its access line."""
+        exchange, conn.exchange = conn.exchange, None
+        if exchange is not None:
+            close_iterable = exchange.cut_by_loop(reason)
+            exchange.log()
+            if close_iterable is not None:
+                self._pool.submit(lambda: None if close_iterable() is None else None)
+        self._close(conn)
+
+    # -- connections workers hand back ---------------------------------------------------
+
+    def _take_back(self) -> None:
+        """Take the connections workers are done with (or whose client is behind)."""
+        handback = self._handback
+        while handback:
+            conn, event = handback.popleft()
+            if conn not in self._connections:  # cut while a worker had it
+                close_quietly(conn.sock)
+                continue
+            if event is _E.BLOCKED:
+                conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
+                self._watch(conn, _WRITE)
+            else:
+                self._finish(conn)
+        self._resume_accepting()
+
+    def _finish(self, conn: Connection) -> None:
+        """A response is out: close, linger or wait for the next request, as its outcome says."""
+        exchange, conn.exchange = conn.exchange, None
+        refusal, conn.refusal = conn.refusal, None
+        if refusal is not None:
+            self._refuse(conn, refusal)
+            return
+        outcome = exchange.outcome if exchange is not None else Outcome.CLOSE
+        if conn.eof or outcome is Outcome.CLOSE or (self._stop_requested and outcome is Outcome.KEEP):
+            self._close(conn)
+            return
+        if outcome is Outcome.LINGER:
+            self._linger(conn)
+            return
+        now = time.monotonic()
+        self._watch(conn, _READ)
+        if conn.buffer or conn.head is not None:
+            conn.on(_E.PIPELINED, now, self.timeouts)
+            self._advance(conn)
+        else:
+            conn.on(_E.KEEP_ALIVE, now, self.timeouts)
+            if conn.tls and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                self._on_readable(conn)
+
+    def _sweep(self, now: float) -> None:
+        """Close connections past their deadline; answer 408 to requests still arriving."""
+        buffered = 0
+        for conn in list(self._connections):
+            state = conn.state
+            if state is _S.WORKING:
+                continue
+            if state is _S.SENDING:
+                buffered += conn.unsent
+                if now >= conn.write_deadline(self.min_send_rate):
+                    self._cut(conn, "write deadline")
+            elif now < conn.deadline:
+                continue
+            elif state is _S.RECEIVING:
+                self._refuse(conn, ProtocolError(408, "timed out waiting for the whole request"), linger=False)
+            else:
+                self._close(conn)
+        self._buffered = buffered
+        if self.on_tick is not None:
+            self.on_tick()
+        self._resume_accepting()
+
+    def _close(self, conn: Connection) -> None:
+        if conn.state is not _S.CLOSED:
+            self._watch(conn, 0)
+            conn.on(_E.CLOSE, 0.0, self.timeouts)
+        self._watching.pop(conn, None)
+        self._connections.discard(conn)
+        if conn.spool is not None:
+            conn.spool.close()
+            conn.spool = None
+        close_quietly(conn.sock)
+
+    # -- the workers' side ----------------------------------------------------------------
+
+    def _work(self, conn: Connection, head: RequestHead) -> None:
+        """Serve ``head`` on ``conn``, then as many next requests as arrive at once."""
+        exchange = conn.exchange = Exchange(self, conn, head)
+        self._after(conn, exchange, exchange.run())
+
+    def _resume(self, conn: Connection) -> None:
+        exchange = conn.exchange
+        assert exchange is not None
+        self._after(conn, exchange, exchange.resume())
+
+    def _after(self, conn: Connection, exchange: Exchange, blocked: bool) -> None:
+        """What a worker does once a response stops: hand the connection back, or serve the next request."""
+        try:
+            while not blocked:
+                exchange.log()
+                if exchange.outcome is not Outcome.KEEP or conn.eof:
+                    break
+                head = self._next_request(conn)
+                if head is None:
+                    break
+                exchange = conn.exchange = Exchange(self, conn, head)
+                blocked = exchange.run()
+        except Exception:
+            error_logger.exception("unexpected error serving a connection")
+            exchange.outcome = Outcome.CLOSE
+            blocked = False
+        self._handback.append((conn, _E.BLOCKED if blocked else None))
+        self._wake()
+
+    def _next_request(self, conn: Connection) -> RequestHead | None:
+        """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
+
+        A pipelined request is already in the buffer; otherwise the worker
+        waits NEXT_REQUEST_WAIT for the client's next request.  A malformed
+        one is left for the loop to refuse (``conn.refusal``).
+        """
+        if self._stop_requested or self._pool.busy:
+            return None
+        if not conn.buffer:
+            data = recv_nowait(conn.sock)
+            if data is None and wait_readable(conn.sock, NEXT_REQUEST_WAIT):
+                data = recv_nowait(conn.sock)
+            if data is None:
+                return None
+            if not data:
+                conn.eof = True
+                return None
+            conn.buffer += data
+        try:
+            head = conn.take_request(self.limits, self.stream_request_body)
+        except ProtocolError as exc:
+            conn.refusal = exc
+            return None
+        return head
+
+    # -- logs ------------------------------------------------------------------------------
+
+    def log_access(self, conn: Connection, request_line: str, status: int, size: int, note: str = "") -> None:
+        """One access-log line; what the client sent is escaped (:mod:`restkit.logtext`)."""
+        if self.access_log:
+            host = conn.address[0] if isinstance(conn.address, tuple) else "-"
+            when = time.strftime("%d/%b/%Y %H:%M:%S")
+            access_logger.info('%s - - [%s] "%s" %d %d%s', host, when, escape(request_line), status, size, note)
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            error_logger.exception("shutdown hook %r failed", hook)
+
+
+def _first_line(buffer: bytearray) -> str:
+    """The first line of what a client sent (a refused request's own request line)."""
+    line = bytes(buffer[:200]).split(b"\n", 1)[0]
+    return line.decode("latin-1").rstrip("\r")

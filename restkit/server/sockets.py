@@ -1,0 +1,76 @@
+"""Listening sockets, TLS contexts and the process's descriptor budget."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+__all__ = ["close_quietly", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
+
+RECV_SIZE = 65536
+
+
+def make_ssl_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    """A server TLS context with the standard library's modern defaults (TLS 1.2 or later)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def listen(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking listening socket on ``address`` (an IPv6 ``"::"`` takes IPv4 too where it can)."""
+    host, port = address
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family = infos[0][0]
+    sock_address = infos[0][4][:2]
+    dualstack = family == socket.AF_INET6 and host in ("::", "") and socket.has_dualstack_ipv6()
+    sock = socket.create_server(sock_address, family=family, backlog=1024, dualstack_ipv6=dualstack)
+    sock.setblocking(False)
+    return sock
+
+
+def recv_nowait(sock: socket.socket) -> bytes | None:
+    """What the socket has (b"" at end of input), or None when nothing yet."""
+    try:
+        data = sock.recv(RECV_SIZE)
+        if isinstance(sock, ssl.SSLSocket):
+            while sock.pending():  # TLS may hold decrypted bytes the selector cannot see
+                data += sock.recv(sock.pending())
+        return data
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:
+        return b""
+
+
+def close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def descriptor_budget() -> int:
+    """Connections this process can hold open: its descriptor limit less a reserve."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1 << 30
+    return max(16, soft - 64) if soft != resource.RLIM_INFINITY else 1 << 30
+
+
+def raise_descriptor_limit() -> None:
+    """Let the process hold as many connections as the system allows it (as Go and nginx do)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = hard if hard != resource.RLIM_INFINITY else 65536
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65536), hard))
+    except (ImportError, OSError, ValueError):
+        pass
