@@ -1271,7 +1271,9 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
     serves the network).  Options are those of :class:`Server`.  The first
     signal starts a graceful stop (in-flight requests get ``grace`` seconds);
     a second one stops at once.  Access-log lines go to standard error
-    unless logging is already configured.
+    unless logging is already configured.  A restkit App's startup hooks
+    run first (``app.startup()``); if one fails, a line ``restkit: startup
+    failed: ...`` goes to standard error and the process exits with status 1.
     """
     if not logging.getLogger().handlers and not access_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -1280,6 +1282,14 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
             log.addHandler(handler)
             log.setLevel(logging.INFO)
             log.propagate = False
+    # A restkit App's startup hooks run before the port is bound: an app that cannot start never serves.
+    startup = getattr(app, "startup", None)
+    if callable(startup) and hasattr(app, "startup_hooks"):
+        try:
+            startup()
+        except Exception as exc:
+            print(f"restkit: startup failed: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
     _raise_descriptor_limit()
     server = make_server(host, port, app, **options)
     restore = _stop_on_signals(server)
