@@ -335,6 +335,11 @@ def _load_restkit_app(spec: str) -> Any:
     return app
 
 
+def _serves_openapi(app: Any) -> bool:
+    """Whether ``app`` answers ``GET /openapi.json`` (``App(openapi=True)``)."""
+    return any(route.name == "restkit.openapi" for route in app.router.routes)
+
+
 def _routes(argv: list[str]) -> int:
     """``python -m restkit routes SPEC``: one row per route, in the order the routes were added."""
     args = _command_parser("routes", "List the routes of a restkit App: methods, path, name, handler, features.").parse_args(argv)
@@ -368,7 +373,7 @@ def _openapi(argv: list[str]) -> int:
     app = _load_restkit_app(args.app)
     if app is None:
         return 1
-    if not any(route.name == "restkit.openapi" for route in app.router.routes):
+    if not _serves_openapi(app):
         print(f"restkit: {args.app} serves no OpenAPI document: create it with App(openapi=True)", file=sys.stderr)
         return 1
     import json
@@ -409,7 +414,7 @@ def _check(argv: list[str]) -> int:
     try:
         # Routes and their options were checked as they were added, at import.  The API
         # document is built on request: a model it cannot describe would be a 500 there.
-        if any(route.name == "restkit.openapi" for route in routes):
+        if _serves_openapi(app):
             app.openapi()
     except Exception as exc:
         print(f"restkit: {args.app}: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
