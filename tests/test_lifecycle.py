@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,10 @@ def test_serve_runs_the_hooks_before_it_listens(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         first, second = proc.stderr.readline(), proc.stderr.readline()
+        # An answer means the main thread is in its loop, done printing: a SIGINT during the
+        # print above would meet the handler's own print ("reentrant call" on stderr).
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(second.split()[3] + "/nothing", timeout=10)
     finally:
         assert stop_process(proc, signal.SIGINT) == 0
     assert first == "startup hook ran\n" and second.startswith("restkit: serving on ")
