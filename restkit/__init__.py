@@ -15,7 +15,7 @@ module ``__getattr__`` below.  ``tests/test_packaging.py`` checks that
 from typing import TYPE_CHECKING, Any
 
 from . import status
-from .app import App
+from .app import App, StartupError
 from .datastructures import Headers, MultiDict
 from .errors import (
     BadRequest,
@@ -93,6 +93,7 @@ __all__ = [
     "RouteError",
     "Router",
     "ServiceUnavailable",
+    "StartupError",
     "TooManyRequests",
     "Unauthorized",
     "UnprocessableEntity",

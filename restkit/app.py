@@ -21,6 +21,12 @@ What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_
 validation to the handlers of routes with ``body=`` or ``query=`` as they
 are stored (``Router(prepare=...)``).
 
+Lifecycle: ``@app.on_startup`` hooks run once per process, before it serves:
+restkit's ``serve()`` calls :meth:`App.startup` before it binds; under any
+other server (gunicorn, waitress...) the first request does, so ``__call__``
+pays one attribute check per request for it.  ``@app.on_shutdown`` hooks run
+when restkit's server begins a graceful stop.
+
 A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
 or any installed with :meth:`App.use`) runs its chain instead: the features'
 steps around the before-hooks and the handler (see :mod:`restkit.feature`).
@@ -28,6 +34,7 @@ steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
 
     from .routing import RouteOptions
 
-__all__ = ["App"]
+__all__ = ["App", "StartupError"]
 
 
 StartResponse = Callable[..., Any]
@@ -97,6 +104,12 @@ class App:
         # Called by a server that stops gracefully (restkit.serve does), so an
         # app can end its endless streams instead of waiting for the cut.
         self.shutdown_hooks: list[Callable[[], None]] = []
+        # Run by startup(), once per process; a server that knows restkit calls it
+        # before serving, otherwise __call__ does on the first request.
+        self.startup_hooks: list[Callable[[], None]] = []
+        self._started = False
+        self._startup_done = 0  # how many hooks have returned: a retry goes on from the one that failed
+        self._startup_lock = threading.Lock()
         self.title, self.version, self.description = title, version, description
         self.security_schemes = dict(security_schemes or {})
         # Features installed with use(), and each route's chain of them (see restkit.feature).
@@ -248,6 +261,45 @@ class App:
         self.shutdown_hooks.append(hook)
         return hook
 
+    def on_startup(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Run ``hook()`` once per process before it serves: open pools, warm caches, check the database.
+
+        Hooks run in the order registered, from :meth:`startup`.  Registering
+        one after the app has started is a mistake (it would never run), and
+        raises :class:`RuntimeError`.
+        """
+        if self._started:
+            raise RuntimeError(f"startup hook {_describe(hook)} added after the app started: it would never run")
+        self.startup_hooks.append(hook)
+        return hook
+
+    def startup(self) -> None:
+        """Run the startup hooks, once: later calls, from any thread, return at once.
+
+        restkit's ``serve()`` calls it before it binds.  Under another server
+        the first request calls it (requests that arrive meanwhile wait), so
+        calling it yourself where your server loads the app (gunicorn's
+        ``post_worker_init``) fails the worker before it takes requests.
+
+        Raises:
+            StartupError: a hook raised; the message names the hook and the
+                error.  The hooks that had returned are not run again by the
+                next call, which retries the failed one and goes on.
+        """
+        if self._started:
+            return
+        with self._startup_lock:
+            hooks = self.startup_hooks
+            while self._startup_done < len(hooks):
+                hook = hooks[self._startup_done]
+                try:
+                    hook()
+                except Exception as exc:
+                    problem = " ".join(str(exc).split()) or "(no message)"
+                    raise StartupError(f"startup hook {_describe(hook)} raised {type(exc).__name__}: {problem}") from exc
+                self._startup_done += 1
+            self._started = True
+
     def add_error_handler(self, key: int | type[BaseException], handler: ErrorHandler) -> None:
         """Handle errors of a status code or exception class with ``handler(request, exc)``.
 
@@ -274,6 +326,8 @@ class App:
         environ["restkit.app"] = self
         request: Request | None = None
         try:
+            if not self._started:  # PERF: the only cost of startup hooks once started
+                self.startup()
             try:
                 for rewrite in self._before_routing:
                     rewrite(environ)
@@ -454,6 +508,10 @@ def _check_declared(route: Route, result: Any) -> None:
 
 def _name(model: Any) -> str:
     return getattr(model, "__name__", None) or repr(model)
+
+
+class StartupError(Exception):
+    """A startup hook failed: the app must not serve.  The message is one line naming the hook and its error."""
 
 
 class ResponseMismatch(Exception):

@@ -1,5 +1,11 @@
 """The command line: ``python -m restkit package.module[:app] [--reload] [--debug] [--port P] ...``.
 
+Three subcommands look at an app without serving it: ``routes SPEC`` (the
+route table), ``openapi SPEC [-o FILE]`` (the document of ``/openapi.json``)
+and ``check SPEC`` (it imports and sets up; ``ok: N routes``).  A first
+argument that is exactly one of their names is the subcommand, so a module
+called ``routes``, ``openapi`` or ``check`` is served as ``routes:app``.
+
 With ``--reload`` this process becomes a watcher (as Werkzeug's stat
 reloader): it serves nothing itself, but runs the server in a child process
 and polls the modification times of the ``.py`` files under the current
@@ -18,10 +24,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["load_app", "main"]
+__all__ = ["SUBCOMMANDS", "load_app", "main"]
 
 _CHILD = "RESTKIT_RELOAD_CHILD"  # set in the environment of the server a watcher runs
 _POLL_SECONDS = 0.5
@@ -178,6 +184,8 @@ def configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; the exit status (2: a mistake in the options or the spec)."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:  # a spec is never a subcommand's name: see SUBCOMMANDS
+        return SUBCOMMANDS[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     problem = _problem(args)
     if problem:
@@ -294,3 +302,127 @@ def _watch(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 _stop(child)
         return 0
+
+
+# --- subcommands: routes, openapi, check ----------------------------------------------
+#
+# They import the app as serving would, but never serve it nor run its startup
+# hooks.  Exit status: 0, 1 when the app cannot be loaded or inspected (one line
+# on standard error), 2 for a mistake in the options (argparse's usage error).
+
+
+def _command_parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m restkit {name}", description=description)
+    parser.add_argument("app", help="the restkit App: package.module:name, package.module or package.module:create_app()")
+    return parser
+
+
+def _load_restkit_app(spec: str) -> Any:
+    """The App that ``spec`` names, or None after saying on standard error why there is none."""
+    try:
+        app = load_app(spec)
+    except SyntaxError as exc:
+        print(f"restkit: cannot import {spec}: {exc.filename}:{exc.lineno}: {exc.msg}", file=sys.stderr)
+        return None
+    except Exception as exc:  # whatever the app module raises while it sets up is the answer
+        kind = "" if type(exc) is ValueError else f"{type(exc).__name__}: "  # load_app's own: already a sentence
+        problem = " ".join(str(exc).split())
+        print(f"restkit: cannot load {spec}: {kind}{problem}", file=sys.stderr)
+        return None
+    if not hasattr(app, "router") or not hasattr(app, "openapi"):
+        print(f"restkit: {spec} is not a restkit App", file=sys.stderr)
+        return None
+    return app
+
+
+def _serves_openapi(app: Any) -> bool:
+    """Whether ``app`` answers ``GET /openapi.json`` (``App(openapi=True)``)."""
+    return any(route.name == "restkit.openapi" for route in app.router.routes)
+
+
+def _routes(argv: list[str]) -> int:
+    """``python -m restkit routes SPEC``: one row per route, in the order the routes were added."""
+    args = _command_parser("routes", "List the routes of a restkit App: methods, path, name, handler, features.").parse_args(argv)
+    app = _load_restkit_app(args.app)
+    if app is None:
+        return 1
+    from .app import _describe  # PERF(lazy-import): not for serving
+    from .feature import features_of
+
+    rows = [("METHODS", "PATH", "NAME", "HANDLER", "FEATURES")]
+    try:
+        for route in app.router.routes:
+            features = ", ".join(type(feature).__name__ for feature in features_of(app, route)) or "-"
+            rows.append((",".join(sorted(route.methods)), route.path, route.name, _describe(route.handler), features))
+    except Exception as exc:  # a route option that is not a feature (TypeError from features_of)
+        print(f"restkit: {args.app}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _openapi(argv: list[str]) -> int:
+    """``python -m restkit openapi SPEC [-o FILE]``: the bytes ``GET /openapi.json`` answers."""
+    parser = _command_parser("openapi", "Write the OpenAPI document that the app serves at /openapi.json.")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: standard output)")
+    parser.add_argument("--indent", type=int, default=None, metavar="N",
+                        help="indent by N spaces, for people and diffs (default: compact, the served bytes)")
+    args = parser.parse_args(argv)
+    app = _load_restkit_app(args.app)
+    if app is None:
+        return 1
+    if not _serves_openapi(app):
+        print(f"restkit: {args.app} serves no OpenAPI document: create it with App(openapi=True)", file=sys.stderr)
+        return 1
+    import json
+
+    from .response import json_dumps
+
+    try:
+        document = app.openapi()  # what the /openapi.json route answers, without a request
+    except Exception as exc:
+        print(f"restkit: {args.app}: the OpenAPI document cannot be built: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    data = json_dumps(document) if args.indent is None else json.dumps(document, indent=args.indent).encode() + b"\n"
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(args.output, "wb") as file:
+            file.write(data)
+    except OSError as exc:
+        print(f"restkit: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check(argv: list[str]) -> int:
+    """``python -m restkit check SPEC``: import the app and set up what requests would set up later."""
+    parser = _command_parser(
+        "check",
+        "Import a restkit App and check its setup (its routes, as they are added; its OpenAPI document) without "
+        "serving it or running its startup hooks; print 'ok: N routes'.",
+    )
+    args = parser.parse_args(argv)
+    app = _load_restkit_app(args.app)
+    if app is None:
+        return 1
+    routes = app.router.routes
+    try:
+        # Routes and their options were checked as they were added, at import.  The API
+        # document is built on request: a model it cannot describe would be a 500 there.
+        if _serves_openapi(app):
+            app.openapi()
+    except Exception as exc:
+        print(f"restkit: {args.app}: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(routes)} route{'s' if len(routes) != 1 else ''}")
+    return 0
+
+
+#: ``python -m restkit NAME ...`` runs these instead of serving; a spec that is
+#: exactly one of these names must be written with its app (``routes:app``).
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"routes": _routes, "openapi": _openapi, "check": _check}

@@ -149,3 +149,20 @@ def test_the_route_options_table_lists_every_option() -> None:
     table = README.split("| option | what it is | default |", 1)[1].split("\n\n", 1)[0]
     listed = re.findall(r"^\s*\| `(\w+)` \|", table, re.M)
     assert listed == list(ROUTE_OPTIONS)
+
+
+def test_the_settings_and_startup_example() -> None:
+    from tests.conftest import wsgi_call
+
+    sample = _sample("load_settings(")
+    settings = sample["settings"]
+    assert settings.port == 8000 and settings.token.reveal() == "s3cret" and "s3cret" not in repr(settings)
+    assert settings.origins == ["https://a.example", "https://b.example"]
+    comment = README.split("problems = str(error)", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    shown = [line.strip().removeprefix("#").strip() for line in comment]
+    assert [line.strip() for line in sample["problems"].splitlines()] == shown  # the README shows the real message
+    assert "ZOO_ORIGINS       list[str]" in sample["help_text"] and "CORS origins" in sample["help_text"]
+    status, _, body = wsgi_call(sample["app"], "GET", "/status")  # the first request runs the startup hook
+    assert status == 200 and json.loads(body) == {"mode": "dev", "connections": 1}
+    wsgi_call(sample["app"], "GET", "/status")
+    assert sample["connections"] == ["sqlite:///zoo.db"]

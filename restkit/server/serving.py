@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 from .loop import Server, WSGIApp, access_logger, error_logger
 from .sockets import raise_descriptor_limit
 
-__all__ = ["make_server", "redirect_to_https", "serve"]
+__all__ = ["make_server", "redirect_to_https", "run_startup_hooks", "serve"]
 
 
 def make_server(host: str, port: int, app: WSGIApp, **options: Any) -> Server:
@@ -30,11 +31,16 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, *, redirect_h
     a second one stops at once.  Access-log lines go to standard error
     unless logging is already configured.
 
+    A restkit App's startup hooks run first (``app.startup()``), before the
+    port is bound; if one fails, a line ``restkit: startup failed: ...``
+    goes to standard error and the process exits with status 1.
+
     ``redirect_http=PORT`` (with TLS) also listens for plain HTTP on
     ``PORT`` and answers every request there with ``308`` to the same URL
     on HTTPS.
     """
     setup_logging()
+    run_startup_hooks(app)
     raise_descriptor_limit()
     server = make_server(host, port, app, **options)
     servers = [server]
@@ -72,6 +78,17 @@ def setup_logging() -> None:
             log.addHandler(handler)
             log.setLevel(logging.INFO)
             log.propagate = False
+
+
+def run_startup_hooks(app: WSGIApp) -> None:
+    """Run a restkit App's startup hooks; a failure ends the process with one line (exit status 1)."""
+    startup = getattr(app, "startup", None)
+    if callable(startup) and hasattr(app, "startup_hooks"):
+        try:
+            startup()
+        except Exception as exc:
+            print(f"restkit: startup failed: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
 
 
 def redirect_to_https(https_port: int) -> WSGIApp:
@@ -117,7 +134,13 @@ def _stop_on_signals(servers: list[Server]) -> Callable[[], None]:
             for server in servers:
                 server.stop_now()
             return
-        print(f"restkit: stopping (up to {main.grace:g} s for requests in flight; again to stop now)", file=sys.stderr, flush=True)
+        # os.write, not print: a signal that lands while the main thread is
+        # inside a print() would make a second print() raise (reentrant call).
+        message = f"restkit: stopping (up to {main.grace:g} s for requests in flight; again to stop now)\n"
+        try:
+            os.write(sys.stderr.fileno(), message.encode())
+        except (OSError, ValueError):
+            pass
         for server in servers:
             server.begin_shutdown()
 
