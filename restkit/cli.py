@@ -119,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
+    parser.add_argument("--hsts", type=int, default=0, metavar="SECONDS",
+                        help="with HTTPS: send Strict-Transport-Security: max-age=SECONDS on every answer (default: not sent)")
+    parser.add_argument("--redirect-http", type=int, default=None, metavar="PORT",
+                        help="with HTTPS: also listen for plain HTTP on PORT and answer 308 to the same URL on HTTPS")
+    parser.add_argument("--stream-request-body", action="store_true",
+                        help="give the app large bodies as they arrive (a slow uploader then holds a worker thread)")
     parser.add_argument(
         "--trust-proxy", default=None, metavar="ADDR[,ADDR...]",
         help="believe X-Forwarded-For/-Proto/-Host from these proxy addresses or networks (only proxies you run)",
@@ -147,6 +153,12 @@ def _problem(args: argparse.Namespace) -> str | None:
         path = getattr(args, flag)
         if path is not None and not os.path.isfile(path):
             return f"--{flag} {path}: no such file"
+    if args.hsts < 0:
+        return f"--hsts must be 0 or more seconds, not {args.hsts}"
+    if (args.hsts or args.redirect_http is not None) and args.certfile is None:
+        return "--hsts and --redirect-http need HTTPS (--certfile and --keyfile)"
+    if args.redirect_http is not None and not 0 <= args.redirect_http <= 65535:
+        return f"--redirect-http must be a port between 0 and 65535, not {args.redirect_http}"
     if args.trust_proxy is not None:
         from .proxy import ProxyHeaders  # PERF(lazy-import): only with the option
 
@@ -168,6 +180,9 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "certfile": args.certfile,
         "keyfile": args.keyfile,
         "access_log": not args.no_access_log,
+        "hsts": args.hsts,
+        "redirect_http": args.redirect_http,
+        "stream_request_body": args.stream_request_body,
     }
 
 

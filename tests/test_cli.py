@@ -336,9 +336,13 @@ def test_debug_sends_tracebacks(app_dir: Path) -> None:
         (["--trust-proxy", "10.0.0.1/8"],
          "restkit: --trust-proxy: trusted proxy '10.0.0.1/8' is not an address or a network: 10.0.0.1/8 has host bits set"),
         (["--trust-proxy", ","], "restkit: --trust-proxy: no trusted proxy given: name the addresses of the proxies you run"),
+        (["--hsts", "-5"], "restkit: --hsts must be 0 or more seconds, not -5"),
+        (["--hsts", "600"], "restkit: --hsts and --redirect-http need HTTPS (--certfile and --keyfile)"),
+        (["--redirect-http", "8080"], "restkit: --hsts and --redirect-http need HTTPS (--certfile and --keyfile)"),
     ],
     ids=["port-too-large", "port-negative", "no-threads", "no-connections", "negative-grace", "zero-timeout", "nan-keepalive",
-         "certfile-alone", "keyfile-alone", "missing-certfile", "trust-proxy-typo", "trust-proxy-empty"],
+         "certfile-alone", "keyfile-alone", "missing-certfile", "trust-proxy-typo", "trust-proxy-empty", "negative-hsts",
+         "hsts-without-tls", "redirect-without-tls"],
 )
 def test_bad_option_is_one_line(app_dir: Path, args: list[str], message: str) -> None:
     result = run(["tests_app_module:app", *args], app_dir)
@@ -352,15 +356,18 @@ def test_server_flags_are_passed_to_serve() -> None:
     defaults = server_options(_parser().parse_args(["m:app"]))
     assert defaults == {
         "threads": 8, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "max_connections": 4096,
-        "certfile": None, "keyfile": None, "access_log": True,
+        "certfile": None, "keyfile": None, "access_log": True, "hsts": 0, "redirect_http": None,
+        "stream_request_body": False,
     }
     given = server_options(_parser().parse_args([
         "m:app", "--threads", "8", "--timeout", "3", "--keepalive-timeout", "1.5", "--grace", "2.5",
         "--max-connections", "100", "--certfile", "c.pem", "--keyfile", "k.pem", "--no-access-log",
+        "--hsts", "31536000", "--redirect-http", "8080", "--stream-request-body",
     ]))
     assert given == {
         "threads": 8, "timeout": 3.0, "keepalive_timeout": 1.5, "grace": 2.5, "max_connections": 100,
-        "certfile": "c.pem", "keyfile": "k.pem", "access_log": False,
+        "certfile": "c.pem", "keyfile": "k.pem", "access_log": False, "hsts": 31536000, "redirect_http": 8080,
+        "stream_request_body": True,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import shutil
 import signal
@@ -289,12 +290,83 @@ def test_https_over_ipv6_loopback(live_server: Any, certs: Certificates) -> None
         thread.join(TIMEOUT)
 
 
-def test_plain_http_on_the_https_port_is_closed(https_server: Any, certs: Certificates) -> None:
-    with connect(https_server.port) as plain:
-        plain.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+def test_plain_http_on_the_https_port_gets_a_400_that_says_so(
+    live_server: Any, certs: Certificates, caplog: pytest.LogCaptureFixture
+) -> None:
+    import h11
+
+    caplog.set_level(logging.INFO, logger="restkit.access")
+    srv = live_server(tls_app, certfile=str(certs.cert), keyfile=str(certs.key), timeout=3.0, access_log=True)
+    with connect(srv.port) as plain:
+        plain.sendall(b"GET /where HTTP/1.1\r\nHost: t\r\n\r\n")
         raw = read_until_close(plain)  # returns only because the server closed the connection
-    assert not raw.startswith(b"HTTP/1.1 200")
-    assert get(https_server.port, "/after", context=certs.client_context())[0] == 200
+    client = h11.Connection(h11.CLIENT)  # a strict client reads the answer
+    client.send(h11.Request(method="GET", target="/where", headers=[("Host", "t")]))
+    client.receive_data(raw)
+    response = client.next_event()
+    assert isinstance(response, h11.Response) and response.status_code == 400
+    assert dict(response.headers)[b"content-type"] == b"text/plain; charset=utf-8"
+    data = client.next_event()
+    assert isinstance(data, h11.Data) and b"HTTPS" in data.data
+    assert isinstance(client.next_event(), h11.EndOfMessage)
+    lines = [r.getMessage() for r in caplog.records if r.name == "restkit.access"]
+    assert len(lines) == 1 and '"GET /where HTTP/1.1" 400' in lines[0] and "plain HTTP on the HTTPS port" in lines[0]
+    assert get(srv.port, "/after", context=certs.client_context())[0] == 200
+
+
+def test_hsts_on_every_https_answer(live_server: Any, certs: Certificates) -> None:
+    srv = live_server(tls_app, certfile=str(certs.cert), keyfile=str(certs.key), hsts=31536000)
+    conn = https(srv.port, certs)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        assert response.getheader("Strict-Transport-Security") == "max-age=31536000"
+    finally:
+        conn.close()
+
+
+def test_no_hsts_on_plain_http(live_server: Any) -> None:
+    srv = live_server(tls_app, hsts=600)  # HSTS means nothing over plain HTTP (RFC 6797 section 7.2)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        assert response.getheader("Strict-Transport-Security") is None
+    finally:
+        conn.close()
+
+
+def test_cli_redirect_http_answers_308_to_https(tmp_path: Path, certs: Certificates) -> None:
+    (tmp_path / "tls_app.py").write_text(TLS_APP_MODULE)
+    port, plain_port = free_port(), free_port()
+    proc = start_cli(["tls_app:app", "--port", str(port), "--certfile", str(certs.cert), "--keyfile", str(certs.key),
+                      "--redirect-http", str(plain_port), "--hsts", "600"], tmp_path)
+    try:
+        wait_until_listening(port, proc)
+        wait_until_listening(plain_port, proc)
+        conn = http.client.HTTPConnection("127.0.0.1", plain_port, timeout=TIMEOUT)
+        conn.request("POST", "/scheme?x=1", body=b"{}", headers={"Host": "example.test:" + str(plain_port)})
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        assert response.status == 308
+        assert response.getheader("Location") == f"https://example.test:{port}/scheme?x=1"
+        conn = https(port, certs)
+        conn.request("GET", "/scheme")
+        secure = conn.getresponse()
+        assert json.loads(secure.read()) == {"scheme": "https"}
+        assert secure.getheader("Strict-Transport-Security") == "max-age=600"
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        code, stderr = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, stderr
+    assert f"serving on http://127.0.0.1:{plain_port}" in stderr
 
 
 def test_server_side_url_and_address(live_server: Any, certs: Certificates) -> None:
