@@ -11,10 +11,12 @@ skip fails the run: CI installs every part and must run every test.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
@@ -23,6 +25,8 @@ import webtest
 
 from restkit import pytest_plugin
 from restkit.pytest_plugin import LiveServer as LiveServer  # re-exported: tests import it from here
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_client(app: Callable[..., Any]) -> webtest.TestApp:
@@ -47,6 +51,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def copy_source_tree(target: Path) -> Path:
+    """Copy the repository to ``target`` for pip to build, without its caches, databases or git history."""
+    ignore = shutil.ignore_patterns(".venv", ".git", "*.db*", "__pycache__", ".mypy_cache", ".pytest_cache", "build",
+                                    "*.egg-info")
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
 
 
 def pytest_configure(config: pytest.Config) -> None:

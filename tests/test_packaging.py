@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import copy_source_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "restkit"
@@ -56,8 +57,7 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
     venv.create(target, with_pip=True)
     python = target / "bin" / "python"
     before = _installed(python)
-    source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "*.db*", "__pycache__", "build", "*.egg-info"))
+    source = copy_source_tree(tmp_path / "src")
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], check=True, timeout=600, capture_output=True)
     added = _installed(python) - before
     assert added == {"restkit"}
