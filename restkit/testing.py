@@ -153,9 +153,15 @@ class Response:
             return
         if self._closed:
             return
-        for part in self._parts:
-            self._taken.append(part)
-            yield part
+        try:
+            for part in self._parts:
+                self._taken.append(part)
+                yield part
+        except GeneratorExit:  # this iterator was dropped part way: the stream stays open for the next one
+            raise
+        except BaseException:  # the app failed mid-stream: a server would close it
+            self.close()
+            raise
         self.close()
 
     def close(self) -> None:

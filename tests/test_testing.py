@@ -338,6 +338,19 @@ def test_a_stream_read_to_its_end_is_closed_and_body_is_all_of_it() -> None:
     assert list(answer.iter_parts()) == [b"part 1;", b"part 2;"] and parts.closed
 
 
+def test_a_stream_that_fails_part_way_is_closed() -> None:
+    class Failing(Parts):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"one"
+            raise RuntimeError("the app broke")
+
+    parts = Failing(2)
+    answer = Client(streaming(parts)).stream("GET", "/")
+    with pytest.raises(RuntimeError, match="the app broke"):
+        list(answer.iter_parts())
+    assert parts.closed and answer.body == b"one"
+
+
 def test_a_restkit_generator_stream_is_closed_through_the_app() -> None:
     events: list[str] = []
     app = App()
