@@ -1,4 +1,4 @@
-"""Shared fixtures: a validated WebTest client and a live server on 127.0.0.1.
+"""Shared fixtures: a validated WebTest client; ``live_server`` comes from restkit's pytest plugin.
 
 Every in-process WSGI call goes through :func:`wsgiref.validate.validator`,
 so a PEP 3333 violation fails the test that caused it.
@@ -11,18 +11,22 @@ skip fails the run: CI installs every part and must run every test.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
 import pytest
 import webtest
 
-from restkit.server import Server, make_server
+from restkit import pytest_plugin
+from restkit.pytest_plugin import LiveServer as LiveServer  # re-exported: tests import it from here
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_client(app: Callable[..., Any]) -> webtest.TestApp:
@@ -49,37 +53,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LiveServer:
-    """A restkit server running ``app`` in a background thread on 127.0.0.1."""
-
-    def __init__(self, app: Callable[..., Any], **options: Any) -> None:
-        options.setdefault("access_log", False)
-        options.setdefault("grace", 2.0)  # a stream a test left open must not hold up the teardown
-        self.server: Server = make_server("127.0.0.1", 0, app, **options)
-        self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+def copy_source_tree(target: Path) -> Path:
+    """Copy the repository to ``target`` for pip to build, without its caches, databases or git history."""
+    ignore = shutil.ignore_patterns(".venv", ".git", "*.db*", "__pycache__", ".mypy_cache", ".pytest_cache", "build",
+                                    "*.egg-info")
+    shutil.copytree(ROOT, target, ignore=ignore)
+    return target
 
 
-@pytest.fixture
-def live_server() -> Iterator[Callable[..., LiveServer]]:
-    """``live_server(app, **server_options)`` starts a server; all are stopped after the test."""
-    started: list[LiveServer] = []
+def pytest_configure(config: pytest.Config) -> None:
+    """Register restkit's pytest plugin (``live_server``), unless its entry point already did.
 
-    def start(app: Callable[..., Any], **options: Any) -> LiveServer:
-        server = LiveServer(app, **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
+    These tests run from the source tree, where restkit is not installed, so
+    the ``pytest11`` entry point may not have loaded the plugin.  Where it
+    did (restkit installed), registering the module again would be a
+    ValueError: pytest keys plugins by name, and the entry point's name is
+    ``restkit``, so the check is on the module object itself.
+    """
+    if not config.pluginmanager.is_registered(pytest_plugin):
+        config.pluginmanager.register(pytest_plugin, "restkit.pytest_plugin")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

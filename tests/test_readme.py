@@ -130,17 +130,20 @@ def test_the_compression_example() -> None:
     assert status == 200 and headers["Content-Encoding"] == "gzip" and body[:2] == b"\x1f\x8b"
 
 
-def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+def test_the_testing_examples_pass_under_pytest(tmp_path: Path) -> None:
+    """The Client example and the live_server example, as a user runs them (the plugin given by -p: not installed)."""
     import os
     import subprocess
 
-    sample = next(s for s in SAMPLES if "def create_app" in s and "webtest" in s)
-    (tmp_path / "test_items.py").write_text(sample)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_items.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    (tmp_path / "test_items.py").write_text(next(s for s in SAMPLES if "restkit.testing import Client" in s))
+    (tmp_path / "test_live.py").write_text(next(s for s in SAMPLES if "def test_ping_over_http(live_server)" in s))
+    # No entry points: the same run whether restkit is installed here (its pytest11 entry point) or not.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "restkit.pytest_plugin",
+                           "test_items.py", "test_live.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
-    assert "3 passed" in done.stdout
+    assert "6 passed" in done.stdout
 
 
 def test_the_route_options_table_lists_every_option() -> None:
