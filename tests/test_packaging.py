@@ -31,7 +31,7 @@ def _imported_top_level_modules(path: Path) -> set[str]:
 ALSO_ALLOWED = {"pytest_plugin.py": {"pytest"}}
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in PACKAGE.glob("*.py")))
+@pytest.mark.parametrize("module", sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")))
 def test_imports_only_the_standard_library(module: str) -> None:
     allowed = set(sys.stdlib_module_names) | {"restkit", "__future__"} | ALSO_ALLOWED.get(module, set())
     outside = _imported_top_level_modules(PACKAGE / module) - allowed
