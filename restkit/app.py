@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import HTTPError, MethodNotAllowed, NotAcceptable, NotFound, PayloadTooLarge, URITooLong
+from .logtext import escape
 from .request import DEFAULT_MAX_BODY_SIZE, Request, decode_path, media_type_accepted
 from .response import JSON_TYPE, Response, _Chunks, json_dumps, render, wsgi_result
 from .routing import Converter, Handler, Route, Router
@@ -453,8 +454,9 @@ class App:
             where = "a request"
         else:
             handler = "no handler" if request.route is None else f"handler {_describe(request.route.handler)}"
-            where = f"{request.method} {request.path} ({handler})"
-        logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, exc, exc_info=exc)
+            where = f"{request.method} {escape(request.path)} ({handler})"
+        # escape(): the path and the error's text may hold what a client sent (a %0a makes a line).
+        logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, escape(str(exc)), exc_info=exc)
         if not self.debug:
             return Response(_INTERNAL, 500, content_type=JSON_TYPE)
         detail = {"error": "internal server error", "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exception(exc)}
