@@ -511,14 +511,14 @@ class Server:
         conn.on(_E.READY, time.monotonic(), self.timeouts)
         self._pool.submit(lambda: self._work(conn, head))
 
-    def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True) -> None:
+    def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True, note: str = "") -> None:
         """Answer a request the server will not run, from the loop."""
         try:
             conn.sock.send(error_response(error.status, error.message, date=self.date.now(), server=SERVER_SOFTWARE))
         except OSError:  # the answer did not fit or the client is gone: nothing more to do
             linger = False
         request_line = conn.head.request_line if conn.head is not None else _first_line(conn.buffer)
-        self.log_access(conn, request_line, error.status, 0)
+        self.log_access(conn, request_line, error.status, 0, note)
         if conn.spool is not None:
             conn.spool.close()
             conn.spool = None
@@ -627,7 +627,8 @@ class Server:
             elif now < conn.deadline:
                 continue
             elif state is _S.RECEIVING:
-                self._refuse(conn, ProtocolError(408, "timed out waiting for the whole request"), linger=False)
+                self._refuse(conn, ProtocolError(408, "timed out waiting for the whole request"), linger=False,
+                             note=" (cut: read deadline)")
             else:
                 self._close(conn)
         self._buffered = buffered
