@@ -485,6 +485,46 @@ def test_trickle_reader_does_not_push_the_deadline_back(
     assert_still_serves_cleanly(target, caplog)
 
 
+def read_at_rate(sock: socket.socket, per_step: int, step: float, limit: float) -> tuple[int, bool]:
+    """Read ``per_step`` bytes every ``step`` seconds for at most ``limit`` s: (bytes read, ended by the server)."""
+    got, started = 0, time.monotonic()
+    while time.monotonic() - started < limit:
+        wanted = per_step
+        while wanted:
+            try:
+                data = sock.recv(min(wanted, 65536))
+            except (ConnectionResetError, BrokenPipeError):
+                return got, True
+            if not data:
+                return got, True
+            got += len(data)
+            wanted -= len(data)
+            if got >= BIG:
+                return got, False
+        time.sleep(step)
+    return got, False
+
+
+def test_a_reader_that_keeps_up_with_the_minimum_rate_is_never_cut(start_http: Callable[..., Target]) -> None:
+    """The write deadline is a rate, not a total: 8 MiB read at 640 KiB/s takes 4x the timeout and completes."""
+    target = start_http(timeout=1.0, min_send_rate=64 * 1024)
+    with target.connect(rcvbuf=RCVBUF) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        got, cut = read_at_rate(sock, per_step=64 * 1024, step=0.1, limit=60)
+    assert not cut and got >= BIG, f"cut after {got} bytes while reading at about 640 KiB/s"
+
+
+def test_a_reader_below_the_minimum_rate_is_cut(start_http: Callable[..., Target]) -> None:
+    """16 KiB/s against a minimum of 256 KiB/s: cut after about the timeout, long before the end."""
+    target = start_http(timeout=1.0, min_send_rate=256 * 1024)
+    with target.connect(rcvbuf=RCVBUF) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        started = time.monotonic()
+        got, cut = read_at_rate(sock, per_step=8 * 1024, step=0.5, limit=60)
+    assert cut and got < BIG, f"read {got} bytes at 16 KiB/s and was never cut"
+    print(f"\nslow reader (16 KiB/s, minimum 256 KiB/s, timeout 1 s): cut after {time.monotonic() - started:.1f} s")
+
+
 # -- 3. slow request bodies ------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..http11 import ChunkedReader, Framing, LengthReader, Limits, ProtocolError, RequestHead, body_reader, parse_head
 from .body import BodySpool
+from .sockets import kernel_backlog
 from .state import TRANSITIONS, ConnectionState, Deadline, Event
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class Connection:
 
     __slots__ = (
         "sock", "address", "peer", "tls", "state", "deadline", "buffer", "scanned", "head", "reader", "spool",
-        "continue_due", "eof", "request_deadline", "refusal", "outbox", "unsent", "wait_since", "sent_waiting", "exchange",
+        "continue_due", "eof", "request_deadline", "refusal", "outbox", "unsent", "wait_since", "sent_waiting", "backlog_at_wait", "exchange",
     )
 
     def __init__(self, sock: socket.socket, address: Any, state: ConnectionState, deadline: float) -> None:
@@ -80,7 +81,8 @@ class Connection:
         self.outbox: deque[memoryview] = deque()
         self.unsent = 0  # bytes in the outbox
         self.wait_since = 0.0  # when the outbox last began holding bytes (0: it is empty)
-        self.sent_waiting = 0  # bytes the client took since then
+        self.sent_waiting = 0  # bytes written into the kernel since then
+        self.backlog_at_wait = 0  # bytes the kernel held for the client then
         self.exchange: Exchange | None = None  # the response in progress
 
     # -- state ---------------------------------------------------------------------------
@@ -100,7 +102,7 @@ class Connection:
         if deadline is Deadline.REQUEST:
             self.request_deadline = self.deadline
         if deadline is Deadline.WRITE and not self.wait_since:
-            self.wait_since, self.sent_waiting = now, 0
+            self.wait_since, self.sent_waiting, self.backlog_at_wait = now, 0, kernel_backlog(self.sock)
         return state
 
     def write_deadline(self, min_rate: float) -> float:
@@ -108,11 +110,14 @@ class Connection:
 
         The rule: once the client takes less than it is offered, it has
         ``timeout`` seconds, plus one second for every ``min_rate`` bytes it
-        takes meanwhile.  A client that keeps up at ``min_rate`` never runs out;
-        one that stops, or takes a few bytes now and then, is cut after about
-        ``timeout``.  The clock stops whenever the client catches up.
+        takes meanwhile (counted as they leave the kernel's send queue, see
+        :func:`kernel_backlog`).  A client that keeps up at ``min_rate``
+        never runs out; one that stops, or takes a few bytes now and then,
+        is cut after about ``timeout``.  The clock stops whenever the client
+        catches up.
         """
-        return self.deadline + self.sent_waiting / min_rate
+        taken = self.sent_waiting + self.backlog_at_wait - kernel_backlog(self.sock)
+        return self.deadline + max(0, taken) / min_rate
 
     # -- requests ------------------------------------------------------------------------
 

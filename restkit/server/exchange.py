@@ -35,6 +35,7 @@ from ..framing import LAST_CHUNK, AppError, BodyFraming, ResponsePlan, chunk, er
 from ..http11 import RequestHead
 from .body import StreamingInput, wait_writable
 from .connection import ClientGone, Connection
+from .sockets import kernel_backlog
 
 if TYPE_CHECKING:
     from .loop import Server
@@ -79,7 +80,7 @@ class Exchange:
 
     __slots__ = (
         "server", "conn", "head", "environ", "input", "status", "headers", "plan", "state", "result", "items",
-        "body_bytes", "code", "outcome", "note", "closed",
+        "body_bytes", "code", "outcome", "note", "closed", "undelivered",
     )
 
     def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
@@ -97,6 +98,7 @@ class Exchange:
         self.outcome = Outcome.CLOSE
         self.note = ""
         self.closed = False  # the app's iterable has been closed
+        self.undelivered = -1  # when the loop cut it: bytes the client never took
         environ = server.base_environ.copy()
         environ.update(head.environ)
         environ.update(conn.peer)
@@ -357,6 +359,7 @@ class Exchange:
         """The loop cut the connection; returns the iterable's close() for a worker to call, if due."""
         self.note = f" (cut: {reason})"
         self.outcome = Outcome.CLOSE
+        self.undelivered = self.conn.unsent + kernel_backlog(self.conn.sock)  # the close drops both
         if not self.finished:
             self._become(_R.CUT)
         if self.closed or self.result is None:
@@ -404,7 +407,9 @@ class Exchange:
         return bool(self.conn.unsent)
 
     def sent_bytes(self) -> int:
-        """Body bytes the kernel has taken (what is still in the outbox is not counted)."""
+        """Body bytes sent: all of them, or, when the loop cut the response, those the client took."""
+        if self.undelivered >= 0:
+            return max(0, self.body_bytes - self.undelivered)
         return max(0, self.body_bytes - self.conn.unsent)
 
     def log(self) -> None:

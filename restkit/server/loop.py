@@ -69,7 +69,7 @@ from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
 from .exchange import SERVER_SOFTWARE, Exchange, Outcome
 from .pool import Pool
-from .sockets import close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait
+from .sockets import abort, close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait
 from .state import ConnectionState, Event
 
 __all__ = ["Server"]
@@ -563,14 +563,14 @@ class Server:
         self._pool.submit(lambda: self._resume(conn))
 
     def _cut(self, conn: Connection, reason: str) -> None:
-        """Close a connection whose response cannot end properly, and say why in its access line."""
+        """Close a connection whose response cannot end properly (with a reset), and say why in its access line."""
         exchange, conn.exchange = conn.exchange, None
         if exchange is not None:
             close_iterable = exchange.cut_by_loop(reason)
             exchange.log()
             if close_iterable is not None:
                 self._pool.submit(lambda: None if close_iterable() is None else None)
-        self._close(conn)
+        self._close(conn, reset=True)
 
     # -- connections workers hand back ---------------------------------------------------
 
@@ -636,7 +636,7 @@ class Server:
             self.on_tick()
         self._resume_accepting()
 
-    def _close(self, conn: Connection) -> None:
+    def _close(self, conn: Connection, *, reset: bool = False) -> None:
         if conn.state is not _S.CLOSED:
             self._watch(conn, 0)
             conn.on(_E.CLOSE, 0.0, self.timeouts)
@@ -645,7 +645,10 @@ class Server:
         if conn.spool is not None:
             conn.spool.close()
             conn.spool = None
-        close_quietly(conn.sock)
+        if reset:
+            abort(conn.sock)
+        else:
+            close_quietly(conn.sock)
 
     # -- the workers' side ----------------------------------------------------------------
 

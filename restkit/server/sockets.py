@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
 import ssl
+import struct
+import termios
 
-__all__ = ["close_quietly", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
+__all__ = ["abort", "kernel_backlog", "close_quietly", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
 
 RECV_SIZE = 65536
 
@@ -74,3 +77,29 @@ def raise_descriptor_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, 65536), hard))
     except (ImportError, OSError, ValueError):
         pass
+
+
+def kernel_backlog(sock: socket.socket) -> int:
+    """Bytes the kernel holds for ``sock`` that the peer has not acknowledged (0 where it cannot tell).
+
+    The kernel's send buffer can hold megabytes, and the socket turns
+    writable only once a third of it is free: what the client really took
+    is what left this queue, not what the server last wrote into it.
+    """
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def abort(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset, dropping what the kernel still holds for the peer.
+
+    For a client cut for not reading: a plain close would keep sending the
+    megabytes already in the kernel's buffer, at the client's pace.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    close_quietly(sock)
