@@ -340,6 +340,9 @@ class Server:
         grace: seconds a graceful stop lets in-flight requests finish.
         max_connections: open connections at most; beyond, new clients wait.
         max_request_body: bytes; larger request bodies get 413.
+        listener: serve on this listening socket instead of binding ``address``
+            (a pre-fork worker's inherited socket).
+        on_tick: called by the event loop at least every ``SWEEP_INTERVAL`` seconds.
     """
 
     def __init__(
@@ -357,6 +360,8 @@ class Server:
         grace: float = 10.0,
         max_connections: int = 4096,
         max_request_body: int = 1 << 30,
+        listener: socket.socket | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or max_connections < 1:
             raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout and grace >= 0")
@@ -370,7 +375,10 @@ class Server:
         if ssl_context is None and certfile is not None:
             ssl_context = make_ssl_context(certfile, keyfile)
         self.ssl_context = ssl_context
-        self.socket = _listen(address)
+        if listener is not None:
+            listener.setblocking(False)
+        self.socket = listener if listener is not None else _listen(address)
+        self._on_tick = on_tick
         self.server_address = self.socket.getsockname()
         self.stopping = threading.Event()  # set when a graceful stop begins
         self._pool = _Pool(threads)
@@ -445,6 +453,8 @@ class Server:
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_INTERVAL
                     self._sweep(now)
+                    if self._on_tick is not None:
+                        self._on_tick()
         finally:
             self._cut_all()
             self._finished.set()
@@ -1264,7 +1274,17 @@ def make_server(host: str, port: int, app: WSGIApp, **options: Any) -> Server:
     return Server((host, port), app, **options)
 
 
-def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
+def serve(
+    app: WSGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    workers: int = 1,
+    worker_timeout: float = 30.0,
+    max_requests: int = 0,
+    max_requests_jitter: int = 0,
+    **options: Any,
+) -> None:
     """Serve ``app`` until Ctrl-C or SIGTERM, then stop gracefully.
 
     Binds 127.0.0.1 unless told otherwise (``host="0.0.0.0"`` or ``"::"``
@@ -1272,6 +1292,9 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
     signal starts a graceful stop (in-flight requests get ``grace`` seconds);
     a second one stops at once.  Access-log lines go to standard error
     unless logging is already configured.
+
+    ``workers`` other than 1 (0: one per core), or ``max_requests``, runs
+    the app in that many pre-forked processes (:mod:`restkit.supervisor`).
     """
     if not logging.getLogger().handlers and not access_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -1281,6 +1304,13 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, **options: An
             log.setLevel(logging.INFO)
             log.propagate = False
     _raise_descriptor_limit()
+    if workers != 1 or max_requests:
+        from .supervisor import WorkerPlan, supervise  # it imports this module
+
+        plan = WorkerPlan(workers, worker_timeout, max_requests, max_requests_jitter)
+        if supervise(lambda: app, (host, port), options, plan) != 0:
+            raise RuntimeError("restkit: the workers failed to start; see the log")
+        return
     server = make_server(host, port, app, **options)
     restore = _stop_on_signals(server)
     print(f"restkit: serving on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
