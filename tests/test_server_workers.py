@@ -44,6 +44,8 @@ APP = textwrap.dedent(
             return (time.sleep(0.1) or pid + b" %d\\n" % n for n in range(10))
         if path == "/slow":
             time.sleep(1.0)
+        if path == "/multiprocess":
+            pid = b"1" if environ["wsgi.multiprocess"] else b"0"
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(pid)))])
         return [pid]
     """
@@ -119,10 +121,14 @@ def ask(port: int, path: str = "/", context: ssl.SSLContext | None = None) -> in
 
 @dataclass
 class Load:
-    """Clients asking in a loop on fresh connections until stopped; what they saw."""
+    """Clients asking in a loop on fresh connections until stopped; what they saw.
+
+    Each client pauses between requests, so a few seconds make a few hundred.
+    """
 
     port: int
     clients: int = 2
+    pause: float = 0.01
     pids: list[tuple[float, int]] = field(default_factory=list)  # (when, pid) of each answer
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -148,6 +154,7 @@ class Load:
                 self.failures.append(f"{type(exc).__name__}: {exc}")
             else:
                 self.pids.append((time.monotonic(), pid))
+            self._stop.wait(self.pause)
 
     def seen_after(self, moment: float) -> set[int]:
         return {pid for when, pid in list(self.pids) if when > moment}
@@ -167,6 +174,7 @@ def test_two_workers_answer(app_dir: Path, supervisors: list[Supervisor]) -> Non
     assert len(seen) == 2, seen
     assert sup.proc.pid not in seen
     assert seen == set(sup.started())
+    assert ask(sup.port, "/multiprocess") == 1
     assert stop_process(sup.proc) == 0
 
 
