@@ -28,7 +28,10 @@ supervisor SIGKILLs a worker whose slot is older than ``worker_timeout``.
 Workers stop gracefully in two steps, so that no client that reached the
 accept queue is dropped: on SIGTERM (or after ``max_requests``) a worker
 stops accepting at once, and from its loop's next tick it drains like a
-single server: requests and streams in flight get ``grace`` seconds.
+single server: requests and streams in flight get ``grace`` seconds.  A
+worker that retires on its own says so in its slot, so that its
+replacement starts while it drains.  SIGQUIT makes a worker cut its
+connections at once (the supervisor's second SIGINT or SIGTERM).
 
 The supervisor's loop: wait for a signal or a tick, take the exits of
 workers (restart with backoff, or stop on a boot failure), kill workers that
@@ -70,7 +73,7 @@ TICK = 0.1  # the supervisor's loop wakes at least this often
 # A reload runs the old and the new workers side by side, and a reload
 # overtaken by another leaves workers still draining: room for all of them.
 SLOTS_PER_WORKER = 4
-_STAMP = struct.Struct("d")
+_SLOT = struct.Struct("dd")  # last check-in (time.monotonic()), and when the worker began to retire (0.0: not)
 _CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 
 
@@ -110,21 +113,33 @@ def worker_count(requested: int) -> int:
 
 
 class Heartbeats:
-    """One ``time.monotonic()`` stamp per slot in anonymous shared memory: workers write, the supervisor reads."""
+    """Per slot, a worker's last check-in and whether it retires, in anonymous shared memory.
+
+    Workers write, the supervisor reads.  An aligned 8-byte store is one
+    instruction on the platforms Python runs on, so a read sees an old or a
+    new stamp, never half of each.
+    """
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self._map = mmap.mmap(-1, slots * _STAMP.size)  # MAP_SHARED: forked workers write to the same pages
+        self._map = mmap.mmap(-1, slots * _SLOT.size)  # MAP_SHARED: forked workers write to the same pages
 
     def beat(self, slot: int) -> None:
-        _STAMP.pack_into(self._map, slot * _STAMP.size, time.monotonic())
+        struct.pack_into("d", self._map, slot * _SLOT.size, time.monotonic())
+
+    def retire(self, slot: int) -> None:
+        """Say that this worker takes no new connections (its replacement may start)."""
+        struct.pack_into("d", self._map, slot * _SLOT.size + 8, time.monotonic())
 
     def last(self, slot: int) -> float:
-        """The slot's last stamp (0.0: none since :meth:`clear`)."""
-        return float(_STAMP.unpack_from(self._map, slot * _STAMP.size)[0])
+        """The slot's last check-in (0.0: none since :meth:`clear`)."""
+        return float(_SLOT.unpack_from(self._map, slot * _SLOT.size)[0])
+
+    def retiring(self, slot: int) -> bool:
+        return bool(_SLOT.unpack_from(self._map, slot * _SLOT.size)[1])
 
     def clear(self, slot: int) -> None:
-        _STAMP.pack_into(self._map, slot * _STAMP.size, 0.0)
+        _SLOT.pack_into(self._map, slot * _SLOT.size, 0.0, 0.0)
 
     def close(self) -> None:
         self._map.close()
@@ -138,7 +153,7 @@ class Worker:
     slot: int
     generation: int  # bumped by each SIGHUP
     born: float  # time.monotonic() at the fork
-    deadline: float | None = None  # set once told to stop (SIGTERM): SIGKILL after it
+    deadline: float | None = None  # set once it stops (told to, or on its own): SIGKILL after it
     killed: bool = False  # SIGKILL sent
 
 
@@ -338,10 +353,10 @@ class _Supervisor:
             self._stop(worker)
 
     def _stop_now(self) -> None:
-        """A second SIGINT or SIGTERM: workers cut their connections (their second SIGTERM), or are killed soon."""
+        """A second SIGINT or SIGTERM: workers cut their connections (SIGQUIT), or are killed soon."""
         soon = time.monotonic() + 1.0
         for worker in self.workers.values():
-            _kill(worker.pid, signal.SIGTERM)
+            _kill(worker.pid, signal.SIGQUIT)
             worker.deadline = min(worker.deadline or soon, soon)
 
     # -- exits, timeouts --------------------------------------------------------------
@@ -361,8 +376,8 @@ class _Supervisor:
         if code == BOOT_FAILED:
             self._boot_failed(worker)
             return
-        if code == 0:  # it stopped on its own: its --max-requests
-            log.info("worker %d exited with status 0 (max requests); starting another", worker.pid)
+        if code == 0:  # it stopped on its own (its max requests) before the supervisor saw it retire
+            log.info("worker %d exited with status 0; starting another", worker.pid)
             return
         lived = now - worker.born
         self.delay = FIRST_DELAY if self.delay == 0 or lived >= STABLE_AFTER else min(self.delay * 2, MAX_DELAY)
@@ -386,9 +401,13 @@ class _Supervisor:
             self._stop(other)
 
     def _check_in(self, now: float) -> None:
-        """Kill the workers whose loop has not checked in for ``worker_timeout``."""
+        """Replace the workers that retire on their own; kill those silent for ``worker_timeout``."""
         for worker in self.workers.values():
             if worker.deadline is not None or worker.killed:
+                continue
+            if self.beats.retiring(worker.slot):  # its max requests: it drains, another starts now
+                log.info("worker %d reached its max requests; starting another", worker.pid)
+                worker.deadline = now + self.grace + STOP_MARGIN
                 continue
             silent = now - max(self.beats.last(worker.slot), worker.born)
             if silent > self.plan.worker_timeout:
@@ -428,13 +447,14 @@ class _WorkerLife:
         self.server: Server | None = None
         self.retiring = False
         self.draining = False
-        self.terms = 0  # SIGTERMs received
 
     def retire(self) -> None:
         """Stop accepting now and drain from the next tick (safe from a signal handler or a thread)."""
-        self.retiring = True
         if self.server is not None:
             self.server.max_connections = 0
+        if not self.retiring:
+            self.retiring = True
+            self.beats.retire(self.slot)
 
     def tick(self) -> None:
         self.beats.beat(self.slot)
@@ -445,12 +465,12 @@ class _WorkerLife:
             self.draining = True
             self.server.begin_shutdown()
 
-    def on_sigterm(self, signum: int, frame: Any) -> None:
-        self.terms += 1
-        if self.terms == 1:
-            self.retire()
-        elif self.server is not None:
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """SIGTERM: stop gracefully; SIGQUIT: cut every connection now."""
+        if signum == signal.SIGQUIT and self.server is not None:
             self.server.stop_now()
+        else:
+            self.retire()
 
 
 class _RequestBudget:
@@ -477,7 +497,7 @@ def _run_worker(load: Callable[[], WSGIApp], listener: socket.socket, options: d
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # the supervisor decides (Ctrl-C reaches the whole group)
-        for sig in (signal.SIGTERM, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         status = _serve_worker(load, listener, options, life, limit, boot_w)
@@ -506,7 +526,8 @@ def _serve_worker(load: Callable[[], WSGIApp], listener: socket.socket, options:
         return _report_boot_failure(boot_w, f"{type(exc).__name__}: {exc}")
     server.base_environ["wsgi.multiprocess"] = True
     life.server = server
-    signal.signal(signal.SIGTERM, life.on_sigterm)  # until here SIGTERM's default ends the booting worker
+    for sig in (signal.SIGTERM, signal.SIGQUIT):  # until here their default ends the booting worker
+        signal.signal(sig, life.on_signal)
     try:
         server.serve_forever()
     finally:
