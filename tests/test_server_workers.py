@@ -38,9 +38,9 @@ APP = textwrap.dedent(
     def app(environ, start_response):
         path = environ["PATH_INFO"]
         pid = str(os.getpid()).encode()
-        if path == "/stream":  # ten chunks, one every 0.1 s
+        if path in ("/stream", "/long"):  # ten (a hundred) chunks, one every 0.1 s
             start_response("200 OK", [("Content-Type", "text/plain")])
-            return (time.sleep(0.1) or pid + b" %d\\n" % n for n in range(10))
+            return (time.sleep(0.1) or pid + b" %d\\n" % n for n in range(10 if path == "/stream" else 100))
         if path == "/slow":
             time.sleep(1.0)
         if path == "/multiprocess":
@@ -234,6 +234,39 @@ def test_sigterm_lets_a_stream_and_a_slow_request_finish(app_dir: Path, supervis
     sup.proc.wait(TIMEOUT)
     assert sup.proc.returncode == 0, sup.log()
     assert "restkit: stopped" in sup.log()
+
+
+def test_sighup_loads_new_code_and_a_failed_reload_keeps_the_old_workers(app_dir: Path, supervisors: list[Supervisor]) -> None:
+    module = app_dir / "versioned_app.py"
+    template = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'{}']\n"
+    module.write_text(template.format(1))
+    # No .pyc: versions 1 and 2 have the same size and may share a modification second.
+    sup = start(app_dir, supervisors, "--workers", "2", spec="versioned_app:app", env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert ask(sup.port) == 1
+    module.write_text("raise RuntimeError('a bad deploy')\n")
+    sup.proc.send_signal(signal.SIGHUP)
+    assert sup.wait_log("reload failed, the running workers stay: .*RuntimeError: a bad deploy"), sup.log()
+    assert {ask(sup.port) for _ in range(10)} == {1}
+    module.write_text(template.format(2))
+    sup.proc.send_signal(signal.SIGHUP)
+    assert sup.wait_log("reloaded: 2 new workers answer"), sup.log()
+    assert {ask(sup.port) for _ in range(10)} == {2}
+    assert stop_process(sup.proc) == 0
+
+
+def test_a_second_sigterm_stops_at_once(app_dir: Path, supervisors: list[Supervisor]) -> None:
+    sup = start(app_dir, supervisors, "--workers", "2", "--grace", "30")
+    stream = connect(sup.port)
+    stream.sendall(b"GET /long HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert stream.recv(1)
+    sup.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    sup.proc.send_signal(signal.SIGTERM)
+    answer = parse_response(b"H" + read_until_close(stream))
+    stream.close()
+    sup.proc.wait(8)  # the stream alone would take 10 s, the grace 30
+    assert sup.proc.returncode == 0, sup.log()
+    assert answer.status == 200 and not answer.complete  # cut: no last chunk
 
 
 def test_a_crashing_app_is_restarted_with_backoff(app_dir: Path, supervisors: list[Supervisor]) -> None:
