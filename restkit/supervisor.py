@@ -52,6 +52,7 @@ import socket
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -201,7 +202,7 @@ class _Supervisor:
         self.stopping = False
         self.announced = False
         self.failure: str | None = None  # why a worker could not boot, when that ends the supervisor
-        self.pending: list[int] = []  # signals caught, not yet handled
+        self.pending: deque[int] = deque()  # signals caught, not yet handled
         self.random = random.Random()
         self.pid = os.getpid()
         self.wake_r, self.wake_w = os.pipe()
@@ -216,8 +217,8 @@ class _Supervisor:
         try:
             while True:
                 self._wait()
-                for signum in self._take_signals():
-                    self._on_signal(signum)
+                while self.pending:  # popleft, not a copy and a clear: a signal may arrive between the two
+                    self._on_signal(self.pending.popleft())
                 now = time.monotonic()
                 self._reap(now)
                 if not self.stopping:
@@ -262,10 +263,6 @@ class _Supervisor:
                 pass
         except BlockingIOError:
             pass
-
-    def _take_signals(self) -> list[int]:
-        taken, self.pending[:] = list(self.pending), []
-        return taken
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP and not self.stopping:
@@ -495,9 +492,11 @@ def _run_worker(load: Callable[[], WSGIApp], listener: socket.socket, options: d
     status = 1
     try:
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # the supervisor decides (Ctrl-C reaches the whole group)
-        for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGCHLD):
+        # The supervisor decides (Ctrl-C reaches the whole group); and
+        # SIGQUIT's default would dump core in a worker still booting.
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_IGN)
+        for sig in (signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         status = _serve_worker(load, listener, options, life, limit, boot_w)
@@ -526,7 +525,7 @@ def _serve_worker(load: Callable[[], WSGIApp], listener: socket.socket, options:
         return _report_boot_failure(boot_w, f"{type(exc).__name__}: {exc}")
     server.base_environ["wsgi.multiprocess"] = True
     life.server = server
-    for sig in (signal.SIGTERM, signal.SIGQUIT):  # until here their default ends the booting worker
+    for sig in (signal.SIGTERM, signal.SIGQUIT):  # until here SIGTERM's default ends the booting worker
         signal.signal(sig, life.on_signal)
     try:
         server.serve_forever()
