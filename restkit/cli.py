@@ -46,10 +46,8 @@ def load_app(spec: str) -> Any:
         ValueError: the spec is malformed, the module or name is missing, or
             the object is not callable.
     """
-    module_name, sep, expression = spec.partition(":")
-    if not module_name or (sep and not expression.strip()):
-        raise ValueError(f"expected 'package.module' or 'package.module:app', got {spec!r}")
-    name, args, kwargs = _parse_target(expression.strip(), spec) if sep else (None, None, {})
+    module_name, name, args, kwargs = _split_spec(spec)
+    expression = spec.partition(":")[2]
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -73,6 +71,19 @@ def load_app(spec: str) -> Any:
     if not callable(app):
         raise ValueError(f"{spec} is not a WSGI application (not callable)")
     return app
+
+
+def _split_spec(spec: str) -> tuple[str, str | None, list[Any] | None, dict[str, Any]]:
+    """The module, the name (None: ``app`` or ``application``) and the call's arguments (None: no call); imports nothing.
+
+    Raises:
+        ValueError: the spec is malformed.
+    """
+    module_name, sep, expression = spec.partition(":")
+    if not module_name or (sep and not expression.strip()):
+        raise ValueError(f"expected 'package.module' or 'package.module:app', got {spec!r}")
+    name, args, kwargs = _parse_target(expression.strip(), spec) if sep else (None, None, {})
+    return module_name, name, args, kwargs
 
 
 def _parse_target(expression: str, spec: str) -> tuple[str, list[Any] | None, dict[str, Any]]:
@@ -279,6 +290,12 @@ def worker_plan(args: argparse.Namespace) -> WorkerPlan:
 def _serve_workers(args: argparse.Namespace) -> int:
     """Supervise worker processes that each load the app after the fork (so SIGHUP loads new code)."""
     from .supervisor import BootError, supervise
+
+    try:
+        _split_spec(args.app)  # a malformed spec is a usage error here too; loading it is the workers' job
+    except ValueError as exc:
+        print(f"restkit: {exc}", file=sys.stderr)
+        return 2
 
     def load() -> Any:
         try:

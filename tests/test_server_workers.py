@@ -355,6 +355,13 @@ def test_bad_worker_options_are_one_line(app_dir: Path, args: list[str], message
     assert result.stderr.strip().startswith(message), result.stderr
 
 
+def test_a_malformed_spec_is_a_usage_error_before_any_worker_starts(app_dir: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "restkit", "pid_app:app[0]", "--workers", "2"], cwd=app_dir,
+                            env=cli_env(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "restkit: expected a name or a call such as create_app() after ':', got 'pid_app:app[0]'"
+
+
 def test_workers_auto_means_one_per_core() -> None:
     from restkit.cli import _parser
     from restkit.supervisor import worker_count
