@@ -12,6 +12,10 @@ and polls the modification times of the ``.py`` files under the current
 directory.  When one changes it stops the child and starts a new one.  A
 child that dies (a syntax error, an exception at import) is reported and
 restarted on the next change, so the watcher outlives every mistake.
+
+With ``--workers N`` (other than 1) or ``--max-requests``, this process is
+the supervisor of :mod:`restkit.server.supervisor`: it never imports the app; each
+worker loads it after the fork, so SIGHUP serves new code.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .server.supervisor import WorkerPlan
 
 __all__ = ["SUBCOMMANDS", "load_app", "main"]
 
@@ -45,10 +52,8 @@ def load_app(spec: str) -> Any:
         ValueError: the spec is malformed, the module or name is missing, or
             the object is not callable.
     """
-    module_name, sep, expression = spec.partition(":")
-    if not module_name or (sep and not expression.strip()):
-        raise ValueError(f"expected 'package.module' or 'package.module:app', got {spec!r}")
-    name, args, kwargs = _parse_target(expression.strip(), spec) if sep else (None, None, {})
+    module_name, name, args, kwargs = _split_spec(spec)
+    expression = spec.partition(":")[2]
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -72,6 +77,19 @@ def load_app(spec: str) -> Any:
     if not callable(app):
         raise ValueError(f"{spec} is not a WSGI application (not callable)")
     return app
+
+
+def _split_spec(spec: str) -> tuple[str, str | None, list[Any] | None, dict[str, Any]]:
+    """The module, the name (None: ``app`` or ``application``) and the call's arguments (None: no call); imports nothing.
+
+    Raises:
+        ValueError: the spec is malformed.
+    """
+    module_name, sep, expression = spec.partition(":")
+    if not module_name or (sep and not expression.strip()):
+        raise ValueError(f"expected 'package.module' or 'package.module:app', got {spec!r}")
+    name, args, kwargs = _parse_target(expression.strip(), spec) if sep else (None, None, {})
+    return module_name, name, args, kwargs
 
 
 def _parse_target(expression: str, spec: str) -> tuple[str, list[Any] | None, dict[str, Any]]:
@@ -126,10 +144,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stream-request-body", action="store_true",
                         help="give the app large bodies as they arrive (a slow uploader then holds a worker thread)")
     parser.add_argument(
+        "--workers", type=_worker_count, default=1, metavar="N|auto",
+        help="processes serving the app (default 1: this process; 0 or auto: one per core)",
+    )
+    parser.add_argument("--worker-timeout", type=float, default=30.0,
+                        help="seconds a worker may go unresponsive before it is killed and replaced (default 30)")
+    parser.add_argument("--max-requests", type=int, default=0,
+                        help="replace a worker after about this many requests (default 0: never)")
+    parser.add_argument("--max-requests-jitter", type=int, default=0,
+                        help="up to this many more requests, drawn per worker, so they are not replaced together")
+    parser.add_argument(
         "--trust-proxy", default=None, metavar="ADDR[,ADDR...]",
         help="believe X-Forwarded-For/-Proto/-Host from these proxy addresses or networks (only proxies you run)",
     )
     return parser
+
+
+def _worker_count(text: str) -> int:
+    """``--workers``: a count, with 0 or ``auto`` for one per core."""
+    if text == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
 def _problem(args: argparse.Namespace) -> str | None:
@@ -142,6 +180,15 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--max-connections must be at least 1, not {args.max_connections}"
     if not args.timeout > 0:
         return f"--timeout must be more than 0 seconds, not {args.timeout}"
+    if args.workers < 0:
+        return f"--workers must be 0 or more (0 or auto: one per core), not {args.workers}"
+    if not args.worker_timeout > 0:
+        return f"--worker-timeout must be more than 0 seconds, not {args.worker_timeout}"
+    for flag in ("max_requests", "max_requests_jitter"):
+        if getattr(args, flag) < 0:
+            return f"--{flag.replace('_', '-')} must be 0 or more, not {getattr(args, flag)}"
+    if args.reload and args.workers != 1:
+        return "--reload runs one server process for development: drop --workers (or use --workers 1)"
     for flag in ("keepalive_timeout", "grace"):
         value = getattr(args, flag)
         if not value >= 0:
@@ -186,6 +233,10 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _uses_workers(args: argparse.Namespace) -> bool:
+    return bool(args.workers != 1 or args.max_requests)
+
+
 def configure_logging(level: str) -> None:
     """Show log lines of ``level`` and above on standard error: restkit's and the app's own."""
     root = logging.getLogger()
@@ -209,28 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.reload and not os.environ.get(_CHILD):
         return _watch(argv)
     configure_logging(args.log_level)  # before the import: the app may log while it sets up
+    if _uses_workers(args):
+        return _serve_workers(args)
     try:
-        app = load_app(args.app)
+        app = _ready_app(args)
     except ValueError as exc:
         print(f"restkit: {exc}", file=sys.stderr)
+        if isinstance(exc.__cause__, SyntaxError) and exc.__cause__.text:
+            print(f"    {exc.__cause__.text.strip()}", file=sys.stderr)
         return 2
-    except SyntaxError as exc:
-        print(f"restkit: cannot import {args.app}: {exc.filename}:{exc.lineno}: {exc.msg}", file=sys.stderr)
-        if exc.text:
-            print(f"    {exc.text.strip()}", file=sys.stderr)
-        return 2
-    if args.debug:
-        if hasattr(app, "debug"):
-            app.debug = True
-        else:
-            print(f"restkit: --debug: {args.app} is not a restkit App; ignored", file=sys.stderr)
-    if args.trust_proxy is not None:
-        if not hasattr(app, "before_routing"):
-            print(f"restkit: --trust-proxy: {args.app} is not a restkit App", file=sys.stderr)
-            return 2
-        from .proxy import ProxyHeaders
-
-        app.use(ProxyHeaders(args.trust_proxy))
     from .server import serve  # PERF(lazy-import): not for --reload's watcher
 
     try:
@@ -239,6 +277,60 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restkit: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _ready_app(args: argparse.Namespace) -> Any:
+    """The app ``args.app`` names, with ``--debug`` and ``--trust-proxy`` applied.
+
+    Raises:
+        ValueError: the app cannot be loaded or used; the message is one line.
+    """
+    try:
+        app = load_app(args.app)
+    except SyntaxError as exc:
+        raise ValueError(f"cannot import {args.app}: {exc.filename}:{exc.lineno}: {exc.msg}") from exc
+    if args.debug:
+        if hasattr(app, "debug"):
+            app.debug = True
+        else:
+            print(f"restkit: --debug: {args.app} is not a restkit App; ignored", file=sys.stderr)
+    if args.trust_proxy is not None:
+        if not hasattr(app, "before_routing"):
+            raise ValueError(f"--trust-proxy: {args.app} is not a restkit App")
+        from .proxy import ProxyHeaders
+
+        app.use(ProxyHeaders(args.trust_proxy))
+    return app
+
+
+def worker_plan(args: argparse.Namespace) -> WorkerPlan:
+    """The :class:`restkit.server.supervisor.WorkerPlan` of the command line."""
+    from .server.supervisor import WorkerPlan  # PERF(lazy-import): only with workers
+
+    return WorkerPlan(args.workers, args.worker_timeout, args.max_requests, args.max_requests_jitter)
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """Supervise worker processes that each load the app after the fork (so SIGHUP loads new code)."""
+    from .server.supervisor import BootError, supervise
+
+    try:
+        _split_spec(args.app)  # a malformed spec is a usage error here too; loading it is the workers' job
+    except ValueError as exc:
+        print(f"restkit: {exc}", file=sys.stderr)
+        return 2
+
+    def load() -> Any:
+        try:
+            return _ready_app(args)
+        except ValueError as exc:
+            raise BootError(str(exc)) from exc
+
+    try:
+        return supervise(load, (args.host, args.port), server_options(args), worker_plan(args))
+    except OSError as exc:
+        print(f"restkit: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 # --- the watcher of --reload --------------------------------------------------------

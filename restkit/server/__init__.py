@@ -12,6 +12,7 @@ One module a job:
 :mod:`.sockets`           listening sockets, TLS contexts, descriptor limits
 :mod:`.clock`             the ``Date`` header
 :mod:`.serving`           :func:`serve`: signals, logging set-up, the HTTPS redirect
+:mod:`.supervisor`        ``workers=N``: pre-forked processes, restarts, reloads
 ========================  ====================================================
 
 The request parser and the response framing, which know nothing of sockets,

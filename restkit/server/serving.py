@@ -21,8 +21,18 @@ def make_server(host: str, port: int, app: WSGIApp, **options: Any) -> Server:
     return Server((host, port), app, **options)
 
 
-def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, *, redirect_http: int | None = None,
-          **options: Any) -> None:
+def serve(
+    app: WSGIApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    redirect_http: int | None = None,
+    workers: int = 1,
+    worker_timeout: float = 30.0,
+    max_requests: int = 0,
+    max_requests_jitter: int = 0,
+    **options: Any,
+) -> None:
     """Serve ``app`` until Ctrl-C or SIGTERM, then stop gracefully.
 
     Binds 127.0.0.1 unless told otherwise (``host="0.0.0.0"`` or ``"::"``
@@ -35,11 +45,25 @@ def serve(app: WSGIApp, host: str = "127.0.0.1", port: int = 8000, *, redirect_h
     port is bound; if one fails, a line ``restkit: startup failed: ...``
     goes to standard error and the process exits with status 1.
 
+    ``workers`` other than 1 (0: one per core), or ``max_requests``, runs
+    the app in that many pre-forked processes (:mod:`restkit.server.supervisor`);
+    the app object imported before the fork is shared, and its startup hooks
+    run in each worker.
+
     ``redirect_http=PORT`` (with TLS) also listens for plain HTTP on
     ``PORT`` and answers every request there with ``308`` to the same URL
     on HTTPS.
     """
     setup_logging()
+    if workers != 1 or max_requests:
+        from .supervisor import WorkerPlan, supervise  # PERF(lazy-import): only with workers
+
+        plan = WorkerPlan(workers, worker_timeout, max_requests, max_requests_jitter)
+        if redirect_http is not None:
+            options["redirect_http"] = redirect_http
+        if supervise(lambda: app, (host, port), options, plan) != 0:
+            raise SystemExit(1)
+        return
     run_startup_hooks(app)
     raise_descriptor_limit()
     server = make_server(host, port, app, **options)
