@@ -9,6 +9,7 @@ counted here is a request a client would have seen fail.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
@@ -327,6 +328,73 @@ def test_workers_serve_https(app_dir: Path, supervisors: list[Supervisor], tmp_p
     assert f"serving on https://127.0.0.1:{sup.port} with 2 workers" in sup.log()
     assert {ask(sup.port, context=context) for _ in range(5)} <= set(sup.started())
     assert stop_process(sup.proc) == 0
+
+
+def test_workers_redirect_plain_http_to_https(app_dir: Path, supervisors: list[Supervisor], tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme", reason="trustme is a test extra: pip install '.[test]'")
+    issued = trustme.CA().issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.private_key_pem.write_to_path(str(key))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    plain_port = free_port()
+    sup = start(app_dir, supervisors, "--workers", "2", "--certfile", str(cert), "--keyfile", str(key),
+                "--redirect-http", str(plain_port))
+    for _ in range(4):  # whichever worker takes it
+        conn = http.client.HTTPConnection("127.0.0.1", plain_port, timeout=TIMEOUT)
+        conn.request("GET", "/where?a=1", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert (resp.status, resp.getheader("Location")) == (308, f"https://127.0.0.1:{sup.port}/where?a=1")
+    assert stop_process(sup.proc) == 0
+
+
+STARTUP_APP = textwrap.dedent(
+    """
+    import os
+    from restkit import App
+
+    app = App()
+    pids = []
+
+    @app.on_startup
+    def remember():
+        pids.append(os.getpid())
+        if os.environ.get("FAIL_STARTUP"):
+            raise RuntimeError("no database")
+
+    @app.get("/pids")
+    def answer(request):
+        return {"pids": pids, "me": os.getpid()}
+    """
+)
+
+
+def test_startup_hooks_run_in_each_worker_after_the_fork(app_dir: Path, supervisors: list[Supervisor]) -> None:
+    (app_dir / "startup_app.py").write_text(STARTUP_APP)
+    sup = start(app_dir, supervisors, "--workers", "2", spec="startup_app:app")
+    seen = {}
+    for _ in range(40):
+        conn = http.client.HTTPConnection("127.0.0.1", sup.port, timeout=TIMEOUT)
+        conn.request("GET", "/pids", headers={"Connection": "close"})
+        body = json.loads(conn.getresponse().read())
+        conn.close()
+        seen[body["me"]] = body["pids"]
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2 and all(pids == [pid] for pid, pids in seen.items()), seen  # once each, in the worker
+    assert stop_process(sup.proc) == 0
+
+
+def test_a_failing_startup_hook_in_the_workers_stops_the_start(app_dir: Path) -> None:
+    (app_dir / "startup_app.py").write_text(STARTUP_APP)
+    proc = subprocess.run(
+        [sys.executable, "-m", "restkit", "startup_app:app", "--port", str(free_port()), "--workers", "2"],
+        cwd=app_dir, env={**cli_env(), "FAIL_STARTUP": "1"}, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "startup failed" in proc.stderr and "no database" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_serve_with_workers_shares_the_imported_app(app_dir: Path) -> None:
