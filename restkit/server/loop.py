@@ -244,6 +244,8 @@ class Server:
                         self._drain_wakeups()
                     elif conn is self:
                         self._accept()
+                    elif conn.state is _S.WORKING:
+                        self._watch(conn, 0)  # input while a worker has it: look again once it is back
                     elif mask & _WRITE:
                         self._on_writable(conn)
                     else:
@@ -316,6 +318,7 @@ class Server:
         """Close every connection now; workers still writing see their socket fail."""
         for conn in list(self._connections):
             if conn.state is _S.WORKING:
+                self._watch(conn, 0)
                 try:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -507,7 +510,10 @@ class Server:
                 except OSError:
                     self._close(conn)
             return
-        self._watch(conn, 0)
+        # PERF: the socket stays registered while a worker has it: a client
+        # that waits for its answer sends nothing meanwhile, so two epoll_ctl
+        # calls a request are saved; input that does come is looked at once
+        # the connection is back (see serve_forever).
         conn.on(_E.READY, time.monotonic(), self.timeouts)
         self._pool.submit(lambda: self._work(conn, head))
 
@@ -558,7 +564,7 @@ class Server:
                 exchange.log()
             self._finish(conn)
             return
-        self._watch(conn, 0)
+        self._watch(conn, _READ)  # as while a worker has it (see _advance)
         conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
         self._pool.submit(lambda: self._resume(conn))
 
@@ -580,6 +586,7 @@ class Server:
         while handback:
             conn, event = handback.popleft()
             if conn not in self._connections:  # cut while a worker had it
+                self._watch(conn, 0)
                 close_quietly(conn.sock)
                 continue
             if event is _E.BLOCKED:
