@@ -192,6 +192,7 @@ class Server:
         self._wake_w.setblocking(False)
         self._stop_requested = False
         self._cut_requested = False
+        self._sleeping = False  # the loop is blocked in select(): a hand-back must wake it
         self._accepting = False
         self._accept_resume = 0.0
         self._buffered = 0  # unsent bytes held for slow readers, as of the last sweep
@@ -238,7 +239,14 @@ class Server:
         grace_end: float | None = None
         try:
             while True:
-                for key, mask in self._selector.select(SWEEP_INTERVAL):
+                # PERF: workers wake the loop only while it sleeps here (see _after).
+                self._sleeping = True
+                events = self._selector.select(0 if self._handback else SWEEP_INTERVAL)
+                self._sleeping = False
+                # Hand-backs first: a connection whose next request is already
+                # readable is then IDLE, not a worker's (see _advance).
+                self._take_back()
+                for key, mask in events:
                     conn = key.data
                     if conn is None:
                         self._drain_wakeups()
@@ -246,11 +254,13 @@ class Server:
                         self._accept()
                     elif conn.state is _S.WORKING:
                         self._watch(conn, 0)  # input while a worker has it: look again once it is back
-                    elif mask & _WRITE:
+                    elif conn.state is _S.CLOSED:
+                        continue  # closed by a hand-back just now
+                    elif mask & _WRITE or conn.state is _S.SENDING:
+                        # (an event from before the hand-back, when it was still registered for input)
                         self._on_writable(conn)
                     else:
                         self._on_readable(conn)
-                self._take_back()
                 now = time.monotonic()
                 if self._stop_requested and grace_end is None:
                     grace_end = now + self.grace
@@ -686,7 +696,8 @@ class Server:
             exchange.outcome = Outcome.CLOSE
             blocked = False
         self._handback.append((conn, _E.BLOCKED if blocked else None))
-        self._wake()
+        if self._sleeping:  # else the loop takes it on its next turn, without a system call
+            self._wake()
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
         """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
