@@ -493,6 +493,27 @@ def count_open(socks: list[socket.socket], failed: Iterable[socket.socket] = ())
     return str(sum(1 for state in states if state))
 
 
+def open_clients(port: int, count: int, first: bytes, rcvbuf: int = 0) -> tuple[list[socket.socket], str]:
+    """``count`` connections to ``port`` that each sent ``first``, and why opening stopped early ("" if not).
+
+    ``rcvbuf``: a receive buffer size, set before connecting (so that it also sets the TCP window).
+    """
+    socks: list[socket.socket] = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(5)
+        try:
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(first)
+        except OSError as exc:
+            sock.close()
+            return socks, str(exc)
+        socks.append(sock)
+    return socks, ""
+
+
 class StalledReaders:
     """``count`` clients that each ask for ``BIG_PATH`` (8 MiB) with a 4 KiB receive buffer, and never read."""
 
@@ -500,20 +521,7 @@ class StalledReaders:
 
     def __init__(self, port: int, count: int) -> None:
         self.wanted = count
-        self.socks: list[socket.socket] = []
-        self.problem = ""
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)  # before connect: sets the window
-            sock.settimeout(5)
-            try:
-                sock.connect(("127.0.0.1", port))
-                sock.sendall(self.REQUEST)
-            except OSError as exc:
-                sock.close()
-                self.problem = f"{exc}"
-                break
-            self.socks.append(sock)
+        self.socks, self.problem = open_clients(port, count, self.REQUEST, STALLED_RCVBUF)
 
     def note(self) -> str:
         problem = f", opening stopped: {self.problem}" if self.problem else ""
@@ -536,20 +544,8 @@ class SlowUploads:
 
     def __init__(self, port: int, count: int) -> None:
         self.wanted = count
-        self.socks: list[socket.socket] = []
+        self.socks, self.problem = open_clients(port, count, self.HEAD)
         self.failed: set[socket.socket] = set()  # written by the sending thread only, read after it stopped
-        self.problem = ""
-        for _ in range(count):
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            except OSError as exc:
-                self.problem = f"connect: {exc}"
-                break
-            self.socks.append(sock)
-            try:
-                sock.sendall(self.HEAD)
-            except OSError:
-                self.failed.add(sock)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drip, daemon=True)
         self._thread.start()
