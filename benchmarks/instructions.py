@@ -13,6 +13,10 @@ twice under ``valgrind --tool=callgrind`` in a fresh interpreter, ``few``
 times and ``few + many`` times; the difference divided by ``many`` is what one
 call costs, without the start-up.  ``--root DIR`` counts the restkit found in
 another checkout (``git worktree add /tmp/old main``), for a before/after.
+
+``--server-path`` counts instead what one request costs in restkit's server
+(:mod:`benchmarks.server_path`: the connection, the exchange and the state
+transitions on a fake socket, with a bare WSGI app).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import server_path
 from .adapters import ADAPTERS, SCENARIOS
 
 _TOTAL = re.compile(r"Collected : (\d+)")
@@ -67,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=3000, help="calls counted per scenario (default 3000)")
     parser.add_argument("--root", type=Path, default=Path.cwd(),
                         help="the checkout whose restkit and benchmarks are counted (default: this one)")
+    parser.add_argument("--server-path", action="store_true",
+                        help="count one request through restkit's server on a fake socket (benchmarks.server_path)")
     args = parser.parse_args(argv)
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
+    if args.server_path:
+        return server_path.main(["--calls", str(args.calls), "--few", str(min(500, args.calls)), "--root", str(args.root)])
     unknown = [name for name in args.frameworks if name not in ADAPTERS]
     if unknown:
         parser.error(f"unknown adapters: {', '.join(unknown)} (known: {', '.join(ADAPTERS)})")

@@ -9,19 +9,24 @@ is itself the bottleneck: compare its figures with each other only).
 
 The servers:
 
-* ``restkit``: :class:`restkit.server.Server` (what ``restkit.serve`` runs),
-  access log off;
+* ``restkit``: ``python -m restkit benchmarks.server:bench_app_from_env()
+  --no-access-log --workers N`` (:class:`restkit.server.Server` behind the
+  command line; without ``--workers`` while the command line lacks it);
 * ``wsgiref``: :func:`wsgiref.simple_server.make_server`, one request at a time;
 * ``wsgiref-threading``: the same server class with
   :class:`socketserver.ThreadingMixIn` (a thread per connection);
 * ``waitress``: ``waitress.create_server(app)``, its defaults (4 threads);
-* ``gunicorn``: one ``gthread`` worker with 8 threads, the shape of the
-  restkit server (one process, a thread per connection, keep-alive);
+* ``gunicorn``: ``gthread`` workers (``-w N``) with 8 threads each, the
+  shape of the restkit server (worker threads, keep-alive);
 * ``cheroot``: ``cheroot.wsgi.Server`` (CherryPy's server) with its defaults
   (10 threads; idle keep-alive connections wait in a selector);
-* ``granian``: ``granian --interface wsgi --workers 1`` (a Rust HTTP server
+* ``granian``: ``granian --interface wsgi --workers N`` (a Rust HTTP server
   calling the WSGI app from its blocking threads), its other defaults.
 
+``--workers N`` (default 1) is the number of processes of restkit, granian
+and gunicorn; the other servers always run one.
+
+The clients held open during a run are in :mod:`benchmarks.clients`.
 ``--streams N`` keeps N long-lived streaming responses open on the restkit
 server during its run and reports how many chunks each received, to show
 that streams and short requests are served side by side.
@@ -32,16 +37,25 @@ afterwards it reports how many the server kept open and how many still
 answer a request, to show whether idle clients cost throughput or are
 dropped.  Servers with an idle timeout or a connection limit get ones that
 let them hold all N for the run (see :func:`bench_server`).
+
+``--stalled N`` has N clients (4 KiB receive buffers) each ask for
+``BIG_PATH`` (8 MiB) and never read; ``--slow-uploads N`` has N clients
+each start a ``POST UPLOAD_PATH`` of ``Content-Length: 1000000`` and send
+one byte a second.  Both are held during the run, and the notes say how
+many of those connections the server still kept open afterwards.  With
+``--compare-quiet`` every server is also loaded without them, in the same
+round, and the targets compare restkit with and without.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import http.client
 import os
 import re
 import resource
-import selectors
 import shutil
 import signal
 import socket
@@ -55,19 +69,28 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .clients import (
+    BIG_PATH, PATH, STREAM_INTERVAL, STREAM_PATH, UPLOAD_PATH, UPLOAD_SIZE, IdleConnections, SlowUploads,
+    StalledReaders, Streams,
+)
+
 SERVERS = ("restkit", "wsgiref", "wsgiref-threading", "waitress", "gunicorn", "cheroot", "granian")
-SUBPROCESS_ONLY = ("gunicorn", "granian")  # started by their own command line, not by --serve
-PATH = "/zoos/123/animals/456"
-STREAM_PATH = "/bench/stream"
-STREAM_INTERVAL = 0.1  # seconds between chunks of a stream
+SUBPROCESS_ONLY = ("restkit", "gunicorn", "granian")  # started by their own command line, not by --serve
+WORKER_SERVERS = ("restkit", "granian", "gunicorn")  # the ones --workers N applies to
 STREAM_LIMIT = 600  # chunks: a stream ends by itself after a minute at most
+BIG_SIZE = 8 << 20  # the answer at BIG_PATH
 
 
 # --- the app and the servers (run in the subprocess) ---------------------------
 
 
 def make_bench_app(adapter: str = "restkit") -> Callable[..., Iterable[bytes]]:
-    """The app every server runs; the restkit one also streams at ``STREAM_PATH``."""
+    """The app every server runs.
+
+    The restkit one also streams at ``STREAM_PATH``, answers ``BIG_PATH``
+    with 8 MiB (one bytes object, built once) and ``POST UPLOAD_PATH`` with
+    the length of the body it read.
+    """
     from .adapters import load
 
     app = load(adapter).make_app(10)
@@ -78,7 +101,17 @@ def make_bench_app(adapter: str = "restkit") -> Callable[..., Iterable[bytes]]:
                 yield b"tick %d\n" % number
                 time.sleep(STREAM_INTERVAL)
 
+        big = b"x" * BIG_SIZE
+
+        def big_answer(request: Any) -> bytes:
+            return big
+
+        def upload(request: Any) -> dict[str, int]:
+            return {"length": len(request.body)}
+
         app.add_route(STREAM_PATH, stream, produces=None)
+        app.add_route(BIG_PATH, big_answer, produces=None)
+        app.add_route(UPLOAD_PATH, upload, methods=("POST",))
     return app  # type: ignore[no-any-return]
 
 
@@ -95,14 +128,7 @@ def run_server(kind: str, port: int, adapter: str, keepalive: float | None = Non
     """
     app = make_bench_app(adapter)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if kind == "restkit":
-        from restkit.server import make_server
-
-        options = {"keepalive_timeout": keepalive} if keepalive else {}
-        server = make_server("127.0.0.1", port, app, access_log=False, **options)
-        print("ready", flush=True)
-        server.serve_forever()
-    elif kind in ("wsgiref", "wsgiref-threading"):
+    if kind in ("wsgiref", "wsgiref-threading"):
         import socketserver
         from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server as wsgiref_server
 
@@ -146,25 +172,56 @@ def run_server(kind: str, port: int, adapter: str, keepalive: float | None = Non
 
 
 def server_command(
-    kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None
+    kind: str, port: int, adapter: str, keepalive: float | None = None, limit: int | None = None, workers: int = 1
 ) -> list[str]:
-    """The command that starts server ``kind`` on ``port`` (``keepalive``: its idle timeout, if it has one)."""
+    """The command that starts server ``kind`` on ``port``.
+
+    ``keepalive`` is its idle timeout and ``limit`` its most connections, if
+    it has such settings; ``workers`` its processes (restkit, gunicorn and
+    granian; the others run one).
+    """
+    if kind == "restkit":
+        # the adapter reaches the factory through BENCH_APP_ADAPTER (see bench_server)
+        command = [
+            sys.executable, "-m", "restkit", "benchmarks.server:bench_app_from_env()", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--log-level", "warning",
+            *(["--keepalive-timeout", str(keepalive)] if keepalive else []),
+            *(["--max-connections", str(limit)] if limit else []),
+        ]
+        # Until restkit's command line takes --workers, one worker is what it runs anyway.
+        return command + (["--workers", str(workers)] if workers != 1 or restkit_takes_workers() else [])
     if kind == "gunicorn":
         return [
             sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-            "--workers", "1", "--threads", "8", "--log-level", "warning",
+            "--workers", str(workers), "--threads", "8", "--log-level", "warning",
             *(["--keep-alive", str(int(keepalive))] if keepalive else []),
             f"benchmarks.server:make_bench_app({adapter!r})",
         ]
     if kind == "granian":
         # the adapter reaches the factory through BENCH_APP_ADAPTER (see bench_server)
         return [
-            sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1", "--host", "127.0.0.1",
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning", "--factory",
             "benchmarks.server:bench_app_from_env",
         ]  # granian keeps idle HTTP/1 connections open as long as the client does
     command = [sys.executable, "-m", "benchmarks.server", "--serve", kind, "--port", str(port), "--app", adapter]
     return command + (["--keepalive", str(keepalive)] if keepalive else []) + (["--limit", str(limit)] if limit else [])
+
+
+def child_env(adapter: str) -> dict[str, str]:
+    """The environment of a server: this checkout first on ``PYTHONPATH``, the adapter named."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
+    env["BENCH_APP_ADAPTER"] = adapter
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def restkit_takes_workers() -> bool:
+    """True if ``python -m restkit`` of this checkout has a ``--workers`` option."""
+    done = subprocess.run(
+        [sys.executable, "-m", "restkit", "--help"], capture_output=True, text=True, env=child_env("restkit"), timeout=60
+    )
+    return "--workers" in done.stdout
 
 
 def server_available(kind: str) -> str | None:
@@ -279,135 +336,6 @@ def run_python_client(port: int, seconds: float, connections: int) -> tuple[floa
     return len(every) / elapsed, p99, errors
 
 
-class Streams:
-    """``count`` clients each reading a long-lived stream, counting chunks."""
-
-    def __init__(self, port: int, count: int) -> None:
-        self.counts = [0] * count
-        self._socks: list[socket.socket] = []
-        self._threads = []
-        for slot in range(count):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            sock.sendall(f"GET {STREAM_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            self._socks.append(sock)
-            thread = threading.Thread(target=self._read, args=(slot, sock), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _read(self, slot: int, sock: socket.socket) -> None:
-        try:
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    return
-                self.counts[slot] += data.count(b"tick ")
-        except OSError:
-            return
-
-    def snapshot(self) -> list[int]:
-        return list(self.counts)
-
-    def close(self) -> None:
-        for sock in self._socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        for thread in self._threads:
-            thread.join(5)
-
-
-class IdleConnections:
-    """``count`` keep-alive connections, each made one request and now idle, held open.
-
-    Opening stops at the first connection the server does not answer within
-    5 s (a server that holds a thread per connection runs out of them).
-    """
-
-    REQUEST = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-
-    def __init__(self, port: int, count: int) -> None:
-        self.wanted = count
-        self.socks: list[socket.socket] = []
-        self.problem = ""
-        deadline = time.monotonic() + 60
-        for _ in range(count):
-            if time.monotonic() > deadline:
-                self.problem = "opening took over 60 s"
-                break
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            except OSError as exc:
-                self.problem = f"connect: {exc}"
-                break
-            self.socks.append(sock)
-            try:
-                sock.sendall(self.REQUEST)
-                if not self._read_answer(sock):
-                    self.problem = "a connection was not answered 200"
-                    break
-            except OSError as exc:
-                self.problem = f"request: {exc}"
-                break
-
-    @staticmethod
-    def _read_answer(sock: socket.socket) -> bool:
-        """Read one response with a Content-Length; True if it was a 200."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return False
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        remaining = int(length[1]) - len(body) if length else 0
-        while remaining > 0:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return False
-            remaining -= len(chunk)
-        return head.split(b" ", 2)[1:2] == [b"200"]
-
-    def survivors(self) -> tuple[int, int]:
-        """``(still open, answered a new request within 10 s)`` after the load run."""
-        with selectors.DefaultSelector() as selector:
-            for sock in self.socks:
-                selector.register(sock, selectors.EVENT_READ)
-            readable = {key.fileobj for key, _ in selector.select(0)}
-        # anything readable on an idle connection is a close (or a late error)
-        still_open = [sock for sock in self.socks if sock not in readable]
-        answers: dict[socket.socket, bytes] = {}
-        with selectors.DefaultSelector() as selector:
-            for sock in still_open:
-                try:
-                    sock.sendall(self.REQUEST)
-                except OSError:
-                    continue
-                answers[sock] = b""
-                selector.register(sock, selectors.EVENT_READ)
-            deadline = time.monotonic() + 10
-            waiting = set(answers)
-            while waiting and (left := deadline - time.monotonic()) > 0:
-                for key, _ in selector.select(left):
-                    sock = key.fileobj  # type: ignore[assignment]
-                    try:
-                        chunk = sock.recv(65536)
-                    except OSError:
-                        chunk = b""
-                    answers[sock] += chunk
-                    if not chunk or b"\r\n\r\n" in answers[sock]:
-                        waiting.discard(sock)
-                        selector.unregister(sock)
-        answered = sum(1 for data in answers.values() if data.split(b" ", 2)[1:2] == [b"200"])
-        return len(still_open), answered
-
-    def close(self) -> None:
-        for sock in self.socks:
-            sock.close()
-
-
 def raise_open_files(needed: int) -> None:
     """Raise this process's soft RLIMIT_NOFILE to ``needed`` if the hard limit allows (servers inherit it)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -416,25 +344,49 @@ def raise_open_files(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def bench_server(
-    kind: str, adapter: str, seconds: float, connections: int, streams: int, pin: bool = False, idle: int = 0
-) -> Result:
-    """Start server ``kind``, load it, stop it; with ``pin``, the server on CPU 0 and wrk on CPU 1."""
+@dataclass(frozen=True)
+class Load:
+    """What a server is loaded with, besides wrk."""
+
+    seconds: float
+    connections: int
+    streams: int = 0  # long-lived streams on restkit
+    pin: bool = False  # the server on CPU 0, wrk on CPU 1
+    idle: int = 0  # idle keep-alive connections held open
+    workers: int = 1  # processes of restkit, granian and gunicorn
+    stalled: int = 0  # clients that ask for 8 MiB and never read
+    slow_uploads: int = 0  # clients that upload one byte a second
+
+    @property
+    def hostile(self) -> bool:
+        return bool(self.stalled or self.slow_uploads)
+
+    def quiet(self) -> Load:
+        """The same load without the stalled readers and slow uploads."""
+        return dataclasses.replace(self, stalled=0, slow_uploads=0)
+
+
+def bench_server(kind: str, adapter: str, load: Load) -> Result:
+    """Start server ``kind``, load it, stop it; with ``load.pin``, the server on CPU 0 and wrk on CPU 1."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))
-    env["BENCH_APP_ADAPTER"] = adapter
+    env = child_env(adapter)
     # The server's output goes to a file: a pipe nobody reads fills up and
     # stalls a server that logs.
     log = tempfile.TemporaryFile()
-    server_prefix, client_prefix = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if pin else ([], [])
+    server_prefix, client_prefix = (["taskset", "-c", "0"], ["taskset", "-c", "1"]) if load.pin else ([], [])
     # With idle connections, every server that has an idle timeout gets one
     # that outlasts the run, and one with a connection limit room for them all.
-    keepalive = seconds + 60 if idle else None
-    limit = idle + connections + streams + 64 if idle else None
-    command = server_command(kind, port, adapter, keepalive, limit)
+    idle = load.idle
+    keepalive = load.seconds + 60 if idle else None
+    extra = load.connections + load.streams + load.stalled + load.slow_uploads
+    limit = idle + extra + 64 if idle else None
+    workers = load.workers if kind in WORKER_SERVERS else 1
+    command = server_command(kind, port, adapter, keepalive, limit, workers)
     process = subprocess.Popen(server_prefix + command, stdout=log, stderr=log, env=env)
     open_streams: Streams | None = None
     idle_connections: IdleConnections | None = None
+    stalled: StalledReaders | None = None
+    uploads: SlowUploads | None = None
     try:
         try:
             wait_ready(port, process)
@@ -444,22 +396,27 @@ def bench_server(
         notes = []
         if idle:
             idle_connections = IdleConnections(port, idle)
-        if streams and kind == "restkit" and adapter == "restkit":
-            open_streams = Streams(port, streams)
-            time.sleep(0.5)
-            before = open_streams.snapshot()
+        if load.stalled:
+            stalled = StalledReaders(port, load.stalled)
+        if load.slow_uploads:
+            uploads = SlowUploads(port, load.slow_uploads)
+        if load.streams and kind == "restkit" and adapter == "restkit":
+            open_streams = Streams(port, load.streams)
+        if open_streams is not None or load.hostile:
+            time.sleep(0.5)  # the streams' first chunks, the stalled answers' first bytes
+        before = open_streams.snapshot() if open_streams is not None else []
         if shutil.which("wrk"):
-            rate, p99, errors = run_wrk(port, seconds, connections, client_prefix)
+            rate, p99, errors = run_wrk(port, load.seconds, load.connections, client_prefix)
         else:
-            rate, p99, errors = run_python_client(port, seconds, connections)
+            rate, p99, errors = run_python_client(port, load.seconds, load.connections)
         if not rate and not errors:
             errors = "no request answered"
         if open_streams is not None:
             after = open_streams.snapshot()
             got = [a - b for a, b in zip(after, before)]
-            expected = seconds / STREAM_INTERVAL
+            expected = load.seconds / STREAM_INTERVAL
             notes.append(
-                f"{streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
+                f"{load.streams} streams open meanwhile, chunks received each: {got} (about {expected:.0f} expected)"
             )
         if idle_connections is not None:
             opened = len(idle_connections.socks)
@@ -467,12 +424,15 @@ def bench_server(
             problem = f", opening stopped: {idle_connections.problem}" if idle_connections.problem else ""
             notes.append(f"idle connections: {opened} of {idle} opened{problem}; after the run {still_open} still "
                          f"open, {answered} answered a new request")
+        if stalled is not None:
+            notes.append(stalled.note())
+        if uploads is not None:
+            notes.append(uploads.note())
         return Result(kind, rate, p99, errors, "; ".join(notes))
     finally:
-        if open_streams is not None:
-            open_streams.close()
-        if idle_connections is not None:
-            idle_connections.close()
+        for held in (open_streams, idle_connections, stalled, uploads):
+            if held is not None:
+                held.close()
         process.terminate()
         try:
             process.wait(10)
@@ -491,43 +451,89 @@ def _median(runs: list[Result]) -> Result:
     return Result(middle.server, middle.requests_per_second, p99, middle.errors, notes)
 
 
-def print_results(results: list[Result], tool: str, rounds: int = 1) -> None:
-    if rounds > 1:
-        print(f"(median of {rounds} rounds; each round loads every server in turn)")
+def ratio_of(ours: Result | None, peer: Result | None) -> float | None:
+    """``ours``'s req/s over ``peer``'s, None when either was not measured (or made none)."""
+    if ours is None or peer is None or not ours.requests_per_second or not peer.requests_per_second:
+        return None
+    return ours.requests_per_second / peer.requests_per_second
+
+
+def print_table(results: list[Result], tool: str) -> None:
     print(f"| server ({tool}) | req/s | p99 latency | restkit / this |")
     print("|---|---|---|---|")
-    by_name = {r.server: r for r in results}
-    ours = by_name.get("restkit")
-
-    def ratio_to(peer: Result) -> float | None:
-        """restkit's req/s over ``peer``'s, None when either was not measured (or made none)."""
-        if ours is None or not ours.requests_per_second or not peer.requests_per_second:
-            return None
-        return ours.requests_per_second / peer.requests_per_second
-
+    ours = next((r for r in results if r.server == "restkit"), None)
     for r in results:
-        ratio = ratio_to(r)
+        ratio = ratio_of(ours, r)
         shown = f"{ratio:.2f}x" if ratio is not None else "-"
         errors = f" ({r.errors})" if r.errors else ""
         print(f"| {r.server} | {r.requests_per_second:,.0f}{errors} | {r.p99_ms:.2f} ms | {shown} |")
     for r in results:
         if r.note:
             print(f"{r.server}: {r.note}")
+
+
+def _verdict(value: float | None, met: bool, shown: str) -> str:
+    return "not measured" if value is None else f"{'met' if met else 'NOT met'} ({shown})"
+
+
+def print_results(
+    results: list[Result], tool: str, rounds: int = 1, workers: int = 1,
+    quiet: list[Result] | None = None, hostile: str = "",
+) -> None:
+    """The table, the ratios and the targets of issue 16.
+
+    ``quiet``: the same servers loaded without ``hostile`` (the stalled
+    readers and slow uploads), with ``--compare-quiet``.
+    """
+    if rounds > 1:
+        print(f"(median of {rounds} rounds; each round loads every server in turn)")
+    print_table(results, tool + (f", {hostile}" if hostile else ""))
+    processes = f"{workers} worker{'s' if workers != 1 else ''}"
+    print(f"workers: restkit --workers {workers}, granian --workers {workers}, gunicorn -w {workers}; "
+          "the other servers run one process")
+    by_name = {r.server: r for r in results}
+    quiet_by_name = {r.server: r for r in quiet or []}
+    if quiet is not None:
+        print()
+        print_table(quiet, f"{tool}, without {hostile}")
+        print()
+        print(f"| server | req/s without | req/s with {hostile} | with / without |")
+        print("|---|---|---|---|")
+        for r in results:
+            ratio = ratio_of(r, quiet_by_name.get(r.server))
+            shown = f"{ratio:.2f}x" if ratio is not None else "-"
+            alone = quiet_by_name.get(r.server)
+            print(f"| {r.server} | {alone.requests_per_second if alone else 0:,.0f} | "
+                  f"{r.requests_per_second:,.0f} | {shown} |")
+    ours = by_name.get("restkit")
     if ours is None:
         return
-    ratios = [(name, by_name[name], ratio_to(by_name[name])) for name in ("waitress", "granian") if name in by_name]
+    ratios = [(name, by_name[name], ratio_of(ours, by_name[name])) for name in ("waitress", "granian") if name in by_name]
     if ratios:
         print("ratios in this run: " + "; ".join(
             f"restkit / {name} = " + (f"{ratio:.2f}x req/s" if ratio is not None else "- (nothing measured)")
             + f", p99 {ours.p99_ms:.2f} ms vs {peer.p99_ms:.2f} ms" for name, peer, ratio in ratios))
-    print("targets:")
-    floors = (("wsgiref-threading", 2.0, "wsgiref with ThreadingMixIn"), ("waitress", 0.8, "waitress"))
-    for name, floor, label in floors:
-        if name in by_name:
-            ratio = ratio_to(by_name[name])
-            verdict = "not measured" if ratio is None else f"{'met' if ratio >= floor else 'NOT met'} ({ratio:.2f}x)"
-            print(f"  restkit >= {floor:g}x {label}: {verdict}")
-    print(f"  restkit p99 < 10 ms: {'met' if ours.p99_ms < 10 else 'NOT met'} ({ours.p99_ms:.2f} ms)")
+    print(f"targets (issue 16, restkit with {processes}):")
+    granian = by_name.get("granian")
+    if granian is not None:
+        ratio = ratio_of(ours, granian)
+        print(f"  restkit >= 0.6x granian (both {processes}): "
+              + _verdict(ratio, ratio is not None and ratio >= 0.6, f"{ratio or 0:.2f}x"))
+        p99_ratio = ours.p99_ms / granian.p99_ms if granian.p99_ms and granian.requests_per_second else None
+        print("  restkit p99 <= 2x granian's p99: " + _verdict(
+            p99_ratio, p99_ratio is not None and p99_ratio <= 2.0,
+            f"{ours.p99_ms:.2f} ms vs {granian.p99_ms:.2f} ms, {p99_ratio or 0:.2f}x"))
+    if "waitress" in by_name:
+        ratio = ratio_of(ours, by_name["waitress"])
+        print("  restkit >= 2x waitress (one process): "
+              + _verdict(ratio, ratio is not None and ratio >= 2.0, f"{ratio or 0:.2f}x"))
+    if quiet is not None:
+        alone = quiet_by_name.get("restkit")
+        ratio = ratio_of(ours, alone)
+        print(f"  restkit with {hostile} within 10% of without (>= 0.9x): " + _verdict(
+            ratio, ratio is not None and ratio >= 0.9,
+            f"{ratio or 0:.2f}x: {ours.requests_per_second:,.0f} vs "
+            f"{alone.requests_per_second if alone else 0:,.0f} req/s"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,9 +545,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app", default="restkit", help="adapter whose app the servers run (default restkit)")
     parser.add_argument("--streams", type=int, default=0, help="long-lived streams kept open during the restkit run")
     parser.add_argument("--rounds", type=int, default=1, help="load every server this many times, in turn (median)")
-    parser.add_argument("--pin", action="store_true", help="run each server on CPU 0 and wrk on CPU 1 (taskset)")
+    parser.add_argument("--pin", action="store_true",
+                        help="run each server on CPU 0 and wrk on CPU 1 (taskset; with --workers 1 only)")
     parser.add_argument("--idle", type=int, default=0, metavar="N",
                         help="N idle keep-alive connections held open on each server during its run")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes of restkit, granian and gunicorn (default 1; the others run one)")
+    parser.add_argument("--stalled", type=int, default=0, metavar="N",
+                        help=f"N clients ask for {BIG_PATH} (8 MiB, 4 KiB receive buffers) and never read")
+    parser.add_argument("--slow-uploads", type=int, default=0, metavar="N",
+                        help=f"N clients POST {UPLOAD_PATH} with Content-Length: {UPLOAD_SIZE}, one byte a second")
+    parser.add_argument("--compare-quiet", action="store_true",
+                        help="with --stalled or --slow-uploads: also load every server without them")
     parser.add_argument("--serve", choices=[s for s in SERVERS if s not in SUBPROCESS_ONLY], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--keepalive", type=float, help=argparse.SUPPRESS)
@@ -551,41 +566,64 @@ def main(argv: list[str] | None = None) -> int:
         run_server(args.serve, args.port, args.app, args.keepalive, args.limit)
         return 0
     seconds = 2.0 if args.quick else args.seconds
-    if args.pin and not (shutil.which("taskset") and shutil.which("wrk") and (os.cpu_count() or 1) >= 2):
+    for option in ("idle", "workers", "stalled", "slow_uploads", "streams"):
+        if getattr(args, option) < (1 if option == "workers" else 0):
+            parser.error(f"--{option.replace('_', '-')} must be >= {1 if option == 'workers' else 0}")
+    if (args.stalled or args.slow_uploads) and args.app != "restkit":
+        parser.error(f"--stalled and --slow-uploads need the restkit adapter's {BIG_PATH} and {UPLOAD_PATH}")
+    if args.compare_quiet and not (args.stalled or args.slow_uploads):
+        parser.error("--compare-quiet compares runs with and without --stalled or --slow-uploads: give one")
+    pin = args.pin and args.workers == 1
+    if args.pin and not pin:
+        print(f"(--pin ignored: pinning one server to CPU 0 is only meaningful with one worker; "
+              f"with --workers {args.workers} nothing is pinned)")
+    if pin and not (shutil.which("taskset") and shutil.which("wrk") and (os.cpu_count() or 1) >= 2):
         parser.error("--pin needs taskset, wrk and 2 CPUs")
-    if args.idle < 0:
-        parser.error("--idle must be >= 0")
-    if args.idle:
-        raise_open_files(args.idle + args.connections + args.streams + 256)
+    held = args.idle + args.stalled + args.slow_uploads
+    if held:
+        raise_open_files(held + args.connections + args.streams + 256)
+    load = Load(seconds, args.connections, args.streams, pin, args.idle, args.workers, args.stalled, args.slow_uploads)
     tool = f"wrk -t1 -c{args.connections} -d{seconds:.0f}s" if shutil.which("wrk") else "Python client"
-    if args.pin:
+    if pin:
         tool += ", server on CPU 0, wrk on CPU 1"
+    if args.workers != 1:
+        tool += f", {args.workers} workers"
     if args.idle:
         tool += f", {args.idle} idle connections"
+    hostile = " and ".join(filter(None, [
+        f"{args.stalled} stalled readers" if args.stalled else "",
+        f"{args.slow_uploads} slow uploads" if args.slow_uploads else "",
+    ]))
     print(f"# restkit server benchmark: GET {PATH}, {tool}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     servers = []
+    failures: list[str] = []
     for kind in args.servers:
         why = server_available(kind)
         if why:
             print(f"(skipped {kind}: {why})")
+        elif kind == "restkit" and args.workers != 1 and not restkit_takes_workers():
+            failures.append(f"(failed restkit: --workers {args.workers} needs the --workers option of "
+                            "python -m restkit, which this checkout's command line does not have yet)")
         else:
             servers.append(kind)
-    rounds: dict[str, list[Result]] = {kind: [] for kind in servers}
-    failures: list[str] = []
+    variants = [(load, False)] + ([(load.quiet(), True)] if args.compare_quiet else [])
+    rounds: dict[tuple[str, bool], list[Result]] = {(kind, q): [] for kind in servers for _, q in variants}
     for number in range(1 if args.quick else args.rounds):
         for kind in servers:
-            print(f"  round {number + 1}: loading {kind} ...", file=sys.stderr, flush=True)
-            try:
-                rounds[kind].append(
-                    bench_server(kind, args.app, seconds, args.connections, args.streams, args.pin, args.idle)
-                )
-            except RuntimeError as exc:  # one server failing (wrk found no answer) is a finding, not a crash
-                failures.append(f"(failed {kind} in round {number + 1}: {str(exc).strip()[:500]})")
+            for variant, is_quiet in variants:
+                label = " (without them)" if is_quiet else ""
+                print(f"  round {number + 1}: loading {kind}{label} ...", file=sys.stderr, flush=True)
+                try:
+                    rounds[kind, is_quiet].append(bench_server(kind, args.app, variant))
+                except RuntimeError as exc:  # one server failing (wrk found no answer) is a finding, not a crash
+                    failures.append(f"(failed {kind}{label} in round {number + 1}: {str(exc).strip()[:500]})")
     print()
     for failure in failures:
         print(failure)
-    measured = [_median(runs) for runs in rounds.values() if runs]
-    print_results(measured, tool, max((len(runs) for runs in rounds.values()), default=0))
+    measured = [_median(runs) for (kind, is_quiet), runs in rounds.items() if runs and not is_quiet]
+    quiet = [_median(runs) for (kind, is_quiet), runs in rounds.items() if runs and is_quiet]
+    count = max((len(runs) for runs in rounds.values()), default=0)
+    print_results(measured, tool, count, args.workers, quiet if args.compare_quiet else None, hostile)
     return 1 if failures else 0
 
 

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.adapters import ADAPTERS, SCENARIOS, Scenario, environ_for, load  # noqa: E402
-from benchmarks.server import PATH, make_bench_app, run_python_client  # noqa: E402
+from benchmarks.server import BIG_SIZE, PATH, make_bench_app, run_python_client  # noqa: E402
 
 PEERS = ("bottle", "falcon", "flask")  # optional: pip install '.[bench]'
 
@@ -200,6 +200,95 @@ def test_server_quick_holds_idle_connections_and_reports_survivors() -> None:
     for server in ("restkit", "waitress"):
         assert f"{server}: idle connections: 20 of 20 opened; after the run " in out
     assert "ratios in this run: restkit / waitress = " in out
+
+
+def test_bench_app_answers_the_big_route_and_the_upload() -> None:
+    """``--stalled`` asks for 8 MiB, ``--slow-uploads`` posts a body: the bench app answers both."""
+    import io
+
+    app = validator(make_bench_app("restkit"))
+    for method, path, body, expected in (
+        ("GET", "/bench/big", b"", BIG_SIZE),
+        ("POST", "/bench/upload", b"x" * 1000, len(b'{"length":1000}')),
+    ):
+        environ = environ_for(SCENARIOS[0])
+        environ.update({
+            "REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(body),
+            "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/octet-stream",
+        })
+        got: dict[str, Any] = {}
+        result = app(environ, lambda status, headers, exc_info=None: got.update(status=status))
+        try:
+            answer = b"".join(result)
+        finally:
+            result.close()
+        assert got["status"] == "200 OK" and len(answer) == expected
+    assert answer == b'{"length":1000}'
+
+
+def _quick_server(*options: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server", "--quick", "--servers", "restkit", "waitress", *options],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_server_quick_holds_stalled_readers_and_reports_survivors() -> None:
+    out = _quick_server("--stalled", "2")
+    assert "| server (wrk -t1 -c8 -d2s, 2 stalled readers) | req/s | p99 latency | restkit / this |" in out
+    for server in ("restkit", "waitress"):
+        assert f"{server}: stalled readers (GET /bench/big, 8 MiB, never read): 2 of 2 opened; after the run " in out
+    assert "workers: restkit --workers 1, granian --workers 1, gunicorn -w 1" in out
+    assert "restkit >= 2x waitress (one process): " in out
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_server_quick_compares_slow_uploads_with_a_quiet_run() -> None:
+    out = _quick_server("--slow-uploads", "2", "--compare-quiet")
+    for server in ("restkit", "waitress"):
+        assert f"{server}: slow uploads (POST /bench/upload, 1 byte/s of 1,000,000): 2 of 2 opened; after the run " in out
+    assert "| server (wrk -t1 -c8 -d2s, without 2 slow uploads) | req/s | p99 latency | restkit / this |" in out
+    assert "| server | req/s without | req/s with 2 slow uploads | with / without |" in out
+    assert "  restkit with 2 slow uploads within 10% of without (>= 0.9x): " in out
+
+
+def test_server_pins_nothing_with_two_workers() -> None:
+    """``--pin`` is for one worker: with two it says so (checked before anything is loaded)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server", "--pin", "--workers", "2", "--servers", "--quick"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert "(--pin ignored: pinning one server to CPU 0 is only meaningful with one worker" in done.stdout
+
+
+def test_server_refuses_compare_quiet_alone() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server", "--compare-quiet"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "--compare-quiet compares runs with and without" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+def test_instructions_counts_a_request_through_the_server_path() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--server-path", "--calls", "20"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("server path, "))
+    count = int(line.split(": ")[1].split()[0].replace(",", ""))
+    assert 10_000 < count < 1_000_000  # about 120,000 in December 2026
+
+
+def test_server_path_serves_requests_without_a_socket() -> None:
+    """The harness itself, without valgrind: it raises unless every answer is a keep-alive 200."""
+    from benchmarks.server_path import serve_requests
+
+    serve_requests(50)
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")
