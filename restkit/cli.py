@@ -133,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
     parser.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
+    parser.add_argument("--drain", type=float, default=0.0, metavar="SECONDS",
+                        help="on SIGTERM, keep serving this long with readiness at 503 before closing the listener (default 0)")
     parser.add_argument("--max-connections", type=int, default=4096, help="most connections open at once (default 4096)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
@@ -189,7 +191,7 @@ def _problem(args: argparse.Namespace) -> str | None:
             return f"--{flag.replace('_', '-')} must be 0 or more, not {getattr(args, flag)}"
     if args.reload and args.workers != 1:
         return "--reload runs one server process for development: drop --workers (or use --workers 1)"
-    for flag in ("keepalive_timeout", "grace"):
+    for flag in ("keepalive_timeout", "grace", "drain"):
         value = getattr(args, flag)
         if not value >= 0:
             return f"--{flag.replace('_', '-')} must be 0 or more seconds, not {value}"
@@ -223,6 +225,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.timeout,
         "keepalive_timeout": args.keepalive_timeout,
         "grace": args.grace,
+        "drain": args.drain,
         "max_connections": args.max_connections,
         "certfile": args.certfile,
         "keyfile": args.keyfile,

@@ -355,17 +355,17 @@ def test_server_flags_are_passed_to_serve() -> None:
 
     defaults = server_options(_parser().parse_args(["m:app"]))
     assert defaults == {
-        "threads": 8, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "max_connections": 4096,
+        "threads": 8, "timeout": 30.0, "keepalive_timeout": 5.0, "grace": 10.0, "drain": 0.0, "max_connections": 4096,
         "certfile": None, "keyfile": None, "access_log": True, "hsts": 0, "redirect_http": None,
         "stream_request_body": False,
     }
     given = server_options(_parser().parse_args([
         "m:app", "--threads", "8", "--timeout", "3", "--keepalive-timeout", "1.5", "--grace", "2.5",
-        "--max-connections", "100", "--certfile", "c.pem", "--keyfile", "k.pem", "--no-access-log",
+        "--drain", "1", "--max-connections", "100", "--certfile", "c.pem", "--keyfile", "k.pem", "--no-access-log",
         "--hsts", "31536000", "--redirect-http", "8080", "--stream-request-body",
     ]))
     assert given == {
-        "threads": 8, "timeout": 3.0, "keepalive_timeout": 1.5, "grace": 2.5, "max_connections": 100,
+        "threads": 8, "timeout": 3.0, "keepalive_timeout": 1.5, "grace": 2.5, "drain": 1.0, "max_connections": 100,
         "certfile": "c.pem", "keyfile": "k.pem", "access_log": False, "hsts": 31536000, "redirect_http": 8080,
         "stream_request_body": True,
     }

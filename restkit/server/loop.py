@@ -41,8 +41,10 @@ a moment, so the client reads its answer instead of a reset.  Plain HTTP
 sent to an HTTPS port gets a plain-text 400 that says so.
 
 A graceful stop (:meth:`Server.begin_shutdown`, SIGTERM or Ctrl-C under
-:func:`restkit.serve`) closes the listening socket and the idle
-connections, runs the app's shutdown hooks, and lets in-flight requests and
+:func:`restkit.serve`) sets ``stopping`` at once (a readiness check then
+answers 503) but, with ``drain`` seconds, keeps accepting and serving as
+usual for that long, so that a load balancer stops sending work first; then
+it closes the listening socket and the idle connections, runs the app's shutdown hooks, and lets in-flight requests and
 streams finish for up to ``grace`` seconds; whatever still runs then is
 cut, so that the client can tell (a chunked stream lacks its last chunk).
 """
@@ -109,6 +111,8 @@ class Server:
         certfile, keyfile: serve HTTPS with this PEM certificate chain and key.
         ssl_context: or with this context.
         grace: seconds a graceful stop lets in-flight requests finish.
+        drain: seconds a graceful stop keeps accepting and serving before
+            it closes the listener (``stopping`` is set meanwhile).
         max_connections: open connections at most; beyond, new clients wait.
         max_request_body: bytes; larger request bodies get 413 before they
             are read.  An app with a smaller ``max_body_size`` attribute (a
@@ -141,6 +145,7 @@ class Server:
         keyfile: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         grace: float = 10.0,
+        drain: float = 0.0,
         max_connections: int = 4096,
         max_request_body: int = 1 << 30,
         min_send_rate: float = 8192.0,
@@ -150,8 +155,8 @@ class Server:
         listener: socket.socket | None = None,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
-        if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or max_connections < 1:
-            raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout and grace >= 0")
+        if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or drain < 0 or max_connections < 1:
+            raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout, grace and drain >= 0")
         if min_send_rate <= 0 or max_buffered < 0 or hsts < 0:
             raise ValueError("min_send_rate must be > 0, max_buffered and hsts >= 0")
         self.app = app
@@ -160,6 +165,7 @@ class Server:
         self.timeouts = Timeouts(timeout, keepalive_timeout, LINGER_SECONDS)
         self.access_log = access_log
         self.grace = grace
+        self.drain = drain
         self.max_connections = min(max_connections, descriptor_budget())
         # A body the app would refuse is refused before it is read (and before
         # 100 Continue): restkit's App says its limit as `max_body_size`.
@@ -236,6 +242,7 @@ class Server:
         self._selector.register(self._wake_r, _READ, None)
         self._resume_accepting()
         next_sweep = time.monotonic() + SWEEP_INTERVAL
+        drain_end: float | None = None
         grace_end: float | None = None
         try:
             while True:
@@ -263,8 +270,11 @@ class Server:
                         self._on_readable(conn)
                 now = time.monotonic()
                 if self._stop_requested and grace_end is None:
-                    grace_end = now + self.grace
-                    self._begin_drain()
+                    # `drain` seconds of serving as usual (readiness says 503), then the graceful stop
+                    drain_end = now + self.drain if drain_end is None else drain_end
+                    if now >= drain_end or self._cut_requested:
+                        grace_end = now + self.grace
+                        self._begin_drain()
                 if grace_end is not None and (not self._connections or now >= grace_end or self._cut_requested):
                     break
                 if now >= next_sweep:
@@ -378,7 +388,8 @@ class Server:
             self._accepting = False
 
     def _resume_accepting(self) -> None:
-        if self._accepting or self._stop_requested or len(self._connections) >= self.max_connections:
+        # a closed listener (the graceful stop has begun), not _stop_requested: a drain still accepts
+        if self._accepting or self.socket.fileno() < 0 or len(self._connections) >= self.max_connections:
             return
         if self._buffered <= self.max_buffered and time.monotonic() >= self._accept_resume:
             self._selector.register(self.socket, _READ, self)

@@ -160,7 +160,8 @@ def _stop_on_signals(servers: list[Server]) -> Callable[[], None]:
             return
         # os.write, not print: a signal that lands while the main thread is
         # inside a print() would make a second print() raise (reentrant call).
-        message = f"restkit: stopping (up to {main.grace:g} s for requests in flight; again to stop now)\n"
+        draining = f"draining for {main.drain:g} s, then " if main.drain else ""
+        message = f"restkit: stopping ({draining}up to {main.grace:g} s for requests in flight; again to stop now)\n"
         try:
             os.write(sys.stderr.fileno(), message.encode())
         except (OSError, ValueError):

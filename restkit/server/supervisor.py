@@ -30,7 +30,12 @@ accept queue is dropped: on SIGTERM (or after ``max_requests``) a worker
 stops accepting at once, and from its loop's next tick it drains like a
 single server: requests and streams in flight get ``grace`` seconds.  A
 worker that retires on its own says so in its slot, so that its
-replacement starts while it drains.  SIGQUIT makes a worker cut its
+replacement starts while it drains.  When the supervisor itself stops
+(SIGINT, SIGTERM) and the server has a ``drain`` period, it sends SIGUSR1
+instead: the worker keeps accepting and serving for ``drain`` seconds with
+``stopping`` set (readiness checks answer 503), then stops as above; its
+kill deadline is ``drain`` seconds later.  Reloads and retirements do not
+drain: the other workers stay ready.  SIGQUIT makes a worker cut its
 connections at once (the supervisor's second SIGINT or SIGTERM).
 
 The supervisor's loop: wait for a signal or a tick, take the exits of
@@ -201,6 +206,7 @@ class _Supervisor:
         self.load, self.listener, self.options, self.plan = load, listener, options, plan
         self.count = worker_count(plan.workers)
         self.grace = float(options.get("grace", 10.0))
+        self.drain = float(options.get("drain", 0.0))
         self.beats = Heartbeats(self.count * SLOTS_PER_WORKER)
         self.workers: dict[int, Worker] = {}
         self.generation = 1  # the generation being started (SIGHUP: a new one)
@@ -345,17 +351,19 @@ class _Supervisor:
         self.serving = self.generation
         log.info("reloaded: %d new workers answer; the old ones finish their requests", self.count)
 
-    def _stop(self, worker: Worker) -> None:
-        """Tell ``worker`` to stop gracefully (once)."""
+    def _stop(self, worker: Worker, *, drain: float = 0.0) -> None:
+        """Tell ``worker`` to stop gracefully (once), after serving ``drain`` seconds more (SIGUSR1)."""
         if worker.deadline is None:
-            worker.deadline = time.monotonic() + self.grace + STOP_MARGIN
-            _kill(worker.pid, signal.SIGTERM)
+            worker.deadline = time.monotonic() + drain + self.grace + STOP_MARGIN
+            _kill(worker.pid, signal.SIGUSR1 if drain else signal.SIGTERM)
 
     def _stop_all(self) -> None:
         self.stopping = True
-        print(f"restkit: stopping (up to {self.grace:g} s for requests in flight; again to stop now)", file=sys.stderr, flush=True)
+        draining = f"draining for {self.drain:g} s, then " if self.drain else ""
+        print(f"restkit: stopping ({draining}up to {self.grace:g} s for requests in flight; again to stop now)",
+              file=sys.stderr, flush=True)
         for worker in self.workers.values():
-            self._stop(worker)
+            self._stop(worker, drain=self.drain)
 
     def _stop_now(self) -> None:
         """A second SIGINT or SIGTERM: workers cut their connections (SIGQUIT), or are killed soon."""
@@ -471,9 +479,11 @@ class _WorkerLife:
             self.server.begin_shutdown()
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        """SIGTERM: stop gracefully; SIGQUIT: cut every connection now."""
+        """SIGTERM: stop gracefully; SIGUSR1: drain, then stop gracefully; SIGQUIT: cut every connection now."""
         if signum == signal.SIGQUIT and self.server is not None:
             self.server.stop_now()
+        elif signum == signal.SIGUSR1 and self.server is not None:
+            self.server.begin_shutdown()  # the listener stays open for the server's `drain` seconds
         else:
             self.retire()
 
@@ -504,7 +514,7 @@ def _run_worker(load: Callable[[], WSGIApp], listener: socket.socket, options: d
         # SIGQUIT's default would dump core in a worker still booting.
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
             signal.signal(sig, signal.SIG_IGN)
-        for sig in (signal.SIGTERM, signal.SIGCHLD):
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         status = _serve_worker(load, listener, options, life, limit, boot_w)
@@ -543,7 +553,7 @@ def _serve_worker(load: Callable[[], WSGIApp], listener: socket.socket, options:
         plain = Server(redirect_listener.getsockname()[:2], redirect_to_https(int(listener.getsockname()[1])),
                        listener=redirect_listener, access_log=options.get("access_log", True))
         threading.Thread(target=plain.serve_forever, name="restkit-redirect", daemon=True).start()
-    for sig in (signal.SIGTERM, signal.SIGQUIT):  # until here SIGTERM's default ends the booting worker
+    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGQUIT):  # until here SIGTERM's default ends the booting worker
         signal.signal(sig, life.on_signal)
     try:
         server.serve_forever()
