@@ -413,5 +413,16 @@ class Exchange:
         return max(0, self.body_bytes - self.conn.unsent)
 
     def log(self) -> None:
-        self.server.log_access(self.conn, self.head.request_line, self.code, self.sent_bytes(), self.note)
+        """The access-log line, unless the app said ``environ["restkit.quiet"]`` (a health probe) and all went well.
+
+        An app may name the request with ``environ["restkit.request_id"]``: the line then ends with it.
+        """
+        environ = self.environ
+        if environ.get("restkit.quiet") and not self.note:
+            return
+        note = self.note
+        request_id = environ.get("restkit.request_id")
+        if request_id:
+            note = f" request_id={self.server.escape(str(request_id))}{note}"
+        self.server.log_access(self.conn, self.head.request_line, self.code, self.sent_bytes(), note)
 
