@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import Forbidden
-from .feature import DocumentContext, Feature
+from .feature import DocumentContext, Feature, exempt
 from .response import JSON_TYPE, Response, json_dumps
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ class CORS(Feature):
         app.after_request(self._answer)
 
     def _answer(self, request: Request | None, response: Response) -> Response:
-        if request is None:
+        if request is None or exempt(request.route):
             return response
         origin = request.environ.get("HTTP_ORIGIN")
         if self.varies:

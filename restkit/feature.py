@@ -20,7 +20,10 @@ A feature applies app-wide (``app.use(feature)``) or per route, as the route
 option named by its ``option`` (``auth=``, ``rate_limit=``, ``conditional=``,
 ``paging=``); a router passes options to all its routes with
 ``Router(defaults={...})``.  A route option replaces the app-wide feature of
-the same name; ``auth=None`` makes one route public.
+the same name; ``auth=None`` makes one route public.  ``app_features=False``
+leaves every app-wide feature out of a route (health probes, see
+:mod:`restkit.health`): its chain has only the features it names, and the
+after-hooks of app-wide features pass it by (see :func:`exempt`).
 
 The app builds a route's chain on the first request to it (:func:`chain_for`)
 and keeps it, so a route without features costs one dict lookup.  The chain
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from .request import Request
     from .routing import Route
 
-__all__ = ["Chain", "DocumentContext", "Feature", "FEATURE_OPTIONS", "chain_for", "features_of"]
+__all__ = ["Chain", "DocumentContext", "Feature", "FEATURE_OPTIONS", "chain_for", "exempt", "features_of"]
 
 # The route options that hold a feature, in the order their steps run.
 FEATURE_OPTIONS = ("rate_limit", "auth", "conditional", "paging")
@@ -123,7 +126,8 @@ class DocumentContext:
 def features_of(app: App, route: Route) -> list[Feature]:
     """Every feature that applies to ``route``: the app's, less those the route replaces, then its own."""
     options = route.options
-    found: list[Feature] = [f for f in getattr(app, "_features", ()) if f.option is None or f.option not in options]
+    app_wide = getattr(app, "_features", ()) if options.get("app_features", True) else ()
+    found: list[Feature] = [f for f in app_wide if f.option is None or f.option not in options]
     for name in FEATURE_OPTIONS:
         value = options.get(name)
         if value is None:
@@ -136,6 +140,15 @@ def features_of(app: App, route: Route) -> list[Feature]:
             raise TypeError(f"route option {name}= of {route.path!r} must be a restkit feature, not {value!r}")
         found.append(value)
     return sorted(found, key=lambda feature: feature.stage)
+
+
+def exempt(route: Route | None) -> bool:
+    """Whether ``route`` opted out of the app-wide features (``app_features=False``).
+
+    For the hooks an app-wide feature installs on every response (CORS
+    headers, counting what the router answered): they leave such a route alone.
+    """
+    return route is not None and route.options.get("app_features", True) is False
 
 
 class Chain:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import TooManyRequests
-from .feature import DocumentContext, Feature
+from .feature import DocumentContext, Feature, exempt
 from .response import JSON_TYPE, Response, json_dumps
 
 if TYPE_CHECKING:
@@ -201,8 +201,8 @@ class RateLimit(Feature):
         if request is None or self.limit <= 0:
             return None
         route = request.route
-        if route is not None and self.option in route.options:
-            return None  # the route has a limit of its own (or none)
+        if route is not None and self.option in route.options or exempt(route):
+            return None  # the route has a limit of its own (or none), or takes no app-wide feature
         if id(self) not in request.context.get(_COUNTED, {}):
             try:
                 self.check(request)

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         security: Iterable[Mapping[str, Iterable[str]]]
         header_params: Iterable[str]
         include_in_schema: bool
+        app_features: bool
         auth: Any
         rate_limit: Any
         conditional: Any
@@ -126,6 +127,8 @@ ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     ),
     "header_params": OptionSpec(_strings, "a list of header names, e.g. ['If-Match']"),
     "include_in_schema": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    # False: none of the app-wide features (app.use) apply, only those the route names.
+    "app_features": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
     # The features of restkit.feature: an instance, or None to turn off the app's.
     "auth": OptionSpec(lambda v: v is None or _is_feature(v), "an auth feature (e.g. Bearer(...)), or None"),
     "rate_limit": OptionSpec(lambda v: v is None or _is_feature(v), "a RateLimit(...), or None"),
@@ -586,7 +589,8 @@ class Router:
                 ``unknown_fields``, ``responses``, ``errors``, ``tags``,
                 ``security``, ``header_params``, ``include_in_schema``; the
                 features ``auth``, ``rate_limit``, ``conditional``,
-                ``paging`` (see :mod:`restkit.feature`).
+                ``paging``, and ``app_features=False`` to leave out the
+                app-wide ones (see :mod:`restkit.feature`).
 
         Raises:
             RouteError: bad pattern, unknown method, unknown option or an
