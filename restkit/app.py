@@ -12,7 +12,8 @@ itself when no handler matched (404, 405, 308, 204 to ``OPTIONS``).  Any
 :class:`HTTPError` on the way becomes its status with ``{"error": ...}``;
 error handlers registered for a status or an exception class get the
 first say; any other exception is logged, with the method, the path and
-the handler, and becomes ``500 {"error": "internal server error"}``.  The
+the handler, and becomes ``500 {"error": "internal server error"}`` (with
+the ``request_id`` of :mod:`restkit.requestid` when it named the request).  The
 after-hooks see every response.
 
 What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_result`
@@ -344,7 +345,7 @@ class App:
                 except Exception as unhandled:
                     if not self._after:
                         raise
-                    result = self._internal_error(request, unhandled)  # after-hooks see the 500 too
+                    result = self._internal_error(request, unhandled, environ)  # after-hooks see the 500 too
             if self._after:
                 response = render(result)
                 for hook in self._after:
@@ -357,7 +358,7 @@ class App:
             if type(body) is _Chunks and request is not None and request.route is not None:
                 body.origin = f"handler {_describe(request.route.handler)}"
         except Exception as exc:
-            status, headers, body = self._internal_error(request, exc).to_wsgi()
+            status, headers, body = self._internal_error(request, exc, environ).to_wsgi()
         start_response(status, headers)
         if environ["REQUEST_METHOD"] == "HEAD":
             close = getattr(body, "close", None)
@@ -445,8 +446,8 @@ class App:
             return Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
         raise exc
 
-    def _internal_error(self, request: Request | None, exc: BaseException) -> Response:
-        """Log ``exc`` with what was being served, and answer 500."""
+    def _internal_error(self, request: Request | None, exc: BaseException, environ: Mapping[str, Any] | None = None) -> Response:
+        """Log ``exc`` with what was being served, and answer 500 (naming the request's ``restkit.request_id``, if any)."""
         import logging  # PERF(lazy-import): by the first 500 only
         import traceback
 
@@ -457,9 +458,14 @@ class App:
             where = f"{request.method} {escape(request.path)} ({handler})"
         # escape(): the path and the error's text may hold what a client sent (a %0a makes a line).
         logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, escape(str(exc)), exc_info=exc)
-        if not self.debug:
+        request_id = (environ or {}).get("restkit.request_id")  # see restkit.requestid
+        if not self.debug and request_id is None:
             return Response(_INTERNAL, 500, content_type=JSON_TYPE)
-        detail = {"error": "internal server error", "detail": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exception(exc)}
+        detail: dict[str, Any] = {"error": "internal server error"}
+        if request_id is not None:
+            detail["request_id"] = request_id
+        if self.debug:
+            detail["detail"], detail["traceback"] = f"{type(exc).__name__}: {exc}", traceback.format_exception(exc)
         return Response(json_dumps(detail), 500, content_type=JSON_TYPE)
 
 
