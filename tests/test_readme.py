@@ -169,3 +169,33 @@ def test_the_settings_and_startup_example() -> None:
     assert status == 200 and json.loads(body) == {"mode": "dev", "connections": 1}
     wsgi_call(sample["app"], "GET", "/status")
     assert sample["connections"] == ["sqlite:///zoo.db"]
+
+
+def test_the_health_example() -> None:
+    module = _sample("DATABASE_UP")
+    client = make_client(module["app"])
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz").json
+    assert ready["status"] == "ok" and [c["name"] for c in ready["checks"]] == ["database", "cache"]
+    module["DATABASE_UP"] = False
+    refused = client.get("/readyz", status=503)
+    assert refused.headers["Retry-After"] == "5"
+    assert refused.json["checks"][0]["error"] == "ConnectionError: database unreachable"
+
+
+def test_the_request_id_example(caplog: Any) -> None:
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        module = _sample("log_request_ids()")
+        response = make_client(module["app"]).get("/orders", headers={"X-Request-ID": "r-1"})
+        assert response.headers["X-Request-ID"] == "r-1"
+        assert [r.request_id for r in caplog.records if r.name == "orders"] == ["r-1"]
+    finally:
+        for handler in root.handlers:
+            for log_filter in list(handler.filters):
+                if type(log_filter).__name__ == "RequestIdFilter":
+                    handler.removeFilter(log_filter)
+        root.handlers[:] = before
