@@ -44,8 +44,9 @@ A graceful stop (:meth:`Server.begin_shutdown`, SIGTERM or Ctrl-C under
 :func:`restkit.serve`) sets ``stopping`` at once (a readiness check then
 answers 503) but, with ``drain`` seconds, keeps accepting and serving as
 usual for that long, so that a load balancer stops sending work first; then
-it closes the listening socket and the idle connections, runs the app's shutdown hooks, and lets in-flight requests and
-streams finish for up to ``grace`` seconds; whatever still runs then is
+it closes the listening socket and the idle connections, runs the app's
+shutdown hooks, and lets in-flight requests and streams finish for up to
+``grace`` seconds; whatever still runs then is
 cut, so that the client can tell (a chunked stream lacks its last chunk).
 """
 
