@@ -54,12 +54,16 @@ _STREAMS = (BodyFraming.CHUNKED, BodyFraming.CLOSE)
 class Outcome(Enum):
     """What becomes of the connection once a response is out."""
 
+    __hash__ = object.__hash__  # PERF: as ConnectionState's (see restkit.server.state)
+
     KEEP = "keep"  # serve the next request
     CLOSE = "close"
     LINGER = "linger"  # the client may still be sending a body: shut the write side, discard, close
 
 
 class ResponseState(Enum):
+    __hash__ = object.__hash__
+
     WAITING = "waiting"  # nothing sent yet
     BODY = "body"  # the head is out; the body follows
     FINISHED = "finished"  # everything is queued; `outcome` is decided

@@ -54,6 +54,8 @@ class Event(Enum):
 class Deadline(Enum):
     """Which time limit runs in a state."""
 
+    __hash__ = object.__hash__
+
     NONE = "none"  # a worker owns the connection; the app takes the time it takes
     REQUEST = "request"  # `timeout`: the request must arrive whole
     KEEPALIVE = "keepalive"  # `keepalive_timeout`: the next request must begin
