@@ -326,24 +326,32 @@ class Conditional(Feature):
                 or request.method not in _SAFE_METHODS:
             return result
         etag = headers.get("ETag")
-        if etag is None:
-            return result
         if held != etag or "HTTP_IF_MATCH" in env or "HTTP_IF_UNMODIFIED_SINCE" in env:
-            verdict = _evaluate(env, request.method, etag, headers.get("Last-Modified"), True)
-            if verdict is None:
-                return result
-            if verdict.status == 412:
-                return _refusal(verdict)
-            held = verdict.etag or etag
-        # else the usual case: the client sent back the one tag it holds
-        if len(headers) == 1 and held == etag and held.isascii() and held.isprintable():
+            return self._revalidate(request, result, headers, etag)
+        # the usual case: the client sent back the one tag it holds
+        if len(headers) == 1 and held.isascii() and held.isprintable():
             kept = [("ETag", held)]  # the tag alone, checked here
         else:
             kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
         # PERF(304): the headers are checked above: a Response without __init__'s Content-Type and checks
         response = Response.__new__(Response)
         response.status, response.headers, response.body = 304, kept, b""
-        return not_modified(response, held) if held != etag else response
+        return response
+
+    @staticmethod
+    def _revalidate(request: Request, result: Any, headers: dict[str, str], etag: str | None) -> Any:
+        """The other revalidations of ``(body, 2xx, headers)``: by the evaluation, before the body is encoded."""
+        if etag is None:
+            return result
+        verdict = _evaluate(request.environ, request.method, etag, headers.get("Last-Modified"), True)
+        if verdict is None:
+            return result
+        if verdict.status == 412:
+            return _refusal(verdict)
+        kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
+        response = Response.__new__(Response)
+        response.status, response.headers, response.body = 304, kept, b""
+        return not_modified(response, verdict.etag)
 
     def after(self, request: Request, response: Response) -> Response:
         if request.method not in _SAFE_METHODS or not 200 <= response.status < 300:

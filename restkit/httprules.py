@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import datetime
 
 __all__ = [
+    "BODY_STATUS_LINES",
     "NO_BODY_STATUSES",
     "STATUS_LINES",
     "TOKEN_PATTERN",
@@ -102,6 +103,9 @@ NO_BODY_STATUSES = frozenset({204, 205, 304})
 #: :class:`http.HTTPStatus` by the first :func:`status_line` call. Read it with
 #: ``STATUS_LINES.get(code) or status_line(code)`` on a hot path.
 STATUS_LINES: dict[int, str] = {}
+#: The same lines, of the codes that carry a body only (PERF(status-lines): the
+#: fast path of ``wsgi_result`` needs one lookup); filled with STATUS_LINES.
+BODY_STATUS_LINES: dict[int, str] = {}
 _GENERIC = {1: "Informational", 2: "Success", 3: "Redirection", 4: "Client Error", 5: "Server Error"}
 
 
@@ -109,7 +113,9 @@ def _fill_lines() -> None:
     from http import HTTPStatus
 
     # Built aside and added in one update, so another thread never sees half a table.
-    STATUS_LINES.update({int(member): f"{int(member)} {member.phrase}" for member in HTTPStatus})
+    lines = {int(member): f"{int(member)} {member.phrase}" for member in HTTPStatus}
+    BODY_STATUS_LINES.update({code: line for code, line in lines.items() if allows_body(code)})
+    STATUS_LINES.update(lines)
 
 
 def status_line(code: int) -> str:
@@ -134,7 +140,10 @@ def status_line(code: int) -> str:
             return STATUS_LINES[code]
     if not 100 <= code <= 599:
         raise ValueError(f"status code must be between 100 and 599, not {code}")
-    line = STATUS_LINES[code] = f"{code} {_GENERIC[code // 100]}"
+    line = f"{code} {_GENERIC[code // 100]}"
+    if allows_body(code):
+        BODY_STATUS_LINES[code] = line
+    STATUS_LINES[code] = line
     return line
 
 

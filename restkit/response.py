@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import datetime
 
-from .httprules import NO_BODY_STATUSES, STATUS_LINES, check_header, status_line
+from .httprules import BODY_STATUS_LINES, NO_BODY_STATUSES, STATUS_LINES, allows_body, check_header, status_line
 
 __all__ = ["Response", "json_dumps", "multipart_stream", "render", "wsgi_result", "check_header"]
 
@@ -404,10 +404,13 @@ def wsgi_result(result: Any) -> WSGIResult:
     kind = type(value)
     if kind is tuple and len(value) == 2:
         code = value[1]
-        # PERF(status-lines): one lookup in the one table of status lines, no call.
-        if type(code) is int and 200 <= code < 600 and code not in NO_BODY_STATUSES:
-            value, status = value[0], STATUS_LINES.get(code) or status_line(code)
-            kind = type(value)
+        if type(code) is int:
+            line = BODY_STATUS_LINES.get(code)  # PERF(status-lines): one lookup, no call
+            if line is None and 200 <= code < 600 and allows_body(code):
+                line = status_line(code)
+            if line is not None:
+                value, status = value[0], line
+                kind = type(value)
     if kind is dict or kind is list:
         data = json_dumps(value)
         return status, [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
