@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inprocess
-from .adapters import SCENARIOS, Scenario, environ_for, load
+from .adapters import SCENARIOS, Scenario, apps_for, environ_for, load
 
 ADAPTER = Path(__file__).resolve().parent / "adapters" / "restkit.py"
 
@@ -74,14 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         inprocess.clock = time.thread_time
     with tempfile.TemporaryDirectory(prefix="restkit-baseline-") as tmp:
         makers = {"before": baseline_adapter(args.commit, Path(tmp)), "after": load("restkit"), "falcon": load("falcon")}
-        counts = sorted({s.route_count for s in SCENARIOS})
-        apps = {name: {count: maker.make_app(count) for count in counts} for name, maker in makers.items()}
+        apps = {name: apps_for(maker) for name, maker in makers.items()}
         # A scenario added since the commit is not served alike by the old adapter: left out.
         scenarios, left_out = [], []
         for s in SCENARIOS:
-            alike = _status(apps["before"][s.route_count], s) == _status(apps["after"][s.route_count], s)
+            alike = _status(apps["before"][s.app_key], s) == _status(apps["after"][s.app_key], s)
             (scenarios if alike else left_out).append(s)
-        plan = {(s.key, name): inprocess.calibrate(by_count[s.route_count], s, args.seconds)
+        plan = {(s.key, name): inprocess.calibrate(by_count[s.app_key], s, args.seconds)
                 for s in scenarios for name, by_count in apps.items()}
         rates: dict[str, dict[str, list[float]]] = {s.key: {name: [] for name in apps} for s in scenarios}
         for repeat in range(args.repeats):
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, by_count in apps.items():
                     calls = plan[scenario.key, name]
                     gc.collect()
-                    rates[scenario.key][name].append(calls / inprocess.time_calls(by_count[scenario.route_count], scenario, calls))
+                    rates[scenario.key][name].append(calls / inprocess.time_calls(by_count[scenario.app_key], scenario, calls))
             print(f"  repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
 
     def ratio(key: str, ours: str, theirs: str) -> float:

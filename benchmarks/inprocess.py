@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .adapters import ADAPTERS, SCENARIOS, Scenario, environ_for, falcon_is_pure_python, framework_version, load
+from .adapters import ADAPTERS, SCENARIOS, Scenario, apps_for, environ_for, falcon_is_pure_python, framework_version, load
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -62,11 +62,10 @@ def time_calls(app: WSGIApp, scenario: Scenario, calls: int) -> float:
     return now() - started
 
 
-def build_apps(names: Iterable[str]) -> tuple[dict[str, dict[int, WSGIApp]], dict[str, str]]:
-    """The apps of each adapter that imports, by route count; and why the others were skipped."""
-    apps: dict[str, dict[int, WSGIApp]] = {}
+def build_apps(names: Iterable[str]) -> tuple[dict[str, dict[tuple[int, bool], WSGIApp]], dict[str, str]]:
+    """The apps of each adapter that imports, by :attr:`Scenario.app_key`; and why the others were skipped."""
+    apps: dict[str, dict[tuple[int, bool], WSGIApp]] = {}
     skipped: dict[str, str] = {}
-    counts = sorted({s.route_count for s in SCENARIOS})
     for name in names:
         try:
             module = load(name)
@@ -76,7 +75,7 @@ def build_apps(names: Iterable[str]) -> tuple[dict[str, dict[int, WSGIApp]], dic
         if name == "falcon" and not falcon_is_pure_python():
             skipped[name] = "could not load Falcon as pure Python"
             continue
-        apps[name] = {count: module.make_app(count) for count in counts}
+        apps[name] = apps_for(module)
     return apps, skipped
 
 
@@ -91,7 +90,7 @@ def calibrate(app: WSGIApp, scenario: Scenario, target: float) -> int:
 
 
 def measure(
-    apps: dict[str, dict[int, WSGIApp]], scenarios: list[Scenario], repeats: int, target: float, quick: bool
+    apps: dict[str, dict[tuple[int, bool], WSGIApp]], scenarios: list[Scenario], repeats: int, target: float, quick: bool
 ) -> dict[str, dict[str, list[float]]]:
     """calls/s of every (scenario, framework), one value per repeat.
 
@@ -102,7 +101,7 @@ def measure(
     plan: dict[tuple[str, str], int] = {}
     for scenario in scenarios:
         for name, by_count in apps.items():
-            app = by_count[scenario.route_count]
+            app = by_count[scenario.app_key]
             time_calls(app, scenario, 50)  # warm up: route tables, lazy imports, caches
             plan[scenario.key, name] = 200 if quick else calibrate(app, scenario, target)
     results: dict[str, dict[str, list[float]]] = {s.key: {name: [] for name in apps} for s in scenarios}
@@ -111,7 +110,7 @@ def measure(
             for name, by_count in apps.items():
                 calls = plan[scenario.key, name]
                 gc.collect()
-                elapsed = time_calls(by_count[scenario.route_count], scenario, calls)
+                elapsed = time_calls(by_count[scenario.app_key], scenario, calls)
                 results[scenario.key][name].append(calls / elapsed)
         print(f"  repeat {repeat + 1}/{repeats} done", file=sys.stderr, flush=True)
     return results

@@ -39,10 +39,12 @@ _CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from benchmarks.adapters import SCENARIOS, load
+import benchmarks.adapters as adapters
 from benchmarks.inprocess import time_calls
 key, name, calls = sys.argv[2], sys.argv[3], int(sys.argv[4])
 scenario = next(s for s in SCENARIOS if s.key == key)
-app = load(name).make_app(scenario.route_count)
+app_for = getattr(adapters, "app_for", None)  # an older checkout (--root) has no compressed apps
+app = app_for(load(name), scenario.app_key) if app_for else load(name).make_app(scenario.route_count)
 time_calls(app, scenario, 200)  # warm up: lazy imports, caches, the route's chain
 time_calls(app, scenario, calls)
 """

@@ -46,14 +46,17 @@ from .response import Response, json_dumps, multipart_stream
 from .routing import BuildError, Converter, Route, RouteError, Router
 
 if TYPE_CHECKING:
+    from .conditional import etag_of
     from .server import serve
     from .validation import UNSET, Field, ValidationError, given
 
 __version__ = "0.1.0"
 
 # PERF(lazy-import): the server is not needed by an app that gunicorn
-# imports, nor typed validation by an app that declares no model.
-_LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation", "given": "validation"}
+# imports, nor typed validation by an app that declares no model, nor
+# conditional requests by an app that has none.
+_LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation", "given": "validation",
+         "etag_of": "conditional"}
 
 
 def __getattr__(name: str) -> Any:
@@ -102,6 +105,7 @@ __all__ = [
     "URITooLong",
     "UNSET",
     "ValidationError",
+    "etag_of",
     "given",
     "json_dumps",
     "multipart_stream",

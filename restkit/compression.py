@@ -12,8 +12,11 @@ answer says ``Vary: Accept-Encoding`` whether or not this one was compressed.
 
 The compressed representation gets its own strong ETag (``"abc"`` becomes
 ``"abc-gzip"``; a weak tag stays as it is, as weak tags may be shared by
-equivalent representations), and a client that revalidates with that tag
-in ``If-None-Match`` gets its 304.
+equivalent representations).  That tag is derived, never computed from the
+gzipped bytes, so a client that revalidates with it in ``If-None-Match``
+gets its 304 before anything is compressed: on a ``conditional=`` route
+from :mod:`restkit.conditional`, on another one (whose handler sets an
+``ETag``) from here, by the same evaluation.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .conditional import evaluate_preconditions, not_modified
 from .cors import _vary
 from .feature import Feature
+from .httprules import accepts_gzip, coded_etag
 from .response import Response
 
 if TYPE_CHECKING:
@@ -33,29 +38,6 @@ __all__ = ["Compression", "accepts_gzip"]
 
 COMPRESSIBLE = ("text/", "application/json", "application/javascript", "application/xml", "image/svg+xml",
                 "application/x-ndjson", "+json", "+xml")
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an ``Accept-Encoding`` value admits gzip (RFC 9110, section 12.5.3)."""
-    gzip_q = star_q = None
-    for item in accept_encoding.split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip().lower()
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if coding in ("gzip", "x-gzip"):
-            gzip_q = q
-        elif coding == "*":
-            star_q = q
-    if gzip_q is not None:
-        return gzip_q > 0
-    return star_q is not None and star_q > 0
 
 
 class Compression(Feature):
@@ -94,36 +76,21 @@ class Compression(Feature):
             return response
         if not accepts_gzip(request.environ.get("HTTP_ACCEPT_ENCODING", "")):
             return response
+        etag = response.get_header("ETag")
+        if etag is not None:
+            # A revalidation is answered before compressing (the evaluation knows the gzipped tag);
+            # refusing a precondition (412) is the conditional= feature's job, not this one's.
+            verdict = evaluate_preconditions(request, etag=etag, last_modified=response.get_header("Last-Modified"))
+            if verdict is not None and verdict.status == 304:
+                return not_modified(response, verdict.etag)
         import zlib
 
         packer = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: the gzip wrapper
         response.body = packer.compress(body) + packer.flush()
         response.set_header("Content-Encoding", "gzip")
         response.delete_header("Content-Length")
-        etag = response.get_header("ETag")
-        if etag is not None and not etag.startswith("W/"):
-            etag = etag[:-1] + '-gzip"'
-            response.set_header("ETag", etag)
-            if _revalidates(request, etag):
-                return _not_modified(response)
+        if etag is not None:
+            coded = coded_etag(etag, "gzip")
+            if coded != etag:
+                response.set_header("ETag", coded)
         return response
-
-
-def _revalidates(request: Request, etag: str) -> bool:
-    """Whether the request's If-None-Match names ``etag`` (weak comparison), on a GET or HEAD."""
-    if request.method not in ("GET", "HEAD"):
-        return False
-    header = request.environ.get("HTTP_IF_NONE_MATCH")
-    if header is None:
-        return False
-    from .conditional import parse_etags, weak_match
-
-    tags = parse_etags(header) or []
-    return any(tag != "*" and weak_match(tag, etag) for tag in tags)
-
-
-def _not_modified(response: Response) -> Response:
-    from .conditional import _not_modified as not_modified
-
-    response.delete_header("Content-Encoding")
-    return not_modified(response)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from .httprules import check_header
 from .status import reason_phrase
 
 __all__ = [
@@ -63,9 +64,10 @@ class HTTPError(Exception):
         if status is not None:
             self.status = int(status)  # type: ignore[misc]
         self.message = message if message is not None else reason_phrase(self.status)
-        self.headers: list[tuple[str, str]] = list(
-            headers.items() if isinstance(headers, Mapping) else headers or ()
-        )
+        # Checked here, where they are set, not when the error is rendered (ValueError: see check_header).
+        self.headers: list[tuple[str, str]] = [
+            check_header(name, value) for name, value in (headers.items() if isinstance(headers, Mapping) else headers or ())
+        ]
         self.fields = fields
         super().__init__(self.message)
 
@@ -97,7 +99,7 @@ class Unauthorized(HTTPError):
 
     def __init__(self, message: str | None = None, *, www_authenticate: str = "Bearer", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.headers.append(("WWW-Authenticate", www_authenticate))
+        self.headers.append(check_header("WWW-Authenticate", www_authenticate))
 
 
 class Forbidden(HTTPError):

@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import json
 import re
-from http import HTTPStatus
 from dataclasses import dataclass
 from enum import Enum
+
+from .httprules import NO_BODY_STATUSES, is_token, status_line, valid_field_value
 
 __all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "error_response", "plan_response", "LAST_CHUNK"]
 
@@ -47,15 +48,10 @@ class ResponsePlan:
 
 # status = 3DIGIT SP reason-phrase, reason-phrase = *( HTAB / SP / VCHAR / obs-text )
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*")
-# field-name = token (RFC 9110 section 5.1)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# field-value: no CTL but HTAB; latin-1 is checked when the head is encoded
-_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # Hop-by-hop fields belong to one connection, which the server owns (PEP 3333, RFC 9110 section 7.6.1).
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"})
 _SPECIAL_FIELDS = _HOP_BY_HOP | {"content-length", "date", "server"}
-_NO_BODY_CODES = frozenset({204, 205, 304})
 
 
 # PERF: apps send the same few statuses and header names over and over: each
@@ -75,8 +71,8 @@ def _status_code(status: str) -> int:
 
 @functools.lru_cache(maxsize=512)
 def _field_name(name: str) -> str:
-    """``name`` lower-cased, once it is known to be a token."""
-    if type(name) is not str or _TOKEN.fullmatch(name) is None:
+    """``name`` lower-cased, once it is known to be a token (the rule apps meet in ``check_header``)."""
+    if type(name) is not str or not is_token(name):
         raise AppError(f"invalid header name {name!r}")
     return name.lower()
 LAST_CHUNK = b"0\r\n\r\n"
@@ -116,9 +112,9 @@ def plan_response(
     has_date = has_server = False
     for name, value in headers:
         lowered = _field_name(name)
-        # PERF: isprintable() (C) clears most values; a tab or non-ASCII text
-        # gets the exact check.
-        if type(value) is not str or not value.isprintable() and _VALUE_FORBIDDEN.search(value):
+        # field-value: no CTL but HTAB (the rule of check_header); latin-1 is checked when the head is encoded
+        # PERF: isprintable() (C) clears most values without a call.
+        if type(value) is not str or not (value.isprintable() or valid_field_value(value)):
             raise AppError(f"invalid value of the {name} header: {value!r:.60}")
         if lowered not in _SPECIAL_FIELDS:
             lines.append(f"{name}: {value}\r\n")
@@ -146,7 +142,7 @@ def plan_response(
             has_server = True
         lines.append(f"{name}: {value}\r\n")
 
-    if code in _NO_BODY_CODES:
+    if code in NO_BODY_STATUSES:
         framing = BodyFraming.NONE
         if code == 204:  # RFC 9110 section 8.6: never a Content-Length in a 204
             lines = [line for line in lines if not line[:15].lower().startswith("content-length:")]
@@ -196,7 +192,7 @@ def error_response(status: int, message: str, *, date: str, server: str) -> byte
     """
     body = json.dumps({"error": message}).encode()
     plan = plan_response(
-        f"{status} {HTTPStatus(status).phrase}",
+        status_line(status),
         [("Content-Type", "application/json; charset=utf-8")],
         head_request=False, http11=True, keep_alive=False, known_length=len(body), date=date, server=server,
     )

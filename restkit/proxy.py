@@ -78,6 +78,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .feature import Feature
+from .httprules import TOKEN_PATTERN as _TOKEN
 
 if TYPE_CHECKING:
     from .app import App
@@ -90,7 +91,6 @@ _REWRITTEN = ("REMOTE_ADDR", "wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME", "SER
 _STYLES = ("x-forwarded", "forwarded")
 
 # RFC 9110, section 5.6.2: token = 1*tchar
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # RFC 7239, section 4: forwarded-pair = token "=" value; value = token / quoted-string.  Unquoted
 # values may also hold ":" and "[]" here, as proxies configured by hand send ``for=192.0.2.1:80``.
 _PAIR = re.compile(rf'({_TOKEN})=(?:([^\s;,"]+)|"((?:[^"\\]|\\.)*)")[ \t]*')

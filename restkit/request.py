@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from .datastructures import Headers, MultiDict
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from .forms import UploadedFile, parse_multipart, parse_urlencoded, split_pairs
+from .httprules import media_type_accepted
 
 if TYPE_CHECKING:
     from .routing import Route
@@ -394,38 +395,3 @@ class Request:
     @lazy_attribute
     def _multipart(self) -> tuple[MultiDict[str], MultiDict[UploadedFile]]:
         return parse_multipart(self.body, self.environ.get("CONTENT_TYPE", ""))
-
-
-def media_type_accepted(accept: str, media_type: str) -> bool:
-    """Whether an ``Accept`` header admits ``media_type`` (RFC 9110, section 12.5.1).
-
-    The most specific matching range decides; a range with ``q=0`` refuses.
-    """
-    if ";" not in accept:  # no q-values: any matching range accepts
-        ranges = {r.strip().lower() for r in accept.split(",")}
-        main = media_type.partition("/")[0]
-        return media_type in ranges or "*/*" in ranges or f"{main}/*" in ranges
-    best_specificity, best_q = -1, 0.0
-    main, _, sub = media_type.lower().partition("/")
-    for item in accept.split(","):
-        range_, *params = item.split(";")
-        r_main, _, r_sub = range_.strip().lower().partition("/")
-        if r_main == main and r_sub == sub:
-            specificity = 2
-        elif r_main == main and r_sub == "*":
-            specificity = 1
-        elif r_main == "*" and r_sub == "*":
-            specificity = 0
-        else:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value.strip())
-                except ValueError:
-                    q = 0.0
-        if specificity > best_specificity:
-            best_specificity, best_q = specificity, q
-    return best_specificity >= 0 and best_q > 0

@@ -17,14 +17,15 @@ A handler may return
 :func:`wsgi_result` into what ``start_response`` takes: it is the one place
 a return value becomes bytes, and the app's only way to do so.
 
-Header names and values are checked when set: CR, LF or NUL in either is
-refused with :class:`ValueError`, so client text cannot inject headers.
+Header names and values are checked when set (:func:`restkit.httprules.check_header`,
+the rule the server applies too): a name that is not a token, or a control
+character such as CR, LF or NUL in a value, is refused with
+:class:`ValueError`, so client text cannot inject headers.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import datetime
 
-from .status import allows_body, status_line
+from .httprules import BODY_STATUS_LINES, NO_BODY_STATUSES, STATUS_LINES, allows_body, check_header, status_line
 
 __all__ = ["Response", "json_dumps", "multipart_stream", "render", "wsgi_result", "check_header"]
 
@@ -47,37 +48,6 @@ _CONTENT_TYPE_HEADERS = {kind: ("Content-Type", kind) for kind in (JSON_TYPE, TE
 HeaderList = list[tuple[str, str]]
 HeadersLike = Mapping[str, str] | Iterable[tuple[str, str]] | None
 WSGIResult = tuple[str, HeaderList, Iterable[bytes]]
-
-_NAME_FORBIDDEN = frozenset("\r\n\0 \t:()<>@,;\\\"/[]?={}")
-
-
-@functools.lru_cache(maxsize=512)  # PERF(header-check): an app sends the same few names over and over
-def _is_header_name(name: str) -> bool:
-    return bool(name) and name.isascii() and _NAME_FORBIDDEN.isdisjoint(name)
-
-
-def check_header(name: str, value: str) -> tuple[str, str]:
-    """Return ``(name, value)`` if both are safe to send.
-
-    Raises:
-        ValueError: an empty or malformed name, CR/LF/NUL in the value, or a
-            value that is not Latin-1 (WSGI can only send Latin-1 text).
-    """
-    if type(value) is not str:
-        value = str(value)
-    if not isinstance(name, str) or not _is_header_name(name):
-        raise ValueError(f"invalid header name {name!r}")
-    # PERF(header-check): three substring searches (memchr) instead of a set
-    # test per character, which cost 20x more on a long value such as a Link.
-    if "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError(f"header {name} contains CR, LF or NUL: refused")
-    if not value.isascii():
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"header {name} is not Latin-1; percent-encode it") from None
-    return name, value
-
 
 def _header_items(headers: HeadersLike) -> HeaderList:
     if not headers:
@@ -342,8 +312,8 @@ class Response:
         status = self.status
         body = self.body
         headers = self.headers
-        line = _STATUS_LINES.get(status) or _status_line(status)
-        if status < 200 or status == 204 or status == 205 or status == 304:  # status.allows_body(), inlined
+        line = STATUS_LINES.get(status) or status_line(status)
+        if status < 200 or status in NO_BODY_STATUSES:  # not httprules.allows_body(), inlined
             if type(body) is not bytes and hasattr(body, "close"):
                 body.close()
             kept = headers
@@ -415,16 +385,6 @@ def render(result: Any) -> Response:
 
 
 _OK = "200 OK"  # status_line(200), written out: computing it at import would import http
-_BODY_LINES: dict[int, str] = {}  # status lines of the codes the fast path sends, as they are met
-# PERF(status-lines): the status line of every code Response.to_wsgi() has
-# sent, one dict lookup instead of a call; bounded by the 500 valid codes.
-_STATUS_LINES: dict[int, str] = {}
-
-
-def _status_line(code: int) -> str:
-    line = _STATUS_LINES[code] = status_line(code)
-    return line
-
 
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
@@ -445,9 +405,9 @@ def wsgi_result(result: Any) -> WSGIResult:
     if kind is tuple and len(value) == 2:
         code = value[1]
         if type(code) is int:
-            line = _BODY_LINES.get(code)
+            line = BODY_STATUS_LINES.get(code)  # PERF(status-lines): one lookup, no call
             if line is None and 200 <= code < 600 and allows_body(code):
-                line = _BODY_LINES[code] = status_line(code)
+                line = status_line(code)
             if line is not None:
                 value, status = value[0], line
                 kind = type(value)

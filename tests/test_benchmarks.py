@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.adapters import ADAPTERS, SCENARIOS, Scenario, environ_for, load  # noqa: E402
+from benchmarks.adapters import ADAPTERS, SCENARIOS, Scenario, apps_for, environ_for, load  # noqa: E402
 from benchmarks.server import BIG_SIZE, PATH, make_bench_app, run_python_client  # noqa: E402
 
 PEERS = ("bottle", "falcon", "flask")  # optional: pip install '.[bench]'
@@ -59,20 +59,20 @@ def _call(app: Callable[..., Iterable[bytes]], scenario: Scenario) -> tuple[int,
 def expected() -> dict[str, tuple[int, Any]]:
     """What bare WSGI answers to each scenario (checked by wsgiref.validate)."""
     bare = load("bare")
-    apps = {count: validator(bare.make_app(count)) for count in (10, 1000)}
-    return {s.key: _call(apps[s.route_count], s) for s in SCENARIOS}
+    apps = {key: validator(app) for key, app in apps_for(bare).items()}
+    return {s.key: _call(apps[s.app_key], s) for s in SCENARIOS}
 
 
 @pytest.fixture(scope="module")
-def adapter_apps() -> dict[str, dict[int, Any]]:
-    """The 10- and 1,000-route apps of every adapter whose framework is installed."""
-    apps: dict[str, dict[int, Any]] = {}
+def adapter_apps() -> dict[str, dict[tuple[int, bool], Any]]:
+    """The 10- and 1,000-route apps (and the compressed one) of every adapter whose framework is installed."""
+    apps: dict[str, dict[tuple[int, bool], Any]] = {}
     for name in ADAPTERS:
         try:
             module = load(name)
         except ImportError:
             continue
-        apps[name] = {count: module.make_app(count) for count in (10, 1000)}
+        apps[name] = apps_for(module)
     return apps
 
 
@@ -95,7 +95,7 @@ def test_adapter_answers_like_bare_wsgi(
 ) -> None:
     if adapter in PEERS:
         pytest.importorskip(adapter, reason=f"{adapter} is a benchmark extra: pip install '.[bench]'")
-    app = adapter_apps[adapter][scenario.route_count]
+    app = adapter_apps[adapter][scenario.app_key]
     if adapter == "restkit":
         app = validator(app)
     assert _call(app, scenario) == expected[scenario.key]
@@ -105,14 +105,14 @@ def test_adapter_answers_like_bare_wsgi(
 @pytest.mark.parametrize("adapter", ADAPTERS)
 def test_adapters_send_the_paging_and_etag_headers(adapter: str, adapter_apps: dict[str, Any]) -> None:
     """The REST scenarios compare headers too: the same Link, X-Total-Count and ETag everywhere."""
-    from benchmarks.adapters import PET_ETAG, page_links
+    from benchmarks.adapters import HERD_GZIP_ETAG, PET_ETAG, page_links
 
     if adapter in PEERS:
         pytest.importorskip(adapter, reason=f"{adapter} is a benchmark extra: pip install '.[bench]'")
-    app = adapter_apps[adapter][10]
     for scenario in SCENARIOS:
-        if scenario.key not in ("paged", "not_modified"):
+        if scenario.key not in ("paged", "not_modified", "gzip_not_modified"):
             continue
+        app = adapter_apps[adapter][scenario.app_key]
         sent: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -125,8 +125,10 @@ def test_adapters_send_the_paging_and_etag_headers(adapter: str, adapter_apps: d
         if scenario.key == "paged":
             assert sent["x-total-count"] == "100"
             assert sent["link"] == page_links("http://127.0.0.1:8000/pets", 20, 40, 100)
-        else:
+        elif scenario.key == "not_modified":
             assert sent["etag"] == PET_ETAG
+        else:  # the tag of the gzipped representation, told apart by Vary
+            assert sent["etag"] == HERD_GZIP_ETAG and "accept-encoding" in sent["vary"].lower()
 
 
 def test_falcon_is_measured_as_pure_python() -> None:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 import threading
+import zlib
 from typing import Any
 
 import pytest
 
-from restkit import App
+from restkit import App, Request, etag_of
+from restkit.compression import Compression
 from restkit.conditional import (
     Conditional,
     check_preconditions,
+    evaluate_preconditions,
     format_http_date,
     make_etag,
     parse_etags,
@@ -231,3 +235,154 @@ def test_etags_only() -> None:
 
     parameters = {p["name"] for p in app.openapi()["paths"]["/x"]["get"]["parameters"]}
     assert parameters == {"If-None-Match"}
+
+
+# RFC 9110, section 13.2.2: (method, headers, status, the precondition that decided), on /tagged
+# ('"v1"', Last-Modified CHANGED) and the write /items/1 (its tag make_etag(version), Last-Modified CHANGED)
+OLD, NEW = format_http_date(CHANGED - DAY), format_http_date(CHANGED + DAY)
+ORDER = [
+    ("If-Match first: it fails, If-None-Match would have said 304", "GET",
+     {"If-Match": '"v0"', "If-None-Match": '"v1"'}, 412, "If-Match"),
+    ("If-Match passes, then If-None-Match", "GET", {"If-Match": '"v1"', "If-None-Match": '"v1"'}, 304, None),
+    ("If-Unmodified-Since alone fails on a GET", "GET", {"If-Unmodified-Since": OLD}, 412, "If-Unmodified-Since"),
+    ("If-Unmodified-Since is ignored with If-Match", "GET", {"If-Match": '"v1"', "If-Unmodified-Since": OLD}, 200, None),
+    ("If-Unmodified-Since fails before If-None-Match", "GET",
+     {"If-Unmodified-Since": OLD, "If-None-Match": '"v1"'}, 412, "If-Unmodified-Since"),
+    ("If-Unmodified-Since passes, then If-None-Match", "GET",
+     {"If-Unmodified-Since": NEW, "If-None-Match": '"v1"'}, 304, None),
+    ("If-Modified-Since is ignored with If-None-Match", "GET",
+     {"If-None-Match": '"v0"', "If-Modified-Since": NEW}, 200, None),
+    ("If-Modified-Since alone", "GET", {"If-Modified-Since": NEW}, 304, None),
+    ("an invalid date is ignored", "GET", {"If-Unmodified-Since": "soon"}, 200, None),
+    ("a write: If-Match fails first", "PUT", {"If-Match": '"stale"', "If-None-Match": "*"}, 412, "If-Match"),
+    ("a write: If-None-Match * on an existing resource", "PUT",
+     {"If-Unmodified-Since": NEW, "If-None-Match": "*"}, 412, "If-None-Match"),
+    ("a write: If-Unmodified-Since", "PUT", {"If-Unmodified-Since": OLD}, 412, "If-Unmodified-Since"),
+]
+
+
+@pytest.mark.parametrize("method, headers, status, failed", [o[1:] for o in ORDER], ids=[o[0] for o in ORDER])
+def test_the_order_of_rfc_9110_13_2_2(method: str, headers: dict[str, str], status: int, failed: str | None) -> None:
+    path = "/tagged" if method == "GET" else "/items/1"
+    before = VERSION["n"]
+    got, _, body = wsgi_call(APP, method, path, headers)
+    assert got == status, body
+    if status == 412:
+        message = json.loads(body)["error"]
+        assert message.startswith(failed) or f"after {failed}" in message, message  # it names the failed precondition
+        assert VERSION["n"] == before
+        for other in {"If-Match", "If-None-Match", "If-Unmodified-Since"} - {failed}:
+            assert other not in message
+
+
+# Each 412's message: (headers, exists, the message)
+MESSAGES = [
+    ({"If-Match": '"stale"'}, True, 'If-Match does not match the current ETag "v1"'),
+    ({"If-Match": "*"}, False, "If-Match: * but the resource does not exist"),
+    ({"If-Unmodified-Since": OLD}, True, f"the resource was modified after If-Unmodified-Since: {OLD}"),
+    ({"If-None-Match": '"v1"'}, True, 'If-None-Match matches the current ETag "v1"'),
+    ({"If-None-Match": "*"}, True, 'If-None-Match matches the current ETag "v1"'),
+]
+
+
+@pytest.mark.parametrize("headers, exists, message", MESSAGES, ids=[m for _, _, m in MESSAGES])
+def test_each_412_names_its_precondition(headers: dict[str, str], exists: bool, message: str) -> None:
+    app = App()
+
+    @app.delete("/x")
+    def delete(request: Any) -> None:
+        check_preconditions(request, etag='"v1"', last_modified=CHANGED, exists=exists)
+
+    got, _, body = wsgi_call(app, "DELETE", "/x", headers)
+    assert got == 412 and json.loads(body)["error"] == message
+    verdict = evaluate_preconditions(Request(environ_of("DELETE", headers)), etag='"v1"', last_modified=CHANGED,
+                                     exists=exists)
+    assert verdict is not None and verdict.status == 412 and verdict.message == message
+
+
+def environ_of(method: str, headers: dict[str, str]) -> dict[str, Any]:
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": "/x"}
+    environ.update(("HTTP_" + name.upper().replace("-", "_"), value) for name, value in headers.items())
+    return environ
+
+
+def test_a_get_that_fails_only_if_unmodified_since_says_so() -> None:
+    got, _, body = wsgi_call(APP, "GET", "/tagged", {"If-Unmodified-Since": OLD})
+    assert got == 412 and "If-Unmodified-Since" in json.loads(body)["error"]
+    assert "If-Match" not in json.loads(body)["error"]
+
+
+HERD = [{"id": n, "name": f"animal number {n}"} for n in range(100)]
+
+
+def make_compressed_app() -> App:
+    app = App()
+    app.use(Compression(min_size=500))
+
+    @app.get("/auto", conditional=True)  # the ETag made from the body: 304 in after()
+    def auto(request: Any) -> list[dict[str, Any]]:
+        return HERD
+
+    @app.get("/tagged", conditional=True)  # the handler's ETag: 304 in preempt()
+    def tagged(request: Any) -> tuple[list[dict[str, Any]], int, dict[str, str]]:
+        return HERD, 200, {"ETag": '"herd-v1"'}
+
+    @app.get("/plain")  # no conditional=: Compression answers the revalidation itself
+    def plain(request: Any) -> tuple[list[dict[str, Any]], int, dict[str, str]]:
+        return HERD, 200, {"ETag": '"herd-v1"'}
+
+    @app.put("/auto", conditional=True)
+    def replace(request: Any) -> dict[str, str]:
+        check_preconditions(request, etag=etag_of(HERD))
+        return {"ok": "yes"}
+
+    return app
+
+
+COMPRESSED = make_compressed_app()
+
+
+@pytest.fixture
+def gzip_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the gzip compressors made (restkit.compression makes one per compressed answer)."""
+    calls: list[int] = []
+    real = zlib.compressobj
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", counting)
+    return calls
+
+
+@pytest.mark.parametrize("path", ["/auto", "/tagged", "/plain"])
+def test_a_gzipped_304_compresses_nothing(path: str, gzip_calls: list[int]) -> None:
+    status, headers, body = wsgi_call(COMPRESSED, "GET", path, {"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and gzip.decompress(body)
+    assert len(gzip_calls) == 1
+    packed = headers["ETag"]
+    assert packed.endswith('-gzip"')
+    status, headers, body = wsgi_call(COMPRESSED, "GET", path, {"Accept-Encoding": "gzip", "If-None-Match": packed})
+    assert status == 304 and body == b"" and headers["ETag"] == packed and "Content-Encoding" not in headers
+    assert "Accept-Encoding" in headers["Vary"]
+    assert len(gzip_calls) == 1  # no compression for the 304
+    # the gzipped tag means nothing to a client that does not take gzip
+    assert wsgi_call(COMPRESSED, "GET", path, {"If-None-Match": packed})[0] == 200
+
+
+def test_if_match_takes_the_tag_of_either_representation() -> None:
+    packed = wsgi_call(COMPRESSED, "GET", "/auto", {"Accept-Encoding": "gzip"})[1]["ETag"]
+    plain = wsgi_call(COMPRESSED, "GET", "/auto")[1]["ETag"]
+    assert plain == etag_of(HERD) and packed == plain[:-1] + '-gzip"'
+    for tag in (plain, packed):
+        assert wsgi_call(COMPRESSED, "PUT", "/auto", {"If-Match": tag})[0] == 200
+    assert wsgi_call(COMPRESSED, "PUT", "/auto", {"If-Match": 'W/' + plain})[0] == 412
+
+
+def test_etag_of_is_the_tag_a_get_sends() -> None:
+    assert etag_of({"id": 1, "name": "one"}) == AUTO_TAG
+    assert etag_of({"id": 1, "name": "one"}, weak=True) == "W/" + AUTO_TAG
+    assert etag_of(({"id": 1}, 200, {"ETag": '"v7"'})) == '"v7"'
+    with pytest.raises(TypeError):
+        etag_of(iter([b"a"]))

@@ -62,11 +62,14 @@ def test_the_conditional_example() -> None:
     tag = client.get("/notes/1").headers["ETag"]
     assert client.get("/notes/1", headers={"If-None-Match": tag}, status=304).body == b""
     assert client.put_json("/notes/1", {"text": "x"}, status=428).json["error"]
-    assert client.put_json("/notes/1", {"text": "x"}, headers={"If-Match": '"old"'}, status=412).json["error"]
-    from restkit.conditional import make_etag
-
-    current = make_etag(repr({"id": 1, "text": "hello", "version": 1}).encode())
-    assert client.put_json("/notes/1", {"text": "x"}, headers={"If-Match": current}).json["version"] == 2
+    # GET -> ETag -> PUT with If-Match: the tag the GET gave is the one the write compares
+    changed = client.put_json("/notes/1", {"text": "x"}, headers={"If-Match": tag}).json
+    assert changed["version"] == 2 and changed["text"] == "x"
+    # the old tag is stale now: 412, naming If-Match
+    refused = client.put_json("/notes/1", {"text": "y"}, headers={"If-Match": tag}, status=412).json["error"]
+    assert refused.startswith("If-Match does not match the current ETag")
+    fresh = client.get("/notes/1").headers["ETag"]
+    assert fresh != tag and client.put_json("/notes/1", {"text": "y"}, headers={"If-Match": fresh}).json["version"] == 3
 
 
 def test_the_cors_example() -> None:

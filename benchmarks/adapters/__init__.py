@@ -1,8 +1,10 @@
-"""The ten scenarios, and one adapter module per framework that implements them.
+"""The scenarios, and one adapter module per framework that implements them.
 
-Every adapter module defines ``make_app(route_count: int = 10)``, which
-returns a WSGI callable answering all ten scenarios the way that
-framework is normally used.  ``route_count`` is the number of
+Every adapter module defines ``make_app(route_count: int = 10, compressed:
+bool = False)``, which returns a WSGI callable answering all the scenarios
+the way that framework is normally used; ``compressed=True`` adds what that
+framework's users add to gzip large answers (the ``gzip_not_modified``
+scenario runs on that app, the others on the plain one).  ``route_count`` is the number of
 ``/r{i}/<int:id>`` routes; the benchmarks build one app with 10 of them and
 one with 1,000, and hit the last.  Every adapter answers every scenario with
 the same status and the same JSON (``tests/test_benchmarks.py`` checks it).
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ADAPTERS", "SCENARIOS", "Scenario", "environ_for", "load", "pure_python_falcon"]
+__all__ = ["ADAPTERS", "SCENARIOS", "Scenario", "app_for", "apps_for", "environ_for", "load", "pure_python_falcon"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -59,6 +61,12 @@ PETS = [{"id": n, "name": f"pet {n}", "href": f"/pets/{n}"} for n in range(1, 10
 PET_ETAG = '"pet-7-v3"'
 PET = {"id": 7, "name": "pet 7", "version": 3}
 
+#: Scenario 11's resource: a list big enough to be worth gzip (about 2 kB of JSON), and its entity tag;
+#: the gzipped representation's tag is the identity tag with a ``-gzip`` suffix (restkit's rule).
+HERD = [{"id": n, "name": f"animal {n}", "species": "zebra", "href": f"/animals/{n}"} for n in range(1, 31)]
+HERD_ETAG = '"herd-v2"'
+HERD_GZIP_ETAG = '"herd-v2-gzip"'
+
 
 def page_links(url: str, limit: int, offset: int, total: int) -> str:
     """The RFC 8288 Link value of scenario 9 (restkit's paging rules, written out for the others)."""
@@ -88,6 +96,13 @@ class Scenario:
     status: int = 200
     route_count: int = 10
     headers: tuple[tuple[str, str], ...] = ()
+    #: Run on the app built with ``make_app(route_count, compressed=True)`` (gzip for large answers).
+    compressed: bool = False
+
+    @property
+    def app_key(self) -> tuple[int, bool]:
+        """Which app of an adapter answers this scenario: its route count, and whether it compresses."""
+        return self.route_count, self.compressed
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -115,7 +130,27 @@ SCENARIOS: tuple[Scenario, ...] = (
              "/pets", query="limit=20&offset=40"),
     Scenario("not_modified", "GET /pets/7 with If-None-Match: its ETag -> 304", "GET", "/pets/7", status=304,
              headers=(("If-None-Match", PET_ETAG),)),
+    Scenario("gzip_not_modified", "GET /herd, gzip accepted, with If-None-Match: its gzip ETag -> 304", "GET", "/herd",
+             status=304, headers=(("Accept-Encoding", "gzip, deflate"), ("If-None-Match", HERD_GZIP_ETAG)),
+             compressed=True),
 )
+
+
+def app_for(module: ModuleType, key: tuple[int, bool]) -> WSGIApp:
+    """The adapter's app for a :attr:`Scenario.app_key` (an adapter of an older commit may not compress)."""
+    route_count, compressed = key
+    if not compressed:
+        return module.make_app(route_count)  # type: ignore[no-any-return]
+    try:
+        return module.make_app(route_count, compressed=True)  # type: ignore[no-any-return]
+    except TypeError:  # an adapter from before the gzip scenario: it answers it some other way
+        return module.make_app(route_count)  # type: ignore[no-any-return]
+
+
+def apps_for(module: ModuleType, scenarios: Iterable[Scenario] | None = None) -> dict[tuple[int, bool], WSGIApp]:
+    """The apps of an adapter that ``scenarios`` (default all) run on, by :attr:`Scenario.app_key`."""
+    keys = sorted({s.app_key for s in (SCENARIOS if scenarios is None else scenarios)})
+    return {key: app_for(module, key) for key in keys}
 
 
 def not_found_message(path: str) -> str:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
+from . import HELLO, HERD, HERD_ETAG, HERD_GZIP_ETAG, PET, PET_ETAG, PETS, not_found_message, page_links
 
 _JSON = [("Content-Type", "application/json; charset=utf-8")]
 
 
-def make_app(route_count: int = 10) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+def make_app(route_count: int = 10, compressed: bool = False) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
     numbered = {f"r{i}": i for i in range(route_count)}
 
     def send(start_response: Callable[..., Any], status: str, data: Any) -> list[bytes]:
@@ -58,6 +59,19 @@ def make_app(route_count: int = 10) -> Callable[[dict[str, Any], Callable[..., A
                 start_response("304 Not Modified", [("ETag", PET_ETAG)])
                 return []
             return send(start_response, "200 OK", PET)
+        if path == "/herd" and method == "GET":
+            gzipped = compressed and "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "").lower()
+            tag = HERD_GZIP_ETAG if gzipped else HERD_ETAG
+            if tag in [tag.strip() for tag in environ.get("HTTP_IF_NONE_MATCH", "").split(",")]:
+                start_response("304 Not Modified", [("ETag", tag), ("Vary", "Accept-Encoding")])
+                return []
+            body = json.dumps(HERD, separators=(",", ":")).encode()
+            headers = _JSON + [("ETag", tag), ("Vary", "Accept-Encoding")]
+            if gzipped:
+                body = gzip.compress(body, compresslevel=6)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", headers + [("Content-Length", str(len(body)))])
+            return [body]
         if len(parts) == 3 and parts[1] in numbered and parts[2].isdigit() and method == "GET":
             return send(start_response, "200 OK", {"route": numbered[parts[1]], "id": int(parts[2])})
         return send(start_response, "404 Not Found", {"error": not_found_message(path)})

@@ -1,16 +1,17 @@
-"""Bottle: the ten scenarios on a ``bottle.Bottle`` app."""
+"""Bottle: the scenarios on a ``bottle.Bottle`` app."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
 import bottle
 
-from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
+from . import HELLO, HERD, HERD_ETAG, HERD_GZIP_ETAG, PET, PET_ETAG, PETS, not_found_message, page_links
 
 
-def make_app(route_count: int = 10) -> bottle.Bottle:
+def make_app(route_count: int = 10, compressed: bool = False) -> bottle.Bottle:
     app = bottle.Bottle()
     request, response = bottle.request, bottle.response
 
@@ -54,6 +55,21 @@ def make_app(route_count: int = 10) -> bottle.Bottle:
         if PET_ETAG in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
             return bottle.HTTPResponse(status=304, headers={"ETag": PET_ETAG})
         return PET
+
+    @app.get("/herd")
+    def show_herd() -> Any:
+        gzipped = compressed and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        tag = HERD_GZIP_ETAG if gzipped else HERD_ETAG
+        response.set_header("ETag", tag)
+        response.set_header("Vary", "Accept-Encoding")
+        if tag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            return bottle.HTTPResponse(status=304, headers={"ETag": tag, "Vary": "Accept-Encoding"})
+        body = json.dumps(HERD, separators=(",", ":")).encode()
+        response.content_type = "application/json"
+        if gzipped:
+            response.set_header("Content-Encoding", "gzip")
+            return gzip.compress(body, compresslevel=6)
+        return body
 
     @app.error(404)
     def not_found(error: bottle.HTTPError) -> str:

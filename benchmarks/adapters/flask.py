@@ -1,16 +1,17 @@
-"""Flask: the ten scenarios on a ``flask.Flask`` app."""
+"""Flask: the scenarios on a ``flask.Flask`` app."""
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import flask
 from werkzeug.exceptions import NotFound
 
-from . import HELLO, PET, PET_ETAG, PETS, not_found_message, page_links
+from . import HELLO, HERD, HERD_ETAG, HERD_GZIP_ETAG, PET, PET_ETAG, PETS, not_found_message, page_links
 
 
-def make_app(route_count: int = 10) -> flask.Flask:
+def make_app(route_count: int = 10, compressed: bool = False) -> flask.Flask:
     app = flask.Flask("bench")
     request = flask.request
 
@@ -52,6 +53,19 @@ def make_app(route_count: int = 10) -> flask.Flask:
         response = flask.jsonify(PET)
         response.set_etag(PET_ETAG.strip('"'))
         return response.make_conditional(request)
+
+    @app.get("/herd")
+    def show_herd() -> flask.Response:
+        # Flask has no gzip of its own (Flask-Compress is an extension): the tag names the representation sent.
+        gzipped = compressed and "gzip" in request.headers.get("Accept-Encoding", "").lower()
+        response = flask.jsonify(HERD)
+        response.set_etag((HERD_GZIP_ETAG if gzipped else HERD_ETAG).strip('"'))
+        response.vary.add("Accept-Encoding")
+        response = response.make_conditional(request)
+        if gzipped and response.status_code == 200:
+            response.set_data(gzip.compress(response.get_data(), compresslevel=6))
+            response.headers["Content-Encoding"] = "gzip"
+        return response
 
     @app.errorhandler(NotFound)
     def not_found(error: NotFound) -> tuple[dict[str, str], int]:

@@ -1,17 +1,20 @@
-"""restkit: the ten scenarios as a restkit user writes them."""
+"""restkit: the scenarios as a restkit user writes them."""
 
 from __future__ import annotations
 
 from restkit import App, Request, Response
+from restkit.compression import Compression
 from restkit.paging import Paging
 
-from . import HELLO, PET, PET_ETAG, PETS
+from . import HELLO, HERD, HERD_ETAG, PET, PET_ETAG, PETS
 
 PAGING = Paging(default_limit=20, max_limit=100)
 
 
-def make_app(route_count: int = 10) -> App:
+def make_app(route_count: int = 10, compressed: bool = False) -> App:
     app = App()
+    if compressed:
+        app.use(Compression())
 
     @app.get("/hello", produces="text/plain")
     def hello(request: Request) -> str:
@@ -51,6 +54,10 @@ def make_app(route_count: int = 10) -> App:
     @app.get("/pets/<int:pet_id>", conditional=True)
     def show_pet(request: Request, pet_id: int) -> tuple[dict[str, object], int, dict[str, str]]:
         return PET, 200, {"ETag": PET_ETAG}
+
+    @app.get("/herd", conditional=True)
+    def show_herd(request: Request) -> tuple[list[dict[str, object]], int, dict[str, str]]:
+        return HERD, 200, {"ETag": HERD_ETAG}
 
     for i in range(route_count):
         app.add_route(f"/r{i}/<int:id>", numbered(i), name=f"r{i}")
