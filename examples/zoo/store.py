@@ -113,6 +113,7 @@ class Store(BaseStore[sqlite3.Connection]):
     TEXT_ORDER = "{column} COLLATE NOCASE"
     TIME_ORDER = "{column}"  # ISO-8601 text: BINARY order is time order
     DIRECTIONS = {"asc": "ASC", "desc": "DESC"}  # SQLite sorts nulls first when ascending
+    SKIP_LOCKED = ""  # BEGIN IMMEDIATE: one claimer at a time
 
     def __init__(self, path: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full") -> None:
         self.path = str(path)
@@ -149,6 +150,10 @@ class Store(BaseStore[sqlite3.Connection]):
             with self._handles_lock:
                 self._handles.add(handle)
         return handle.conn
+
+    def gone(self) -> bool:
+        """Whether the database file was deleted (connecting would create an empty one in its place)."""
+        return not os.path.exists(self.path)
 
     def read_only(self) -> bool:
         """Whether the database file may not be written: by nobody (no write bit, which even

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from restkit import App, PreconditionFailed, Request, Response, Router
-from restkit.paging import Paging as PagingFeature
 
+from .records import Check, Row, Store, etag, public
 from .schemas import AnimalIn, AnimalQuery, Paging, ZooIn, ZooQuery
-from .store import KINDS, Check, Row, Store, etag, public
+from .web import CHANGE_ERRORS, GONE_ERRORS, WRITE_ERRORS, list_route, read_list, values
 
 __all__ = ["install_v2"]
 
@@ -132,10 +132,8 @@ def _tag_in(header: str, tag: str, *, weak: bool) -> bool:
 class ZooAPIv2:
     """The v2 handlers, over the same store as v1."""
 
-    def __init__(self, store: Store, values: Any, filters: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self._values = values  # app._values: strips text, checks dates, as in v1
-        self._filters = filters  # app._filters: a validated query's filters, as in v1
 
     def _href(self, request: Request, kind: str, id: int) -> str:
         params: dict[str, Any] = {kind: id}  # Any: mypy would otherwise match the int against _external
@@ -178,14 +176,7 @@ class ZooAPIv2:
         return check
 
     def _list(self, request: Request, kind: str, query: Paging) -> Response:
-        route = request.route
-        if route is None:  # cannot happen: a routed request
-            raise RuntimeError("a list outside its route")
-        paging: PagingFeature = route.options["paging"]
-        page = paging.read(request)  # repeated parameters, mixed styles: 400
-        rows, total = self.store.list(kind, filters=self._filters(query, dict(KINDS[kind].filters)),
-                                      sortby=page.sort or "id", order=page.order, limit=page.limit,
-                                      offset=page.offset)
+        page, rows, total = read_list(self.store, request, kind, query)
         headers = page.headers(request, total)
         link = dict(headers).get("Link", "")
         body = {
@@ -212,7 +203,7 @@ class ZooAPIv2:
 
     def create_zoo(self, request: Request, body: ZooIn) -> Response:
         """Create a zoo (v2)."""
-        return self._detail(request, "zoo", self.store.create("zoo", self._values(body)), 201)
+        return self._detail(request, "zoo", self.store.create("zoo", values(body)), 201)
 
     def show_zoo(self, request: Request, zoo: int) -> Response:
         """Show a zoo (v2): HAL `_links`."""
@@ -220,7 +211,7 @@ class ZooAPIv2:
 
     def update_zoo(self, request: Request, zoo: int, body: ZooIn) -> Response:
         """Change some fields of a zoo (v2); `If-Match` takes v2 entity tags."""
-        row = self.store.update("zoo", zoo, self._values(body), replace=False, check=self._if_match(request, "zoo"))
+        row = self.store.update("zoo", zoo, values(body), replace=False, check=self._if_match(request, "zoo"))
         return self._detail(request, "zoo", row)
 
     def delete_zoo(self, request: Request, zoo: int) -> None:
@@ -235,7 +226,7 @@ class ZooAPIv2:
 
     def create_animal(self, request: Request, body: AnimalIn) -> Response:
         """Create an animal (v2)."""
-        return self._detail(request, "animal", self.store.create("animal", self._values(body)), 201)
+        return self._detail(request, "animal", self.store.create("animal", values(body)), 201)
 
     def show_animal(self, request: Request, animal: int) -> Response:
         """Show an animal (v2): HAL `_links`, its zoo and animal type in `_embedded`."""
@@ -243,7 +234,7 @@ class ZooAPIv2:
 
     def update_animal(self, request: Request, animal: int, body: AnimalIn) -> Response:
         """Change some fields of an animal (v2); `If-Match` takes v2 entity tags."""
-        row = self.store.update("animal", animal, self._values(body), replace=False,
+        row = self.store.update("animal", animal, values(body), replace=False,
                                 check=self._if_match(request, "animal"))
         return self._detail(request, "animal", row)
 
@@ -257,15 +248,12 @@ def install_v2(app: App, store: Store, writer: Any) -> None:
 
     ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).
     """
-    from .app import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, _filters, _values, paging_for
-
-    api = ZooAPIv2(store, _values, _filters)
+    api = ZooAPIv2(store)
     r = Router(tags=["v2"])
     # If-Match and If-None-Match are compared here, with v2's tags
     change: dict[str, Any] = {"auth": writer, "header_params": ["If-Match"]}
     show: dict[str, Any] = {"header_params": ["If-None-Match"], "errors": GONE_ERRORS}
-    r.add_route("/zoos", api.list_zoos, name="v2_list_zoos", query=ZooQuery, paging=paging_for(ZooQuery),
-                responses={200: PageV2}, errors=READ_ERRORS)
+    r.add_route("/zoos", api.list_zoos, name="v2_list_zoos", **list_route(ZooQuery, PageV2))
     r.add_route("/zoos", api.create_zoo, name="v2_create_zoo", methods=["POST"], body=ZooIn,
                 responses={201: ZooV2}, auth=writer, errors=[*WRITE_ERRORS, 409])
     r.add_route("/zoos/<int:zoo>", api.show_zoo, name="v2_show_zoo", responses={200: ZooV2, 304: None}, **show)
@@ -273,8 +261,7 @@ def install_v2(app: App, store: Store, writer: Any) -> None:
                 partial=True, responses={200: ZooV2}, errors=[*CHANGE_ERRORS, 409, 412], **change)
     r.add_route("/zoos/<int:zoo>", api.delete_zoo, name="v2_delete_zoo", methods=["DELETE"],
                 responses={204: None}, errors=[*CHANGE_ERRORS, 409, 412], **change)
-    r.add_route("/animals", api.list_animals, name="v2_list_animals", query=AnimalQuery,
-                paging=paging_for(AnimalQuery), responses={200: PageV2}, errors=READ_ERRORS)
+    r.add_route("/animals", api.list_animals, name="v2_list_animals", **list_route(AnimalQuery, PageV2))
     r.add_route("/animals", api.create_animal, name="v2_create_animal", methods=["POST"], body=AnimalIn,
                 responses={201: AnimalV2}, auth=writer, errors=WRITE_ERRORS)
     r.add_route("/animals/<int:animal>", api.show_animal, name="v2_show_animal",
