@@ -96,10 +96,11 @@ from restkit import App, Request, Response, Router
 from restkit.auth import Auth, Bearer, Identity
 from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
-from restkit.cors import CORS
+from restkit.cors import CORS, DEFAULT_EXPOSED
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 
+from .deprecation import Deprecation, parse_moment
 from .engine import open_rate_store, open_store
 from .faults import StorageFault, Unavailable
 from .jobs import install_jobs
@@ -136,7 +137,7 @@ from .schemas import (
     ZooIn,
     ZooQuery,
 )
-from .v2 import install_v2
+from .v2 import HalRoot, install_v2, successor
 from .web import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, list_route, read_list, values
 
 __all__ = ["ZooAPI", "ZooApp", "make_app"]
@@ -538,6 +539,30 @@ def _database_error(request: Request, exc: BaseException) -> Response:
     return Response.json({"error": "internal server error"}, 500)
 
 
+#: (rel, route name, query, title) of a version's collections, as its root lists them
+Collections = list[tuple[str, str, dict[str, Any], str]]
+
+
+def api_root(versions: dict[str, tuple[str, Collections]]) -> Callable[[Request], dict[str, Any]]:
+    """The handler of ``GET /``: HAL ``_links`` to each version's root (``v1``, ``v2``) and to each
+    version's collections (``v1:zoos``, ``v2:zoos``...).
+
+    ``versions`` maps a version to the name of its root route and its collections.
+    """
+
+    def root(request: Request) -> dict[str, Any]:
+        """The hypermedia root: a link to each version and to each version's collections."""
+        links: dict[str, dict[str, str]] = {"self": {"href": request.url_for("root")}}
+        for version, (root_name, collections) in versions.items():
+            links[version] = {"href": request.url_for(root_name), "title": f"API version {version[1:]}"}
+        for version, (_, collections) in versions.items():
+            for rel, name, query, title in collections:
+                links[f"{version}:{rel}"] = {"href": request.url_for(name, **query), "title": title, "type": JSON}
+        return {"_links": links}
+
+    return root
+
+
 def storage_fault(store: Store) -> Callable[[Request, BaseException], Response]:
     """The error handler of :class:`StorageFault`: the fault's status, ``Retry-After`` and
     ``{"error": ...}``; the store's incidents log it once per incident."""
@@ -561,6 +586,15 @@ class ZooApp(App):
         super().__init__(**options)
         self.store = store
         self._closers: list[Callable[[], None]] = []
+        #: v1's announced retirement, when a sunset date was given (``make_app(v1_sunset=...)``)
+        self.deprecation: Deprecation | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The API document; with a v1 sunset, v1's operations are ``deprecated``."""
+        document = super().openapi()
+        if self.deprecation is not None:
+            self.deprecation.document(document)
+        return document
 
     def on_close(self, closer: Callable[[], None]) -> Callable[[], None]:
         """Run ``closer()`` when the app closes, before the store does."""
@@ -586,6 +620,8 @@ def make_app(
     deadline: float = 5.0,
     durability: str = "full",
     trust_proxy: str | Iterable[str] = (),
+    v1_sunset: str | None = None,
+    v1_deprecated: str | None = None,
 ) -> ZooApp:
     """Build the zoo API on the database ``db_path`` (created and seeded when new).
 
@@ -601,7 +637,20 @@ def make_app(
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
         trust_proxy: addresses or networks of the balancers in front, whose ``X-Forwarded-For``,
             ``-Proto`` and ``-Host`` name the client (:class:`restkit.proxy.ProxyHeaders`); none by default.
+        v1_sunset: ``YYYY-MM-DD`` or an ISO-8601 date and time: v1 is deprecated and every v1 answer says so
+            (``Deprecation``, ``Sunset``, ``Link: <v2 equivalent>; rel="successor-version"``;
+            :mod:`examples.zoo.deprecation`); None: nothing is announced.
+        v1_deprecated: since when v1 is deprecated (the same forms); default: now.  Needs ``v1_sunset``.
+
+    Raises:
+        ValueError: a date that is not one, a sunset before the deprecation, ``v1_deprecated`` alone.
     """
+    if v1_deprecated and not v1_sunset:
+        raise ValueError("v1_deprecated needs v1_sunset")
+    deprecation = None
+    if v1_sunset:  # checked before the database is opened
+        deprecation = Deprecation(parse_moment(v1_sunset), lambda method, path: successor(app, method, path),
+                                  deprecated=parse_moment(v1_deprecated) if v1_deprecated else None)
     store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
     app = ZooApp(
         store,
@@ -620,15 +669,23 @@ def make_app(
         app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))
     origins = list(cors_origins)
     if origins:
-        app.use(CORS("*" if "*" in origins else origins))
+        exposed = [*DEFAULT_EXPOSED, "Deprecation", "Sunset"] if deprecation else DEFAULT_EXPOSED
+        app.use(CORS("*" if "*" in origins else origins, expose=exposed))
     app.use(Compression(min_size=1024))  # long lists
     app.before_request(target_checker(store))
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
     app.add_error_handler(StorageFault, storage_fault(store))
-    app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, tags=["root"])
+    versions: dict[str, tuple[str, Collections]] = {"v1": ("v1_root", [(rel, name, {}, title)
+                                                                      for rel, name, title in COLLECTIONS])}
+    app.add_route("/", api_root(versions), name="root", responses={200: HalRoot}, tags=["root"])
     app.mount("/v1", api.router())
     jobs = install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
     app.on_close(jobs.stop)
-    install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
+    v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
+    if v2:
+        versions["v2"] = ("v2_root", v2)
+    if deprecation is not None:
+        app.deprecation = deprecation
+        app.after_request(deprecation.announce)
     return app
