@@ -316,3 +316,59 @@ def test_the_command_line_and_the_environment_set_the_sunset(tmp_path: Path, mon
         assert (answer.headers["Deprecation"], answer.headers["Sunset"]) == (DEPRECATED_AT, SUNSET_DATE)
     finally:
         zoo.close()
+
+
+# --- the README's examples, run as written ----------------------------------------------------------
+
+README = (Path(__file__).resolve().parent.parent / "examples" / "zoo" / "README.md").read_text(encoding="utf-8")
+
+
+def readme_section(heading: str) -> str:
+    start = README.index(heading)
+    end = README.find("\n### ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def test_the_readme_versions_examples_run_as_written(tmp_path: Path) -> None:
+    """``python -m examples.zoo ...`` and each ``curl``, on a free port and a new database: the answers shown."""
+    import json
+    import re
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, stop_process
+    from tests.test_examples_zoo_server import ROOT, wait_until_serving
+
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed")
+    blocks = re.findall(r"```(\w+)\n(.*?)```", readme_section("### Versions: /v1, /v2"), re.S)
+    commands = [line for lang, text in blocks if lang == "sh" for line in text.splitlines()]
+    server = shlex.split(commands[0])
+    assert server[:3] == ["python", "-m", "examples.zoo"], commands[0]
+    port = free_port()
+    db = str(tmp_path / "zoo.db")
+    argv = [sys.executable, *[db if arg == "/tmp/zoo-versions.db" else arg for arg in server[1:]], "--port", str(port)]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_serving(process, port)
+        checked = 0
+        for (lang, text), (expected_lang, expected) in zip(blocks[:-1], blocks[1:]):
+            if lang != "sh":
+                continue
+            line = text.splitlines()[-1]
+            assert line.startswith("curl "), line
+            done = subprocess.run([curl, "-sS", *shlex.split(line.replace(":8000", f":{port}"))[1:]],
+                                  capture_output=True, text=True, timeout=30, check=True)
+            if expected_lang == "http":
+                got = done.stdout.replace("\r\n", "\n")
+                for wanted in expected.strip().splitlines():
+                    assert wanted in got.splitlines(), (line, wanted, got)
+            else:
+                assert json.loads(done.stdout) == json.loads(expected), line
+            checked += 1
+        assert checked == 3
+    finally:
+        stop_process(process)

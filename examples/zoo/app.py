@@ -1,8 +1,11 @@
-"""The zoo REST API: the HTTP layer over :mod:`examples.zoo.store`.
+"""The zoo REST API: the HTTP layer of v1 over the :class:`~examples.zoo.records.Store` protocol.
 
 ``make_app(db_path, token=...)`` builds the WSGI app; ``python -m
-examples.zoo`` serves it.  Everything lives under ``/v1``; ``GET /`` and
-``GET /v1`` list the collections as ``{rel, href, title, type}`` links.
+examples.zoo`` serves it.  v1 lives under ``/v1`` (``GET /v1`` lists its
+collections as ``{rel, href, title, type}`` links), v2 under ``/v2``
+(:mod:`examples.zoo.v2`); ``GET /`` links both in HAL form.  What both
+versions share is :mod:`examples.zoo.web`'s; with a sunset date, v1's
+answers announce its retirement (:mod:`examples.zoo.deprecation`).
 
 Conventions followed (from the REST guides in ``shared/seeds``)
 ----------------------------------------------------------------
