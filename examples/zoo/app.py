@@ -141,7 +141,17 @@ from .schemas import (
     ZooQuery,
 )
 from .v2 import HalRoot, install_v2, successor
-from .web import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, list_route, read_list, values
+from .web import (
+    CHANGE_ERRORS,
+    GONE_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Collections,
+    collection_links,
+    list_route,
+    read_list,
+    values,
+)
 
 __all__ = ["ZooAPI", "ZooApp", "make_app"]
 
@@ -542,10 +552,6 @@ def _database_error(request: Request, exc: BaseException) -> Response:
     return Response.json({"error": "internal server error"}, 500)
 
 
-#: (rel, route name, query, title) of a version's collections, as its root lists them
-Collections = list[tuple[str, str, dict[str, Any], str]]
-
-
 def api_root(versions: dict[str, tuple[str, Collections]]) -> Callable[[Request], dict[str, Any]]:
     """The handler of ``GET /``: HAL ``_links`` to each version's root (``v1``, ``v2``) and to each
     version's collections (``v1:zoos``, ``v2:zoos``...).
@@ -556,11 +562,10 @@ def api_root(versions: dict[str, tuple[str, Collections]]) -> Callable[[Request]
     def root(request: Request) -> dict[str, Any]:
         """The hypermedia root: a link to each version and to each version's collections."""
         links: dict[str, dict[str, str]] = {"self": {"href": request.url_for("root")}}
-        for version, (root_name, collections) in versions.items():
+        for version, (root_name, _) in versions.items():
             links[version] = {"href": request.url_for(root_name), "title": f"API version {version[1:]}"}
         for version, (_, collections) in versions.items():
-            for rel, name, query, title in collections:
-                links[f"{version}:{rel}"] = {"href": request.url_for(name, **query), "title": title, "type": JSON}
+            links.update(collection_links(request, collections, f"{version}:"))
         return {"_links": links}
 
     return root

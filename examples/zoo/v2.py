@@ -47,14 +47,24 @@ from .schemas import (
     ZooIn,
     ZooQuery,
 )
-from .web import CHANGE_ERRORS, GONE_ERRORS, READ_ERRORS, WRITE_ERRORS, list_route, read_list, values
+from .web import (
+    CHANGE_ERRORS,
+    GONE_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Collections,
+    collection_links,
+    list_route,
+    read_list,
+    values,
+)
 
 __all__ = ["COLLECTIONS", "HalRoot", "install_v2", "successor"]
 
 _LINK = re.compile(r'<([^>]*)>; rel="([a-z]+)"')
 
 #: (rel, route name, query, title) of each collection in the roots
-COLLECTIONS: list[tuple[str, str, dict[str, Any], str]] = [
+COLLECTIONS: Collections = [
     ("zoos", "v2_list_zoos", {}, "List of zoos"),
     ("animals", "v2_list_animals", {}, "List of animals"),
     ("recently_added_animals", "v2_list_animals", {"sortby": "created_at", "order": "desc", "limit": 10},
@@ -318,10 +328,7 @@ class ZooAPIv2:
 
     def root(self, request: Request) -> dict[str, Any]:
         """The root of v2: HAL `_links` to every collection."""
-        links: dict[str, dict[str, str]] = {"self": {"href": request.url_for("v2_root")}}
-        for rel, name, query, title in COLLECTIONS:
-            links[rel] = {"href": request.url_for(name, **query), "title": title, "type": "application/json"}
-        return {"_links": links}
+        return {"_links": {"self": {"href": request.url_for("v2_root")}, **collection_links(request, COLLECTIONS)}}
 
     # zoos
 
@@ -414,7 +421,7 @@ class ZooAPIv2:
         self._delete(request, "employee", employee)
 
 
-def install_v2(app: App, store: Store, writer: Any) -> list[tuple[str, str, dict[str, Any], str]]:
+def install_v2(app: App, store: Store, writer: Any) -> Collections:
     """Mount ``/v2`` beside ``/v1``; return its :data:`COLLECTIONS`, for the API's root.
 
     ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).

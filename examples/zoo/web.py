@@ -26,6 +26,8 @@ __all__ = [
     "GONE_ERRORS",
     "READ_ERRORS",
     "WRITE_ERRORS",
+    "Collections",
+    "collection_links",
     "filters",
     "list_route",
     "paging_for",
@@ -43,6 +45,9 @@ READ_ERRORS = [503]
 GONE_ERRORS = [410, *READ_ERRORS]  # reads of what can be deleted
 WRITE_ERRORS = [503, 507]
 CHANGE_ERRORS = [410, 503, 507]
+
+#: (rel, route name, query, title) of a version's collections, as its root lists them
+Collections = list[tuple[str, str, dict[str, Any], str]]
 
 # the fields of a list query that page and sort rather than filter
 _PAGING_FIELDS = frozenset({"limit", "offset", "page", "per_page", "sortby", "order"})
@@ -94,6 +99,12 @@ def read_list(store: Store, request: Request, kind: str, query: Any,
     rows, total = store.list(kind, filters={**filters(query, kind), **(fixed or {})}, sortby=page.sort or "id",
                              order=page.order, limit=page.limit, offset=page.offset)
     return page, rows, total
+
+
+def collection_links(request: Request, collections: Collections, prefix: str = "") -> dict[str, dict[str, str]]:
+    """HAL links to ``collections``, their rels prefixed by ``prefix`` (``"v1:"``)."""
+    return {f"{prefix}{rel}": {"href": request.url_for(name, **query), "title": title, "type": "application/json"}
+            for rel, name, query, title in collections}
 
 
 def values(body: Any) -> dict[str, Any]:
