@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
-# the store's vocabulary, re-exported: the HTTP layer imports it from here
+# the store's vocabulary (examples.zoo.records), re-exported for callers that import it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
 from .store_base import BaseStore
