@@ -112,9 +112,8 @@ def client(app: ZooApp) -> webtest.TestApp:
 
 
 def test_root_lists_every_collection(client: webtest.TestApp) -> None:
-    root = client.get("/")
+    root = client.get("/v1")
     assert root.status_int == 200 and root.content_type == JSON_TYPE
-    assert client.get("/v1").json == root.json
     rels = {link["rel"]: link for link in root.json}
     assert set(rels) == {"zoos", "animals", "recently_added_animals", "animal_types", "employees"}
     for link in root.json:
@@ -122,6 +121,26 @@ def test_root_lists_every_collection(client: webtest.TestApp) -> None:
         assert link["type"] == JSON_TYPE and link["title"]
         answer = client.get(link["href"])
         assert answer.status_int == 200 and isinstance(answer.json, list)
+
+
+def test_the_api_root_links_both_versions_and_their_collections(client: webtest.TestApp) -> None:
+    root = client.get("/")
+    assert root.status_int == 200 and root.content_type == JSON_TYPE
+    links = root.json["_links"]
+    assert links["self"] == {"href": "/"}
+    assert links["v1"]["href"] == "/v1" and links["v2"]["href"] == "/v2"
+    collections = {"zoos", "animals", "recently_added_animals", "animal_types", "employees"}
+    assert set(links) == {"self", "v1", "v2", *(f"{v}:{rel}" for v in ("v1", "v2") for rel in collections)}
+    for rel in collections:  # each version's root lists the same collections as /
+        assert links[f"v1:{rel}"]["href"] == next(link["href"] for link in client.get("/v1").json if link["rel"] == rel)
+        assert links[f"v2:{rel}"] == client.get("/v2").json["_links"][rel]
+    for rel, link in links.items():
+        answer = client.get(link["href"])
+        assert answer.status_int == 200, rel
+        if rel.startswith("v2:"):
+            assert set(answer.json) == {"items", "total", "_links"}, rel
+        elif rel.startswith("v1:"):
+            assert isinstance(answer.json, list), rel
 
 
 def test_new_database_holds_animal_types_and_demo_data(client: webtest.TestApp, zoo_dbs: Any) -> None:

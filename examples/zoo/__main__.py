@@ -4,6 +4,7 @@
         [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES] [--empty]
         [--deadline SECONDS] [--durability full|normal] [--cors-origin ORIGIN ...]
         [--certfile cert.pem --keyfile key.pem] [--trust-proxy ADDR[,ADDR...]]
+        [--v1-sunset DATE [--v1-deprecated DATE]]
 
 Without ``--token`` (or ``ZOO_TOKEN`` in the environment) a random token is
 made up and printed.  Ctrl-C (SIGINT) or SIGTERM stops the server (``restkit.serve`` handles both), exit status 0.
@@ -20,6 +21,7 @@ from restkit import serve
 from restkit.proxy import ProxyHeaders
 
 from .app import make_app
+from .deprecation import parse_moment
 from .engine import describe
 
 
@@ -43,6 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     parser.add_argument("--trust-proxy", default=os.environ.get("ZOO_TRUST_PROXY"), metavar="ADDR[,ADDR...]",
                         help="balancers whose X-Forwarded-For/-Proto/-Host are believed (env ZOO_TRUST_PROXY; only ones you run)")
+    parser.add_argument("--v1-sunset", default=os.environ.get("ZOO_V1_SUNSET"), metavar="DATE",
+                        help="deprecate v1: every v1 answer carries Deprecation, Sunset (this date: YYYY-MM-DD"
+                        " or ISO-8601) and a successor-version Link to /v2 (env ZOO_V1_SUNSET)")
+    parser.add_argument("--v1-deprecated", default=os.environ.get("ZOO_V1_DEPRECATED"), metavar="DATE",
+                        help="since when v1 is deprecated (default: the start; env ZOO_V1_DEPRECATED)")
     args = parser.parse_args(argv)
     if args.deadline <= 0:
         parser.error("--deadline must be > 0")
@@ -53,6 +60,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ProxyHeaders(args.trust_proxy)
         except ValueError as exc:
             parser.error(f"--trust-proxy: {exc}")
+    if args.v1_deprecated and not args.v1_sunset:
+        parser.error("--v1-deprecated needs --v1-sunset")
+    for option, value in (("--v1-sunset", args.v1_sunset), ("--v1-deprecated", args.v1_deprecated)):
+        if value:
+            try:
+                parse_moment(value)
+            except ValueError as exc:
+                parser.error(f"{option}: {exc}")
+    if args.v1_sunset and args.v1_deprecated and parse_moment(args.v1_sunset) < parse_moment(args.v1_deprecated):
+        parser.error("--v1-sunset is before --v1-deprecated")
     return args
 
 
@@ -71,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             durability=args.durability,
             cors_origins=args.cors_origin,
             trust_proxy=args.trust_proxy or (),
+            v1_sunset=args.v1_sunset,
+            v1_deprecated=args.v1_deprecated,
         )
     except Exception as exc:  # an unreadable file, not a database...
         print(f"zoo: cannot open the database {describe(args.db)}: {exc}", file=sys.stderr)
@@ -79,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"zoo: serving {scheme}://{host}:{args.port}/v1 (database {describe(args.db)})", flush=True)
     print(f"zoo: write token: {token}", flush=True)
+    if app.deprecation is not None:
+        print(f"zoo: v1 is deprecated since {app.deprecation.deprecated.isoformat()},"
+              f" sunset {app.deprecation.sunset.isoformat()}; its successor is /v2", flush=True)
     try:
         serve(app, host=args.host, port=args.port, certfile=args.certfile, keyfile=args.keyfile)
     except OSError as exc:  # the port is taken, the address is not ours...

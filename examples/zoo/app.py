@@ -1,8 +1,11 @@
-"""The zoo REST API: the HTTP layer over :mod:`examples.zoo.store`.
+"""The zoo REST API: the HTTP layer of v1 over the :class:`~examples.zoo.records.Store` protocol.
 
 ``make_app(db_path, token=...)`` builds the WSGI app; ``python -m
-examples.zoo`` serves it.  Everything lives under ``/v1``; ``GET /`` and
-``GET /v1`` list the collections as ``{rel, href, title, type}`` links.
+examples.zoo`` serves it.  v1 lives under ``/v1`` (``GET /v1`` lists its
+collections as ``{rel, href, title, type}`` links), v2 under ``/v2``
+(:mod:`examples.zoo.v2`); ``GET /`` links both in HAL form.  What both
+versions share is :mod:`examples.zoo.web`'s; with a sunset date, v1's
+answers announce its retirement (:mod:`examples.zoo.deprecation`).
 
 Conventions followed (from the REST guides in ``shared/seeds``)
 ----------------------------------------------------------------
@@ -87,30 +90,37 @@ Choices where the issue is silent
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any
 
-from restkit import App, Request, Response, Router, UnprocessableEntity
+from restkit import App, Request, Response, Router
 from restkit.auth import Auth, Bearer, Identity
 from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
-from restkit.cors import CORS
-from restkit.paging import Paging as PagingFeature
+from restkit.cors import CORS, DEFAULT_EXPOSED
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
-from restkit.validation import UNSET, given
 
+from .deprecation import Deprecation, parse_moment
 from .engine import open_rate_store, open_store
-from .faults import StorageFault
+from .faults import StorageFault, Unavailable
 from .jobs import install_jobs
-from .v2 import install_v2
+from .records import (
+    KINDS,
+    BadReference,
+    Check,
+    Conflicting,
+    Deleted,
+    Missing,
+    Row,
+    Store,
+    StoreError,
+    etag,
+    public,
+)
 from .schemas import (
-    MAX_ID,
-    MAX_LIMIT,
     Animal,
     AnimalIn,
     AnimalQuery,
@@ -130,18 +140,17 @@ from .schemas import (
     ZooIn,
     ZooQuery,
 )
-from .store import (
-    KINDS,
-    BadReference,
-    Check,
-    Conflicting,
-    Deleted,
-    Missing,
-    Row,
-    Store,
-    StoreError,
-    etag,
-    public,
+from .v2 import HalRoot, install_v2, successor
+from .web import (
+    CHANGE_ERRORS,
+    GONE_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    Collections,
+    collection_links,
+    list_route,
+    read_list,
+    values,
 )
 
 __all__ = ["ZooAPI", "ZooApp", "make_app"]
@@ -181,69 +190,9 @@ API_DESCRIPTION = (
     "Detail objects carry an ETag: If-None-Match answers 304, a stale If-Match 412. "
     "Errors are JSON {\"error\": ...}; a failed validation adds \"details\" per field."
 )
-# Statuses beyond restkit's own (404 for path parameters, 400 for queries and
-# bodies, 406, 413/415/422 for bodies) and its features' (429 while the rate limit
-# is on, 401/403 for writes, 304/412 for conditional requests): 410 for deleted
-# resources; 503 when the database is unreachable or read-only, or another process
-# holds its write lock too long (reads meet it on PostgreSQL); 507 when a write
-# finds the disk full (see faults.py).
-READ_ERRORS = [503]
-GONE_ERRORS = [410, *READ_ERRORS]  # reads of what can be deleted
-WRITE_ERRORS = [503, 507]
-CHANGE_ERRORS = [410, 503, 507]
 #: Detail GETs answer If-None-Match with 304; writes check If-Match themselves (412).
 #: ETags only: the zoo sends no Last-Modified, so it documents no date preconditions.
 CONDITIONAL = Conditional(dates=False)
-
-
-def paging_for(model: type[Any]) -> PagingFeature:
-    """The paging of a list whose query model is ``model`` (its defaults and sort fields)."""
-    defaults: dict[str, Any] = {spec.name: spec.default for spec in dataclasses.fields(model)}
-    hint = get_type_hints(model)["sortby"]
-    sort = get_args(hint) if get_origin(hint) is Literal else ()
-    return PagingFeature(default_limit=defaults["limit"], max_limit=MAX_LIMIT, sort=sort,
-                         default_sort=defaults["sortby"], default_order=defaults["order"], max_offset=MAX_ID)
-
-
-def _filters(query: Any, text_filters: dict[str, str]) -> dict[str, Any]:
-    """The filters a validated list query gives: ``null`` is a missing id or date, dates are text."""
-    filters = {}
-    for spec in dataclasses.fields(query):
-        value = getattr(query, spec.name)
-        if spec.name in ("limit", "offset", "page", "per_page", "sortby", "order") or value is UNSET:
-            continue
-        if value == "null" and text_filters.get(spec.name) != "text":
-            value = None  # the resources without one
-        elif isinstance(value, datetime.date):
-            value = value.isoformat()
-        filters[spec.name] = value
-    return filters
-
-
-def _values(body: Any) -> dict[str, Any]:
-    """The fields of a validated body, ready for the store (a PATCH body: those sent).
-
-    Adds what the model cannot say: text is stripped of surrounding blanks and
-    must not be blank then; ``born`` may not lie in the future.  Dates become
-    ``YYYY-MM-DD`` text.
-
-    Raises:
-        UnprocessableEntity: like restkit's own validation, with ``details``.
-    """
-    values = given(body)  # all fields, or for PATCH (partial=True) only those sent
-    details: dict[str, str] = {}
-    for name, value in values.items():
-        if isinstance(value, str):
-            value = values[name] = value.strip()
-            if not value:  # blanks the pattern lets through, such as U+3000
-                details[name] = "must not be blank"
-        elif isinstance(value, datetime.date):
-            if name == "born" and value > datetime.datetime.now(datetime.timezone.utc).date():
-                details[name] = "must not be in the future"
-            values[name] = value.isoformat()
-    if details:
-        raise UnprocessableEntity("validation failed", details=details)
-    return values
 
 
 class ZooAPI:
@@ -297,17 +246,7 @@ class ZooAPI:
         return self._detail(request, kind, self.store.get(kind, id))
 
     def _list(self, request: Request, kind: str, query: Paging, *, fixed: dict[str, Any] | None = None) -> Response:
-        assert request.route is not None
-        paging: PagingFeature = request.route.options["paging"]
-        page = paging.read(request)  # repeated parameters, mixed styles: 400
-        rows, total = self.store.list(
-            kind,
-            filters={**_filters(query, dict(KINDS[kind].filters)), **(fixed or {})},
-            sortby=page.sort or "id",
-            order=page.order,
-            limit=page.limit,
-            offset=page.offset,
-        )
+        page, rows, total = read_list(self.store, request, kind, query, fixed)
         items = [
             {"id": row["id"], "name": row["name"], "href": request.url_for(f"show_{kind}", **{kind: row["id"]})}
             for row in rows
@@ -315,12 +254,12 @@ class ZooAPI:
         return page.response(request, items, total)
 
     def _create(self, request: Request, kind: str, body: Any) -> Response:
-        row = self.store.create(kind, _values(body))
+        row = self.store.create(kind, values(body))
         location = request.url_for(f"show_{kind}", _external=True, **{kind: row["id"]})
         return self._detail(request, kind, row, 201, location)
 
     def _update(self, request: Request, kind: str, id: int, body: Any, *, replace: bool) -> Response:
-        row = self.store.update(kind, id, _values(body), replace=replace, check=self._if_match(request, kind))
+        row = self.store.update(kind, id, values(body), replace=replace, check=self._if_match(request, kind))
         return self._detail(request, kind, row)
 
     def _delete(self, request: Request, kind: str, id: int) -> None:
@@ -501,8 +440,7 @@ class ZooAPI:
         zoo_change: dict[str, Any] = {**change, "errors": [*CHANGE_ERRORS, 409]}
 
         def lists(model: type[Any], **options: Any) -> dict[str, Any]:
-            return {"query": model, "paging": paging_for(model), "responses": {200: list[Item]}, "errors": READ_ERRORS,
-                    **options}
+            return list_route(model, list[Item], **options)
 
         r.add_route("/", self.root, name="v1_root", responses={200: list[RootLink]}, tags=["root"])
 
@@ -614,15 +552,67 @@ def _database_error(request: Request, exc: BaseException) -> Response:
     return Response.json({"error": "internal server error"}, 500)
 
 
+def api_root(versions: dict[str, tuple[str, Collections]]) -> Callable[[Request], dict[str, Any]]:
+    """The handler of ``GET /``: HAL ``_links`` to each version's root (``v1``, ``v2``) and to each
+    version's collections (``v1:zoos``, ``v2:zoos``...).
+
+    ``versions`` maps a version to the name of its root route and its collections.
+    """
+
+    def root(request: Request) -> dict[str, Any]:
+        """The hypermedia root: a link to each version and to each version's collections."""
+        links: dict[str, dict[str, str]] = {"self": {"href": request.url_for("root")}}
+        for version, (root_name, _) in versions.items():
+            links[version] = {"href": request.url_for(root_name), "title": f"API version {version[1:]}"}
+        for version, (_, collections) in versions.items():
+            links.update(collection_links(request, collections, f"{version}:"))
+        return {"_links": links}
+
+    return root
+
+
+def storage_fault(store: Store) -> Callable[[Request, BaseException], Response]:
+    """The error handler of :class:`StorageFault`: the fault's status, ``Retry-After`` and
+    ``{"error": ...}``; the store's incidents log it once per incident."""
+
+    def answer(request: Request, exc: BaseException) -> Response:
+        fault = exc if isinstance(exc, StorageFault) else Unavailable(str(exc))
+        store.incidents.note(fault, f"{request.method} {request.path}")
+        return Response.json({"error": str(fault)}, fault.status, [("Retry-After", str(fault.retry_after))])
+
+    return answer
+
+
 class ZooApp(App):
-    """The zoo's WSGI app, holding its store."""
+    """The zoo's WSGI app, holding its store.
+
+    :meth:`close` runs what :meth:`on_close` registered (the job runners), latest
+    first, then closes the store.
+    """
 
     def __init__(self, store: Store, **options: Any) -> None:
         super().__init__(**options)
         self.store = store
+        self._closers: list[Callable[[], None]] = []
+        #: v1's announced retirement, when a sunset date was given (``make_app(v1_sunset=...)``)
+        self.deprecation: Deprecation | None = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The API document; with a v1 sunset, v1's operations are ``deprecated``."""
+        document = super().openapi()
+        if self.deprecation is not None:
+            self.deprecation.document(document)
+        return document
+
+    def on_close(self, closer: Callable[[], None]) -> Callable[[], None]:
+        """Run ``closer()`` when the app closes, before the store does."""
+        self._closers.append(closer)
+        return closer
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Stop what uses the store, then close the database connections."""
+        while self._closers:
+            self._closers.pop()()
         self.store.close()
 
 
@@ -638,6 +628,8 @@ def make_app(
     deadline: float = 5.0,
     durability: str = "full",
     trust_proxy: str | Iterable[str] = (),
+    v1_sunset: str | None = None,
+    v1_deprecated: str | None = None,
 ) -> ZooApp:
     """Build the zoo API on the database ``db_path`` (created and seeded when new).
 
@@ -653,7 +645,20 @@ def make_app(
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
         trust_proxy: addresses or networks of the balancers in front, whose ``X-Forwarded-For``,
             ``-Proto`` and ``-Host`` name the client (:class:`restkit.proxy.ProxyHeaders`); none by default.
+        v1_sunset: ``YYYY-MM-DD`` or an ISO-8601 date and time: v1 is deprecated and every v1 answer says so
+            (``Deprecation``, ``Sunset``, ``Link: <v2 equivalent>; rel="successor-version"``;
+            :mod:`examples.zoo.deprecation`); None: nothing is announced.
+        v1_deprecated: since when v1 is deprecated (the same forms); default: now.  Needs ``v1_sunset``.
+
+    Raises:
+        ValueError: a date that is not one, a sunset before the deprecation, ``v1_deprecated`` alone.
     """
+    if v1_deprecated and not v1_sunset:
+        raise ValueError("v1_deprecated needs v1_sunset")
+    deprecation = None
+    if v1_sunset:  # checked before the database is opened
+        deprecation = Deprecation(parse_moment(v1_sunset), lambda method, path: successor(app, method, path),
+                                  deprecated=parse_moment(v1_deprecated) if v1_deprecated else None)
     store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
     app = ZooApp(
         store,
@@ -672,14 +677,23 @@ def make_app(
         app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))
     origins = list(cors_origins)
     if origins:
-        app.use(CORS("*" if "*" in origins else origins))
+        exposed = [*DEFAULT_EXPOSED, "Deprecation", "Sunset"] if deprecation else DEFAULT_EXPOSED
+        app.use(CORS("*" if "*" in origins else origins, expose=exposed))
     app.use(Compression(min_size=1024))  # long lists
     app.before_request(target_checker(store))
     app.add_error_handler(StoreError, _store_error)
     app.add_error_handler(sqlite3.Error, _database_error)
-    app.add_error_handler(StorageFault, store.incidents.answer)
-    app.add_route("/", api.root, name="root", responses={200: list[RootLink]}, tags=["root"])
+    app.add_error_handler(StorageFault, storage_fault(store))
+    versions: dict[str, tuple[str, Collections]] = {"v1": ("v1_root", [(rel, name, {}, title)
+                                                                      for rel, name, title in COLLECTIONS])}
+    app.add_route("/", api_root(versions), name="root", responses={200: HalRoot}, tags=["root"])
     app.mount("/v1", api.router())
-    install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
-    install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
+    jobs = install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    app.on_close(jobs.stop)
+    v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
+    if v2:
+        versions["v2"] = ("v2_root", v2)
+    if deprecation is not None:
+        app.deprecation = deprecation
+        app.after_request(deprecation.announce)
     return app

@@ -3,18 +3,20 @@
 ``postgresql://...`` (or ``postgres://...``) is a PostgreSQL database
 (:class:`examples.zoo.store_pg.PgStore`, needs ``pip install
 '.[postgres]'``); anything else is an SQLite file
-(:class:`examples.zoo.store.Store`).  Both have one interface and one set of
-guarantees, so the HTTP layer does not know which it has.
+(:class:`examples.zoo.store.Store`).  Both have one interface, the
+:class:`examples.zoo.records.Store` protocol, and one set of guarantees, so the
+HTTP layer does not know which it has.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from restkit.ratelimit import MemoryStore
 from restkit.ratelimit import Store as RateStore
 
-from .store import Store
+from .records import Store
+from .store import Store as SqliteStore
 
 __all__ = ["describe", "is_postgres", "open_rate_store", "open_store"]
 
@@ -49,9 +51,8 @@ def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
             from .store_pg import PgStore
         except ImportError as exc:
             raise RuntimeError(f"PostgreSQL needs psycopg 3 and psycopg-pool: pip install '.[postgres]' ({exc})") from exc
-        # PgStore has Store's interface (not its class): the HTTP layer only calls that
-        return cast(Store, PgStore(db, empty=empty, **options))
-    return Store(db, empty=empty, **options)
+        return PgStore(db, empty=empty, **options)
+    return SqliteStore(db, empty=empty, **options)
 
 
 def open_rate_store(store: Store) -> RateStore:
@@ -60,5 +61,6 @@ def open_rate_store(store: Store) -> RateStore:
         from .ratelimit_pg import PgRateStore
         from .store_pg import PgStore
 
-        return PgRateStore(cast(PgStore, store))
+        if isinstance(store, PgStore):
+            return PgRateStore(store)
     return MemoryStore()

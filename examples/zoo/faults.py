@@ -1,9 +1,11 @@
 """Storage faults: the database cannot take a request now, and the API says so.
 
 A store raises :class:`StorageFault` (never a driver's own exception) when
-the storage, not the request, is the problem; the app answers it with the
-fault's status, ``Retry-After`` and ``{"error": ...}``, and logs it once
-per incident (see :class:`Incidents`; each store has its own), not once per request.
+the storage, not the request, is the problem.  A fault is data: its
+``status``, ``retry_after`` and message, which the HTTP layer renders
+(``app.py``: the status, ``Retry-After`` and ``{"error": ...}``); nothing here
+knows HTTP.  Each is logged once per incident (see :class:`Incidents`; each
+store has its own), not once per request.
 
 * :class:`Unavailable` (503): the database is unreachable, read-only, or
   busy beyond the request's deadline.
@@ -18,8 +20,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-
-from restkit import Request, Response
 
 __all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
 
@@ -91,11 +91,9 @@ class Incidents:
         for kind in sorted(ended):
             logger.warning("storage: %s no more", kind)
 
-    def answer(self, request: Request, exc: BaseException) -> Response:
-        """The app's error handler for :class:`StorageFault`: its status, ``Retry-After``, one log line per incident."""
-        fault = exc if isinstance(exc, StorageFault) else Unavailable(str(exc))
+    def note(self, fault: StorageFault, where: str) -> None:
+        """Note a fault met by ``where`` (``"GET /v1/zoos"``): the first of an incident is logged, with its cause."""
         if self.begin(fault):
             cause = f" ({fault.__cause__})" if fault.__cause__ is not None else ""
-            logger.error("storage: %s (%s %s): %s%s; answering %d until it ends", fault.incident, request.method,
-                         request.path, fault, cause, fault.status)
-        return Response.json({"error": str(fault)}, fault.status, [("Retry-After", str(fault.retry_after))])
+            logger.error("storage: %s (%s): %s%s; answering %d until it ends", fault.incident, where, fault, cause,
+                         fault.status)

@@ -36,18 +36,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from restkit import App, NotFound, Request, Response, Router
 
-from .engine import is_postgres
 from .faults import StorageFault
-from .store import Row, Store, utc_now
+from .records import Row, Store, utc_now
 
-__all__ = ["Job", "JobQueue", "JobRunner", "install_jobs"]
+__all__ = ["Job", "JobQueue", "JobRunner", "Jobs", "install_jobs"]
 
 logger = logging.getLogger("examples.zoo")
 
@@ -97,28 +94,11 @@ class JobQueue:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.postgres = is_postgres(store.path)
-
-    @contextmanager
-    def _write(self) -> Iterator[Callable[..., Any]]:
-        with self.store._write() as conn:
-            yield self._executor(conn)
-
-    @contextmanager
-    def _read(self) -> Iterator[Callable[..., Any]]:
-        with self.store._read() as conn:
-            yield self._executor(conn)
-
-    def _executor(self, conn: Any) -> Callable[..., Any]:
-        def execute(sql: str, args: tuple[Any, ...] = ()) -> Any:
-            return self.store._execute(conn, sql, args)  # the engine's own marks (? or %s)
-
-        return execute
 
     def submit(self, kind: str, params: dict[str, Any]) -> Row:
         """Queue a job; return its row."""
         now = utc_now()
-        with self._write() as execute:
+        with self.store.writing() as execute:
             row = execute(
                 "INSERT INTO jobs (kind, params, status, created_at, updated_at) VALUES (?, ?, 'pending', ?, ?)"
                 " RETURNING *",
@@ -129,13 +109,13 @@ class JobQueue:
     def get(self, id: int) -> Row | None:
         if not 0 < id <= 2**63 - 1:
             return None
-        with self._read() as execute:
+        with self.store.reading() as execute:
             row = execute("SELECT * FROM jobs WHERE id = ?", (id,)).fetchone()
             return dict(row) if row is not None else None
 
     def waiting(self) -> bool:
         """Whether a job may be claimed now (a cheap read before the write transaction)."""
-        with self._read() as execute:
+        with self.store.reading() as execute:
             return execute(
                 "SELECT 1 FROM jobs WHERE status = 'pending' OR (status = 'running' AND lease_until < ?) LIMIT 1",
                 (time.time(),),
@@ -143,8 +123,8 @@ class JobQueue:
 
     def claim(self, owner: str, lease: float) -> Row | None:
         """Take the oldest claimable job for ``lease`` seconds; None when there is none."""
-        skip = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-        with self._write() as execute:
+        skip = self.store.skip_locked  # PostgreSQL: runners do not queue on each other
+        with self.store.writing() as execute:
             while True:
                 now = time.time()
                 row = execute(
@@ -167,7 +147,7 @@ class JobQueue:
 
     def renew(self, id: int, owner: str, lease: float) -> bool:
         """Extend the lease; False when it is no longer ours."""
-        with self._write() as execute:
+        with self.store.writing() as execute:
             row = execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND owner = ? AND status = 'running'"
                           " RETURNING id", (time.time() + lease, id, owner)).fetchone()
             return row is not None
@@ -175,7 +155,7 @@ class JobQueue:
     def finish(self, id: int, owner: str, *, result: Any = None, error: str | None = None) -> bool:
         """Store the outcome if we still hold the lease; False when another runner took the job."""
         status = "failed" if error is not None else "done"
-        with self._write() as execute:
+        with self.store.writing() as execute:
             row = execute(
                 "UPDATE jobs SET status = ?, result = ?, error = ?, owner = NULL, lease_until = NULL, updated_at = ?"
                 " WHERE id = ? AND owner = ? AND status = 'running' RETURNING id",
@@ -224,9 +204,8 @@ class JobRunner:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            path = self.queue.store.path
-            if not self.queue.postgres and not os.path.exists(path):
-                logger.warning("jobs: the database %s is gone; the runner stops", path)
+            if self.queue.store.gone():
+                logger.warning("jobs: the database %s is gone; the runner stops", self.queue.store.path)
                 return  # and connecting would create an empty file in its place
             try:
                 job = self.queue.claim(self.owner, self.lease) if self.queue.waiting() else None
@@ -281,24 +260,43 @@ def _job(request: Request, row: Row) -> dict[str, Any]:
     return body
 
 
-def install_jobs(app: App, store: Store, writer: Any) -> JobQueue:
+class Jobs:
+    """The queue and this app's runners, one per process, started on the process's first request."""
+
+    def __init__(self, queue: JobQueue, *, lease: float, delay: float) -> None:
+        self.queue = queue
+        self.lease = lease
+        self.delay = delay
+        self._runners: dict[int, JobRunner] = {}
+        self._lock = threading.Lock()
+
+    def ensure_runner(self, request: Request) -> None:
+        """A before-request hook: start this process's runner unless it runs."""
+        if os.getpid() in self._runners:  # PERF(jobs): one dict lookup per request once running
+            return
+        with self._lock:
+            if os.getpid() not in self._runners:  # a forked worker starts its own
+                runner = self._runners[os.getpid()] = JobRunner(self.queue, lease=self.lease, delay=self.delay)
+                runner.start()
+
+    def stop(self) -> None:
+        """Stop this process's runner (a forked worker's parent has none of its own to stop)."""
+        with self._lock:
+            runner = self._runners.pop(os.getpid(), None)
+            self._runners.clear()
+        if runner is not None:
+            runner.stop()
+
+
+def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
     """Add the report and job routes under ``/v1`` and a runner per process, started on its first request.
 
-    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).
+    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).  Call
+    :meth:`Jobs.stop` of what it returns before closing the store (``ZooApp.close`` does).
     """
     queue = JobQueue(store)
-    lease = float(os.environ.get("ZOO_JOB_LEASE", "30"))
-    delay = float(os.environ.get("ZOO_JOB_DELAY", "0"))
-    runners: dict[int, JobRunner] = {}
-    lock = threading.Lock()
-
-    def ensure_runner(request: Request) -> None:
-        if os.getpid() in runners:  # PERF(jobs): one dict lookup per request once running
-            return
-        with lock:
-            if os.getpid() not in runners:  # a forked worker starts its own
-                runner = runners[os.getpid()] = JobRunner(queue, lease=lease, delay=delay)
-                runner.start()
+    jobs = Jobs(queue, lease=float(os.environ.get("ZOO_JOB_LEASE", "30")),
+                delay=float(os.environ.get("ZOO_JOB_DELAY", "0")))
 
     def create_report(request: Request, zoo: int) -> Response:
         """Queue a report on a zoo: 202 with `Location` of the job; `GET` it until it is done."""
@@ -329,16 +327,5 @@ def install_jobs(app: App, store: Store, writer: Any) -> JobQueue:
     router.add_route("/jobs/<int:job>/result", show_job_result, name="show_job_result", responses={200: Report},
                      errors=[503])
     app.mount("/v1", router)
-    app.before_request(ensure_runner)
-
-    close = app.close  # type: ignore[attr-defined]
-
-    def close_with_runners() -> None:
-        for runner in list(runners.values()):
-            if runner.owner.split(":")[1] == str(os.getpid()):
-                runner.stop()
-        runners.clear()
-        close()
-
-    app.close = close_with_runners  # type: ignore[attr-defined]
-    return queue
+    app.before_request(jobs.ensure_runner)
+    return jobs

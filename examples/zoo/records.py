@@ -1,22 +1,27 @@
-"""What the zoo's data is made of, whichever engine holds it: kinds of resource, rows, and the errors about them.
+"""What the zoo's data is made of, whichever engine holds it: kinds of resource, rows, the errors about them, and what a store offers.
 
 The stores (:mod:`examples.zoo.store`, :mod:`examples.zoo.store_pg`) build
-their SQL from :data:`KINDS` and raise the errors below; the HTTP layer turns
-those errors into statuses and rows into answers with :func:`public` and
+their SQL from :data:`KINDS`, raise the errors below and offer the
+:class:`Store` protocol; the HTTP layer only knows that protocol, turns the
+errors into statuses and rows into answers with :func:`public` and
 :func:`etag`.  Nothing here touches a database.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
+
+from .faults import Incidents
 
 __all__ = [
     "BadReference",
     "Check",
+    "Cursor",
     "Conflicting",
     "Deleted",
     "KINDS",
@@ -25,6 +30,8 @@ __all__ = [
     "Missing",
     "NotEmployed",
     "Row",
+    "SQL",
+    "Store",
     "StoreError",
     "TEXT_COLUMNS",
     "etag",
@@ -101,6 +108,53 @@ _PUBLIC = {
     "animal_type": ("id", "name", "description"),
     "employee": ("id", "name", "title", "zoo_id", "created_at", "updated_at"),
 }
+
+
+# --- what a store offers ----------------------------------------------------------
+
+
+class Cursor(Protocol):
+    """What :class:`SQL` returns: the driver's cursor (rows are mappings on both engines)."""
+
+    def fetchone(self) -> Any: ...
+
+
+class SQL(Protocol):
+    """Runs one statement of SQL with ``?`` marks, whichever the engine, inside a transaction."""
+
+    def __call__(self, query: str, args: Sequence[Any] = ()) -> Cursor: ...
+
+
+class Store(Protocol):
+    """The zoo's data, on SQLite (:class:`examples.zoo.store.Store`) or PostgreSQL
+    (:class:`examples.zoo.store_pg.PgStore`): the one interface the HTTP layer, the
+    jobs and the engine selection know.  The methods are documented in
+    :class:`examples.zoo.store_base.BaseStore`, which both engines subclass.
+    """
+
+    path: str  # the database, as the zoo prints it
+    incidents: Incidents  # the storage faults going on (the HTTP layer reports them)
+
+    @property
+    def skip_locked(self) -> str:
+        """What ends a ``SELECT`` that claims a row of a queue, so that other claimers skip it."""
+
+    def get(self, kind: str, id: int) -> Row: ...
+    def require(self, kind: str, id: int) -> None: ...
+    def list(self, kind: str, *, filters: Mapping[str, Any] | None = None, sortby: str = "id", order: str = "asc",
+             limit: int = 20, offset: int = 0) -> tuple[list[Row], int]: ...
+    def count(self, kind: str) -> int: ...
+    def employed(self, zoo_id: int, employee_id: int) -> Row: ...
+    def create(self, kind: str, values: Mapping[str, Any]) -> Row: ...
+    def update(self, kind: str, id: int, values: Mapping[str, Any], *, replace: bool,
+               check: Check | None = None) -> Row: ...
+    def delete(self, kind: str, id: int, *, check: Check | None = None) -> None: ...
+    def hire(self, zoo_id: int, employee_id: int) -> Row: ...
+    def fire(self, zoo_id: int, employee_id: int, *, check: Check | None = None) -> Row: ...
+    def reading(self) -> AbstractContextManager[SQL]: ...
+    def writing(self) -> AbstractContextManager[SQL]: ...
+    def gone(self) -> bool: ...
+    def close(self) -> None: ...
 
 
 # --- errors --------------------------------------------------------------------

@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
-# the store's vocabulary, re-exported: the HTTP layer imports it from here
+# the store's vocabulary (examples.zoo.records), re-exported for callers that import it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
 from .store_base import BaseStore
@@ -113,6 +113,7 @@ class Store(BaseStore[sqlite3.Connection]):
     TEXT_ORDER = "{column} COLLATE NOCASE"
     TIME_ORDER = "{column}"  # ISO-8601 text: BINARY order is time order
     DIRECTIONS = {"asc": "ASC", "desc": "DESC"}  # SQLite sorts nulls first when ascending
+    SKIP_LOCKED = ""  # BEGIN IMMEDIATE: one claimer at a time
 
     def __init__(self, path: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full") -> None:
         self.path = str(path)
@@ -149,6 +150,10 @@ class Store(BaseStore[sqlite3.Connection]):
             with self._handles_lock:
                 self._handles.add(handle)
         return handle.conn
+
+    def gone(self) -> bool:
+        """Whether the database file was deleted (connecting would create an empty one in its place)."""
+        return not os.path.exists(self.path)
 
     def read_only(self) -> bool:
         """Whether the database file may not be written: by nobody (no write bit, which even

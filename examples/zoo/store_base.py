@@ -38,8 +38,8 @@ Rules kept here
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .faults import Incidents
@@ -54,6 +54,8 @@ from .records import (
     Missing,
     NotEmployed,
     Row,
+    SQL,
+    Cursor,
     StoreError,
     utc_now,
     valid_id,
@@ -82,6 +84,8 @@ class BaseStore(ABC, Generic[Conn]):
     TIME_ORDER: ClassVar[str]
     # "asc"/"desc" -> the sort key's direction, nulls first when ascending (ties: by id, plainly)
     DIRECTIONS: ClassVar[Mapping[str, str]]
+    # ends a SELECT that claims a row of a queue (jobs.py): other claimers skip the rows locked
+    SKIP_LOCKED: ClassVar[str]
 
     # -- what the engine supplies -------------------------------------------------
 
@@ -96,6 +100,39 @@ class BaseStore(ABC, Generic[Conn]):
     @abstractmethod
     def close(self) -> None:
         """Close every connection the store opened (call when no request is running)."""
+
+    def gone(self) -> bool:
+        """Whether the database has disappeared (an SQLite file deleted): connecting would make a new one."""
+        return False
+
+    # -- SQL of a caller's own (the job queue's) -----------------------------------
+
+    @property
+    def skip_locked(self) -> str:
+        """What ends a ``SELECT`` that claims a row of a queue: ``FOR UPDATE SKIP LOCKED`` where rows
+        are locked (PostgreSQL), nothing where one writer runs at a time (SQLite)."""
+        return self.SKIP_LOCKED
+
+    @contextmanager
+    def reading(self) -> Iterator[SQL]:
+        """One read-only snapshot for SQL of the caller's own, with ``?`` marks on either engine."""
+        with self._read() as conn:
+            yield self._sql(conn)
+
+    @contextmanager
+    def writing(self) -> Iterator[SQL]:
+        """One write transaction for SQL of the caller's own (``?`` marks), with the store's guarantees:
+        committed at the end of the block, rolled back by any exception, storage errors raised as
+        :mod:`examples.zoo.faults`, the request's deadline for locks."""
+        with self._write() as conn:
+            yield self._sql(conn)
+
+    def _sql(self, conn: Conn) -> SQL:
+        def execute(query: str, args: Sequence[Any] = ()) -> Cursor:
+            result: Cursor = self._execute(conn, query, args)
+            return result
+
+        return execute
 
     @abstractmethod
     def _execute(self, conn: Conn, query: str, args: Sequence[Any] = ()) -> Any:

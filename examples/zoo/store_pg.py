@@ -144,6 +144,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
     TEXT_ORDER = 'lower({column} COLLATE "C") COLLATE "C"'
     TIME_ORDER = '{column} COLLATE "C"'
     DIRECTIONS = {"asc": "ASC NULLS FIRST", "desc": "DESC NULLS LAST"}
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"  # claimers do not queue on each other
 
     def __init__(self, url: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full",
                  pool_size: int = 10) -> None:

@@ -8,8 +8,10 @@
 refused), ``ZOO_READONLY_TOKEN``, ``ZOO_RATE_LIMIT`` (default 600),
 ``ZOO_MAX_BODY`` (default 1 MiB), ``ZOO_EMPTY=1`` (no demo data in a new
 database), ``ZOO_DEADLINE`` (seconds, default 5), ``ZOO_DURABILITY``
-(``full``, the default, or ``normal``) and ``ZOO_TRUST_PROXY`` (the balancers'
-addresses, comma-separated, whose ``X-Forwarded-*`` headers are believed).  Each worker process opens its own connections on its first
+(``full``, the default, or ``normal``), ``ZOO_TRUST_PROXY`` (the balancers'
+addresses, comma-separated, whose ``X-Forwarded-*`` headers are believed),
+``ZOO_V1_SUNSET`` (a date: v1 is deprecated and every v1 answer says so) and
+``ZOO_V1_DEPRECATED`` (since when; default: the start).  Each worker process opens its own connections on its first
 request, so ``--preload`` is safe.
 """
 
@@ -36,4 +38,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> ZooApp:
         deadline=float(env.get("ZOO_DEADLINE", "5")),
         durability=env.get("ZOO_DURABILITY", "full"),
         trust_proxy=env.get("ZOO_TRUST_PROXY", ""),
+        v1_sunset=env.get("ZOO_V1_SUNSET") or None,
+        v1_deprecated=env.get("ZOO_V1_DEPRECATED") or None,
     )
