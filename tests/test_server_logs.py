@@ -192,6 +192,27 @@ def test_a_served_request_line_is_logged_whole(live_server: Any, logs: pytest.Lo
     assert line.group("note") == ""
 
 
+@pytest.mark.parametrize("query, shown", [
+    ("access_token=s3cret&page=2", "access_token=[redacted]&page=2"),
+    ("api_key=s3cret", "api_key=[redacted]"),
+    ("user=a&password=s3cret", "user=a&password=[redacted]"),
+    ("X-Amz-Signature=s3cret", "X-Amz-Signature=[redacted]"),
+], ids=["access_token", "api_key", "password", "signature"])
+def test_credentials_in_the_query_never_reach_the_access_log(
+    live_server: Any, logs: pytest.LogCaptureFixture, query: str, shown: str
+) -> None:
+    srv = live_server(wsgi_app, access_log=True)
+    status, raw = send_and_read(srv.port, f"GET /ok?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert status == 200, raw[:200]
+    line = one_access_line(logs)
+    assert line.group("request") == f"GET /ok?{shown} HTTP/1.1"
+    assert "s3cret" not in caplog_text(logs)
+
+
+def caplog_text(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(caplog.handler.format(record) for record in caplog.records)
+
+
 # -- paths in error records ----------------------------------------------------------------------------------
 
 FORGED_TAIL = '127.0.0.1%20-%20-%20%22GET%20/admin%20HTTP/1.1%22%20200'  # the rest of a forged access line

@@ -66,7 +66,7 @@ from typing import Any
 
 from ..framing import error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
-from ..logtext import escape
+from ..logtext import escape, redact
 from .body import wait_readable
 from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
@@ -740,11 +740,12 @@ class Server:
     # -- logs ------------------------------------------------------------------------------
 
     def log_access(self, conn: Connection, request_line: str, status: int, size: int, note: str = "") -> None:
-        """One access-log line; what the client sent is escaped (:mod:`restkit.logtext`)."""
+        """One access-log line; what the client sent is escaped, and credentials in its query hidden (:mod:`restkit.logtext`)."""
         if self.access_log:
             host = conn.address[0] if isinstance(conn.address, tuple) else "-"
             when = time.strftime("%d/%b/%Y %H:%M:%S")
-            access_logger.info('%s - - [%s] "%s" %d %d%s', host, when, escape(request_line), status, size, note)
+            line = escape(redact(request_line))
+            access_logger.info('%s - - [%s] "%s" %d %d%s', host, when, line, status, size, note)
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:
