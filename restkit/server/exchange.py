@@ -164,7 +164,7 @@ class Exchange:
                 # PERF: the usual response, one bytes object: one send, with
                 # a Content-Length the server can vouch for.
                 body = result[0] if result else b""
-                if type(body) is not bytes:
+                if not isinstance(body, bytes):
                     raise AppError(f"the app's response holds {type(body).__name__}, not bytes")
                 self._send_head(len(body), body)
                 return self._finish()
