@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .httprules import NO_BODY_STATUSES, is_token, status_line, valid_field_value
 
@@ -75,7 +76,15 @@ def _field_name(name: str) -> str:
     if type(name) is not str or not is_token(name):
         raise AppError(f"invalid header name {name!r}")
     return name.lower()
+
+
 LAST_CHUNK = b"0\r\n\r\n"
+# PERF: plans of heads already seen, keyed by everything but the date, which
+# is spliced in; apps send the same few heads over and over.  A full cache is
+# emptied (a simple bound; the plans are cheap to make again).
+_PLANS: dict[tuple[Any, ...], tuple[int, bytes, bytes | None, BodyFraming, int, bool]] = {}
+_PLANS_MAX = 1024
+_DATE_MARK = "\x00date\x00"
 
 
 def plan_response(
@@ -106,6 +115,28 @@ def plan_response(
     Raises:
         AppError: the status or a header is invalid.
     """
+    try:
+        key = (status, tuple(headers), head_request, http11, keep_alive, known_length, server)
+        cached = _PLANS.get(key)
+    except TypeError:  # something unhashable where a str belongs: the full check names it
+        return _plan(status, headers, head_request, http11, keep_alive, known_length, date, server)
+    if cached is None:
+        plan = _plan(status, headers, head_request, http11, keep_alive, known_length, _DATE_MARK, server)
+        before, mark, rest = plan.head.partition(_DATE_MARK.encode())
+        cached = (plan.code, before, rest if mark else None, plan.framing, plan.length, plan.keep_alive)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = cached
+    code, before, after, framing, length, keep = cached
+    head = before if after is None else b"".join((before, date.encode("latin-1"), after))
+    return ResponsePlan(code, head, framing, length, keep)
+
+
+def _plan(
+    status: str, headers: list[tuple[str, str]], head_request: bool, http11: bool, keep_alive: bool,
+    known_length: int | None, date: str, server: str,
+) -> ResponsePlan:
+    """:func:`plan_response` without the cache."""
     code = _status_code(status)
     lines = [f"HTTP/1.1 {status}\r\n"]
     length: int | None = None

@@ -352,3 +352,20 @@ def test_an_app_failure_before_the_head_is_a_json_500() -> None:
     assert exchange.outcome is Outcome.CLOSE and exchange.code == 500
     events = read_with_h11(bytes(sock.sent))
     assert events[0].status_code == 500 and events[1].data == b'{"error": "internal server error"}'
+
+
+def test_a_cached_plan_takes_each_calls_date_and_never_caches_a_refusal() -> None:
+    from restkit.framing import AppError
+
+    headers = [("Content-Type", "text/plain")]
+    options: dict[str, Any] = {"head_request": False, "http11": True, "keep_alive": True, "known_length": 2,
+                               "server": "restkit"}
+    first = plan_response("200 OK", headers, date="Mon, 07 Dec 2026 10:00:00 GMT", **options)
+    second = plan_response("200 OK", list(headers), date="Mon, 07 Dec 2026 10:00:01 GMT", **options)
+    assert b"Date: Mon, 07 Dec 2026 10:00:00 GMT\r\n" in first.head
+    assert second.head == first.head.replace(b"10:00:00", b"10:00:01")
+    for _ in range(2):  # a bad value is refused every time, not only the first
+        with pytest.raises(AppError):
+            plan_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: x=1")], date="d", **options)
+    own_date = plan_response("200 OK", [("Date", "theirs")], date="ours", **options)
+    assert b"Date: theirs\r\n" in own_date.head and b"ours" not in own_date.head
