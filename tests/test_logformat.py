@@ -12,8 +12,10 @@ import re
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,6 +142,21 @@ def test_an_app_error_is_one_line_with_a_traceback(live_server: Callable[..., Li
     assert "RuntimeError: the handler failed" in error["traceback"]
     assert error["traceback"].startswith("Traceback (most recent call last):")
     assert len(json_log.getvalue().splitlines()) == 2  # the traceback's and the message's line feeds are escaped
+
+
+def test_a_note_and_the_duration_are_fields(live_server: Callable[..., LiveServer], json_log: io.StringIO) -> None:
+    server = live_server(make_app(), access_log=True).server
+    conn = SimpleNamespace(address=("192.0.2.7", 5000))
+    environ = {"restkit.request_id": 'id"1', "HTTP_AUTHORIZATION": "Basic c2Vrcml0"}
+    started = time.monotonic() - 1.5
+    server.log_access(conn, "GET /big HTTP/1.1", 200, 4096, " (cut: write deadline)",  # type: ignore[arg-type]
+                      environ=environ, started=started)
+    (record,) = access(json_log, 1)
+    assert record["note"] == "cut: write deadline"
+    assert record["request_id"] == "id\\x221" and record["client"] == "192.0.2.7"
+    assert 1.5 <= record["duration"] < 1.5 + TIMEOUT
+    assert record["message"].endswith('"GET /big HTTP/1.1" 200 4096 request_id=id\\x221 (cut: write deadline)')
+    assert "c2Vrcml0" not in json_log.getvalue()
 
 
 def test_the_formatter_keeps_every_record_on_one_line() -> None:
