@@ -752,7 +752,8 @@ class Server:
         ``environ["restkit.request_id"]``.  The record also carries the
         line's parts as fields (``extra=``), for a structured formatter
         (:class:`restkit.logformat.JsonFormatter`): ``method`` and ``path``
-        (escaped and redacted as in the line), ``status``, ``bytes``,
+        (escaped and redacted as in the line; absent when a refused line is
+        not ``METHOD TARGET VERSION``), ``status``, ``bytes``,
         ``client``, and when known ``duration`` (seconds since ``started``,
         a ``time.monotonic()``), ``user_agent``, ``request_id``,
         ``trace_id`` and ``note``.  Never a header with credentials.
