@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .logformat import LOG_FORMATS, formatter_for
+
 if TYPE_CHECKING:
     from .server.supervisor import WorkerPlan
 
@@ -128,6 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="tracebacks in 500 bodies and checks of responses= (never in production)")
     parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="least severe log lines shown (default info)"
+    )
+    parser.add_argument(
+        "--log-format", default="text", choices=LOG_FORMATS,
+        help="text lines (default) or json: one JSON object a line, for log collectors",
     )
     parser.add_argument("--threads", type=int, default=8, help="worker threads running the app (default 8; see the README on tuning)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
@@ -240,12 +246,15 @@ def _uses_workers(args: argparse.Namespace) -> bool:
     return bool(args.workers != 1 or args.max_requests)
 
 
-def configure_logging(level: str) -> None:
-    """Show log lines of ``level`` and above on standard error: restkit's and the app's own."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Show log lines of ``level`` and above on standard error: restkit's and the app's own.
+
+    ``log_format="json"``: one JSON object a line (:class:`restkit.logformat.JsonFormatter`).
+    """
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(formatter_for(log_format, "%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level.upper())
 
@@ -262,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.reload and not os.environ.get(_CHILD):
         return _watch(argv)
-    configure_logging(args.log_level)  # before the import: the app may log while it sets up
+    configure_logging(args.log_level, args.log_format)  # before the import: the app may log while it sets up
     if _uses_workers(args):
         return _serve_workers(args)
     try:

@@ -84,11 +84,15 @@ def parse_traceparent(value: str) -> tuple[str, str, str] | None:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``request_id`` and ``trace_id`` (``-`` when none) to every record it sees; drops nothing."""
+    """Adds ``request_id`` and ``trace_id`` (``-`` when none) to every record it sees; drops nothing.
+
+    A record that already names them (the server's access records pass them
+    with ``extra=``, from the request's environ) keeps its own.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get() or "-"
-        record.trace_id = _trace_id.get() or "-"
+        record.request_id = getattr(record, "request_id", None) or _request_id.get() or "-"
+        record.trace_id = getattr(record, "trace_id", None) or _trace_id.get() or "-"
         return True
 
 

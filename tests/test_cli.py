@@ -371,6 +371,17 @@ def test_server_flags_are_passed_to_serve() -> None:
     }
 
 
+def test_log_format_is_text_json_or_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from restkit.cli import _parser
+
+    assert _parser().parse_args(["m:app"]).log_format == "text"
+    assert _parser().parse_args(["m:app", "--log-format", "json"]).log_format == "json"
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["m:app", "--log-format", "xml"])
+    assert exited.value.code == 2
+    assert "--log-format: invalid choice: 'xml'" in capsys.readouterr().err
+
+
 # --- --reload ---------------------------------------------------------------------------
 
 RELOAD_APP = textwrap.dedent(

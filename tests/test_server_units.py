@@ -263,7 +263,10 @@ class FakeServer:
     def detach_worker(self) -> None:
         self.detached += 1
 
-    def log_access(self, conn: Connection, request_line: str, status: int, size: int, note: str = "") -> None:
+    def log_access(
+        self, conn: Connection, request_line: str, status: int, size: int, note: str = "", *,
+        environ: dict[str, Any] | None = None, started: float | None = None,
+    ) -> None:
         self.lines.append((request_line, status, size, note))
 
 

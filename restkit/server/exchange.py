@@ -84,10 +84,11 @@ class Exchange:
 
     __slots__ = (
         "server", "conn", "head", "environ", "input", "status", "headers", "plan", "state", "result", "items",
-        "body_bytes", "code", "outcome", "note", "closed", "undelivered",
+        "body_bytes", "code", "outcome", "note", "closed", "undelivered", "started",
     )
 
     def __init__(self, server: Server, conn: Connection, head: RequestHead) -> None:
+        self.started = time.monotonic()  # the access log's duration
         self.server = server
         self.conn = conn
         self.head = head
@@ -421,12 +422,10 @@ class Exchange:
 
         An app may name the request with ``environ["restkit.request_id"]``: the line then ends with it.
         """
-        environ = self.environ
-        if environ.get("restkit.quiet") and not self.note:
+        if self.environ.get("restkit.quiet") and not self.note:
             return
-        note = self.note
-        request_id = environ.get("restkit.request_id")
-        if request_id:
-            note = f" request_id={self.server.escape(str(request_id))}{note}"
-        self.server.log_access(self.conn, self.head.request_line, self.code, self.sent_bytes(), note)
+        self.server.log_access(
+            self.conn, self.head.request_line, self.code, self.sent_bytes(), self.note,
+            environ=self.environ, started=self.started,
+        )
 

@@ -545,8 +545,11 @@ class Server:
             conn.sock.send(error_response(error.status, error.message, date=self.date.now(), server=SERVER_SOFTWARE))
         except OSError:  # the answer did not fit or the client is gone: nothing more to do
             linger = False
-        request_line = conn.head.request_line if conn.head is not None else _first_line(conn.buffer)
-        self.log_access(conn, request_line, error.status, 0, note)
+        head = conn.head
+        if head is not None:
+            self.log_access(conn, head.request_line, error.status, 0, note, environ=head.environ)
+        else:
+            self.log_access(conn, _first_line(conn.buffer), error.status, 0, note)
         if conn.spool is not None:
             conn.spool.close()
             conn.spool = None
@@ -739,13 +742,48 @@ class Server:
 
     # -- logs ------------------------------------------------------------------------------
 
-    def log_access(self, conn: Connection, request_line: str, status: int, size: int, note: str = "") -> None:
-        """One access-log line; what the client sent is escaped, and credentials in its query hidden (:mod:`restkit.logtext`)."""
-        if self.access_log:
-            host = conn.address[0] if isinstance(conn.address, tuple) else "-"
-            when = time.strftime("%d/%b/%Y %H:%M:%S")
-            line = escape(redact(request_line))
-            access_logger.info('%s - - [%s] "%s" %d %d%s', host, when, line, status, size, note)
+    def log_access(
+        self, conn: Connection, request_line: str, status: int, size: int, note: str = "", *,
+        environ: dict[str, Any] | None = None, started: float | None = None,
+    ) -> None:
+        """One access-log line; what the client sent is escaped, and credentials in its query hidden (:mod:`restkit.logtext`).
+
+        The line ends with ``request_id=`` when the app put one in
+        ``environ["restkit.request_id"]``.  The record also carries the
+        line's parts as fields (``extra=``), for a structured formatter
+        (:class:`restkit.logformat.JsonFormatter`): ``method`` and ``path``
+        (escaped and redacted as in the line; absent when a refused line is
+        not ``METHOD TARGET VERSION``), ``status``, ``bytes``,
+        ``client``, and when known ``duration`` (seconds since ``started``,
+        a ``time.monotonic()``), ``user_agent``, ``request_id``,
+        ``trace_id`` and ``note``.  Never a header with credentials.
+        """
+        if not self.access_log:
+            return
+        client = conn.address[0] if isinstance(conn.address, tuple) else None
+        when = time.strftime("%d/%b/%Y %H:%M:%S")
+        line = escape(redact(request_line))
+        parts = line.split(" ")
+        fields: dict[str, Any] = {
+            "method": parts[0] if len(parts) == 3 else None,
+            "path": parts[1] if len(parts) == 3 else None,
+            "status": status,
+            "bytes": size,
+            "duration": None if started is None else round(time.monotonic() - started, 6),
+            "client": client,
+            "note": note.strip().removeprefix("(").removesuffix(")") or None,
+        }
+        if environ is not None:
+            user_agent = environ.get("HTTP_USER_AGENT")
+            fields["user_agent"] = None if user_agent is None else escape(user_agent)
+            request_id = environ.get("restkit.request_id")
+            if request_id:
+                fields["request_id"] = request_id = escape(str(request_id))
+                note = f" request_id={request_id}{note}"
+            traceparent = environ.get("restkit.traceparent")
+            if traceparent:  # 00-TRACE_ID-SPAN_ID-FLAGS, made by restkit.requestid
+                fields["trace_id"] = traceparent.split("-")[1]
+        access_logger.info('%s - - [%s] "%s" %d %d%s', client or "-", when, line, status, size, note, extra=fields)
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:

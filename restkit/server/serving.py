@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..logformat import formatter_for
 from .loop import Server, WSGIApp, access_logger, error_logger
 from .sockets import raise_descriptor_limit
 
@@ -27,6 +28,7 @@ def serve(
     port: int = 8000,
     *,
     redirect_http: int | None = None,
+    log_format: str = "text",
     workers: int = 1,
     worker_timeout: float = 30.0,
     max_requests: int = 0,
@@ -39,7 +41,10 @@ def serve(
     serves the network).  Options are those of :class:`Server`.  The first
     signal starts a graceful stop (in-flight requests get ``grace`` seconds);
     a second one stops at once.  Access-log lines go to standard error
-    unless logging is already configured.
+    unless logging is already configured.  ``log_format="json"`` writes
+    them, and error records, as one JSON object a line
+    (:class:`restkit.logformat.JsonFormatter`); with logging already
+    configured, give your own handler that formatter instead.
 
     A restkit App's startup hooks run first (``app.startup()``), before the
     port is bound; if one fails, a line ``restkit: startup failed: ...``
@@ -54,7 +59,7 @@ def serve(
     ``PORT`` and answers every request there with ``308`` to the same URL
     on HTTPS.
     """
-    setup_logging()
+    setup_logging(log_format)
     if workers != 1 or max_requests:
         from .supervisor import WorkerPlan, supervise  # PERF(lazy-import): only with workers
 
@@ -93,11 +98,19 @@ def serve(
     print("restkit: stopped", file=sys.stderr, flush=True)
 
 
-def setup_logging() -> None:
-    """Access and error lines to standard error, unless logging is already configured."""
+def setup_logging(log_format: str = "text") -> None:
+    """Access and error lines to standard error, unless logging is already configured.
+
+    Args:
+        log_format: ``"text"`` (the message alone) or ``"json"`` (one JSON object a line).
+
+    Raises:
+        ValueError: another ``log_format``.
+    """
+    formatter = formatter_for(log_format, "%(message)s")
     if not logging.getLogger().handlers and not access_logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(formatter)
         for log in (access_logger, error_logger, logging.getLogger("restkit")):
             log.addHandler(handler)
             log.setLevel(logging.INFO)
