@@ -283,7 +283,8 @@ class Paging(Feature):
                 schema = parameter["schema"] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
                 said = parameter.get("description") or schema.get("description") or name
                 parameter["description"] = f"{said} (default {defaults[name]}). {_STYLES}"
-        operation["x-restkit-paging"] = {"styles": [list(_OFFSET_STYLE), list(_PAGE_STYLE)], "default_limit": self.default_limit}
+        styles = [list(_OFFSET_STYLE), list(_PAGE_STYLE)]
+        operation["x-restkit-paging"] = {"styles": styles, "default_limit": self.default_limit}
         context.add_response(operation, 400)
         for response in context.success_responses(operation):
             context.add_header(response, "X-Total-Count", "the number of matching items", {"type": "integer"})

@@ -255,7 +255,8 @@ def test_both_paging_styles_naming_different_pages_are_refused(client: webtest.T
 
 def test_a_number_with_no_fraction_is_an_integer(client: webtest.TestApp, tmp_path: Path) -> None:
     """JSON Schema 2020-12 counts 1.0 as an integer: in a query, and in a body (stored as 1)."""
-    assert ids(client.get("/v1/animals?animal_type_id=3.0&limit=100")) == ids(client.get("/v1/animals?animal_type_id=3&limit=100"))
+    by_float, by_int = (client.get(f"/v1/animals?animal_type_id={n}&limit=100") for n in ("3.0", "3"))
+    assert ids(by_float) == ids(by_int) and ids(by_int)
     app = new_app(tmp_path)
     try:
         writer = make_client(app)
