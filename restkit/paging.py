@@ -11,7 +11,7 @@
         return page.response(request, rows, total)         # X-Total-Count and Link
 
 A client pages with ``limit`` & ``offset`` *or* ``page`` & ``per_page`` (both
-styles in one request are a 400), sorts with ``sortby`` & ``order`` (``asc``
+styles in one request must name the same page, else a 400), sorts with ``sortby`` & ``order`` (``asc``
 or ``desc``) and filters with one parameter per declared field (equality,
 as text).  Each of these parameters may appear once.  The answer carries
 ``X-Total-Count`` (the number of matching items) and an RFC 8288 ``Link``
@@ -44,6 +44,9 @@ _OFFSET_STYLE = ("limit", "offset")
 _PAGE_STYLE = ("page", "per_page")
 _PAGING = _OFFSET_STYLE + _PAGE_STYLE
 _PAGING_NAMES = frozenset(_PAGING)
+_STYLES = (
+    "Page with limit & offset or with page & per_page; a request that uses both must name the same page with each."
+)
 _UNSAFE = frozenset(' "#%<>?[\\]^`{|}')  # characters a path must have percent-encoded in a URL
 
 
@@ -146,6 +149,9 @@ class Page:
 
 
 def _integer(name: str, text: str, low: int, high: int) -> int:
+    whole, dot, fraction = text.partition(".")
+    if dot and fraction and not fraction.strip("0"):  # "20.0" is an integer too (JSON Schema 2020-12)
+        text = whole
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
         raise BadRequest(f"query parameter {name} must be a whole number from {low} to {high}", details={name: "must be an integer"})
     value = int(text)
@@ -203,7 +209,7 @@ class Paging(Feature):
         """The page ``request`` asks for.
 
         Raises:
-            BadRequest: a parameter that is not valid, given twice, or both paging styles.
+            BadRequest: a parameter that is not valid, given twice, or both paging styles naming different pages.
         """
         query = request.query
         if not query:  # PERF(paging): the first page, all defaults
@@ -219,22 +225,24 @@ class Paging(Feature):
         per_page, number = get("per_page"), get("page")
         by_page = per_page is not None or number is not None
         if by_page:
-            if "limit" in values or "offset" in values:
-                offset_style = [name for name in _OFFSET_STYLE if name in values]
-                page_style = [name for name in _PAGE_STYLE if name in values]
-                raise BadRequest(
-                    f"query parameters {'/'.join(offset_style)} and {'/'.join(page_style)} do not mix;"
-                    " page with limit & offset or with page & per_page"
-                )
             limit = self.default_limit if per_page is None else _integer("per_page", per_page, 1, self.max_limit)
             # the page must end below max_offset
             page = 1 if number is None else _integer("page", number, 1, self.max_offset // limit)
             offset = (page - 1) * limit
-        else:
+        if not by_page or "limit" in values or "offset" in values:
             text = get("limit")
-            limit = self.default_limit if text is None else _integer("limit", text, 1, self.max_limit)
+            own_limit = self.default_limit if text is None else _integer("limit", text, 1, self.max_limit)
             text = get("offset")
-            offset = 0 if text is None else _integer("offset", text, 0, self.max_offset)
+            own_offset = 0 if text is None else _integer("offset", text, 0, self.max_offset)
+            if by_page and (own_limit, own_offset) != (limit, offset):
+                # both styles may be sent (clients generated from the document do) if they agree
+                offset_style = "&".join(f"{name}={values[name]}" for name in _OFFSET_STYLE if name in values)
+                page_style = "&".join(f"{name}={values[name]}" for name in _PAGE_STYLE if name in values)
+                raise BadRequest(
+                    f"query parameters {offset_style} and {page_style} name different pages;"
+                    " page with limit & offset or with page & per_page, or make them agree"
+                )
+            limit, offset, by_page = own_limit, own_offset, False
         sort = get("sortby")
         if sort is None:
             sort = self.default_sort
@@ -249,11 +257,13 @@ class Paging(Feature):
         return Page(offset, limit, sort, order, filters, by_page, kept)
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
-        limit = {"type": "integer", "minimum": 1, "maximum": self.max_limit, "default": self.default_limit}
+        # No paging parameter has a default in the document: a generated client
+        # would send all four, and the server's defaults are stated in words.
+        limit = {"type": "integer", "minimum": 1, "maximum": self.max_limit}
         parameters = [
             ("limit", limit, "items per page, with offset"),
-            ("offset", {"type": "integer", "minimum": 0, "maximum": self.max_offset, "default": 0}, "items to skip, with limit"),
-            ("page", {"type": "integer", "minimum": 1, "default": 1}, "page number, with per_page"),
+            ("offset", {"type": "integer", "minimum": 0, "maximum": self.max_offset}, "items to skip, with limit"),
+            ("page", {"type": "integer", "minimum": 1}, "page number, with per_page"),
             ("per_page", limit, "items per page, with page"),
         ]
         if self.sort:
@@ -265,6 +275,16 @@ class Paging(Feature):
             context.add_parameter(
                 operation, {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
             )
+        # a query= model's parameters won (their types), but the styles and defaults are the paging's
+        defaults = {"limit": self.default_limit, "offset": 0, "page": 1, "per_page": self.default_limit}
+        for parameter in operation["parameters"]:
+            name = parameter["name"]
+            if parameter["in"] == "query" and name in defaults:
+                schema = parameter["schema"] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
+                said = parameter.get("description") or schema.get("description") or name
+                parameter["description"] = f"{said} (default {defaults[name]}). {_STYLES}"
+        styles = [list(_OFFSET_STYLE), list(_PAGE_STYLE)]
+        operation["x-restkit-paging"] = {"styles": styles, "default_limit": self.default_limit}
         context.add_response(operation, 400)
         for response in context.success_responses(operation):
             context.add_header(response, "X-Total-Count", "the number of matching items", {"type": "integer"})

@@ -23,6 +23,9 @@ The handler receives the validated object as ``body=`` (and ``query=`` for
   as REST conventions have it);
 * unknown fields are refused unless the route says ``unknown_fields="ignore"``.
 
+As in JSON Schema 2020-12, a number with no fraction is an integer: ``1.0``
+in a body (``1.0`` in a query string) is the ``int`` 1, and ``1.5`` is refused.
+
 ``partial=True`` (for PATCH) makes every field optional; absent ones are
 :data:`UNSET` in the object, and :func:`given` lists the fields that were sent.
 Query strings are text, so their values are converted (``"10"`` to 10,
@@ -287,17 +290,20 @@ def _num(value: float) -> str:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_INT_TEXT = re.compile(r"-?[0-9]{1,19}")
+_INT_TEXT = re.compile(r"(-?[0-9]{1,19})(?:\.0+)?")  # "1.0" too: a number with no fraction is an integer
 _FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def _int(checker: _Checker, value: Any, path: str) -> Any:
     if checker.from_text and isinstance(value, str):
         text = value.strip()
-        if _INT_TEXT.fullmatch(text):
-            value = int(text)
+        match = _INT_TEXT.fullmatch(text)
+        if match:
+            value = int(match[1])
         else:
             return checker.fail(path, "must be an integer")
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema 2020-12: 1.0 is an integer
     if isinstance(value, bool) or not isinstance(value, int):
         return checker.fail(path, "must be an integer")
     if not -(2**63) <= value < 2**63:

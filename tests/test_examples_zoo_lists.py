@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -12,7 +13,7 @@ import webtest
 
 from examples.zoo.app import ZooApp
 from tests.conftest import make_client
-from tests.test_examples_zoo import new_app, refused
+from tests.test_examples_zoo import AUTH, JSON_TYPE, assert_error, new_app, refused, send_json
 from tests.zoo_pg_fixtures import ENGINES, pg_cluster  # noqa: F401
 
 ANIMALS = 45
@@ -207,6 +208,8 @@ BAD_QUERIES = [
     ("per_page=101", "per_page"),
     ("page=2&limit=5", "limit"),
     ("offset=5&per_page=5", "offset"),
+    ("limit=20&offset=0&page=2&per_page=20", "limit=20&offset=0 and page=2&per_page=20"),  # both styles, two pages
+    ("limit=10&offset=0&page=1&per_page=20", "name different pages"),
     ("sortby=color", "sortby"),
     ("sortby=links", "sortby"),
     ("sortby=", "sortby"),
@@ -229,6 +232,46 @@ BAD_QUERIES = [
 def test_invalid_parameters_are_400_naming_the_parameter(client: webtest.TestApp, zoo: ZooApp, query: str,
                                                           parameter: str) -> None:
     refused(client, zoo, "GET", f"/v1/animals?{query}", 400, parameter)
+
+
+LISTS = ["/v1/zoos", "/v1/animals", "/v1/animal_types", "/v1/employees", "/v1/zoos/1/animals", "/v1/zoos/1/employees",
+         "/v1/animals/recently_added"]
+
+
+@pytest.mark.parametrize("url", LISTS)
+def test_both_paging_styles_naming_the_same_page_are_accepted(client: webtest.TestApp, url: str) -> None:
+    """What a client generated from /openapi.json may send: all four paging parameters, agreeing."""
+    alone = client.get(f"{url}?limit=2&offset=2")
+    both = client.get(f"{url}?limit=2&offset=2&page=2&per_page=2")
+    assert both.status_int == 200 and both.json == alone.json
+    assert both.headers["X-Total-Count"] == alone.headers["X-Total-Count"]
+
+
+def test_both_paging_styles_naming_different_pages_are_refused(client: webtest.TestApp) -> None:
+    for url in LISTS:
+        response = client.get(f"{url}?limit=20&offset=0&page=2&per_page=20", expect_errors=True)
+        assert_error(response, 400, "limit=20&offset=0 and page=2&per_page=20 name different pages")
+
+
+def test_a_number_with_no_fraction_is_an_integer(client: webtest.TestApp, tmp_path: Path) -> None:
+    """JSON Schema 2020-12 counts 1.0 as an integer: in a query, and in a body (stored as 1)."""
+    by_float, by_int = (client.get(f"/v1/animals?animal_type_id={n}&limit=100") for n in ("3.0", "3"))
+    assert ids(by_float) == ids(by_int) and ids(by_int)
+    app = new_app(tmp_path)
+    try:
+        writer = make_client(app)
+        response = send_json(writer, "POST", "/v1/animals", {"name": "Rex", "animal_type_id": 1.0, "zoo_id": 1.0})
+        assert response.status_int == 201, response.text
+        assert b'"animal_type_id": 1.0' not in response.body
+        created = response.json
+        assert (created["animal_type_id"], created["zoo_id"]) == (1, 1) and type(created["animal_type_id"]) is int
+        stored = app.store.get("animal", created["id"])
+        assert (stored["animal_type_id"], stored["zoo_id"]) == (1, 1) and type(stored["animal_type_id"]) is int
+        response = refused(writer, app, "POST", "/v1/animals", 422, "validation failed", content_type=JSON_TYPE,
+                           headers=AUTH, body=b'{"name": "Rex", "animal_type_id": 1.5, "zoo_id": 1}')
+        assert response.json["details"] == {"animal_type_id": "must be an integer"}
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("url", ["/v1/zoos?born=2020-01-01", "/v1/animal_types?sortby=born", "/v1/employees?city=x",

@@ -119,10 +119,23 @@ def test_every_route_is_documented_with_its_models(app: ZooApp) -> None:
     }
     parameters = {p["name"]: p for p in listed["parameters"]}
     assert set(parameters) == {"limit", "offset", "page", "per_page", "sortby", "order", "name", "city", "opened"}
-    assert parameters["limit"]["schema"]["maximum"] == 100 and parameters["limit"]["schema"]["default"] == 20
+    assert parameters["limit"]["schema"]["maximum"] == 100 and "(default 20)" in parameters["limit"]["description"]
     recent = {p["name"]: p for p in operations["recently_added_animals"]["parameters"]}
-    assert recent["limit"]["schema"]["default"] == 10 and recent["sortby"]["schema"]["default"] == "created_at"
+    assert "(default 10)" in recent["limit"]["description"] and recent["sortby"]["schema"]["default"] == "created_at"
     assert "zoo_id" not in {p["name"] for p in operations["list_zoo_animals"]["parameters"]}
+
+
+def test_paging_parameters_have_no_defaults_and_are_alternatives(app: ZooApp) -> None:
+    """Issue 18: a client generated from the document sends every parameter with a default; paging has none."""
+    paged = [op for item in app.openapi()["paths"].values() for op in item.values() if "x-restkit-paging" in op]
+    expected = {"list_zoos", "list_animals", "recently_added_animals", "list_zoo_animals", "list_animal_types"}
+    assert expected <= {op["operationId"] for op in paged}
+    for op in paged:
+        assert op["x-restkit-paging"]["styles"] == [["limit", "offset"], ["page", "per_page"]]
+        parameters = {p["name"]: p for p in op["parameters"]}
+        for name in ("limit", "offset", "page", "per_page"):
+            assert "default" not in parameters[name]["schema"], (op["operationId"], name)
+            assert "limit & offset or with page & per_page" in parameters[name]["description"]
 
 
 STATUSES = {

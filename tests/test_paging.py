@@ -65,6 +65,15 @@ PAGES = [
     ("tag=even&limit=20", list(range(2, 42, 2)),
      {"first": "tag=even&limit=20&offset=0", "next": "tag=even&limit=20&offset=20", "last": "tag=even&limit=20&offset=20"}),
     ("tag=none", [], {"first": "tag=none&limit=10&offset=0", "last": "tag=none&limit=10&offset=0"}),
+    # both styles naming the same page, as clients generated from the document may send them: links use limit & offset
+    ("limit=20&offset=20&page=2&per_page=20", list(range(21, 41)),
+     {"first": "limit=20&offset=0", "prev": "limit=20&offset=0", "next": "limit=20&offset=40", "last": "limit=20&offset=40"}),
+    ("limit=10&offset=0&page=1&per_page=10", list(range(1, 11)),
+     {"first": "limit=10&offset=0", "next": "limit=10&offset=10", "last": "limit=10&offset=40"}),
+    ("offset=10&page=2", list(range(11, 21)),  # each style with its defaults
+     {"first": "limit=10&offset=0", "prev": "limit=10&offset=0", "next": "limit=10&offset=20", "last": "limit=10&offset=40"}),
+    ("limit=5.0&offset=5.00", [6, 7, 8, 9, 10],  # a number with no fraction is an integer (JSON Schema 2020-12)
+     {"first": "limit=5&offset=0", "prev": "limit=5&offset=0", "next": "limit=5&offset=10", "last": "limit=5&offset=45"}),
 ]
 
 
@@ -94,8 +103,13 @@ BAD = [
     ("page=922337203685477581", "page"),  # its offset would overflow an SQL integer
     ("per_page=0", "per_page"),
     ("per_page=21", "per_page"),
-    ("limit=5&page=2", "limit and page do not mix"),
-    ("offset=5&per_page=5", "offset and per_page do not mix"),
+    ("limit=5&page=2", "limit=5 and page=2 name different pages"),
+    ("offset=5&per_page=5", "offset=5 and per_page=5 name different pages"),
+    ("limit=20&offset=0&page=2&per_page=20", "limit=20&offset=0 and page=2&per_page=20 name different pages"),
+    ("limit=10&offset=5&page=1&per_page=10", "limit=10&offset=5 and page=1&per_page=10"),
+    ("limit=5&offset=0&page=1&per_page=10", "limit=5&offset=0 and page=1&per_page=10"),
+    ("limit=5&page=0", "page"),  # each style is checked before they are compared
+    ("limit=1.&offset=0", "limit"),
     ("limit=1&limit=2", "limit is given more than once"),
     ("page=1&page=1", "page is given more than once"),
     ("sortby=id&sortby=name", "sortby is given more than once"),
@@ -165,7 +179,13 @@ def test_the_document() -> None:
     op = document["paths"]["/items"]["get"]
     parameters = {p["name"]: p for p in op["parameters"]}
     assert set(parameters) == {"limit", "offset", "page", "per_page", "sortby", "order", "tag"}
-    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 20, "default": 10}
+    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 20}
+    for name in ("limit", "offset", "page", "per_page"):  # generated clients would send every default
+        assert "default" not in parameters[name]["schema"]
+        assert "limit & offset or with page & per_page" in parameters[name]["description"]
+    assert "(default 10)" in parameters["per_page"]["description"]
+    assert "(default 1)" in parameters["page"]["description"]
+    assert op["x-restkit-paging"] == {"styles": [["limit", "offset"], ["page", "per_page"]], "default_limit": 10}
     assert parameters["sortby"]["schema"] == {"enum": ["id", "name"], "default": "id"}
     assert {"X-Total-Count", "Link"} <= set(op["responses"]["200"]["headers"])
     assert "400" in op["responses"]
@@ -183,6 +203,7 @@ def test_a_query_model_s_parameters_win_in_the_document() -> None:
 
     parameters = [p for p in app.openapi()["paths"]["/things"]["get"]["parameters"] if p["name"] == "limit"]
     assert len(parameters) == 1 and parameters[0]["schema"]["maximum"] == 20
+    assert "default" not in parameters[0]["schema"] and parameters[0]["description"].startswith("ours (default 10). ")
     assert wsgi_call(app, "GET", "/things?limit=30")[0] == 400
 
 

@@ -121,6 +121,10 @@ ACCEPTED = [
     pytest.param(int, 5, 5, id="int"),
     pytest.param(int, -3, -3, id="int-negative"),
     pytest.param(int, 2**63 - 1, 2**63 - 1, id="int-64-bit-max"),
+    # JSON Schema 2020-12: a number with no fraction is an integer, whatever its JSON spelling
+    pytest.param(int, 1.0, 1, id="int-takes-float-without-fraction"),
+    pytest.param(int, -3.0, -3, id="int-takes-negative-float-without-fraction"),
+    pytest.param(int, 1e2, 100, id="int-takes-exponent"),
     pytest.param(float, 2.5, 2.5, id="float"),
     pytest.param(float, 1, 1.0, id="float-takes-int"),
     pytest.param(str, "zoo", "zoo", id="str"),
@@ -174,7 +178,10 @@ def test_accepted_values(tp: Any, value: Any, expected: Any) -> None:
 
 REJECTED = [
     pytest.param(int, True, "must be an integer", id="int-rejects-bool"),
-    pytest.param(int, 1.0, "must be an integer", id="int-rejects-float"),
+    pytest.param(int, 1.5, "must be an integer", id="int-rejects-fraction"),
+    pytest.param(int, float("nan"), "must be an integer", id="int-rejects-nan"),
+    pytest.param(int, float("inf"), "must be an integer", id="int-rejects-inf"),
+    pytest.param(int, 2.0**63, "is out of range for a 64-bit integer", id="int-float-too-big"),
     pytest.param(int, "1", "must be an integer", id="int-rejects-str"),
     pytest.param(int, None, "must not be null", id="int-rejects-null"),
     pytest.param(int, 2**63, "is out of range for a 64-bit integer", id="int-too-big"),
@@ -442,6 +449,7 @@ QUERIES = [
     pytest.param("sort=age", {"sort": "age"}, id="literal"),
     pytest.param("color=red", {"color": Color.RED}, id="enum"),
     pytest.param("limit=5&limit=7", {"limit": 5}, id="repeated-scalar-takes-first"),
+    pytest.param("limit=5.0&offset=-2.00", {"limit": 5, "offset": -2}, id="int-with-zero-fraction"),
 ]
 
 
@@ -454,6 +462,8 @@ BAD_QUERIES = [
     pytest.param("limit=abc", {"limit": "must be an integer"}, id="int-text"),
     pytest.param("offset=--5", {"offset": "must be an integer"}, id="int-double-minus"),
     pytest.param("offset=1.5", {"offset": "must be an integer"}, id="int-fraction"),
+    pytest.param("offset=1.", {"offset": "must be an integer"}, id="int-dot-alone"),
+    pytest.param("offset=1e2", {"offset": "must be an integer"}, id="int-exponent-text"),
     pytest.param("offset=١٢", {"offset": "must be an integer"}, id="int-non-ascii-digits"),
     pytest.param("offset=" + "9" * 30, {"offset": "must be an integer"}, id="int-huge"),
     pytest.param("limit=0", {"limit": "must be at least 1"}, id="constraint"),
@@ -671,6 +681,17 @@ def assert_still_serving(client: Any) -> None:
 
 def test_the_handler_receives_the_typed_object() -> None:
     assert_still_serving(make_client(make_app()))
+
+
+def test_a_float_without_fraction_is_an_int_in_a_body() -> None:
+    """JSON Schema 2020-12 counts 1.0 as an integer; the handler receives an int."""
+    client = make_client(make_app())
+    response = client.post("/people", b'{"name": "Ann", "age": 30.0}', content_type="application/json", status=201)
+    assert response.json["name"] == "Ann"
+    assert validate(Person, {"name": "Ann", "age": 30.0}).age == 30
+    assert type(validate(Person, {"name": "Ann", "age": 30.0}).age) is int
+    response = client.post("/people", b'{"name": "Ann", "age": 30.5}', content_type="application/json", status=422)
+    assert response.json == {"error": "validation failed", "details": {"age": "must be an integer"}}
 
 
 def test_an_invalid_body_is_422_with_every_problem() -> None:

@@ -61,8 +61,8 @@ Choices where the issue is silent
   may not be in the future.  PUT sets optional fields it does not name to
   null.  Zoo names are unique case-insensitively (Unicode case folding).
 * **Lists** (:mod:`restkit.paging`).  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
-  & ``per_page`` 1-100; ``sortby`` any field of the resource (ties broken by
-  id; text sorts without regard to ASCII case; nulls first when ascending);
+  & ``per_page`` 1-100 (both styles in one request must name the same page); ``sortby`` any
+  field of the resource (ties broken by id; text sorts without regard to ASCII case; nulls first when ascending);
   ``order`` ``asc`` or ``desc``; filters compare for equality (text without
   regard to ASCII case; ``null`` matches a missing date or id).  Unknown or repeated
   parameters are 400 too, so a typo never silently returns everything

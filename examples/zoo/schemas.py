@@ -14,7 +14,7 @@
 What a type cannot say is checked in ``app.py`` and by :mod:`restkit.paging` with the
 same statuses: ``born`` not in the future, a text that is blank once stripped,
 ids in a body that must exist (inside the store's write transaction), paging
-with ``limit``/``offset`` *or* ``page``/``per_page``, repeated parameters.
+with ``limit``/``offset`` *or* ``page``/``per_page`` (both only if they agree), repeated parameters.
 """
 
 from __future__ import annotations
@@ -118,7 +118,11 @@ Order = Literal["asc", "desc"]
 
 @dataclass
 class Paging:
-    """``limit`` & ``offset``, or ``page`` & ``per_page``: one style per request."""
+    """``limit`` & ``offset``, or ``page`` & ``per_page``: both in one request must name the same page.
+
+    ``paging_for`` takes the paging's defaults from here; the document states them in words, not
+    as ``default``, so that clients generated from it do not send all four.
+    """
 
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT, description="items per page, with offset")] = DEFAULT_LIMIT
     offset: Annotated[int, Field(ge=0, le=MAX_ID, description="items to skip, with limit")] = 0

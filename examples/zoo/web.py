@@ -89,7 +89,7 @@ def read_list(store: Store, request: Request, kind: str, query: Any,
     """The page ``request`` asks for (its route's ``paging=``), its rows and the number of matches.
 
     Raises:
-        BadRequest: repeated parameters or both paging styles (restkit.paging).
+        BadRequest: repeated parameters or two paging styles naming different pages (restkit.paging).
     """
     route = request.route
     if route is None:  # cannot happen: a routed request
