@@ -66,6 +66,7 @@ from typing import Any
 
 from ..framing import error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
+from ..logformat import AccessFields
 from ..logtext import escape, redact
 from .body import wait_readable
 from .clock import DateHeader
@@ -750,40 +751,31 @@ class Server:
 
         The line ends with ``request_id=`` when the app put one in
         ``environ["restkit.request_id"]``.  The record also carries the
-        line's parts as fields (``extra=``), for a structured formatter
-        (:class:`restkit.logformat.JsonFormatter`): ``method`` and ``path``
-        (escaped and redacted as in the line; absent when a refused line is
-        not ``METHOD TARGET VERSION``), ``status``, ``bytes``,
-        ``client``, and when known ``duration`` (seconds since ``started``,
-        a ``time.monotonic()``), ``user_agent``, ``request_id``,
-        ``trace_id`` and ``note``.  Never a header with credentials.
+        line's parts for a structured formatter
+        (:class:`restkit.logformat.JsonFormatter`): ``record.access``, an
+        :class:`~restkit.logformat.AccessFields` that makes ``method``,
+        ``path`` (escaped and redacted as in the line), ``status``,
+        ``bytes``, ``duration`` (seconds since ``started``, a
+        ``time.monotonic()``), ``client``, ``user_agent`` and ``note`` only
+        when asked; and ``record.request_id`` and ``record.trace_id`` when
+        known.  Never a header with credentials.
         """
         if not self.access_log:
             return
         client = conn.address[0] if isinstance(conn.address, tuple) else None
         when = time.strftime("%d/%b/%Y %H:%M:%S")
         line = escape(redact(request_line))
-        parts = line.split(" ")
-        fields: dict[str, Any] = {
-            "method": parts[0] if len(parts) == 3 else None,
-            "path": parts[1] if len(parts) == 3 else None,
-            "status": status,
-            "bytes": size,
-            "duration": None if started is None else round(time.monotonic() - started, 6),
-            "client": client,
-            "note": note.strip().removeprefix("(").removesuffix(")") or None,
-        }
+        seconds = None if started is None else time.monotonic() - started
+        extra: dict[str, Any] = {"access": AccessFields(line, status, size, note, client, environ, seconds)}
         if environ is not None:
-            user_agent = environ.get("HTTP_USER_AGENT")
-            fields["user_agent"] = None if user_agent is None else escape(user_agent)
             request_id = environ.get("restkit.request_id")
             if request_id:
-                fields["request_id"] = request_id = escape(str(request_id))
+                extra["request_id"] = request_id = escape(str(request_id))
                 note = f" request_id={request_id}{note}"
             traceparent = environ.get("restkit.traceparent")
             if traceparent:  # 00-TRACE_ID-SPAN_ID-FLAGS, made by restkit.requestid
-                fields["trace_id"] = traceparent.split("-")[1]
-        access_logger.info('%s - - [%s] "%s" %d %d%s', client or "-", when, line, status, size, note, extra=fields)
+                extra["trace_id"] = traceparent.split("-")[1]
+        access_logger.info('%s - - [%s] "%s" %d %d%s', client or "-", when, line, status, size, note, extra=extra)
 
 
 def _run_hooks(hooks: list[Callable[[], None]]) -> None:
