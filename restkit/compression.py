@@ -62,6 +62,8 @@ class Compression(Feature):
 
     def compressible(self, content_type: str) -> bool:
         media = content_type.partition(";")[0].strip().lower()
+        if not media:  # PERF(304): no type (a 304 keeps none) matches none of them
+            return False
         return any(media.startswith(t) if t.endswith("/") else (media.endswith(t) if t.startswith("+") else media == t)
                    for t in self.types)
 
