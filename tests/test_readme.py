@@ -54,7 +54,8 @@ def test_the_paging_example() -> None:
     page = client.get("/bookmarks?tag=blog&sortby=title&order=desc&limit=5")
     assert page.headers["X-Total-Count"] == "16" and len(page.json) == 5
     assert 'rel="next"' in page.headers["Link"] and "tag=blog" in page.headers["Link"]
-    assert "do not mix" in client.get("/bookmarks?limit=5&page=2", status=400).json["error"]
+    assert "name different pages" in client.get("/bookmarks?limit=5&page=2", status=400).json["error"]
+    assert len(client.get("/bookmarks?limit=5&offset=5&page=2&per_page=5").json) == 5  # both styles, one page
 
 
 def test_the_conditional_example() -> None:
