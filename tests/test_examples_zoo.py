@@ -704,7 +704,7 @@ INVALID = [
     ("POST", "/v1/animals", {"name": "n", "animal_type_id": 10**30, "zoo_id": -1},
      {"animal_type_id": "out of range", "zoo_id": "at least 1"}),
     ("POST", "/v1/animals", {"name": "n", "animal_type_id": 0, "zoo_id": 1}, {"animal_type_id": "at least 1"}),
-    ("POST", "/v1/animals", {"name": "n", "animal_type_id": 1.0, "zoo_id": 1}, {"animal_type_id": "integer"}),
+    ("POST", "/v1/animals", {"name": "n", "animal_type_id": 1.5, "zoo_id": 1}, {"animal_type_id": "integer"}),
     ("POST", "/v1/animals", {"name": "n", "animal_type_id": True, "zoo_id": 1}, {"animal_type_id": "integer"}),
     ("POST", "/v1/animals", {"name": "n", "animal_type_id": "1", "zoo_id": 1}, {"animal_type_id": "integer"}),
     ("POST", "/v1/animals", {"name": "n", "animal_type_id": 1, "zoo_id": 1, "born": "2999-01-01"}, {"born": "future"}),
