@@ -170,7 +170,7 @@ listen zoo
 {servers}
 """
 HTTP_CHECKS = """\
-    option httpchk GET /v1
+    option httpchk GET /readyz
     http-check expect status 200"""
 TRUST = "127.0.0.1"  # haproxy's address as the instances see it
 

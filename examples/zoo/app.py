@@ -100,6 +100,7 @@ from restkit.auth import Auth, Bearer, Identity
 from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
 from restkit.cors import CORS, DEFAULT_EXPOSED
+from restkit.health import Health
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 
@@ -670,6 +671,11 @@ def make_app(
         security_schemes=SECURITY_SCHEMES,
     )
     api = ZooAPI(store, write_auth(token, readonly_token))
+    # /healthz and /readyz for the balancer.  Readiness checks no database on
+    # purpose: every instance shares it, so a database outage would take them
+    # all out at once and clients would get the balancer's page instead of the
+    # zoo's JSON 503 with Retry-After.  /readyz turns 503 while an instance drains.
+    app.use(Health())
     if trust_proxy:
         app.use(ProxyHeaders(trust_proxy))  # before routing: the rate limit below counts per client, not per balancer
     if rate_limit > 0:
