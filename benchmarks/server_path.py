@@ -77,7 +77,6 @@ class RequestSocket:
 def serve_requests(count: int) -> None:
     """Serve ``count`` keep-alive requests on one connection, the way the loop and a worker do."""
     from restkit.http11 import Limits
-    from restkit.logtext import escape
     from restkit.server.clock import DateHeader
     from restkit.server.connection import Connection, Timeouts
     from restkit.server.exchange import Exchange, Outcome
@@ -105,7 +104,6 @@ def serve_requests(count: int) -> None:
             self.date = DateHeader()
             self.timeout = 30.0
             self.min_send_rate = 8192.0
-            self.escape = escape
             self.timeouts = Timeouts(30.0, 5.0, 2.0)
             self.limits = Limits()
 

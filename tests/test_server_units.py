@@ -256,7 +256,6 @@ class FakeServer:
         self.date = DateHeader()
         self.timeout = 30.0
         self.min_send_rate = 8192.0
-        self.escape = escape
         self.detached = 0
         self.lines: list[tuple[str, int, int, str]] = []
 

@@ -16,7 +16,6 @@ to ``timeout`` seconds.
 from __future__ import annotations
 
 import io
-import select
 import socket
 import ssl
 import tempfile
@@ -24,6 +23,7 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from ..http11 import ChunkedReader, LengthReader, ProtocolError
+from .sockets import wait_readable, wait_writable
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -203,21 +203,6 @@ class StreamingInput:
         if not line:
             raise StopIteration
         return line
-
-
-def wait_readable(sock: socket.socket, seconds: float) -> bool:
-    """True once ``sock`` has input (TLS: decrypted bytes count), False after ``seconds``."""
-    if isinstance(sock, ssl.SSLSocket) and sock.pending():
-        return True
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(max(0.0, seconds) * 1000))
-
-
-def wait_writable(sock: socket.socket, seconds: float) -> bool:
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    return bool(poller.poll(max(0.0, seconds) * 1000))
 
 
 def _send_all(sock: socket.socket, data: bytes, deadline: float) -> bool:

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..framing import LAST_CHUNK, AppError, BodyFraming, ResponsePlan, chunk, error_response, plan_response
 from ..http11 import RequestHead
-from .body import StreamingInput, wait_writable
+from ..logtext import escape
+from .body import StreamingInput
 from .connection import ClientGone, Connection
-from .sockets import kernel_backlog
+from .sockets import kernel_backlog, wait_writable
 
 if TYPE_CHECKING:
     from .loop import Server
@@ -214,7 +215,7 @@ class Exchange:
             elif plan.framing is BodyFraming.LENGTH and self.body_bytes < plan.length:
                 error_logger.error(
                     "%s %s: the app sent %d of its Content-Length of %d bytes; connection closed",
-                    self.head.method, self.server.escape(self.environ["PATH_INFO"]), self.body_bytes, plan.length,
+                    self.head.method, escape(self.environ["PATH_INFO"]), self.body_bytes, plan.length,
                 )
                 return self._cut("")
         except ClientGone:
@@ -293,7 +294,7 @@ class Exchange:
         if plan.framing is BodyFraming.LENGTH and self.body_bytes + len(data) > plan.length:
             error_logger.error(
                 "%s %s: the app sent more than its Content-Length of %d; the surplus was dropped",
-                self.head.method, self.server.escape(self.environ["PATH_INFO"]), plan.length,
+                self.head.method, escape(self.environ["PATH_INFO"]), plan.length,
             )
             self.outcome = Outcome.CLOSE
             self.note = " (the app overran its Content-Length)"
@@ -351,31 +352,32 @@ class Exchange:
     def _cut(self, reason: str) -> bool:
         """The response cannot end properly: close the connection (nothing waits to be sent)."""
         self.close_iterable()
-        if reason:
-            self.note = f" (cut: {reason})"
-        self.outcome = Outcome.CLOSE
-        if not self.finished:
-            self._become(_R.CUT)
+        self._mark_cut(reason)
         self.conn.outbox.clear()
         self.conn.unsent = 0
         return False
 
     def cut_by_loop(self, reason: str) -> Callable[[], object] | None:
         """The loop cut the connection; returns the iterable's close() for a worker to call, if due."""
-        self.note = f" (cut: {reason})"
-        self.outcome = Outcome.CLOSE
         self.undelivered = self.conn.unsent + kernel_backlog(self.conn.sock)  # the close drops both
-        if not self.finished:
-            self._become(_R.CUT)
+        self._mark_cut(reason)
         if self.closed or self.result is None:
             return None
         return self.close_iterable
 
+    def _mark_cut(self, reason: str) -> None:
+        """CUT, say why in the access line (when there is a why), and close the connection after."""
+        if reason:
+            self.note = f" (cut: {reason})"
+        self.outcome = Outcome.CLOSE
+        if not self.finished:
+            self._become(_R.CUT)
+
     def _report(self, error: BaseException) -> None:
         error_logger.error(
             "%s %s failed: %s: %s",
-            self.head.method, self.server.escape(self.environ.get("PATH_INFO", "")), type(error).__name__,
-            self.server.escape(str(error)), exc_info=error if not isinstance(error, AppError) else None,
+            self.head.method, escape(self.environ.get("PATH_INFO", "")), type(error).__name__,
+            escape(str(error)), exc_info=error if not isinstance(error, AppError) else None,
         )
 
     def close_iterable(self) -> Exception | None:

@@ -68,12 +68,11 @@ from ..framing import error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
 from ..logformat import AccessFields
 from ..logtext import escape, redact
-from .body import wait_readable
 from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
 from .exchange import SERVER_SOFTWARE, Exchange, Outcome
 from .pool import Pool
-from .sockets import abort, close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait
+from .sockets import abort, close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait, wait_readable
 from .state import ConnectionState, Event
 
 __all__ = ["Server"]
@@ -182,7 +181,6 @@ class Server:
             ssl_context = make_ssl_context(certfile, keyfile)
         self.ssl_context = ssl_context
         self.extra_headers = [("Strict-Transport-Security", f"max-age={hsts}")] if hsts and ssl_context else []
-        self.escape = escape
         if listener is not None:
             listener.setblocking(False)
         self.socket = listener if listener is not None else listen(address)

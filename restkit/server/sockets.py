@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import select
 import socket
 import ssl
 import struct
 import termios
 
-__all__ = ["abort", "kernel_backlog", "close_quietly", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
+__all__ = ["abort", "kernel_backlog", "close_quietly", "wait_readable", "wait_writable", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
 
 RECV_SIZE = 65536
 
@@ -103,3 +104,21 @@ def abort(sock: socket.socket) -> None:
     except OSError:
         pass
     close_quietly(sock)
+
+
+def wait_readable(sock: socket.socket, seconds: float) -> bool:
+    """True once ``sock`` has input (TLS: decrypted bytes count), False after ``seconds``."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return _wait(sock, select.POLLIN, seconds)
+
+
+def wait_writable(sock: socket.socket, seconds: float) -> bool:
+    """True once ``sock`` has room to send, False after ``seconds``."""
+    return _wait(sock, select.POLLOUT, seconds)
+
+
+def _wait(sock: socket.socket, event: int, seconds: float) -> bool:
+    poller = select.poll()  # not select(): descriptors past 1023 are normal here
+    poller.register(sock, event)
+    return bool(poller.poll(max(0.0, seconds) * 1000))
