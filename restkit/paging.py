@@ -204,6 +204,8 @@ class Paging(Feature):
         if clash:
             raise ValueError(f"filters may not be named {', '.join(sorted(clash))}")
         self.max_offset = max_offset
+        #: the largest page number, for the largest page: the same for every per_page
+        self.max_page = max_offset // max_limit + 1
 
     def read(self, request: Request) -> Page:
         """The page ``request`` asks for.
@@ -226,8 +228,8 @@ class Paging(Feature):
         by_page = per_page is not None or number is not None
         if by_page:
             limit = self.default_limit if per_page is None else _integer("per_page", per_page, 1, self.max_limit)
-            # the page must end below max_offset
-            page = 1 if number is None else _integer("page", number, 1, self.max_offset // limit)
+            # one bound for every page size (the document's maximum): the page starts below max_offset
+            page = 1 if number is None else _integer("page", number, 1, self.max_page)
             offset = (page - 1) * limit
         if not by_page or "limit" in values or "offset" in values:
             text = get("limit")
@@ -263,7 +265,7 @@ class Paging(Feature):
         parameters = [
             ("limit", limit, "items per page, with offset"),
             ("offset", {"type": "integer", "minimum": 0, "maximum": self.max_offset}, "items to skip, with limit"),
-            ("page", {"type": "integer", "minimum": 1}, "page number, with per_page"),
+            ("page", {"type": "integer", "minimum": 1, "maximum": self.max_page}, "page number, with per_page"),
             ("per_page", limit, "items per page, with page"),
         ]
         if self.sort:
@@ -275,12 +277,17 @@ class Paging(Feature):
             context.add_parameter(
                 operation, {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
             )
-        # a query= model's parameters won (their types), but the styles and defaults are the paging's
+        # a query= model's parameters won (their types), but the styles, defaults and bounds are the paging's:
+        # a value the model allows and the paging refuses would be a valid request answered 400
         defaults = {"limit": self.default_limit, "offset": 0, "page": 1, "per_page": self.default_limit}
+        bounds = {name: (schema["minimum"], schema["maximum"]) for name, schema, _ in parameters[:4]}
         for parameter in operation["parameters"]:
             name = parameter["name"]
             if parameter["in"] == "query" and name in defaults:
                 schema = parameter["schema"] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
+                low, high = bounds[name]
+                schema["minimum"] = max(schema.get("minimum", low), low)
+                schema["maximum"] = min(schema.get("maximum", high), high)
                 said = parameter.get("description") or schema.get("description") or name
                 parameter["description"] = f"{said} (default {defaults[name]}). {_STYLES}"
         styles = [list(_OFFSET_STYLE), list(_PAGE_STYLE)]
