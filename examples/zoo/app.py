@@ -59,7 +59,8 @@ Choices where the issue is silent
   1-100 characters and no control characters, is stripped of surrounding
   blanks and must not be blank.  Dates are ``YYYY-MM-DD``; ``born``
   may not be in the future.  PUT sets optional fields it does not name to
-  null.  Zoo names are unique case-insensitively (Unicode case folding).
+  null.  Zoo names are unique case-insensitively and among look-alikes
+  (:mod:`examples.zoo.names`: NFKC, case folding, the UTS #39 skeleton).
 * **Lists** (:mod:`restkit.paging`).  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
   & ``per_page`` 1-100 (both styles in one request must name the same page); ``sortby`` any
   field of the resource (ties broken by id; text sorts without regard to ASCII case; nulls first when ascending);
