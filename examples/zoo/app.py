@@ -432,9 +432,10 @@ class ZooAPI:
 
     # -- the route table ------------------------------------------------------------
 
-    def router(self) -> Router:
-        """Every route of the API, to mount under ``/v1``, with what the API document says of it."""
-        r = Router()
+    def router(self, *, deprecated: bool = False) -> Router:
+        """Every route of the API, to mount under ``/v1``, with what the API document says of it
+        (``deprecated``: every operation is marked so, see :mod:`examples.zoo.deprecation`)."""
+        r = Router(defaults={"deprecated": deprecated})
         nested: dict[str, Any] = {"errors": GONE_ERRORS}
         show: dict[str, Any] = {"conditional": CONDITIONAL, "errors": GONE_ERRORS}
         create: dict[str, Any] = {"auth": self.writer, "errors": WRITE_ERRORS}
@@ -694,8 +695,9 @@ def make_app(
     versions: dict[str, tuple[str, Collections]] = {"v1": ("v1_root", [(rel, name, {}, title)
                                                                       for rel, name, title in COLLECTIONS])}
     app.add_route("/", api_root(versions), name="root", responses={200: HalRoot}, tags=["root"])
-    app.mount("/v1", api.router())
-    jobs = install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    app.mount("/v1", api.router(deprecated=deprecation is not None))
+    # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    jobs = install_jobs(app, store, api.writer, deprecated=deprecation is not None)
     app.on_close(jobs.stop)
     v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
     if v2:
