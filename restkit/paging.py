@@ -280,15 +280,17 @@ class Paging(Feature):
         # a query= model's parameters won (their types), but the styles, defaults and bounds are the paging's:
         # a value the model allows and the paging refuses would be a valid request answered 400
         defaults = {"limit": self.default_limit, "offset": 0, "page": 1, "per_page": self.default_limit}
-        bounds = {name: (schema["minimum"], schema["maximum"]) for name, schema, _ in parameters[:4]}
+        bounds = {"limit": (1, self.max_limit), "offset": (0, self.max_offset), "page": (1, self.max_page),
+                  "per_page": (1, self.max_limit)}
         for parameter in operation["parameters"]:
             name = parameter["name"]
             if parameter["in"] == "query" and name in defaults:
-                schema = parameter["schema"] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
+                own: dict[str, Any] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
                 low, high = bounds[name]
-                schema["minimum"] = max(schema.get("minimum", low), low)
-                schema["maximum"] = min(schema.get("maximum", high), high)
-                said = parameter.get("description") or schema.get("description") or name
+                own["minimum"] = max(own.get("minimum", low), low)
+                own["maximum"] = min(own.get("maximum", high), high)
+                parameter["schema"] = own
+                said = parameter.get("description") or own.get("description") or name
                 parameter["description"] = f"{said} (default {defaults[name]}). {_STYLES}"
         styles = [list(_OFFSET_STYLE), list(_PAGE_STYLE)]
         operation["x-restkit-paging"] = {"styles": styles, "default_limit": self.default_limit}
