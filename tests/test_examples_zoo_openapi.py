@@ -211,6 +211,25 @@ def test_handlers_receive_typed_models(client: webtest.TestApp) -> None:
     assert client.get("/v1/zoos").status_int == 200
 
 
+@pytest.mark.parametrize("name, accepted", [
+    ("\u3000", False), (" \u00a0\u2003 ", False), ("\u2028", False), ("\u0085", False),  # blank: what strip() removes
+    ("\u3000Ueno\u3000", True), ("Zoo\u00a0Z\u00fcrich", True), ("\tTama\n", True),
+], ids=["ideographic-space", "no-break-spaces", "line-separator", "next-line", "padded", "inner-nbsp", "ascii-blanks"])
+def test_text_the_document_allows_is_accepted_and_blank_text_is_not_allowed(
+    client: webtest.TestApp, app: ZooApp, name: str, accepted: bool
+) -> None:
+    """The name's pattern in the document and the server agree on blanks (schemathesis' positive data)."""
+    pattern = app.openapi()["components"]["schemas"]["ZooIn"]["properties"]["name"]["pattern"]
+    assert bool(re.search(pattern, name)) is accepted
+    response = client.post("/v1/zoos", json.dumps({"name": name, "city": "Tokyo"}),
+                           headers={**AUTH, "Content-Type": "application/json"}, expect_errors=True)
+    assert response.status_int == (201 if accepted else 422), response.text
+    if accepted:
+        assert response.json["name"] == name.strip()
+    else:
+        assert "must match the pattern" in response.json["details"]["name"]
+
+
 # --- schemathesis against the live server --------------------------------------------------------
 
 
