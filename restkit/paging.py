@@ -170,7 +170,8 @@ class Paging(Feature):
         default_sort: the sort field when the client names none (default: the first of ``sort``).
         default_order: ``"asc"`` or ``"desc"``.
         filters: the fields a client may filter by, one query parameter each.
-        max_offset: the largest offset (default: the largest SQL integer).
+        max_offset: the largest offset (default: the largest SQL integer); ``page`` goes up to
+            ``max_offset // max_limit + 1`` whatever ``per_page`` is, one bound the document can state.
     """
 
     option = "paging"
