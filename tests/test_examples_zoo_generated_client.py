@@ -196,6 +196,7 @@ def test_a_report_job_is_submitted_and_polled(reader: Any, writer: Any) -> None:
     assert isinstance(report, models.Report)
     assert report.zoo_id == 1 and report.animals >= 1
     assert sum(report.animals_by_type.additional_properties.values()) == report.animals
+    assert isinstance(report.generated_at, datetime.datetime) and isinstance(job.created_at, datetime.datetime)
     missing = show_job.sync_detailed(job=10**9, client=reader)
     assert missing.status_code == 404 and isinstance(missing.parsed, models.Error)
 

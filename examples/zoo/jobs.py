@@ -29,6 +29,7 @@ mid-job) tune it from the environment.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -70,8 +71,8 @@ class Job:
     kind: Literal["report"]
     status: Literal["pending", "running", "done", "failed"]
     attempts: int
-    created_at: str
-    updated_at: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
     links: JobLinks
 
 
@@ -83,7 +84,7 @@ class Report:
     animals: int
     animals_by_type: dict[str, int]
     employees: int
-    generated_at: str
+    generated_at: datetime.datetime
 
 
 # --- the queue ------------------------------------------------------------------------
