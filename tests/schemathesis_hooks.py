@@ -37,11 +37,11 @@ def pages_disagree(query: dict[str, Any], default_limit: int) -> bool:
     """Whether ``query`` pages with both styles and they name different pages."""
     if not ({"limit", "offset"} & query.keys() and {"page", "per_page"} & query.keys()):
         return False
-    limit, offset = _number(query.get("limit"), default_limit), _number(query.get("offset"), 0)
-    per_page, page = _number(query.get("per_page"), default_limit), _number(query.get("page"), 1)
-    if None in (limit, offset, per_page, page):
+    numbers = [_number(query.get(name), default) for name, default in
+               (("limit", default_limit), ("offset", 0), ("per_page", default_limit), ("page", 1))]
+    if None in numbers:
         return False  # not numbers: a 400 for that reason, which the negative checks expect
-    assert per_page is not None and page is not None
+    limit, offset, per_page, page = (number or 0 for number in numbers)
     return (limit, offset) != (per_page, (page - 1) * per_page)
 
 
