@@ -23,7 +23,8 @@ import pytest
 Image = pytest.importorskip("PIL.Image", reason="the screencast example needs Pillow")
 
 from examples.screencast import Broadcaster, PatternSource, make_app  # noqa: E402
-from examples.screencast.capture import CaptureError, Frame, NoScreenError, RawImage, encode_jpeg  # noqa: E402
+from examples.screencast.broadcaster import Frame  # noqa: E402
+from examples.screencast.capture import CaptureError, NoScreenError, RawImage, encode_jpeg  # noqa: E402
 from tests.conftest import free_port, make_client  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
