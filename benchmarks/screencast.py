@@ -45,8 +45,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # -- the moving picture (runs in its own process: --paint) -------------------------------
 
-PROBE_COLOURS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff"]
-PROBE_EVERY_MS = 400  # how often the probe patch changes colour
+# Twelve colours whose channels are 00, 80 or ff: any two differ by 128 in a channel, far
+# beyond JPEG's error.  A frame more than 12 changes late would be taken for a later change.
+PROBE_COLOURS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff",
+                 "#ff8000", "#8000ff", "#00ff80", "#808080", "#ffffff", "#000080"]
+PROBE_EVERY_MS = 150  # how often the probe patch changes colour
 PROBE_BOX = (0.02, 0.76, 0.18, 0.96)  # the patch, as fractions of the screen: left, top, right, bottom
 
 
@@ -292,10 +295,21 @@ class Viewer:
                 return
 
 
-def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing: int) -> list[Viewer]:
+def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing: int, link: bool = False) -> list[Viewer]:
+    """``count`` viewers of ``path``; the first ``probing`` time the probe's changes.
+
+    ``link``: buffer as a connection over a network would (an Ethernet
+    segment size, a small receive buffer), not as loopback does (4 MiB of
+    server send buffer at once, tens of stale frames for a slow reader).
+    """
     viewers = []
     for index in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock = socket.socket()
+        if link:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
         # HTTP/1.0: the body ends with the connection, no chunked framing to undo
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
         sock.setblocking(False)
@@ -333,11 +347,13 @@ def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
-                    viewer.error = f"{type(exc).__name__}: {exc}"
+                    if not stop.is_set():  # the server is stopped after `stop`: not a failure then
+                        viewer.error = f"{type(exc).__name__}: {exc}"
                     selector.unregister(viewer.sock)
                     continue
                 if not got:
-                    viewer.error = "the server closed the stream"
+                    if not stop.is_set():
+                        viewer.error = "the server closed the stream"
                     selector.unregister(viewer.sock)
                     continue
                 before = viewer.frames
@@ -373,6 +389,7 @@ class Result:
     received_min: float
     received_mean: float
     slow_received: float
+    slow_skipped: float  # frames the slow viewers skipped between two they read, on average
     latency: dict[str, float]  # p50/p99 ms, screen change to first byte, over the probing viewers
     server_latency: dict[str, float]  # restkit's /stats: grab start to handed to the connection
     new_frames: float
@@ -381,6 +398,7 @@ class Result:
     stage_ms: dict[str, float]  # CPU ms per run of each stage (restkit)
     machine: float
     errors: int
+    failures: list[str]
 
 
 def free_port() -> int:
@@ -428,6 +446,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": 1000 * pick(0.50), "p99": 1000 * pick(0.99), "samples": len(ordered)}
 
 
+def mean_skip(runs: list[list[int]]) -> float:
+    gaps = [b - a - 1 for seqs in runs for a, b in zip(seqs, seqs[1:])]
+    return sum(gaps) / len(gaps) if gaps else float("nan")
+
+
 def stage_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
     """CPU ms per run of each stage between two /stats, and the rest of the process per frame sent."""
     seconds0, seconds1 = before["cpu_seconds"], after["cpu_seconds"]
@@ -465,7 +488,7 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
             log.seek(0)
             raise RuntimeError(f"{scenario.design} server: {exc}:\n{log.read()[-2000:].decode(errors='replace')}") from None
         readers = open_viewers(port, path, scenario.viewers, probe, probing=16)
-        slow = open_viewers(port, path, scenario.slow, None, probing=0)
+        slow = open_viewers(port, path, scenario.slow, None, probing=0, link=True)
         for viewer in slow:
             viewer.slow = 10 / (scenario.fps or 60)  # a tenth of the stream's frame rate
         loop = threading.Thread(target=read_streams, args=(readers + slow, stop), daemon=True)
@@ -500,6 +523,7 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         received_min=min(rates),
         received_mean=sum(rates) / len(rates),
         slow_received=sum(slow_rates) / len(slow_rates) if slow_rates else float("nan"),
+        slow_skipped=mean_skip([v.seqs for v in slow]),
         latency=percentiles(latencies),
         server_latency=stats1.get("latency_ms", {}),
         new_frames=(stats1[counter] - stats0[counter]) / elapsed,
@@ -508,6 +532,7 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         stage_ms=stage_costs(stats0, stats1) if "cpu_seconds" in stats1 else {},
         machine=100 * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]),
         errors=sum(1 for r, rate in zip(readers, rates) if r.error or rate == 0),
+        failures=sorted({r.error for r in readers if r.error}),
     )
 
 
@@ -622,7 +647,7 @@ def main() -> int:
                 f"{scenario.design:8} viewers={scenario.viewers:<3} fps={scenario.fps_setting:<5} {scenario.query or ''}"
                 f"{' +1 slow' if scenario.slow else ''} received/viewer min {r.received_min:6.1f} mean {r.received_mean:6.1f}"
                 f" latency p50 {fmt(r.latency['p50'])} p99 {fmt(r.latency['p99'])} ms (n={r.latency['samples']})"
-                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms}",
+                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}",
                 file=sys.stderr, flush=True,
             )
     finally:
@@ -630,7 +655,7 @@ def main() -> int:
     load_after = os.getloadavg()
     print(f"\nscreencast on a {width}x{height} Xvfb screen with moving content, {os.cpu_count()} CPUs, {seconds:g} s per scenario, "
           f"JPEG quality 70 (seed: 100, resized to 1366x750); load average {load[0]:.2f} before, {load_after[0]:.2f} after\n")
-    print("| design | --fps | viewers | received fps per viewer (min / mean) | slow viewer fps | latency p50 / p99 ms (screen to first byte) "
+    print("| design | --fps | viewers | received fps per viewer (min / mean) | slow viewer fps (frames skipped between two) | latency p50 / p99 ms (screen to first byte) "
           "| server frame age p50 / p99 ms | new frames/s | grabs/s | server CPU (% of a core) | whole machine busy (% of all cores) | viewers with no frames |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -638,7 +663,7 @@ def main() -> int:
         who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
         age = f"{r.server_latency['p50']:.1f} / {r.server_latency['p99']:.1f}" if r.server_latency else "-"
         print(
-            f"| {s.design} | {s.fps_setting} | {who} | {r.received_min:.1f} / {r.received_mean:.1f} | {fmt(r.slow_received)} | "
+            f"| {s.design} | {s.fps_setting} | {who} | {r.received_min:.1f} / {r.received_mean:.1f} | {fmt(r.slow_received)} ({fmt(r.slow_skipped)}) | "
             f"{fmt(r.latency['p50'])} / {fmt(r.latency['p99'])} | {age} | {r.new_frames:.1f} | {r.grabbed:.1f} | {r.cpu:.0f} | {r.machine:.0f} | {r.errors} |"
         )
     staged = [r for r in results if r.stage_ms]
