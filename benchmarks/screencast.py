@@ -2,13 +2,23 @@
 
 On a private Xvfb screen (1920x1080 unless told otherwise) with moving
 content (a full-screen Tk window: a busy "desktop" picture with a box and a
-counter that move every few milliseconds), each scenario starts the server
-in its own process, opens N viewers of the multipart stream, and measures
-for a fixed time:
+counter that move every few milliseconds, and a probe patch that changes
+colour every 150 ms), each scenario starts the server in its own process,
+opens N viewers of the multipart stream (all read by one thread with a
+selector, so 64 viewers cost 64 sockets, not 64 threads), and measures for
+a fixed time:
 
-* frames received per second by each viewer (min and mean),
-* frames captured and encoded per second by the server (from ``/stats``),
-* the server's CPU (user + system time of its process, % of one core).
+* frames received per second by each viewer (min and mean), and by a slow
+  viewer reading a tenth of the frames (with the frames it skipped);
+* latency p50/p99: from a change of the probe patch (the painter's
+  ``time.monotonic()``, one clock for every process) to the arrival of the
+  first byte of the first frame showing it, on up to 16 viewers;
+* frames grabbed and changed per second, and restkit's own frame age
+  (``/stats``: grab start to handed to the connection);
+* the server's CPU (user + system time of its process, % of one core) and
+  restkit's CPU per stage per frame (``/stats``), which depends little on
+  what else runs on the machine;
+* how busy the whole machine was, and the load average.
 
 Run from the repository root::
 
@@ -38,6 +48,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from examples.screencast.meter import percentile  # noqa: E402  (stdlib only: no Pillow needed here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -442,8 +455,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": float("nan"), "p99": float("nan"), "samples": 0}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50": 1000 * pick(0.50), "p99": 1000 * pick(0.99), "samples": len(ordered)}
+    return {"p50": 1000 * percentile(ordered, 0.50), "p99": 1000 * percentile(ordered, 0.99), "samples": len(ordered)}
 
 
 def mean_skip(runs: list[list[int]]) -> float:

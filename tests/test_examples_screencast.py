@@ -605,3 +605,48 @@ def test_a_malformed_setting_is_one_message_and_exit_status_2() -> None:
     result = run_cli("--source", "pattern", env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "SCREENCAST_FPS: got 'fast'; expected a finite number" in result.stderr
+
+
+# -- the example's README says what the code does ---------------------------------------------
+
+EXAMPLE_README = (ROOT / "examples" / "screencast" / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_stats_sample_has_every_field_stats_gives(hubs: Callable[..., Broadcaster]) -> None:
+    import json
+
+    sample = EXAMPLE_README.split("$ curl -s http://127.0.0.1:8000/stats", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    shown = json.loads(sample)
+    stats = make_client(make_app(hubs(PatternSource()))).get("/stats").json
+    assert list(shown) == list(stats)
+    for key in ("latency_ms", "cpu_seconds", "cpu_ms_per_run"):
+        assert list(shown[key]) == list(stats[key])
+
+
+def test_readme_options_table_lists_every_option_and_variable() -> None:
+    from examples.screencast.settings import PREFIX, ScreencastSettings
+    from restkit.settings import describe
+
+    table = EXAMPLE_README.split("| option | variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    helped = subprocess.run([sys.executable, "-m", "examples.screencast", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30).stdout
+    variables = [line.split()[0] for line in describe(ScreencastSettings, PREFIX).splitlines()[1:]]
+    for variable in variables:
+        option = "--" + variable.removeprefix(PREFIX).lower()
+        assert f"`{option}`" in table and f"`{variable}`" in table, variable
+        assert option in helped and variable in helped
+
+
+def test_readme_stream_choices_example_is_served(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    path = EXAMPLE_README.split("| `GET /stream?", 1)[1].split("`", 1)[0]
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", f"/stream?{path}")
+    response = connection.getresponse()
+    try:
+        (_, body), = read_parts(response, 1)
+        assert Image.open(io.BytesIO(body)).width == int(path.split("width=")[1].split("&")[0])
+    finally:
+        response.close()
+        connection.close()

@@ -144,6 +144,9 @@ class Broadcaster:
         self.keepalive = keepalive
         self.name = name
         self._cond = threading.Condition()
+        # Set with _closed: paced waits (the capture's, a viewer's ?fps=) sleep on
+        # it rather than on the condition, which wakes at every grab and encoding.
+        self._closing = threading.Event()
         # Everything below is guarded by self._cond.
         self._grab: Grab | None = None  # newest changed picture of the current run
         self._frames: dict[tuple[int | None, int], Frame] = {}  # newest frame of each variant
@@ -226,7 +229,7 @@ class Broadcaster:
                     self._watchers[key] = left
                 else:  # nobody watches this variant: forget its frame (the default one stays for snapshots)
                     del self._watchers[key]
-                    if key != (self.width, self.quality):
+                    if key != self._variant(None, None):
                         self._frames.pop(key, None)
 
     def _variant(self, width: int | None, quality: int | None) -> tuple[int | None, int]:
@@ -241,8 +244,7 @@ class Broadcaster:
         """Wait until ``due`` (a viewer's own frame rate); the next due time."""
         delay = due - time.monotonic()
         if delay > 0:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed, delay)
+            self._closing.wait(delay)
         elif delay < -period:
             return time.monotonic() + period  # far behind (a slow client): start afresh rather than burst
         return due + period
@@ -393,8 +395,7 @@ class Broadcaster:
                 due += period
                 delay = due - time.monotonic()
                 if delay > 0:
-                    with cond:
-                        cond.wait_for(lambda: self._closed, delay)
+                    self._closing.wait(delay)
                 elif delay < -period:
                     due = time.monotonic()  # far behind: start afresh rather than burst
                 # a little late: grab now and keep the schedule, so jitter does not lower the rate
@@ -405,7 +406,7 @@ class Broadcaster:
         """Counters, measures and settings, as ``GET /stats`` shows them."""
         with self._cond:
             capturing = self._thread is not None
-            frame = self._frames.get((self.width, self.quality)) or self._frames.get((None, self.quality))
+            frame = self._frames.get(self._variant(None, None))
             return {
                 "viewers": self._viewers,
                 "fps": round(self._published.rate(time.monotonic()), 1) if capturing else 0.0,
@@ -429,6 +430,7 @@ class Broadcaster:
         """Stop capturing and end every viewer's stream."""
         with self._cond:
             self._closed = True
+            self._closing.set()
             thread = self._thread
             self._cond.notify_all()
         if thread is not None and thread is not threading.current_thread():
