@@ -103,6 +103,26 @@ def _frame(grab: Grab, quality: int, width: int | None) -> Frame:
     return Frame(grab.seq, jpeg, w, h, grab.started, b"".join((head, jpeg, b"\r\n", _DELIMITER)))
 
 
+Key = tuple[int | None, int]  # a variant: (width or None for the full size, quality)
+
+
+class _Variant:
+    """The newest frame of one width and quality, and the viewers waiting for the next.
+
+    ``ready`` shares the broadcaster's lock.  A new grab wakes *one* waiter
+    (it encodes), and the encoded frame wakes them all: each viewer wakes
+    once a frame, whatever the number of viewers.
+    """
+
+    __slots__ = ("frame", "encoding", "watchers", "ready")
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.frame: Frame | None = None
+        self.encoding = False  # a viewer is encoding the newest grab for this variant
+        self.watchers = 0
+        self.ready = threading.Condition(lock)
+
+
 class Broadcaster:
     """One capture thread serving any number of viewers with the newest frame.
 
@@ -143,15 +163,14 @@ class Broadcaster:
         self.idle = idle
         self.keepalive = keepalive
         self.name = name
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)  # capture starts and stops, the first grab
         # Set with _closed: paced waits (the capture's, a viewer's ?fps=) sleep on
         # it rather than on the condition, which wakes at every grab and encoding.
         self._closing = threading.Event()
         # Everything below is guarded by self._cond.
         self._grab: Grab | None = None  # newest changed picture of the current run
-        self._frames: dict[tuple[int | None, int], Frame] = {}  # newest frame of each variant
-        self._encoding: set[tuple[int | None, int]] = set()  # variants being encoded now
-        self._watchers: dict[tuple[int | None, int], int] = {}  # viewers per variant
+        self._variants: dict[Key, _Variant] = {}  # those being watched (or snapshot)
         self._seq = 0
         self._viewers = 0
         self._last_active = time.monotonic()
@@ -204,7 +223,7 @@ class Broadcaster:
             if self._closed:
                 return
             self._viewers += 1
-            self._watchers[key] = self._watchers.get(key, 0) + 1
+            variant = self._watch_locked(key)
             self._start_locked()
         try:
             last = 0
@@ -212,7 +231,7 @@ class Broadcaster:
             while True:
                 if period:
                     due = self._pace(due, period)
-                frame = self._next_frame(key, last)
+                frame = self._next_frame(variant, key, last)
                 if frame is None:
                     return
                 last = frame.seq
@@ -224,15 +243,21 @@ class Broadcaster:
             with self._cond:
                 self._viewers -= 1
                 self._last_active = time.monotonic()
-                left = self._watchers[key] - 1
-                if left:
-                    self._watchers[key] = left
-                else:  # nobody watches this variant: forget its frame (the default one stays for snapshots)
-                    del self._watchers[key]
-                    if key != self._variant(None, None):
-                        self._frames.pop(key, None)
+                self._unwatch_locked(key, variant)
 
-    def _variant(self, width: int | None, quality: int | None) -> tuple[int | None, int]:
+    def _watch_locked(self, key: Key) -> _Variant:
+        variant = self._variants.get(key)
+        if variant is None:
+            variant = self._variants[key] = _Variant(self._lock)
+        variant.watchers += 1
+        return variant
+
+    def _unwatch_locked(self, key: Key, variant: _Variant) -> None:
+        variant.watchers -= 1
+        if not variant.watchers and key != self._variant(None, None) and self._variants.get(key) is variant:
+            del self._variants[key]  # nobody watches it: its frame is forgotten (the default's serves snapshots)
+
+    def _variant(self, width: int | None, quality: int | None) -> Key:
         width = self.width if width is None else width
         with self._cond:
             screen_width = self._size[0]
@@ -249,51 +274,48 @@ class Broadcaster:
             return time.monotonic() + period  # far behind (a slow client): start afresh rather than burst
         return due + period
 
-    def _next_frame(self, key: tuple[int | None, int], last: int) -> Frame | None:
-        """The newest frame of variant ``key`` once it is newer than ``last`` (or the same one
+    def _next_frame(self, variant: _Variant, key: Key, last: int) -> Frame | None:
+        """The newest frame of ``variant`` once it is newer than ``last`` (or the same one
         after ``keepalive`` seconds), encoding it if nobody has yet; None when capture stopped."""
-        cond = self._cond
         deadline = time.monotonic() + self.keepalive
-        with cond:
+        with self._lock:
             while True:
                 if self._closed or self._error is not None:
                     return None
-                grab = self._grab
-                if grab is None:
-                    cond.wait(self.keepalive)
-                    continue
-                frame = self._frames.get(key)
-                if frame is not None and frame.seq >= grab.seq:  # up to date
-                    if frame.seq > last or time.monotonic() >= deadline:
-                        return frame
-                    cond.wait(max(0.001, deadline - time.monotonic()))
-                    continue
-                if key not in self._encoding:
-                    self._encoding.add(key)  # this viewer encodes the newest grab for everyone
+                grab, frame = self._grab, variant.frame
+                stale = grab is not None and (frame is None or frame.seq < grab.seq)
+                if stale and not variant.encoding:
+                    variant.encoding = True  # this viewer encodes the newest grab for everyone
                     break
-                if frame is not None and frame.seq > last:
-                    return frame  # ready now; a newer one is on its way
-                cond.wait(self.keepalive)
+                if frame is not None and (frame.seq > last or time.monotonic() >= deadline):
+                    return frame  # the newest that is ready (a newer one may be on its way)
+                variant.ready.wait(max(0.001, deadline - time.monotonic()) if frame is not None else self.keepalive)
+        assert grab is not None
         try:
             started = time.thread_time()
             frame = _frame(grab, key[1], key[0])
             spent = time.thread_time() - started
         except Exception as exc:
             logger.exception("screencast: encoding failed")
-            with cond:
-                self._encoding.discard(key)
+            with self._lock:
+                variant.encoding = False
                 self._error = f"encoding failed: {exc}"
-                cond.notify_all()
+                self._wake_all_locked()
             return None
-        with cond:
-            self._encoding.discard(key)
+        with self._lock:
+            variant.encoding = False
             self._clock.add("encode", spent)
             self.frames_encoded += 1
-            current = self._frames.get(key)
-            if current is None or current.seq < frame.seq:
-                self._frames[key] = frame
-            cond.notify_all()
+            if variant.frame is None or variant.frame.seq < frame.seq:
+                variant.frame = frame
+            variant.ready.notify_all()
         return frame
+
+    def _wake_all_locked(self) -> None:
+        """Wake every waiter: capture stopped, failed or closed."""
+        self._cond.notify_all()
+        for variant in self._variants.values():
+            variant.ready.notify_all()
 
     def snapshot(self, timeout: float = 5.0) -> Frame:
         """The current frame (default variant), starting capture (for ``idle`` seconds) if needed.
@@ -309,7 +331,13 @@ class Broadcaster:
             )
             if self._grab is None or not ready:
                 raise CaptureError(self._error or "no frame captured in time")
-        frame = self._next_frame(self._variant(None, None), 0)
+            key = self._variant(None, None)
+            variant = self._watch_locked(key)
+        try:
+            frame = self._next_frame(variant, key, 0)
+        finally:
+            with self._cond:
+                self._unwatch_locked(key, variant)
         if frame is None:
             raise CaptureError(self._error or "capture stopped")
         return frame
@@ -319,7 +347,8 @@ class Broadcaster:
             return
         self._error = None
         self._grab = None  # pictures from an earlier run are stale
-        self._frames.clear()
+        for variant in self._variants.values():
+            variant.frame = None
         self._published.restart()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
@@ -352,7 +381,7 @@ class Broadcaster:
                 self._thread = None
             if error is not None:
                 self._error = error
-            self._cond.notify_all()
+            self._wake_all_locked()
 
     def _capture(self, grabber: Grabber) -> None:
         cond = self._cond
@@ -390,7 +419,9 @@ class Broadcaster:
                     self._size = image.size
                     self._published.add(time.monotonic())
                     self.frames_changed += 1
-                    cond.notify_all()
+                    cond.notify_all()  # a snapshot waiting for the first grab
+                    for variant in self._variants.values():
+                        variant.ready.notify()  # one viewer of each variant encodes it
             if period:
                 due += period
                 delay = due - time.monotonic()
@@ -406,7 +437,8 @@ class Broadcaster:
         """Counters, measures and settings, as ``GET /stats`` shows them."""
         with self._cond:
             capturing = self._thread is not None
-            frame = self._frames.get(self._variant(None, None))
+            default = self._variants.get(self._variant(None, None))
+            frame = default.frame if default is not None else None
             return {
                 "viewers": self._viewers,
                 "fps": round(self._published.rate(time.monotonic()), 1) if capturing else 0.0,
@@ -418,7 +450,7 @@ class Broadcaster:
                 "width": self._size[0],
                 "height": self._size[1],
                 "quality": self.quality,
-                "variants": len(self._watchers),
+                "variants": sum(1 for variant in self._variants.values() if variant.watchers),
                 "latency_ms": self._latency.report(),
                 **self._clock.report(),
                 "source": self.source.name,
@@ -432,6 +464,6 @@ class Broadcaster:
             self._closed = True
             self._closing.set()
             thread = self._thread
-            self._cond.notify_all()
+            self._wake_all_locked()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
