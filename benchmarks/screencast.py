@@ -520,12 +520,7 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         latencies = [x for r, start in zip(readers, latencies0) for x in r.latencies[start:]]
     finally:
         stop.set()
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_all([server])
         log.close()
     elapsed = t1 - t0
     rates = [(b - a) / elapsed for a, b in zip(frames0, frames1)]

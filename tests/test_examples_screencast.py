@@ -5,6 +5,7 @@ The real X server and the real browser are in test_examples_screencast_x11.py.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import itertools
@@ -345,21 +346,28 @@ def test_stream_choices_that_make_no_sense_are_400_naming_the_parameter(
     assert hub.viewers == 0 and not hub.capturing
 
 
-def test_stream_choices_reach_the_viewer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
-    hub = hubs(PatternSource(), fps=30)
-    server = live_server(make_app(hub))
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", "/stream?width=320&quality=30&fps=10")
+@contextlib.contextmanager
+def streaming(port: int, path: str) -> Iterator[http.client.HTTPResponse]:
+    """The response to ``GET path``, closed (with its connection) afterwards."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)
     response = connection.getresponse()
     try:
         assert response.status == 200
+        yield response
+    finally:
+        response.close()  # http.client keeps the socket open while the response is
+        connection.close()
+
+
+def test_stream_choices_reach_the_viewer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    with streaming(server.port, "/stream?width=320&quality=30&fps=10") as response:
         (headers, body), = read_parts(response, 1)
         assert Image.open(io.BytesIO(body)).size == (320, 180)
         assert int(headers["x-frame"]) >= 1
         assert hub.stats()["variants"] == 1
-    finally:
-        response.close()
-        connection.close()
     wait_for(lambda: hub.viewers == 0, what="the viewer to leave")
 
 
@@ -421,11 +429,7 @@ def read_parts(response: http.client.HTTPResponse, count: int) -> list[tuple[dic
 def test_stream_over_a_socket_while_other_routes_answer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
     hub = hubs(PatternSource(), fps=30)
     server = live_server(make_app(hub))
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", "/stream")
-    response = connection.getresponse()
-    try:
-        assert response.status == 200
+    with streaming(server.port, "/stream") as response:
         assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=restkitframe"
         for headers, body in read_parts(response, 3):
             assert headers["content-type"] == "image/jpeg"
@@ -440,9 +444,6 @@ def test_stream_over_a_socket_while_other_routes_answer(hubs: Callable[..., Broa
         other.request("GET", "/", headers={"Accept": "text/html"})
         assert b"<img" in other.getresponse().read()
         other.close()
-    finally:
-        response.close()  # http.client keeps the socket open while the response is
-        connection.close()
     # the client went away: the server's next write fails and the viewer leaves
     wait_for(lambda: hub.viewers == 0, what="the viewer to be cleaned up")
     wait_for(lambda: not capture_threads(hub.name), what="capture to stop after the idle time")
@@ -641,12 +642,6 @@ def test_readme_stream_choices_example_is_served(hubs: Callable[..., Broadcaster
     path = EXAMPLE_README.split("| `GET /stream?", 1)[1].split("`", 1)[0]
     hub = hubs(PatternSource(), fps=30)
     server = live_server(make_app(hub))
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", f"/stream?{path}")
-    response = connection.getresponse()
-    try:
+    with streaming(server.port, f"/stream?{path}") as response:
         (_, body), = read_parts(response, 1)
         assert Image.open(io.BytesIO(body)).width == int(path.split("width=")[1].split("&")[0])
-    finally:
-        response.close()
-        connection.close()

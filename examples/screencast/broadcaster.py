@@ -7,18 +7,18 @@ Three stages, each never waiting for the next:
 1. **Grab** (the capture thread, at ``fps`` grabs a second at most): the
    source's picture is compared with the previous grab (one ``memcmp``);
    an unchanged screen stops there.  A changed one is converted to RGB once
-   and *published* as the newest :class:`Grab` under one
-   :class:`threading.Condition`, which wakes the viewers.  The capture
+   and *published* as the newest :class:`Grab` under the broadcaster's
+   lock, which wakes one waiting viewer of each variant.  The capture
    thread never waits for an encoder or a viewer and never walks a list of
-   them.
+   viewers (only of the variants being watched, usually one).
 2. **Encode** (on demand, in the thread of the first viewer that wants
    it): a *variant* is a ``(width, quality)`` pair; the first viewer that
    finds the newest grab not yet encoded in its variant marks the variant
    busy, encodes outside the lock (Pillow releases the GIL, so the next
-   grab goes on meanwhile), and publishes the :class:`Frame`; the other
-   viewers of that variant wait for it and share the same bytes.  A variant
-   nobody watches is never encoded, and one watched only at 5 frames a
-   second is encoded 5 times a second.
+   grab goes on meanwhile), and publishes the :class:`Frame`, which wakes
+   the other viewers of that variant: they share the same bytes, and each
+   wakes once a frame.  A variant nobody watches is never encoded, and one
+   watched only at 5 frames a second is encoded 5 times a second.
 3. **Send** (restkit's server): a viewer is a generator
    (:meth:`Broadcaster.frames`) that the server pulls only when the
    viewer's client has taken the previous frame.  A pull returns the
