@@ -35,6 +35,7 @@ import argparse
 import io
 import itertools
 import json
+import math
 import selectors
 import os
 import shutil
@@ -459,7 +460,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def mean_skip(runs: list[list[int]]) -> float:
-    gaps = [b - a - 1 for seqs in runs for a, b in zip(seqs, seqs[1:])]
+    gaps = [b - a - 1 for seqs in runs for a, b in itertools.pairwise(seqs)]
     return sum(gaps) / len(gaps) if gaps else float("nan")
 
 
@@ -619,7 +620,7 @@ def scenarios(quick: bool, no_seed: bool) -> list[Scenario]:
 
 
 def fmt(value: float) -> str:
-    return "-" if value != value else f"{value:.1f}"  # NaN: nothing measured
+    return "-" if math.isnan(value) else f"{value:.1f}"  # NaN: nothing measured
 
 
 def main() -> int:

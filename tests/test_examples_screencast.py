@@ -320,7 +320,7 @@ def test_a_viewer_with_a_lower_frame_rate_skips_frames(hubs: Callable[..., Broad
 
 
 def test_each_part_is_framed_once_with_its_number() -> None:
-    from examples.screencast.broadcaster import _frame, Grab, first_part
+    from examples.screencast.broadcaster import Grab, _frame, first_part
 
     image = Image.new("RGB", (32, 18), (200, 10, 10))
     frame = _frame(Grab(7, image, 0.0), 70, None)
@@ -396,6 +396,13 @@ def test_page_shows_the_stream_and_refreshes_stats(hubs: Callable[..., Broadcast
     refused = client.get("/", headers={"Accept": "application/json"}, status=406)
     assert "text/html" in refused.json["error"]
     assert client.get("/").status_int == 200
+
+
+def test_page_passes_its_choices_on_to_its_stream(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(PatternSource())))
+    page = client.get("/?width=640&fps=10").text
+    assert '<img id="screen" alt="the shared screen" src="/stream?fps=10&amp;width=640">' in page
+    assert "width" in client.get("/?width=1", status=400).json["details"]
 
 
 def test_page_links_follow_the_mount_point(hubs: Callable[..., Broadcaster]) -> None:

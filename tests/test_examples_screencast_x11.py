@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import io
+import itertools
+import json
 import os
 import select
 import shutil
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -436,7 +438,7 @@ class Reader(threading.Thread):
         self.join(15)
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -447,7 +449,7 @@ def viewers_now(port: int) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("GET", "/stats")
-        return int(__import__("json").loads(connection.getresponse().read())["viewers"])
+        return int(json.loads(connection.getresponse().read())["viewers"])
     finally:
         connection.close()
 
@@ -473,7 +475,7 @@ def test_sixteen_viewers_at_60_fps_follow_the_screen(screen: Screen, fast: Scree
         order = ["red", "blue", "green", "white"]
         for name in order:
             painter.paint(PALETTE[name])
-            wait_until(lambda: all(r.colour == name or r.error for r in readers), 30, f"every viewer to show {name}")
+            wait_until(lambda name=name: all(r.colour == name or r.error for r in readers), 30, f"every viewer to show {name}")
     finally:
         for reader in readers:
             reader.stop()
@@ -508,7 +510,7 @@ def test_a_slow_viewer_gets_the_newest_frames_and_holds_back_no_one(screen: Scre
     # Frames are dropped for the slow viewer alone: it skips numbers, and
     # it moves through the stream about as far as the fast ones did,
     # although it read a few times fewer frames (a queue would fall behind).
-    skipped = sum(1 for a, b in zip(seqs, seqs[1:]) if b - a > 1)
+    skipped = sum(1 for a, b in itertools.pairwise(seqs) if b - a > 1)
     assert skipped >= len(seqs) // 2, seqs
     assert seqs[-1] - seqs[0] >= (fast_seqs[-1] - fast_seqs[0]) // 2, (seqs, fast_seqs[0], fast_seqs[-1])
 

@@ -74,11 +74,14 @@ def make_app(broadcaster: Broadcaster) -> App:
     # sent) instead of waiting for the grace period to cut them.
     app.on_shutdown(broadcaster.close)
 
-    @app.get("/", produces="text/html")
-    def index(request: Request) -> Response:
+    @app.get("/", produces="text/html", query=StreamQuery)
+    def index(request: Request, query: StreamQuery) -> Response:
+        # The page's own choices go on to its stream: /?width=640&fps=10 on a phone.
+        choices = {name: int(value) if isinstance(value, float) and value.is_integer() else value
+                   for name, value in vars(query).items() if value is not None}
         # Escaped for where each lands: an HTML attribute, and a JavaScript string in <script>.
         stats = json.dumps(request.url_for("stats")).replace("<", "\\u003c")
-        page = PAGE.format(stream=html.escape(request.url_for("stream")), stats=stats)
+        page = PAGE.format(stream=html.escape(request.url_for("stream", **choices)), stats=stats)
         return Response.html(page, headers=NO_STORE)
 
     @app.get("/stream", produces=None, query=StreamQuery)

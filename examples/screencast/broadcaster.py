@@ -114,7 +114,7 @@ class _Variant:
     once a frame, whatever the number of viewers.
     """
 
-    __slots__ = ("frame", "encoding", "watchers", "ready")
+    __slots__ = ("encoding", "frame", "ready", "watchers")
 
     def __init__(self, lock: threading.RLock) -> None:
         self.frame: Frame | None = None
