@@ -343,6 +343,7 @@ def test_stream_choices_that_make_no_sense_are_400_naming_the_parameter(
     hub = hubs(PatternSource())
     response = make_client(make_app(hub)).get(f"/stream?{query}", status=400)
     assert parameter in response.json["details"], response.json
+    assert response.json["error"].startswith(f"invalid query parameter(s): {parameter}: ")
     assert hub.viewers == 0 and not hub.capturing
 
 
@@ -643,6 +644,13 @@ def test_readme_options_table_lists_every_option_and_variable() -> None:
         option = "--" + variable.removeprefix(PREFIX).lower()
         assert f"`{option}`" in table and f"`{variable}`" in table, variable
         assert option in helped and variable in helped
+
+
+def test_readme_stream_error_example_is_what_the_app_says(hubs: Callable[..., Broadcaster]) -> None:
+    import json
+
+    shown = json.loads(EXAMPLE_README.split("A value out of range, or another parameter, is `400 ", 1)[1].split("`", 1)[0])
+    assert make_client(make_app(hubs(PatternSource()))).get("/stream?fps=0", status=400).json == shown
 
 
 def test_readme_stream_choices_example_is_served(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
