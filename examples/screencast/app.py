@@ -77,7 +77,7 @@ def make_app(broadcaster: Broadcaster) -> App:
     @app.get("/", produces="text/html", query=StreamQuery)
     def index(request: Request, query: StreamQuery) -> Response:
         # The page's own choices go on to its stream: /?width=640&fps=10 on a phone.
-        choices = {name: int(value) if isinstance(value, float) and value.is_integer() else value
+        choices: dict[str, Any] = {name: int(value) if isinstance(value, float) and value.is_integer() else value
                    for name, value in vars(query).items() if value is not None}
         # Escaped for where each lands: an HTML attribute, and a JavaScript string in <script>.
         stats = json.dumps(request.url_for("stats")).replace("<", "\\u003c")
