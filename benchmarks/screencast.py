@@ -615,7 +615,7 @@ def scenarios(quick: bool, no_seed: bool) -> list[Scenario]:
             Scenario("restkit", 16, 60.0, query="width=960&quality=50"),  # one shared smaller variant
             Scenario("restkit", 1, 0.0),
         ]
-        seed = [Scenario("seed", 1, None), Scenario("seed", 16, None)]
+        seed = [Scenario("seed", n, None) for n in (1, 16, 64)]
     return chosen + ([] if no_seed else seed)
 
 
