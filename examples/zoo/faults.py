@@ -21,13 +21,16 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
+__all__ = ["BUSY", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
 
 logger = logging.getLogger("examples.zoo")
 
 # what both stores say, whatever their driver raised
 READ_ONLY = "the database is read-only; writes are refused until it is writable"
 BUSY = "the database is busy; try again"
+UNREACHABLE = "the database is unreachable; try again"
+LATE = "the server is busy: the request waited past its deadline before it reached the database; try again"
+GONE = "the database file was removed or replaced; the zoo serves nothing until it is back"
 # not the driver's text: PostgreSQL's names the data file ("could not extend file
 # pg_tblspc/..."), which is the log's business, not the client's
 DISK_FULL = "the database's disk is full; writes are refused until space is freed"
@@ -40,10 +43,12 @@ class StorageFault(Exception):
     retry_after = 1
     incident = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, incident: str | None = None) -> None:
         super().__init__(message)
         if retry_after is not None:
             self.retry_after = retry_after
+        if incident is not None:  # a kind of its own: logged as its own incident
+            self.incident = incident
 
 
 class Unavailable(StorageFault):

@@ -39,16 +39,18 @@ Theory of operation
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
-import time
+import urllib.parse
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
+from .faults import BUSY, DISK_FULL, GONE, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
 # the store's vocabulary (examples.zoo.records), re-exported for callers that import it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
@@ -69,6 +71,8 @@ WAL_SIZE_LIMIT = 512 * 1024  # and cut the file back to this many bytes afterwar
 # SQLite's primary result codes (sqlite3 names them from Python 3.11 on)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
 
+logger = logging.getLogger("examples.zoo")
+
 # 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold(); 3: jobs
 SCHEMA_VERSION = 3
 
@@ -86,25 +90,36 @@ JOBS_SCHEMA = JOBS_TABLE.format(**TYPES)  # schema 3
 
 # --- the store -----------------------------------------------------------------
 
+RESERVE_BYTES = 256 * 1024  # kept beside the database, given back when its disk fills (see Store)
+
 
 class _Handle:
     """One thread's connection, in an object that weak references can point to."""
 
-    __slots__ = ("conn", "pid", "__weakref__")
+    __slots__ = ("conn", "pid", "generation", "opened_read_only", "__weakref__")
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, generation: int, opened_read_only: bool) -> None:
         self.conn = conn
         self.pid = os.getpid()
+        self.generation = generation  # the store's generation when opened: older ones are reopened
+        # opened while the file could not be written: SQLite then opens it read-only for good
+        self.opened_read_only = opened_read_only
 
 
 class Store(BaseStore[sqlite3.Connection]):
     """The zoo's data in an SQLite file.
 
     Args:
-        path: the database file; created with its schema when new.
+        path: the database file.
         empty: when creating the database, add only the animal types, no demo data.
-        deadline: seconds a write may wait for the write lock (this process's and SQLite's together).
+        create: make the file (schema, animal types, demo data) when it does not exist;
+            without it a missing file is an error, never a silent fresh database.
+        deadline: seconds a request may wait for the database, counted from its arrival
+            (:meth:`~examples.zoo.store_base.BaseStore.deadline_from`).
         durability: ``"full"`` (sync every commit) or ``"normal"`` (sync at checkpoints).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist and ``create`` is false.
     """
 
     # BEGIN IMMEDIATE already holds the one write lock: no row locks to take
@@ -115,7 +130,8 @@ class Store(BaseStore[sqlite3.Connection]):
     DIRECTIONS = {"asc": "ASC", "desc": "DESC"}  # SQLite sorts nulls first when ascending
     SKIP_LOCKED = ""  # BEGIN IMMEDIATE: one claimer at a time
 
-    def __init__(self, path: str, *, empty: bool = False, deadline: float = 5.0, durability: str = "full") -> None:
+    def __init__(self, path: str, *, empty: bool = False, create: bool = False, deadline: float = 5.0,
+                 durability: str = "full") -> None:
         self.path = str(path)
         if self.path in ("", ":memory:"):
             raise ValueError("the zoo needs a database file: every thread opens its own connection to it")
@@ -126,54 +142,149 @@ class Store(BaseStore[sqlite3.Connection]):
         self.deadline = deadline
         self.durability = durability
         self.incidents = Incidents()  # storage faults going on, logged once each (the app answers through it)
+        self._uri = "file:" + urllib.parse.quote(os.path.abspath(self.path))
+        self._reserve_path = self.path + "-reserve"
         self._local = threading.local()
+        self._requests = threading.local()
         self._write_lock = threading.Lock()
         # weak: a thread that ends takes its connection with it (closed when collected)
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._handles_lock = threading.Lock()
+        self._generation = 0  # bumped when every thread must reopen (the file was replaced)
+        self._full = False  # the disk filled and the reserve was given back: only deletes until room is back
+        if not os.path.exists(self.path) and not create:
+            raise FileNotFoundError(f"the database {self.path} does not exist (--create makes a new one)")
         self._create(empty)
+        self._identity = self._file_identity(os.stat(self.path))  # the file this store serves
+        if not self.read_only():
+            self._make_reserve()
         self.close()  # hold no connection until a request needs one (safe to fork, e.g. gunicorn --preload)
 
     # -- connections and transactions -------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
+    def _open(self, create: bool = False) -> sqlite3.Connection:
+        # mode=rw: a connection never creates the file (one deleted under us stays missing)
+        # isolation_level=None: no implicit transactions; we BEGIN ourselves.
+        conn = sqlite3.connect(f"{self._uri}?mode={'rwc' if create else 'rw'}", uri=True, timeout=self.deadline,
+                               isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        return conn
+
+    def _connection(self, writing: bool = False) -> sqlite3.Connection:
         handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is None or handle.pid != os.getpid():  # a forked worker opens its own
-            # isolation_level=None: no implicit transactions; we BEGIN ourselves.
-            conn = sqlite3.connect(self.path, timeout=self.deadline, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            handle = self._local.handle = _Handle(conn)
+        if handle is not None and (handle.pid != os.getpid() or handle.generation != self._generation
+                                   or (writing and handle.opened_read_only)):
+            self._drop()  # a forked worker's, an older file's, or one SQLite opened read-only
+            handle = None
+        if handle is None:
+            opened_read_only = self.read_only()
+            handle = self._local.handle = _Handle(self._open(), self._generation, opened_read_only)
             with self._handles_lock:
                 self._handles.add(handle)
         return handle.conn
+
+    def _drop(self) -> None:
+        """Close this thread's connection: the next use opens a new one."""
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        self._local.handle = None
+        if handle is not None and handle.pid == os.getpid():
+            with self._handles_lock:
+                self._handles.discard(handle)
+            try:
+                handle.conn.close()
+            except sqlite3.Error:
+                pass
+
+    @staticmethod
+    def _file_identity(st: os.stat_result) -> tuple[int, int]:
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> os.stat_result:
+        """The database file's status, once it is known to be the file this store opened.
+
+        Raises:
+            Unavailable: the file was removed, or replaced by one that is not a zoo database.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise Unavailable(GONE, retry_after=60, incident="database file gone") from None
+        if self._file_identity(st) != self._identity:
+            self._adopt(st)
+        return st
+
+    def _adopt(self, st: os.stat_result) -> None:
+        """Serve the file now at ``path`` if it is a zoo database of the current schema (a backup
+        put back, a file moved in by the operator); else refuse.  Every thread then reopens."""
+        try:
+            probe = sqlite3.connect(f"{self._uri}?mode=ro", uri=True, timeout=1)
+            try:
+                version = probe.execute("PRAGMA user_version").fetchone()[0]
+            finally:
+                probe.close()
+        except sqlite3.Error:
+            version = None
+        if version != SCHEMA_VERSION:
+            raise Unavailable(GONE, retry_after=60, incident="database file gone")
+        with self._handles_lock:
+            if self._identity != self._file_identity(st):
+                self._identity = self._file_identity(st)
+                self._generation += 1
+                logger.warning("storage: the database file %s was replaced by another zoo database; serving it",
+                               self.path)
 
     def gone(self) -> bool:
         """Whether the database file was deleted (connecting would create an empty one in its place)."""
         return not os.path.exists(self.path)
 
-    def read_only(self) -> bool:
+    def read_only(self, st: os.stat_result | None = None) -> bool:
         """Whether the database file may not be written: by nobody (no write bit, which even
         root obeys here), by this process, or on a read-only file system."""
+        if st is None:
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return False  # not there: the write meets that
+        return not st.st_mode & 0o222 or not os.access(self.path, os.W_OK)
+
+    def _make_reserve(self) -> bool:
+        """Set ``RESERVE_BYTES`` of the disk aside in a file of their own; True when they are."""
         try:
-            mode = os.stat(self.path).st_mode
+            with open(self._reserve_path, "wb") as reserve:
+                reserve.write(bytes(RESERVE_BYTES))  # written, not sparse: the blocks are really taken
+            return True
         except OSError:
-            return False  # not there yet: SQLite creates it
-        return not mode & 0o222 or not os.access(self.path, os.W_OK)
+            with contextlib.suppress(OSError):
+                os.unlink(self._reserve_path)
+            return False
+
+    def _room_again(self) -> bool:
+        """While the disk is full: whether there is room again (the reserve could be set aside anew)."""
+        try:
+            stat = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError:
+            return False
+        if stat.f_bavail * stat.f_frsize < 2 * RESERVE_BYTES or not self._make_reserve():
+            return False
+        self._full = False
+        return True
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        started = time.monotonic()
-        if self.read_only():
-            raise Unavailable(READ_ONLY, retry_after=60)
-        conn = self._connection()
-        if not self._write_lock.acquire(timeout=self.deadline):
-            raise Unavailable(BUSY)
+    def _write(self, *, frees: bool = False) -> Iterator[sqlite3.Connection]:
+        self.time_left()  # a request that queued for a thread past its deadline: 503 now
+        if self.read_only(self._check_file()):
+            raise Unavailable(READ_ONLY, retry_after=60, incident="read-only")
+        if self._full and not frees and not self._room_again():
+            raise InsufficientStorage(DISK_FULL)  # what room there is stays for deletes
+        conn = self._connection(writing=True)
+        if not self._write_lock.acquire(timeout=self.time_left()):
+            raise Unavailable(BUSY, incident="busy")
         try:
-            left = self.deadline - (time.monotonic() - started)
+            left = self.time_left()
             conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -189,9 +300,18 @@ class Store(BaseStore[sqlite3.Connection]):
                 if fault is not None:
                     raise fault from exc
                 raise
+            if self._full:  # a delete while the disk is full: give its pages back to the file system
+                self._give_back(conn)
         finally:
             self._write_lock.release()
         self.incidents.end()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA incremental_vacuum").fetchall()  # free pages cut off the file's end...
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # ...once checkpointed
+        except sqlite3.Error:
+            pass
 
     def _fault(self, conn: sqlite3.Connection, exc: BaseException) -> StorageFault | None:
         """The storage fault an SQLite error means, if it means one."""
@@ -201,19 +321,24 @@ class Store(BaseStore[sqlite3.Connection]):
         message = str(exc).lower()
         primary = code & 0xFF if code is not None else None
         if primary == _SQLITE_FULL or "disk is full" in message:
-            try:  # give the WAL's pages back, so deleting rows frees space
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass
+            # the database filled its own disk: give the reserve back, so that deletes and the
+            # checkpoint that ends the WAL have room, and take only deletes until room is back
+            self._full = True
+            with contextlib.suppress(OSError):
+                os.unlink(self._reserve_path)
+            self._give_back(conn)
             return InsufficientStorage(DISK_FULL)
-        if primary == _SQLITE_READONLY or "readonly" in message:
-            return Unavailable(READ_ONLY, retry_after=60)
         if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in message or "busy" in message:
-            return Unavailable(BUSY)
+            return Unavailable(BUSY, incident="busy")
+        self._drop()  # a connection that met any other fault is not used again
+        if primary == _SQLITE_READONLY or "readonly" in message:
+            return Unavailable(READ_ONLY, retry_after=60, incident="read-only")
         return None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        self.time_left()  # a request that queued for a thread past its deadline: 503 now
+        self._check_file()
         conn = self._connection()
         conn.execute("BEGIN")  # one snapshot for the count and the page
         try:
@@ -234,12 +359,18 @@ class Store(BaseStore[sqlite3.Connection]):
                 pass
 
     def _create(self, empty: bool) -> None:
-        conn = self._connection()
+        new = not os.path.exists(self.path)
+        handle = self._local.handle = _Handle(self._open(create=new), self._generation, False)
+        with self._handles_lock:
+            self._handles.add(handle)
+        if new:  # before the first table: freed pages can be given back to the file system
+            handle.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         if self.read_only():  # serve what is there: reads work, writes answer 503
-            if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            if handle.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
                 return
             raise Unavailable(f"the database {self.path} is read-only and its schema needs creating or upgrading")
-        conn.execute("PRAGMA journal_mode = WAL")
+        handle.conn.execute("PRAGMA journal_mode = WAL")
+        self._identity = self._file_identity(os.stat(self.path))
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version >= SCHEMA_VERSION:
