@@ -84,6 +84,10 @@ class Incidents:
             self._last[fault.incident] = self._clock()
             return new
 
+    def going_on(self, kind: str) -> bool:
+        """Whether an incident of ``kind`` is open."""
+        return kind in self._last
+
     def end(self) -> None:
         """Note a successful write: close the incidents quiet for long enough."""
         if not self._last:  # PERF(faults): one dict read on the hot path, the lock only during a fault

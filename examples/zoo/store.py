@@ -43,6 +43,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import urllib.parse
 import weakref
@@ -96,7 +97,7 @@ RESERVE_BYTES = 256 * 1024  # kept beside the database, given back when its disk
 class _Handle:
     """One thread's connection, in an object that weak references can point to."""
 
-    __slots__ = ("conn", "pid", "generation", "opened_read_only", "__weakref__")
+    __slots__ = ("conn", "pid", "generation", "opened_read_only", "busy", "__weakref__")
 
     def __init__(self, conn: sqlite3.Connection, generation: int, opened_read_only: bool) -> None:
         self.conn = conn
@@ -104,6 +105,7 @@ class _Handle:
         self.generation = generation  # the store's generation when opened: older ones are reopened
         # opened while the file could not be written: SQLite then opens it read-only for good
         self.opened_read_only = opened_read_only
+        self.busy = False  # its thread is using it: nobody else may close it
 
 
 class Store(BaseStore[sqlite3.Connection]):
@@ -151,6 +153,7 @@ class Store(BaseStore[sqlite3.Connection]):
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._handles_lock = threading.Lock()
         self._generation = 0  # bumped when every thread must reopen (the file was replaced)
+        self._spell = False  # a read-only spell was met: when the file is writable again, every thread reopens
         self._full = False  # the disk filled and the reserve was given back: only deletes until room is back
         if not os.path.exists(self.path) and not create:
             raise FileNotFoundError(f"the database {self.path} does not exist (--create makes a new one)")
@@ -175,20 +178,59 @@ class Store(BaseStore[sqlite3.Connection]):
         return conn
 
     def _connection(self, writing: bool = False) -> sqlite3.Connection:
+        """This thread's connection, marked busy (until :meth:`_release`) so that no other thread closes it."""
         handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is not None and (handle.pid != os.getpid() or handle.generation != self._generation
-                                   or (writing and handle.opened_read_only)):
-            self._drop()  # a forked worker's, an older file's, or one SQLite opened read-only
-            handle = None
+        if handle is not None:
+            with self._handles_lock:  # PERF: uncontended but for a renewal; one lock per request
+                stale = (handle.pid != os.getpid() or handle.generation != self._generation
+                         or (writing and handle.opened_read_only))
+                handle.busy = not stale
+            if stale:  # a forked worker's, from before a renewal, or one SQLite opened read-only
+                self._drop()
+                handle = None
         if handle is None:
             opened_read_only = self.read_only()
             handle = self._local.handle = _Handle(self._open(), self._generation, opened_read_only)
+            handle.busy = True
             with self._handles_lock:
                 self._handles.add(handle)
         return handle.conn
 
+    def _release(self) -> None:
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None:
+            handle.busy = False
+
+    def _renew(self) -> None:
+        """Every thread reopens its connection: closed now if idle, at its next use if busy.
+
+        SQLite shares one wal-index (``-shm``) between a process's connections to a file,
+        mapped read-only if the first of them could not write it; only when they are all
+        closed is it opened anew.
+        """
+        with self._handles_lock:
+            self._generation += 1
+            idle = [handle for handle in self._handles if not handle.busy and handle.pid == os.getpid()]
+            for handle in idle:
+                self._handles.discard(handle)
+        for handle in idle:
+            try:
+                handle.conn.close()
+            except sqlite3.Error:
+                pass
+
+    def _end_spell(self, st: os.stat_result) -> None:
+        """The file is writable again after a read-only spell: so must its ``-wal`` and ``-shm`` be
+        (SQLite made them with the file's mode, read-only during the spell); then every thread reopens."""
+        self._spell = False
+        for companion in (self.path + "-wal", self.path + "-shm"):
+            if os.path.exists(companion) and not os.access(companion, os.W_OK):
+                with contextlib.suppress(OSError):  # ours, made during the spell: we may change its mode
+                    os.chmod(companion, stat.S_IMODE(st.st_mode))
+        self._renew()
+
     def _drop(self) -> None:
-        """Close this thread's connection: the next use opens a new one."""
+        """Close this thread's connection: the next use opens a new one (the thread's own, so not busy elsewhere)."""
         handle: _Handle | None = getattr(self._local, "handle", None)
         self._local.handle = None
         if handle is not None and handle.pid == os.getpid():
@@ -276,35 +318,50 @@ class Store(BaseStore[sqlite3.Connection]):
     @contextmanager
     def _write(self, *, frees: bool = False) -> Iterator[sqlite3.Connection]:
         self.time_left()  # a request that queued for a thread past its deadline: 503 now
-        if self.read_only(self._check_file()):
+        st = self._check_file()
+        if self.read_only(st):
+            self._spell = True
             raise Unavailable(READ_ONLY, retry_after=60, incident="read-only")
+        if self._spell:
+            self._end_spell(st)
         if self._full and not frees and not self._room_again():
             raise InsufficientStorage(DISK_FULL)  # what room there is stays for deletes
         conn = self._connection(writing=True)
+        try:
+            with self._locked():
+                yield from self._transaction(conn)
+        finally:
+            self._release()
+        self.incidents.end()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         if not self._write_lock.acquire(timeout=self.time_left()):
             raise Unavailable(BUSY, incident="busy")
         try:
-            left = self.time_left()
-            conn.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass
-                fault = self._fault(conn, exc)
-                if fault is not None:
-                    raise fault from exc
-                raise
-            if self._full:  # a delete while the disk is full: give its pages back to the file system
-                self._give_back(conn)
+            yield
         finally:
             self._write_lock.release()
-        self.incidents.end()
+
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``, the caller's block (at the ``yield``), ``COMMIT``; SQLite's faults named."""
+        conn.execute(f"PRAGMA busy_timeout = {max(1, int(self.time_left() * 1000))}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            fault = self._fault(conn, exc)
+            if fault is not None:
+                raise fault from exc
+            raise
+        if self._full:  # a delete while the disk is full: give its pages back to the file system
+            self._give_back(conn)
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
         try:
@@ -332,6 +389,7 @@ class Store(BaseStore[sqlite3.Connection]):
             return Unavailable(BUSY, incident="busy")
         self._drop()  # a connection that met any other fault is not used again
         if primary == _SQLITE_READONLY or "readonly" in message:
+            self._spell = True  # whatever the file's mode says, a connection could not write
             return Unavailable(READ_ONLY, retry_after=60, incident="read-only")
         return None
 
@@ -340,12 +398,15 @@ class Store(BaseStore[sqlite3.Connection]):
         self.time_left()  # a request that queued for a thread past its deadline: 503 now
         self._check_file()
         conn = self._connection()
-        conn.execute("BEGIN")  # one snapshot for the count and the page
         try:
-            yield conn
+            conn.execute("BEGIN")  # one snapshot for the count and the page
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
         finally:
-            if conn.in_transaction:
-                conn.execute("COMMIT")
+            self._release()
 
     def close(self) -> None:
         """Close every connection the store opened (call when no request is running)."""

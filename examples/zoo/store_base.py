@@ -143,7 +143,7 @@ class BaseStore(ABC, Generic[Conn]):
             return self.deadline
         left: float = due - time.monotonic()
         if left <= 0:
-            raise Unavailable(LATE)
+            raise Unavailable(LATE, incident="busy")
         return left
 
     def gone(self) -> bool:

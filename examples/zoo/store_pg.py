@@ -269,6 +269,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         self._requests = threading.local()
         self._pool: ConnectionPool | None = None
         self._pool_pid = 0
+        self._pool_made = -math.inf
         self._pool_lock = threading.Lock()
         self._watchdog = Watchdog()
         self._pool_log = PoolLogFold(self.incidents)
@@ -299,14 +300,30 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
                     open=True,
                 )
                 self._pool_pid = os.getpid()
+                self._pool_made = time.monotonic()
             return self._pool
 
     def _renew(self) -> None:
-        """Have every pooled connection replaced (a fault may have spoilt them all: a lost server, a
-        read-only setting they were born with): idle ones now, those in use when they come back."""
+        """Have every pooled connection replaced (a fault may have spoilt them all: a read-only
+        setting they were born with, a lost server): idle ones now, those in use when they come back."""
         pool = self._pool
         if pool is not None and self._pool_pid == os.getpid():
             pool.drain()
+
+    def _replace_pool(self) -> None:
+        """The server was lost: start a new pool (at most once a second while it stays lost).
+
+        The old pool's attempts to reconnect back off exponentially (1, 2, 4, 8 s...), so after an
+        outage of 10 s it may wait 5 s more before it tries; a new pool tries at once.  The old one
+        is closed in the background (its workers may sit in a connect until ``connect_timeout``);
+        connections still out are closed when they come back to it.
+        """
+        with self._pool_lock:
+            now = time.monotonic()
+            if self._pool is None or self._pool_pid != os.getpid() or now - self._pool_made < 1.0:
+                return
+            old, self._pool = self._pool, None
+        threading.Thread(target=old.close, name="zoo-pg-pool-close", daemon=True).start()
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
@@ -323,11 +340,12 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected) as exc:
             raise Unavailable(BUSY, incident="busy") from exc
         except PoolTimeout as exc:  # no connection came free: busy, or none could be made
-            unreachable = self._pool_log.failing(2 * self.deadline)
-            raise Unavailable(UNREACHABLE if unreachable else BUSY,
-                              incident="unreachable" if unreachable else "busy") from exc
+            if self._pool_log.failing(2 * self.deadline) or self.incidents.going_on("unreachable"):
+                self._replace_pool()
+                raise Unavailable(UNREACHABLE, incident="unreachable") from exc
+            raise Unavailable(BUSY, incident="busy") from exc
         except psycopg.OperationalError as exc:
-            self._renew()
+            self._replace_pool()
             raise Unavailable(UNREACHABLE, incident="unreachable") from exc
 
     @contextmanager
@@ -376,7 +394,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()
-            logging.getLogger("psycopg.pool").removeFilter(self._pool_log)
+        logging.getLogger("psycopg.pool").removeFilter(self._pool_log)
         self._watchdog.stop()
 
     # -- statements (BaseStore writes the SQL) ------------------------------------
