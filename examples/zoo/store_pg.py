@@ -127,6 +127,7 @@ def migrate(url: str, *, empty: bool = False, target: int = SCHEMA_VERSION, conn
     return found
 
 
+NO_CONNECTION = "no database connection came free in time: the database is unreachable or busy; try again"
 WATCHDOG_GRACE = 0.25  # the server's own timeouts come first; the watchdog is for a server that cannot answer
 
 
@@ -339,11 +340,12 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
             raise Unavailable(READ_ONLY, retry_after=60, incident="read-only") from exc
         except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected) as exc:
             raise Unavailable(BUSY, incident="busy") from exc
-        except PoolTimeout as exc:  # no connection came free: busy, or none could be made
+        except PoolTimeout as exc:
+            # no connection came free: every one busy, or none could be made (from here the two
+            # look alike, so they are one kind of incident; the log line gives the pool's words)
             if self._pool_log.failing(2 * self.deadline) or self.incidents.going_on("unreachable"):
                 self._replace_pool()
-                raise Unavailable(UNREACHABLE, incident="unreachable") from exc
-            raise Unavailable(BUSY, incident="busy") from exc
+            raise Unavailable(NO_CONNECTION, incident="unreachable") from exc
         except psycopg.OperationalError as exc:
             self._replace_pool()
             raise Unavailable(UNREACHABLE, incident="unreachable") from exc
@@ -354,7 +356,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         pool = self._get_pool()
         conn = pool.getconn(timeout=self.time_left())
         try:
-            if writing and conn.info.parameter_status("default_transaction_read_only") == b"on":
+            if writing and conn.info.parameter_status("default_transaction_read_only") == "on":
                 # born while the database was read-only: it stays so whatever the database says now;
                 # a connection born now has today's setting (and is read-only if the spell goes on)
                 self._renew()
