@@ -10,25 +10,42 @@ what is SQLite's is here.
 
 Theory of operation
 -------------------
-* **One connection per thread.**  ``sqlite3`` connections must not be shared
-  between threads, so each thread opens its own the first time it asks
-  (a ``threading.local`` held by the store, not by the module).  The
+* **One connection per thread.**  ``sqlite3`` connections must not be used by
+  two threads at once, so each thread opens its own the first time it asks
+  (a ``threading.local`` held by the store, not by the module); another
+  thread closes it only while it is idle (a renewal).  The
   database runs in WAL mode: readers never wait for the writer.
 * **One writer at a time.**  Every write runs in ``BEGIN IMMEDIATE``, which
   takes SQLite's write lock at the start, so two writers never deadlock when
   both upgrade from reading; a lock in the store queues this process's
   writers without busy-waiting, and the busy timeout queues other processes.
-* **One deadline per write.**  Waiting for the store's lock and then for
-  SQLite's share one ``deadline`` (default 5 s): whatever its place in the
-  queue, a write that cannot start by then raises :class:`Unavailable`
-  (503 with ``Retry-After``), never a queue of timeouts one after another.
-* **Storage faults are named.**  A read-only database (a file nobody may
-  write, a read-only file system) refuses every write with
+* **One deadline per request, from its arrival.**  Waiting for the store's
+  lock and then for SQLite's share what is left of ``deadline`` (default
+  5 s) since the request arrived (:meth:`BaseStore.time_left`): whatever its
+  place in the queue, a write that cannot start by then raises
+  :class:`Unavailable` (503 with ``Retry-After``), never a queue of timeouts
+  one after another.
+* **Storage faults are named, and end by themselves.**  A read-only database
+  (a file nobody may write, a read-only file system) refuses every write with
   :class:`Unavailable`, on every connection, before SQLite is asked (a
-  connection opened earlier could still write); a full disk raises
-  :class:`InsufficientStorage` and checkpoints the WAL, so space comes back
-  when rows are deleted.  The WAL is checkpointed every 128 pages and cut
-  back to 512 KiB, so it stays small.
+  connection opened earlier could still write).  When the file is writable
+  again, its ``-wal`` and ``-shm`` get its mode back (SQLite made them
+  read-only during the spell) and every thread reopens its connection
+  (:meth:`Store._renew`): one opened during the spell stays read-only, and a
+  process's connections share one wal-index.  A connection that met any
+  other fault is closed.
+* **The file is the one it opened.**  Connections never create the file
+  (``mode=rw``), and every request checks the file's device and inode: a file
+  removed or replaced by something else is 503 until it is back (or another
+  zoo database of the current schema takes its place, which is then served).
+  A missing file at start is an error unless ``create``.
+* **A full disk can be recovered from through the API.**  256 KiB are kept
+  aside in ``<db>-reserve``; a write that finds the disk full gives them
+  back and checkpoints the WAL (:class:`InsufficientStorage`, 507), and from
+  then on only deletes run (each followed by an incremental vacuum, a new
+  database being ``auto_vacuum = INCREMENTAL``, and a checkpoint), until the
+  reserve fits again.  The WAL is checkpointed every 128 pages and cut back
+  to 512 KiB, so it stays small.
 * **Durability** is a choice: ``full`` (the default) syncs the WAL on every
   commit, so an acknowledged write survives a power loss; ``normal`` syncs at
   checkpoints only: faster, and a crash of the OS may lose the last commits

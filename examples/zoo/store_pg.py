@@ -28,10 +28,23 @@ Theory of operation
 * **Versioned schema.**  ``schema_version`` holds one row per applied step;
   :data:`MIGRATIONS` are applied in order at start-up, under an advisory
   lock, so instances that start together upgrade the database once.
-* **One deadline per request.**  Waiting for a pooled connection and then
-  for row locks share ``deadline`` seconds (default 5); past it the request
-  answers 503 with ``Retry-After`` (:mod:`examples.zoo.faults`), as do an
-  unreachable or read-only database; a full disk is 507.
+* **One deadline per request, from its arrival.**  The pool checkout, the
+  connect (``connect_timeout``), row locks (``lock_timeout``) and statements
+  (``statement_timeout``) get what is left of ``deadline`` seconds (default
+  5) since the request arrived; past it the request answers 503 with
+  ``Retry-After`` (:mod:`examples.zoo.faults`), as do an unreachable or
+  read-only database; a full disk is 507.  A server that cannot answer at
+  all (stopped with SIGSTOP, a frozen host) sends no timeout either: the
+  :class:`Watchdog` cuts the socket of a request still waiting just after
+  its deadline.
+* **Every fault ends by itself.**  A lost server (a broken connection, a
+  connect that fails) replaces the pool, at most once a second: a new pool
+  connects at once, where the old one backs off exponentially.  A read-only
+  transaction setting drains the pool (connections keep the setting they
+  were born with; ``DISCARD ALL`` would not drop it), and a connection born
+  read-only is replaced before it is given a write, so the first write after
+  the spell succeeds.  psycopg's pool's warnings are folded into the
+  incident (:class:`PoolLogFold`): one log line per outage.
 * **Text** is compared and sorted as the SQLite store does: ASCII case
   folded (``lower(x COLLATE "C")``), bytes otherwise, nulls first when
   ascending; zoo names by :func:`examples.zoo.names.name_key`.
