@@ -7,8 +7,9 @@ the storage, not the request, is the problem.  A fault is data: its
 knows HTTP.  Each is logged once per incident (see :class:`Incidents`; each
 store has its own), not once per request.
 
-* :class:`Unavailable` (503): the database is unreachable, read-only, or
-  busy beyond the request's deadline.
+* :class:`Unavailable` (503): the database is unreachable, read-only, its
+  file gone, or busy beyond the request's deadline (counted from the
+  request's arrival, so a request that queued for a thread past it is one).
 * :class:`InsufficientStorage` (507): the disk is full.  507 rather than
   503: the client learns that retrying soon will not help until space is
   freed.
@@ -30,7 +31,7 @@ READ_ONLY = "the database is read-only; writes are refused until it is writable"
 BUSY = "the database is busy; try again"
 UNREACHABLE = "the database is unreachable; try again"
 LATE = "the server is busy: the request waited past its deadline before it reached the database; try again"
-GONE = "the database file was removed or replaced; the zoo serves nothing until it is back"
+GONE = "the database file was removed or replaced; the zoo serves nothing until the same file is back"
 # not the driver's text: PostgreSQL's names the data file ("could not extend file
 # pg_tblspc/..."), which is the log's business, not the client's
 DISK_FULL = "the database's disk is full; writes are refused until space is freed"

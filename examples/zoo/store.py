@@ -36,9 +36,9 @@ Theory of operation
   other fault is closed.
 * **The file is the one it opened.**  Connections never create the file
   (``mode=rw``), and every request checks the file's device and inode: a file
-  removed or replaced by something else is 503 until it is back (or another
-  zoo database of the current schema takes its place, which is then served).
-  A missing file at start is an error unless ``create``.
+  removed or replaced is 503 until the same file is back (a different one
+  is served only after a restart).  A missing file at start is an error
+  unless ``create``.
 * **A full disk can be recovered from through the API.**  256 KiB are kept
   aside in ``<db>-reserve``; a write that finds the disk full gives them
   back and checkpoints the WAL (:class:`InsufficientStorage`, 507), and from
@@ -57,7 +57,6 @@ Theory of operation
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import stat
@@ -88,8 +87,6 @@ WAL_CHECKPOINT_PAGES = 128  # checkpoint when the WAL holds this many pages (512
 WAL_SIZE_LIMIT = 512 * 1024  # and cut the file back to this many bytes afterwards
 # SQLite's primary result codes (sqlite3 names them from Python 3.11 on)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
-
-logger = logging.getLogger("examples.zoo")
 
 # 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold(); 3: jobs
 SCHEMA_VERSION = 3
@@ -169,7 +166,7 @@ class Store(BaseStore[sqlite3.Connection]):
         # weak: a thread that ends takes its connection with it (closed when collected)
         self._handles: weakref.WeakSet[_Handle] = weakref.WeakSet()
         self._handles_lock = threading.Lock()
-        self._generation = 0  # bumped when every thread must reopen (the file was replaced)
+        self._generation = 0  # bumped when every thread must reopen (a renewal)
         self._spell = False  # a read-only spell was met: when the file is writable again, every thread reopens
         self._full = False  # the disk filled and the reserve was given back: only deletes until room is back
         if not os.path.exists(self.path) and not create:
@@ -198,7 +195,7 @@ class Store(BaseStore[sqlite3.Connection]):
         """This thread's connection, marked busy (until :meth:`_release`) so that no other thread closes it."""
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is not None:
-            with self._handles_lock:  # PERF: uncontended but for a renewal; one lock per request
+            with self._handles_lock:  # uncontended but during a renewal
                 stale = (handle.pid != os.getpid() or handle.generation != self._generation
                          or (writing and handle.opened_read_only))
                 handle.busy = not stale
@@ -265,36 +262,19 @@ class Store(BaseStore[sqlite3.Connection]):
     def _check_file(self) -> os.stat_result:
         """The database file's status, once it is known to be the file this store opened.
 
+        A different file in its place (another database, a fresh demo one, a
+        backup copied in) is never served silently: restart the zoo to serve it.
+
         Raises:
-            Unavailable: the file was removed, or replaced by one that is not a zoo database.
+            Unavailable: the file was removed or replaced.
         """
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             raise Unavailable(GONE, retry_after=60, incident="database file gone") from None
         if self._file_identity(st) != self._identity:
-            self._adopt(st)
-        return st
-
-    def _adopt(self, st: os.stat_result) -> None:
-        """Serve the file now at ``path`` if it is a zoo database of the current schema (a backup
-        put back, a file moved in by the operator); else refuse.  Every thread then reopens."""
-        try:
-            probe = sqlite3.connect(f"{self._uri}?mode=ro", uri=True, timeout=1)
-            try:
-                version = probe.execute("PRAGMA user_version").fetchone()[0]
-            finally:
-                probe.close()
-        except sqlite3.Error:
-            version = None
-        if version != SCHEMA_VERSION:
             raise Unavailable(GONE, retry_after=60, incident="database file gone")
-        with self._handles_lock:
-            if self._identity != self._file_identity(st):
-                self._identity = self._file_identity(st)
-                self._generation += 1
-                logger.warning("storage: the database file %s was replaced by another zoo database; serving it",
-                               self.path)
+        return st
 
     def gone(self) -> bool:
         """Whether the database file was deleted (connecting would create an empty one in its place)."""

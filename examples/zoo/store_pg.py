@@ -375,7 +375,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
                 self._renew()
                 pool.putconn(conn)
                 conn = pool.getconn(timeout=self.time_left())
-            # PERF(watchdog): one dict entry per request, no thread or timer of its own
+            # one dict entry per request: no thread or timer of its own
             watch = self._watchdog.watch(conn, time.monotonic() + self.time_left() + WATCHDOG_GRACE)
             try:
                 yield conn
