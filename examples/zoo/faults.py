@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BUSY", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
+__all__ = ["BUSY", "CANNOT_OPEN", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
 
 logger = logging.getLogger("examples.zoo")
 
@@ -31,6 +31,7 @@ READ_ONLY = "the database is read-only; writes are refused until it is writable"
 BUSY = "the database is busy; try again"
 UNREACHABLE = "the database is unreachable; try again"
 LATE = "the server is busy: the request waited past its deadline before it reached the database; try again"
+CANNOT_OPEN = "the database cannot be opened; try again"
 GONE = "the database file was removed or replaced; the zoo serves nothing until the same file is back"
 # not the driver's text: PostgreSQL's names the data file ("could not extend file
 # pg_tblspc/..."), which is the log's business, not the client's

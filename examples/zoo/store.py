@@ -67,7 +67,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .faults import BUSY, DISK_FULL, GONE, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
+from .faults import BUSY, CANNOT_OPEN, DISK_FULL, GONE, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
 # the store's vocabulary (examples.zoo.records), re-exported for callers that import it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now
@@ -204,7 +204,13 @@ class Store(BaseStore[sqlite3.Connection]):
                 handle = None
         if handle is None:
             opened_read_only = self.read_only()
-            handle = self._local.handle = _Handle(self._open(), self._generation, opened_read_only)
+            try:
+                conn = self._open()
+            except sqlite3.Error as exc:  # removed since the check, a directory we may not write...
+                if self.gone():
+                    raise Unavailable(GONE, retry_after=60, incident="database file gone") from exc
+                raise Unavailable(CANNOT_OPEN, incident="cannot open") from exc
+            handle = self._local.handle = _Handle(conn, self._generation, opened_read_only)
             handle.busy = True
             with self._handles_lock:
                 self._handles.add(handle)

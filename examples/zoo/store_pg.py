@@ -159,6 +159,10 @@ class Watchdog:
     Shutting the socket down ends the wait at once with an error (the
     connection is then broken, and the pool discards it).  One thread per
     process watches every request's connection.
+
+    As with any client-side timeout, a write cut while its ``COMMIT`` was on
+    the way may have been committed: it is answered 503, and a retry finds
+    what it wrote (a 409 for a zoo name, a resource listed twice otherwise).
     """
 
     def __init__(self) -> None:
