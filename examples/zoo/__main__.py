@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     args.settings = settings
+    # the options as they were before the settings: their values with the environment's filled in
+    args.cors_origin, args.trust_proxy = list(settings.cors_origins), ",".join(settings.trust_proxy) or None
     return args
 
 

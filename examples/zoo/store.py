@@ -247,6 +247,8 @@ class Store(BaseStore[sqlite3.Connection]):
             if os.path.exists(companion) and not os.access(companion, os.W_OK):
                 with contextlib.suppress(OSError):  # ours, made during the spell: we may change its mode
                     os.chmod(companion, stat.S_IMODE(st.st_mode))
+        if not os.path.exists(self._reserve_path):  # read-only since the start: none was set aside
+            self._make_reserve()
         self._renew()
 
     def _drop(self) -> None:
