@@ -294,7 +294,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", str(tmp_path / "zoo.db"),
-         "--token", TOKEN, "--rate-limit", "0"],
+         "--create", "--token", TOKEN, "--rate-limit", "0"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -600,6 +601,13 @@ class ZooApp(App):
         #: v1's announced retirement, when a sunset date was given (``make_app(v1_sunset=...)``)
         self.deprecation: Deprecation | None = None
 
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        # the deadline counts from the request's arrival: restkit's server notes it when the head
+        # is parsed; other servers (gunicorn...) do not, and then it is when the app first sees it
+        received = environ.get("restkit.received")
+        with self.store.deadline_from(received if isinstance(received, float) else time.monotonic()):
+            return super().__call__(environ, start_response)
+
     def openapi(self) -> dict[str, Any]:
         """The API document; with a v1 sunset, v1's operations are ``deprecated``."""
         document = super().openapi()
@@ -627,6 +635,7 @@ def make_app(
     rate_limit: int = 600,
     max_body: int = 1 << 20,
     empty: bool = False,
+    create: bool = False,
     cors_origins: Iterable[str] = (),
     deadline: float = 5.0,
     durability: str = "full",
@@ -643,8 +652,9 @@ def make_app(
         rate_limit: requests per minute per client address; 0 turns it off.
         max_body: the largest request body, in bytes.
         empty: a new database gets the animal types only, no demo data.
+        create: make the SQLite file when it does not exist (else :class:`FileNotFoundError`).
         cors_origins: origins of browser pages that may call the API (``*``: any).
-        deadline: seconds a write may wait for the database before it answers 503.
+        deadline: seconds a request may wait for the database, from its arrival, before it answers 503.
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
         trust_proxy: addresses or networks of the balancers in front, whose ``X-Forwarded-For``,
             ``-Proto`` and ``-Host`` name the client (:class:`restkit.proxy.ProxyHeaders`); none by default.
@@ -662,7 +672,7 @@ def make_app(
     if v1_sunset:  # checked before the database is opened
         deprecation = Deprecation(parse_moment(v1_sunset), lambda method, path: successor(app, method, path),
                                   deprecated=parse_moment(v1_deprecated) if v1_deprecated else None)
-    store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
+    store = open_store(db_path, empty=empty, create=create, deadline=deadline, durability=durability)
     app = ZooApp(
         store,
         max_body_size=max_body,

@@ -40,9 +40,12 @@ def describe(db: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
 
 
-def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
+def open_store(db: str, *, empty: bool = False, create: bool = False, **options: Any) -> Store:
     """The store for ``db``, its schema created or upgraded.
 
+    ``create``: an SQLite file that does not exist is made (else it is an
+    error: a deleted file never silently becomes a fresh database).  A
+    PostgreSQL database must exist; its schema is created when it has none.
     ``options`` go to the store's constructor: ``deadline=`` and
     ``durability=`` for both, ``pool_size=`` for PostgreSQL.
     """
@@ -52,7 +55,7 @@ def open_store(db: str, *, empty: bool = False, **options: Any) -> Store:
         except ImportError as exc:
             raise RuntimeError(f"PostgreSQL needs psycopg 3 and psycopg-pool: pip install '.[postgres]' ({exc})") from exc
         return PgStore(db, empty=empty, **options)
-    return SqliteStore(db, empty=empty, **options)
+    return SqliteStore(db, empty=empty, create=create, **options)
 
 
 def open_rate_store(store: Store) -> RateStore:
