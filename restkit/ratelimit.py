@@ -119,6 +119,23 @@ def _text(key: str) -> str:
 SWEEP_EVERY = 1000  # hits between sweeps of the hits of silent clients, per process
 
 
+class _Sweeps:
+    """When to sweep the hits of silent clients, and how old they must be.
+
+    Hits older than the longest window this process counts with are swept:
+    processes that share a table should count with the same windows.
+    """
+
+    def __init__(self) -> None:
+        self.hits = 0  # a lost update under threads only moves a sweep
+        self.longest = 0.0
+
+    def due(self, window: float) -> bool:
+        self.hits += 1
+        self.longest = max(self.longest, window)
+        return self.hits % SWEEP_EVERY == 0
+
+
 class SQLiteStore(Store):
     """Counts in an SQLite file, shared by every process of one host (workers, gunicorn).
 
@@ -135,25 +152,25 @@ class SQLiteStore(Store):
 
     def __init__(self, path: str, *, table: str = "restkit_rate_hits", timeout: float = 1.0, retry: float = 1.0) -> None:
         self.table = table = table_name(table)
-        schema = (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL);"
+        schema = (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT NOT NULL, at REAL NOT NULL);"
                   f" CREATE INDEX IF NOT EXISTS {table}_key_at ON {table} (key, at);"
-                  f" CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);")
+                  f" CREATE INDEX IF NOT EXISTS {table}_at ON {table} (at);")
         self.db = SQLiteDatabase(path, schema, timeout=timeout, retry=retry, name=f"the rate limit's SQLite store {path}")
-        self._hits = 0
+        self._sweeps = _Sweeps()
 
     def hit(self, key: str, limit: int, window: float) -> Decision:
         key = _text(key)
         table = self.table
-        self._hits += 1  # a lost update now and then only moves a sweep
+        sweep = self._sweeps.due(window)
         with self.db.write() as conn:
             now = time.time()
             conn.execute(f"DELETE FROM {table} WHERE key = ? AND at <= ?", (key, now - window))
             count, oldest = conn.execute(f"SELECT count(*), min(at) FROM {table} WHERE key = ?", (key,)).fetchone()
             if count >= limit:
                 return Decision(False, 0, max(1, math.ceil(oldest + window - now)))
-            conn.execute(f"INSERT INTO {table} (key, at, expires) VALUES (?, ?, ?)", (key, now, now + window))
-            if self._hits % SWEEP_EVERY == 0:
-                conn.execute(f"DELETE FROM {table} WHERE expires <= ?", (now,))
+            conn.execute(f"INSERT INTO {table} (key, at) VALUES (?, ?)", (key, now))
+            if sweep:
+                conn.execute(f"DELETE FROM {table} WHERE at <= ?", (now - self._sweeps.longest,))
         return Decision(True, limit - count - 1, max(1, math.ceil((oldest if count else now) + window - now)))
 
     def close(self) -> None:
@@ -182,18 +199,17 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, table: str = "restkit_rate_hits", timeout: float = 0.5, retry: float = 1.0) -> None:
         self.table = table = table_name(table)
         schema = [
-            f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (key TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,"
-            " expires TIMESTAMPTZ NOT NULL)",
+            f"CREATE UNLOGGED TABLE IF NOT EXISTS {table} (key TEXT NOT NULL, at TIMESTAMPTZ NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {table}_key_at ON {table} (key, at)",
-            f"CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires)",
+            f"CREATE INDEX IF NOT EXISTS {table}_at ON {table} (at)",
         ]
         self.db = PostgresDatabase(url, schema, timeout=timeout, retry=retry, name="the rate limit's PostgreSQL store")
-        self._hits = 0
+        self._sweeps = _Sweeps()
 
     def hit(self, key: str, limit: int, window: float) -> Decision:
         key = _text(key)
         table = self.table
-        self._hits += 1
+        sweep = self._sweeps.due(window)
         span = f"{window} seconds"
         with self.db.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
@@ -204,9 +220,9 @@ class PostgresStore(Store):
             ).fetchone()
             if count >= limit:
                 return Decision(False, 0, max(1, math.ceil(wait)))
-            conn.execute(f"INSERT INTO {table} (key, at, expires) VALUES (%s, now(), now() + %s::interval)", (key, span))
-            if self._hits % SWEEP_EVERY == 0:
-                conn.execute(f"DELETE FROM {table} WHERE expires <= now()")
+            conn.execute(f"INSERT INTO {table} (key, at) VALUES (%s, now())", (key,))
+            if sweep:
+                conn.execute(f"DELETE FROM {table} WHERE at <= now() - %s::interval", (f"{self._sweeps.longest} seconds",))
         return Decision(True, limit - count - 1, max(1, math.ceil(float(wait) if count else window)))
 
     def close(self) -> None:
