@@ -352,7 +352,7 @@ class RateLimit(Feature):
         if id(self) not in request.context.get(_COUNTED, {}):
             try:
                 self.check(request)
-            except TooManyRequests as exc:
+            except (TooManyRequests, ServiceUnavailable) as exc:  # over the limit, or the store failed
                 refusal = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
                 # hooks installed before this one (CORS) have spoken already: keep what they said
                 refusal.headers += [(k, v) for k, v in response.headers if k.lower().startswith("access-control-") or k.lower() == "vary"]
