@@ -377,3 +377,13 @@ def test_a_failed_store_may_let_keyed_requests_run(tmp_path: Path) -> None:
     assert post(app, {"item": "tea"})[0] == post(app, {"item": "tea"})[0] == 201
     assert len(orders) == 2
 
+
+
+def test_the_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m benchmarks.idempotency --quick`` prints its table (no timing is checked)."""
+    from benchmarks.idempotency import main
+
+    assert main(["--quick"]) == 0
+    table = capsys.readouterr().out
+    for way in ("plain", "no key", "key, memory", "replay, memory", "key, sqlite", "replay, sqlite"):
+        assert f"\n{way} " in table
