@@ -173,3 +173,17 @@ def test_refuse_answers_503_json_with_retry_after(tmp_path: Path) -> None:
     assert wsgi_call(app, "GET", "/nowhere")[0] == 503  # what the router answers counts too
     responses = app.openapi()["paths"]["/items"]["get"]["responses"]
     assert "Retry-After" in responses["503"]["headers"]
+
+
+def test_psycopg_is_imported_by_the_first_connection_only() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, restkit.ratelimit, restkit.idempotency, restkit.storage;"
+            " restkit.ratelimit.PostgresStore('postgresql://nobody@127.0.0.1/none');"
+            " print('psycopg' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert done.stdout.strip() == "False", done.stderr
