@@ -38,7 +38,8 @@ Choices where the issue is silent
   403.  Tokens are compared in constant time.  An app made without a token
   refuses every write.
 * **Order of checks.**  Route (404/405), ``Accept`` (406), declared body size
-  (413), rate limit (429), token (401/403), the target exists (404/410, a
+  (413), rate limit (429), token (401/403), ``Idempotency-Key`` (400, 409,
+  422, or the kept answer), the target exists (404/410, a
   before-request hook for routes with a query or body model), query
   parameters (400), body type and syntax (415/400), validation (422), what
   the models cannot say (422/400), conflicts and preconditions inside the
