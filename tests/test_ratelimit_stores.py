@@ -187,3 +187,64 @@ def test_psycopg_is_imported_by_the_first_connection_only() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_postgresql_stopped_fails_fast_and_comes_back_within_a_second_or_two(caplog: pytest.LogCaptureFixture) -> None:
+    """Both PostgreSQL stores with the server stopped (``pg_ctl stop``) and started again.
+
+    While it is down, calls fail with StoreUnavailable and the database is asked
+    at most once a second (the breaker), whatever the number of calls; once it is
+    back, the next probe finds it: within the breaker's second, plus one.
+    """
+    import time
+
+    from restkit.idempotency import PostgresKeyStore
+    from tests.pg import missing_postgres
+
+    reason = missing_postgres()
+    if reason:
+        pytest.skip(reason)
+    cluster = PgCluster()
+    counts = keys = None
+    try:
+        url = cluster.create_database("outage")
+        counts, keys = PostgresStore(url), PostgresKeyStore(url)
+        assert counts.hit("k", 100, 60).allowed and keys.claim("k", "f", "t", 60).outcome == "run"
+        attempts: list[int] = []
+        connect = type(counts.db)._connect
+
+        def counting(db: Any) -> Any:
+            attempts.append(1)
+            return connect(db)
+
+        counts.db._connect = counting.__get__(counts.db)  # type: ignore[method-assign]
+        cluster.stop()
+        with caplog.at_level(logging.INFO, logger="restkit.storage"):
+            refused, started = 0, time.monotonic()
+            while time.monotonic() - started < 3:
+                for store_call in (lambda: counts.hit("k", 100, 60), lambda: keys.claim("k2", "f", "t", 60)):
+                    try:
+                        store_call()
+                    except StoreUnavailable as exc:
+                        refused += 1
+                        assert exc.retry_after == 1
+                time.sleep(0.01)
+            assert refused > 100 and len(attempts) <= 4  # a probe a second at most
+            cluster.start()
+            back = time.monotonic()
+            while time.monotonic() - back < 10:  # a bound for the loop; the assertion is below
+                try:
+                    counts.hit("k", 100, 60)
+                    keys.claim("k3", "f", "t", 60)
+                    break
+                except StoreUnavailable:
+                    time.sleep(0.05)
+            assert time.monotonic() - back <= 2.0
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("unavailable" in m for m in messages) == 2  # one line per store per incident...
+        assert sum("available again" in m for m in messages) == 2  # ...and one for its end
+    finally:
+        for store in (counts, keys):
+            if store is not None:
+                store.close()
+        cluster.close()
