@@ -44,6 +44,8 @@ def test_exactly_the_limit_passes_across_two_workers(server: str, tmp_path: Path
         statuses = [status for status, _ in answers]
         assert len(statuses) == REQUESTS
         assert statuses.count(200) == LIMIT and statuses.count(429) == REQUESTS - LIMIT, statuses
-        assert len({pid for _, pid in answers if pid is not None}) == 2  # both workers counted
+        assert len({pid for _, pid in answers if pid is not None}) == 2, answers  # both workers counted
+    except AssertionError as exc:  # what the server logged says why (a store failure is logged by restkit.storage)
+        raise AssertionError(f"{exc}\nserver log:\n{process.log.read_text(errors='replace')[-3000:]}") from None
     finally:
         process.stop()
