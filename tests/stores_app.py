@@ -78,7 +78,8 @@ def create_app() -> App:
     app.use(Health())
     if os.environ.get("STORES_RATE"):
         counts: Store = PostgresStore(db) if pg else SQLiteStore(db)
-        app.use(RateLimit(int(os.environ["STORES_RATE"]), window=3600, store=counts))
+        # refuse: a store failure shows as a 503, never as an uncounted pass
+        app.use(RateLimit(int(os.environ["STORES_RATE"]), window=3600, store=counts, on_store_error="refuse"))
     app.use(Idempotency(keys))
 
     @app.post("/orders")
