@@ -28,9 +28,10 @@ after-hooks of app-wide features pass it by (see :func:`exempt`).
 The app builds a route's chain on the first request to it (:func:`chain_for`)
 and keeps it, so a route without features costs one dict lookup.  The chain
 runs the ``before`` steps by ``stage`` (rate limit, then auth, then
-preconditions), the app's before-hooks, the handler, and the ``after`` steps in
+idempotency keys, then preconditions), the app's before-hooks, the handler, and the ``after`` steps in
 reverse; an error on the way goes through the app's error handlers first, so
-the ``after`` steps see it as the response it becomes.
+the ``after`` steps see it as the response it becomes (one that no handler
+takes as the 500: an idempotency key must learn that its request failed).
 """
 
 from __future__ import annotations
