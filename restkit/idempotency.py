@@ -192,15 +192,17 @@ class SQLiteKeyStore(KeyStore):
         table: the table's name.
         timeout: seconds a claim waits for the writer lock before the store counts as failed.
         retry: seconds the store fails fast after a failure (see :mod:`restkit.storage`).
+        create: make the file when it is missing (False: the file is the app's database, which must exist).
     """
 
     def __init__(self, path: str, *, table: str = "restkit_idempotency", timeout: float = 1.0,
-                 retry: float = 1.0) -> None:
+                 retry: float = 1.0, create: bool = True) -> None:
         self.table = table = table_name(table)
         schema = (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
                   " token TEXT NOT NULL, expires REAL NOT NULL, status INTEGER, headers TEXT, body BLOB);"
                   f" CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires);")
-        self.db = SQLiteDatabase(path, schema, timeout=timeout, retry=retry, name=f"the idempotency keys' SQLite store {path}")
+        self.db = SQLiteDatabase(path, schema, timeout=timeout, retry=retry, create=create,
+                                 name=f"the idempotency keys' SQLite store {path}")
         self._claims = 0
 
     def claim(self, key: str, fingerprint: str, token: str, lease: float) -> Claim:

@@ -217,20 +217,29 @@ class SQLiteDatabase(_Database[sqlite3.Connection]):
         timeout: seconds a transaction waits for the file's writer lock.
         retry: seconds the breaker stays open after a failure.
         name: what log lines and errors call it.
+        create: make the file when it is missing; False (a file that another part of the
+            app owns) makes a missing file a failure of the store instead.
     """
 
     errors = (sqlite3.Error,)
 
     def __init__(self, path: str, schema: str, *, timeout: float = 1.0, retry: float = 1.0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, create: bool = True) -> None:
         super().__init__(name or f"the SQLite store {path}", retry=retry)
         self.path = str(path)
         self.schema = schema
         self.timeout = timeout
+        self.create = create
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are the explicit BEGIN IMMEDIATE of write()
-        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        if self.create:
+            target, uri = self.path, False
+        else:
+            from urllib.parse import quote  # PERF(lazy-import): once per connection of such a store
+
+            target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
+        conn = sqlite3.connect(target, timeout=self.timeout, isolation_level=None, check_same_thread=False, uri=uri)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn

@@ -25,6 +25,7 @@ from restkit.idempotency import (
     SQLiteKeyStore,
     parse_key,
 )
+from restkit.storage import StoreUnavailable
 from tests.conftest import wsgi_call
 from tests.pg import PgCluster
 from tests.zoo_pg_fixtures import pg_cluster  # noqa: F401
@@ -387,3 +388,13 @@ def test_the_benchmark_runs(capsys: pytest.CaptureFixture[str]) -> None:
     table = capsys.readouterr().out
     for way in ("plain", "no key", "key, memory", "replay, memory", "key, sqlite", "replay, sqlite"):
         assert f"\n{way} " in table
+
+
+def test_a_store_told_not_to_create_its_file_fails_instead(tmp_path: Path) -> None:
+    store = SQLiteKeyStore(str(tmp_path / "app.db"), create=False)
+    with pytest.raises(StoreUnavailable):
+        store.claim("k", "f", "t", 60)
+    assert not (tmp_path / "app.db").exists()
+    (tmp_path / "app.db").touch()
+    store.db.breaker.succeeded()  # as if its second had passed
+    assert store.claim("k", "f", "t", 60).outcome == "run"

@@ -70,4 +70,4 @@ def open_key_store(store: Store) -> KeyStore:
     """
     if is_postgres(store.path):
         return PostgresKeyStore(store.path)
-    return SQLiteKeyStore(store.path)
+    return SQLiteKeyStore(store.path, create=False)  # a removed file is the zoo store's fault to report, not ours to make
