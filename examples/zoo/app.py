@@ -38,7 +38,8 @@ Choices where the issue is silent
   403.  Tokens are compared in constant time.  An app made without a token
   refuses every write.
 * **Order of checks.**  Route (404/405), ``Accept`` (406), declared body size
-  (413), rate limit (429), token (401/403), the target exists (404/410, a
+  (413), rate limit (429), token (401/403), ``Idempotency-Key`` (400, 409,
+  422, or the kept answer), the target exists (404/410, a
   before-request hook for routes with a query or body model), query
   parameters (400), body type and syntax (415/400), validation (422), what
   the models cannot say (422/400), conflicts and preconditions inside the
@@ -76,6 +77,11 @@ Choices where the issue is silent
   limit is on, every response carries ``X-RateLimit-Limit`` and
   ``X-RateLimit-Remaining``.  Requests answered before the hooks run (404,
   405, 406...) are counted afterwards.
+* **Idempotent retries** (:mod:`restkit.idempotency`).  Every POST and PATCH
+  takes an ``Idempotency-Key``: a retry with the same key and body gets the
+  first answer again (``Idempotent-Replayed: true``) for 24 hours; the same key
+  with another body is 422, a retry while the first runs 409.  The keys live
+  in the zoo's database, so they hold across workers and instances.
 * **CORS** (:mod:`restkit.cors`).  Off unless ``cors_origins`` names the
   origins of browser pages that may call the API (``--cors-origin``).
 * **Compression** (:mod:`restkit.compression`).  Answers of 1 KiB or more
@@ -103,11 +109,12 @@ from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
 from restkit.cors import CORS, DEFAULT_EXPOSED
 from restkit.health import Health
+from restkit.idempotency import Idempotency
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 
 from .deprecation import Deprecation, parse_moment
-from .engine import open_rate_store, open_store
+from .engine import open_key_store, open_rate_store, open_store
 from .faults import StorageFault, Unavailable
 from .jobs import install_jobs
 from .records import (
@@ -693,6 +700,8 @@ def make_app(
     if rate_limit > 0:
         # counted in PostgreSQL when the data is there: the limit holds across instances
         app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))
+    # every POST and PATCH takes an Idempotency-Key, scoped to the write token's identity
+    app.use(Idempotency(open_key_store(store)))
     origins = list(cors_origins)
     if origins:
         exposed = [*DEFAULT_EXPOSED, "Deprecation", "Sunset"] if deprecation else DEFAULT_EXPOSED
