@@ -85,6 +85,7 @@ __all__ = [
 HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 MAX_KEY = 255
+_KEY_PATTERN = r'^(?:"[!#-\[\]-~]+"|[!#-~][!-~]*|"[!-~]*[!#-~]|")$'
 _CLAIMED = "restkit.idempotency"  # request.context key: (store key, token) of the claim this request holds
 
 
@@ -439,7 +440,9 @@ class Idempotency(Feature):
             "required": self.required,
             "description": "A new unique value (a UUID) per operation; a retry with the same key and request gets"
             f" the first answer again, with `{REPLAYED}: true`, for {self.ttl / 3600:g} hours",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY + 2, "pattern": "^[!-~]+$"},
+            # exactly what parse_key takes (within 255 characters): a quoted key, or a bare one
+            # that is not a quoted string with a quote or backslash inside
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY, "pattern": _KEY_PATTERN},
         })
         context.add_response(operation, 400)
         running = context.add_response(operation, 409)

@@ -46,7 +46,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", str(tmp / "zoo.db"),
-         "--token", TOKEN, "--rate-limit", "0"],
+         "--token", TOKEN, "--rate-limit", "0", "--create"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -157,7 +157,8 @@ def test_a_read_only_spell_ends_by_itself(
             admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}')
 
     try:
-        server = live_server(app)
+        # requests at once, so that the pool grows new (read-only) sessions: every one to a worker thread
+        server = live_server(app, inline=False)
         assert {a.status for a in together(writes_and_reads(server.port, "warm"))} <= {200, 201}
         with caplog.at_level(logging.INFO):
             read_only(True)

@@ -134,6 +134,11 @@ class Server:
             ``address`` (the workers of :mod:`restkit.server.supervisor`).
         on_tick: called by the loop at least every quarter second (a
             supervisor's liveness check).
+        inline: the loop's own thread runs requests, and moves on when one
+            holds it (see :mod:`restkit.server.relay`); False sends every
+            request to a worker thread (more requests at once for an app
+            whose every request waits, at the cost of two thread switches
+            each).
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class Server:
         hsts: int = 0,
         listener: socket.socket | None = None,
         on_tick: Callable[[], None] | None = None,
+        inline: bool = True,
     ) -> None:
         if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or drain < 0 or max_connections < 1:
             raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout, grace and drain >= 0")
@@ -193,6 +199,7 @@ class Server:
         self.date = DateHeader()
         self._pool = Pool(threads)
         self._relay = Relay(self._run_loop)
+        self._inline = inline
         self._next_sweep = 0.0
         self._drain_end: float | None = None
         self._grace_end: float | None = None
@@ -386,8 +393,8 @@ class Server:
         loop's code by :class:`LoopMoved` once the job ends.
         """
         relay = self._relay
-        if not inline or relay.pool_turns:
-            if inline:
+        if not inline or not self._inline or relay.pool_turns:
+            if relay.pool_turns:
                 relay.pool_turns -= 1
             self._pool.submit(job)
             return
