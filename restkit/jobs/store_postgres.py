@@ -1,0 +1,144 @@
+"""Jobs in PostgreSQL: for several hosts.  Needs psycopg 3 (``pip install 'restkit[postgres]'``), imported on first use.
+
+* **Claiming** selects the oldest due job ``FOR UPDATE SKIP LOCKED``: runners
+  on every host take different jobs at once and never wait on each other.
+* **Waking.**  Submitting a job (or queueing one again) sends ``NOTIFY`` on a
+  channel named after the table, in the same transaction; each process has one
+  listening connection (``LISTEN``) that wakes its runners, so a job starts
+  within milliseconds on an idle host, and the ``poll`` interval is only the
+  fallback (a retry's backoff ending, a lost notification).
+* Each process opens its own connections (after a fork too): a small pool of
+  at most ``pool_size`` idle connections, plus the listening one.
+* The table is created when missing, under an advisory lock, so instances
+  starting together create it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .store_sql import Execute, SQLStore, schema_script
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("restkit.jobs")
+
+_SCHEMA_LOCK = 0x5245_4A4F  # pg_advisory_xact_lock key while the table is created ("REJO")
+
+
+class PostgresStore(SQLStore):
+    """Jobs in the table ``table`` of the PostgreSQL database at ``url`` (a libpq connection string or URL).
+
+    Args:
+        url: ``postgresql://user@host:port/dbname`` or ``"host=... dbname=..."``.
+        table: the table's name (also the ``LISTEN``/``NOTIFY`` channel).
+        pool_size: idle connections kept per process.
+        connect_timeout: seconds to wait for a connection.
+    """
+
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+    row_lock = " FOR UPDATE"
+
+    def __init__(self, url: str, *, table: str = "restkit_jobs", pool_size: int = 4, connect_timeout: float = 10.0
+                 ) -> None:
+        super().__init__(table)
+        self.url = url
+        self.pool_size = pool_size
+        self.connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._inherited: list[Any] = []
+        self._pid = os.getpid()
+        self._schema_ready = False
+        self._listener: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        import psycopg  # PERF(lazy-import): an optional extra, needed only by this store
+
+        conn = psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True)
+        if not self._schema_ready:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in schema_script(self.table, "DOUBLE PRECISION"):
+                    conn.execute(statement)
+            self._schema_ready = True
+        return conn
+
+    def _fork_check(self) -> None:
+        if self._pid != os.getpid():  # forked: the parent's connections are never used (nor closed: that would
+            # end the parent's session on the shared socket) here
+            self._inherited.extend(self._idle)
+            self._pid, self._idle, self._listener = os.getpid(), [], None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            self._fork_check()
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = not conn.closed and not conn.broken and self._pid == os.getpid() and len(self._idle) < self.pool_size
+                if keep:
+                    self._idle.append(conn)
+            if not keep and self._pid == os.getpid():
+                conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Execute]:
+        with self._connection() as conn, conn.transaction():
+            def execute(sql: str, params: Any = ()) -> Any:
+                return conn.execute(sql.replace("?", "%s"), params)
+
+            yield execute
+
+    def _queued(self, execute: Execute) -> None:
+        execute("SELECT pg_notify(?, '')", (self.table,))  # sent on commit, to every listening process
+
+    def wait(self, timeout: float) -> None:
+        with self._lock:
+            self._fork_check()
+            if self._listener is None and not self._closing.is_set():
+                self._listener = threading.Thread(target=self._listen, name="restkit-jobs-listen", daemon=True)
+                self._listener.start()
+        super().wait(timeout)
+
+    def _listen(self) -> None:
+        """Wake this process's runners on every NOTIFY; reconnect after a failure."""
+        me = threading.current_thread()
+        failures = 0
+        while not self._closing.is_set() and self._listener is me:
+            try:
+                import psycopg  # PERF(lazy-import): see _open
+
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))) as conn:
+                    conn.execute(f"LISTEN {self.table}")
+                    failures = 0
+                    self.notify()  # what was submitted while no one listened
+                    while not self._closing.is_set() and self._listener is me:
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.notify()
+            except Exception as exc:  # noqa: BLE001 - the database went away: runners poll meanwhile
+                if not failures:
+                    logger.warning("jobs: listening for new jobs failed: %s (polling meanwhile; reconnecting)", exc)
+                failures += 1
+                self._closing.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def close(self) -> None:
+        self._closing.set()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

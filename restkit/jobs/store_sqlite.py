@@ -1,0 +1,99 @@
+"""Jobs in an SQLite file: the embedded default, safe for any number of processes on one host.
+
+Every process opens its own connections (after a fork too), in WAL mode, and
+takes the write lock with ``BEGIN IMMEDIATE`` before it reads what it changes,
+so two runners never claim one job: one waits (up to ``busy_timeout``) while
+the other commits, then sees the job taken.  Runners find new jobs by polling
+(``Jobs(poll=...)``); a job submitted in the same process wakes them at once.
+
+Several hosts must not share the file (SQLite's locks do not work over network
+file systems): use :class:`~restkit.jobs.PostgresStore` there.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .store_sql import Execute, SQLStore, schema_script
+
+__all__ = ["SQLiteStore"]
+
+
+class SQLiteStore(SQLStore):
+    """Jobs in the table ``table`` of the SQLite file ``path`` (created when missing).
+
+    Args:
+        path: the database file; it may be your app's own database (the jobs get a table of their own).
+        table: the table's name.
+        busy_timeout: seconds a write waits for another process's write lock before it fails.
+        synchronous: SQLite's ``PRAGMA synchronous``: ``"FULL"`` (every commit on disk: a power cut loses
+            nothing) or ``"NORMAL"`` (faster; a power cut may lose the last commits, a crashed process never).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, table: str = "restkit_jobs", busy_timeout: float = 10.0,
+                 synchronous: str = "FULL") -> None:
+        super().__init__(table)
+        if synchronous.upper() not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous={synchronous!r}: use 'FULL' or 'NORMAL'")
+        self.path = str(Path(path))
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous.upper()
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._inherited: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        with self._connection() as conn:  # the table, once: fails here, not on the first job, if the file is unusable
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in schema_script(table, "REAL"):
+                conn.execute(statement)
+            conn.execute("COMMIT")
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's connections stay the parent's, never
+                # closed here (closing one may checkpoint the parent's WAL): kept, unused, until exit
+                self._inherited.extend(self._idle)
+                self._pid, self._idle = os.getpid(), []
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            with self._lock:
+                if self._pid == os.getpid():
+                    self._idle.append(conn)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Execute]:
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: what is read is what is changed
+            yield conn.execute
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Execute]:
+        with self._connection() as conn:
+            yield conn.execute
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
