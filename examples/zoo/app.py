@@ -695,7 +695,7 @@ def make_app(
     app.add_route("/", api_root(versions), name="root", responses={200: HalRoot}, tags=["root"])
     app.mount("/v1", api.router())
     jobs = install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
-    app.on_close(jobs.stop)
+    app.on_close(jobs.close)
     v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
     if v2:
         versions["v2"] = ("v2_root", v2)

@@ -151,6 +151,11 @@ class Jobs(Feature):
         if runner is not None:
             runner.stop(self.grace)
 
+    def close(self) -> None:
+        """Stop the runners and close the store (an app's own teardown, e.g. in tests)."""
+        self.stop()
+        self.store.close()
+
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         """A route answering ``202`` with a :class:`Job` gets ``Location`` and ``Retry-After``; so does 303."""
         for status in ("202", "303"):

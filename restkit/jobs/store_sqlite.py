@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from .store_sql import Execute, SQLStore, schema_script
@@ -47,15 +48,20 @@ class SQLiteStore(SQLStore):
         self._idle: list[sqlite3.Connection] = []
         self._inherited: list[sqlite3.Connection] = []
         self._pid = os.getpid()
-        with self._connection() as conn:  # the table, once: fails here, not on the first job, if the file is unusable
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in schema_script(table, "REAL"):
-                conn.execute(statement)
-            conn.execute("COMMIT")
+        with closing(sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)) as conn:
+            # the table when missing (a read-only file with the table already there is fine: reads go on)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is None:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in schema_script(table, "REAL"):
+                    conn.execute(statement)
+                conn.execute("COMMIT")
+        # later connections never create the file: one deleted under a running app stays deleted
+        self._uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=rw"
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self._uri, uri=True, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
 
