@@ -279,7 +279,8 @@ def test_the_api_document_has_the_202_its_headers_and_the_job_schema(service: tu
     show = document["paths"]["/jobs/{job}"]["get"]["responses"]
     assert set(show["303"]["headers"]) == {"Location"} and "200" in show
     cancel = document["paths"]["/jobs/{job}"]["delete"]["responses"]
-    assert {"200", "202", "404", "409"} <= set(cancel)
+    assert {"200", "202", "404", "409"} <= set(cancel) and set(cancel["202"]["headers"]) == {"Retry-After"}
+    assert set(show["200"]["headers"]) == {"Retry-After"}
     schema = document["components"]["schemas"]["Job"]
     assert schema["properties"]["status"] == {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]}
 

@@ -157,18 +157,20 @@ class Jobs(Feature):
         self.store.close()
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
-        """A route answering ``202`` with a :class:`Job` gets ``Location`` and ``Retry-After``; so does 303."""
-        for status in ("202", "303"):
-            response = operation["responses"].get(status)
-            if response is None:
-                continue
-            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-            if status == "303" or schema.get("$ref", "").endswith("/Job"):
-                where = "the job" if status == "202" else "the resource the job made"
-                context.add_header(response, "Location", f"the URL of {where}")
-                if status == "202":
-                    context.add_header(response, "Retry-After", "seconds to wait before asking again",
-                                       {"type": "integer"})
+        """A ``202`` with a :class:`Job` gets ``Location`` (but a cancel's) and ``Retry-After``; a 303 ``Location``."""
+        responses = operation["responses"]
+        retry = ("Retry-After", "seconds to wait before asking again (while the job is queued or running)",
+                 {"type": "integer"})
+        accepted = responses.get("202")
+        if accepted is not None and accepted.get("content", {}).get("application/json", {}).get(
+                "schema", {}).get("$ref", "").endswith("/Job"):
+            if context.method != "DELETE":
+                context.add_header(accepted, "Location", "the URL of the job")
+            context.add_header(accepted, *retry)
+        if context.route.name == "show_job" and "200" in responses:
+            context.add_header(responses["200"], *retry)
+            if "303" in responses:
+                context.add_header(responses["303"], "Location", "the resource the job made")
 
 
 def find_jobs(app: Any) -> list[Jobs]:
