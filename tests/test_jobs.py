@@ -2,7 +2,8 @@
 
 Stores are driven with explicit times (``now``), so leases and backoffs are
 checked without waiting; the runner tests wait for real threads with a bound.
-Several processes, ``kill -9`` and PostgreSQL are in test_jobs_processes.py.
+The stores run on PostgreSQL too (skipped without it); several processes and
+``kill -9`` are in test_jobs_processes.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from restkit import App
-from restkit.jobs import Job, Jobs, MemoryStore, SQLiteStore, Store
+from restkit.jobs import Job, Jobs, MemoryStore, PostgresStore, SQLiteStore, Store
 from restkit.jobs.model import (
     STATES,
     TRANSITIONS,
@@ -30,6 +31,7 @@ from restkit.jobs.model import (
     retry_delay,
 )
 from tests.conftest import make_client
+from tests.zoo_pg_fixtures import pg_cluster  # noqa: F401
 
 EVENTS = sorted({event for _, event in TRANSITIONS})
 
@@ -50,9 +52,17 @@ def test_backoff_doubles_up_to_its_cap() -> None:
     assert [retry_delay(n, 1.0, 5.0) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "jobs.db")
+    if request.param == "postgresql":
+        cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.create_database("jobs")
+        made: Store = PostgresStore(url)
+        yield made
+        made.close()
+        cluster.drop_database(url)
+        return
+    made = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "jobs.db")
     yield made
     made.close()
 
@@ -157,6 +167,30 @@ def test_a_failure_after_a_cancel_request_is_not_retried(store: Store) -> None:
     store.change(job.id, lambda j: cancelled(j, 100.5))
     ended = store.change(job.id, lambda j: finished(j, "r", 101.0, error="stopped halfway"))
     assert ended is not None and ended.status == "failed"
+
+
+def test_a_submit_on_one_postgres_store_wakes_the_waiters_of_another(pg_cluster: Any) -> None:
+    """LISTEN/NOTIFY: an idle runner elsewhere learns of a new job without polling."""
+    url = pg_cluster.create_database("jobs")
+    waiting, submitting = PostgresStore(url), PostgresStore(url)
+    try:
+        waiting.get("x")  # the table exists
+        waiting.wait(0.01)  # the listening connection starts
+        assert waiting.listening.wait(30)
+        woke = threading.Event()
+
+        def wait() -> None:
+            waiting.wait(120)
+            woke.set()
+
+        thread = threading.Thread(target=wait, daemon=True)
+        thread.start()
+        add(submitting)
+        assert woke.wait(60), "the NOTIFY never woke the waiter"
+    finally:
+        waiting.close()
+        submitting.close()
+        pg_cluster.drop_database(url)
 
 
 # --- runners and the HTTP resource -----------------------------------------------------------

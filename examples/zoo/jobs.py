@@ -77,9 +77,10 @@ def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
             found["result"] = request.url_for("show_job_result", job=job.id)
         return found
 
-    jobs = app.use(Jobs(open_job_store(store.path), path="/v1/jobs", lease=float(os.environ.get("ZOO_JOB_LEASE", "30")),
-                        poll=0.5, links=links, show_options={"errors": [503]},
-                        cancel_options={"auth": writer, "errors": [409, 503, 507]}))
+    jobs = Jobs(open_job_store(store.path), path="/v1/jobs", lease=float(os.environ.get("ZOO_JOB_LEASE", "30")),
+                poll=0.5, links=links, show_options={"errors": [503]},
+                cancel_options={"auth": writer, "errors": [409, 503, 507]})
+    app.use(jobs)
 
     @jobs.kind("report")
     def make_report(job: JobContext) -> dict[str, Any]:

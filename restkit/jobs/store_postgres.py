@@ -60,6 +60,8 @@ class PostgresStore(SQLStore):
         self._schema_ready = False
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
+        #: set while this process's listening connection is LISTENing (tests wait for it)
+        self.listening = threading.Event()
 
     def _open(self) -> psycopg.Connection[Any]:
         import psycopg  # PERF(lazy-import): an optional extra, needed only by this store
@@ -127,10 +129,12 @@ class PostgresStore(SQLStore):
                     conn.execute(f"LISTEN {self.table}")
                     failures = 0
                     self.notify()  # what was submitted while no one listened
+                    self.listening.set()
                     while not self._closing.is_set() and self._listener is me:
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self.notify()
             except Exception as exc:  # noqa: BLE001 - the database went away: runners poll meanwhile
+                self.listening.clear()
                 if not failures:
                     logger.warning("jobs: listening for new jobs failed: %s (polling meanwhile; reconnecting)", exc)
                 failures += 1
