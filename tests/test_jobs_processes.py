@@ -271,3 +271,45 @@ def test_fifty_jobs_survive_a_killed_runner_and_finish_exactly_once(engine: str,
     answer = wait_until(lambda: (a := call(front, "GET", f"/jobs/{made}")).status == 303 and a, "the made job")
     assert answer.header("location") == "/things/42" and answer.json()["result"] == {"thing": 42}
     assert call(front, "GET", "/jobs/not-a-job").status == 404
+
+
+def test_a_worker_process_runs_the_jobs_a_server_without_runners_queued(tmp_path: Path) -> None:
+    """``python -m restkit worker SPEC``: runners only; SIGTERM puts a running job back in the queue, exit 0."""
+    db = str(tmp_path / "jobs.db")
+    create_tables(db)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "JOBS_DB": db, "JOBS_THREADS": "0",
+           "JOBS_LEASE": "30"}
+    env.pop("PYTHONWARNINGS", None)
+    server = Server(free_port(), env, tmp_path / "server.log")
+    worker: subprocess.Popen[str] | None = None
+    try:
+        server.start()
+        job = submit(server.port, "count", {"n": 1})["id"]
+        slow = submit(server.port, "slow")["id"]
+        assert show(server.port, job)["status"] == "queued"  # the server runs no jobs (threads=0)
+        worker = subprocess.Popen([sys.executable, "-m", "restkit", "worker", SPEC, "--threads", "2"], cwd=ROOT,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: show(server.port, job)["status"] == "succeeded", "the worker running the job", 60)
+        wait_until(lambda: show(server.port, slow)["status"] == "running", "the worker taking the slow job", 60)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+        assert worker.returncode == 0, stderr
+        assert "restkit: worker running jobs of boom, count, made, slow" in stderr
+        put_back = show(server.port, slow)
+        assert put_back["status"] == "queued" and put_back["attempts"] == 0, put_back  # released, not failed
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.communicate(timeout=30)
+        server.stop()
+
+
+def test_the_worker_subcommand_refuses_an_app_without_jobs() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "restkit", "worker", "examples.demo.app:app"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("uses no restkit.jobs.Jobs (app.use(Jobs(...))): nothing to run")
+    usage = subprocess.run([sys.executable, "-m", "restkit", "worker", "--help"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "--threads" in usage.stdout
