@@ -9,7 +9,7 @@ Kinds: ``count`` works ``JOBS_DELAY`` seconds, then adds one to the counter in
 the database, once per job however often it runs (its effect is keyed by the
 job's id, in the same transaction: the pattern the README recommends), and logs
 every run in ``runs``; ``made`` returns ``job.created(...)`` (303); ``boom``
-raises on every attempt; ``slow`` works until it is cancelled.
+raises on every attempt; ``slow`` works until it is cancelled; ``noop`` does nothing (the benchmark's).
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ def create_app() -> App:
         job.sleep(delay)
         inserted, total = count_once(db, job.id)
         return {"counted": inserted, "total": total}
+
+    @jobs.kind("noop")
+    def noop(job: JobContext) -> None:
+        return None
 
     @jobs.kind("made")
     def made(job: JobContext) -> Any:
