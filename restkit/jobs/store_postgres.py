@@ -47,7 +47,7 @@ class PostgresStore(SQLStore):
     claim_lock = " FOR UPDATE SKIP LOCKED"
     row_lock = " FOR UPDATE"
 
-    def __init__(self, url: str, *, table: str = "restkit_jobs", pool_size: int = 4, connect_timeout: float = 10.0
+    def __init__(self, url: str, *, table: str = "restkit_jobs", pool_size: int = 10, connect_timeout: float = 10.0
                  ) -> None:
         super().__init__(table)
         self.url = url
