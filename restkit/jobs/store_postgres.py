@@ -9,8 +9,8 @@
   fallback (a retry's backoff ending, a lost notification).
 * Each process opens its own connections (after a fork too): a small pool of
   at most ``pool_size`` idle connections, plus the listening one.
-* The table is created when missing, under an advisory lock, so instances
-  starting together create it once.
+* The table is created when missing, as the store is made (one short-lived
+  connection), under an advisory lock, so instances starting together create it once.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class PostgresStore(SQLStore):
         self._idle: list[psycopg.Connection[Any]] = []
         self._inherited: list[Any] = []
         self._pid = os.getpid()
-        self._schema_ready = False
+        self._create_table()  # here, once: a database that cannot be reached fails the start, not the first job
         self._listener: threading.Thread | None = None
         self._closing = threading.Event()
         #: set while this process's listening connection is LISTENing (tests wait for it)
@@ -66,14 +66,13 @@ class PostgresStore(SQLStore):
     def _open(self) -> psycopg.Connection[Any]:
         import psycopg  # PERF(lazy-import): an optional extra, needed only by this store
 
-        conn = psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True)
-        if not self._schema_ready:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                for statement in schema_script(self.table, "DOUBLE PRECISION"):
-                    conn.execute(statement)
-            self._schema_ready = True
-        return conn
+        return psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True)
+
+    def _create_table(self) -> None:
+        with self._open() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in schema_script(self.table, "DOUBLE PRECISION"):
+                conn.execute(statement)
 
     def _fork_check(self) -> None:
         if self._pid != os.getpid():  # forked: the parent's connections are never used (nor closed: that would
@@ -135,6 +134,8 @@ class PostgresStore(SQLStore):
                             self.notify()
             except Exception as exc:  # noqa: BLE001 - the database went away: runners poll meanwhile
                 self.listening.clear()
+                if self._closing.is_set():
+                    return
                 if not failures:
                     logger.warning("jobs: listening for new jobs failed: %s (polling meanwhile; reconnecting)", exc)
                 failures += 1
