@@ -228,6 +228,10 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ap
         seen["attempts"].append(job.attempt)
         raise ValueError(f"attempt {job.attempt} broke")
 
+    @jobs.kind("opaque", max_attempts=1)
+    def opaque(job: Any) -> Any:
+        return object()
+
     @jobs.kind("slow")
     def slow(job: Any) -> Any:
         seen["gate"].set()
@@ -281,6 +285,14 @@ def test_a_raising_job_is_retried_then_failed_with_its_error(service: tuple[App,
     assert failed["error"] == "ValueError: attempt 3 broke"
 
 
+def test_a_result_that_is_not_json_fails_the_job(service: tuple[App, Jobs, dict[str, Any]]) -> None:
+    app, _, _ = service
+    client = make_client(app)
+    job = client.post_json("/work/opaque", {}, status=202).json
+    failed = wait_for(lambda: (j := client.get(f"/jobs/{job['id']}").json)["status"] == "failed" and j, "failing")
+    assert failed["error"].startswith("the result of opaque is not JSON")
+
+
 def test_cancel_a_queued_a_running_and_a_finished_job(service: tuple[App, Jobs, dict[str, Any]]) -> None:
     app, jobs, seen = service
     client = make_client(app)
@@ -330,3 +342,5 @@ def test_a_kind_is_registered_once_and_an_unknown_kind_is_refused() -> None:
         jobs.kind("a")(a)
     with pytest.raises(LookupError, match="no job kind 'b'"):
         jobs.submit("b")
+    with pytest.raises(TypeError):
+        jobs.submit("a", {"not json": object()})

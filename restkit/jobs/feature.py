@@ -21,13 +21,14 @@ and each gunicorn worker) and stopped by its shutdown hooks; with
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..feature import DocumentContext, Feature
-from ..response import Response
+from ..response import Response, json_dumps
 from .model import JobRecord, new_job
 from .routes import Job, LinkMaker, accepted, show_and_cancel
 from .runner import JobContext, Kind, Runner
@@ -118,10 +119,12 @@ class Jobs(Feature):
 
         Raises:
             LookupError: no such kind (a mistake in the app: a 500).
+            TypeError: a payload that is not JSON (dates, UUIDs and dataclasses are made JSON as in responses).
         """
         spec = self.kinds.get(kind)
         if spec is None:
             raise LookupError(f"no job kind {kind!r}: register it with @jobs.kind({kind!r})")
+        payload = json.loads(json_dumps(payload))  # what every store keeps, and what the function will get
         record, _ = self.store.add(new_job(kind, payload, key=key, max_attempts=spec.max_attempts, now=time.time()))
         return record
 

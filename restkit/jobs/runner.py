@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..response import json_dumps
 from .model import Created, JobRecord, finished, released, renewed, retry_delay
 from .store import Store
 
@@ -199,9 +200,16 @@ class Runner:
             logger.warning("jobs: job %s (%s), attempt %d, failed: %s", context.id, kind.name, context.attempt, error)
             delay = retry_delay(context.attempt, kind.backoff, kind.max_backoff)
             return lambda job: finished(job, owner, time.time(), error=error, delay=delay)
-        if isinstance(value, Created):
-            return lambda job: finished(job, owner, time.time(), result=value.result, location=value.url)
-        return lambda job: finished(job, owner, time.time(), result=value)
+        created = value if isinstance(value, Created) else None
+        result = created.result if created is not None else value
+        try:
+            json_dumps(result)  # every store keeps JSON: find out here, not in a store's transaction
+        except (TypeError, ValueError) as exc:
+            error = f"the result of {kind.name} is not JSON: {exc}"
+            return lambda job: finished(job, owner, time.time(), error=error,
+                                        delay=retry_delay(context.attempt, kind.backoff, kind.max_backoff))
+        location = created.url if created is not None else None
+        return lambda job: finished(job, owner, time.time(), result=result, location=location)
 
     def renew(self, context: JobContext, progress: tuple[float | None, str | None] | None = None) -> None:
         """Extend ``context``'s lease (noting progress) and bring back its cancel flag."""
