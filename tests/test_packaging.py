@@ -65,6 +65,7 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
     probe = (
         "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules\n"
         "from restkit.docs import docs_page; assert '<script>' in docs_page('T', '/openapi.json')  # docs.html shipped\n"
+        "from restkit.jobs import Jobs, SQLiteStore  # the subpackages are shipped\n"
     )
     result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
