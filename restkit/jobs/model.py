@@ -134,7 +134,7 @@ def become(job: JobRecord, event: str, **changes: Any) -> JobRecord:
 
 
 def new_job(kind: str, payload: Any, *, key: str | None, max_attempts: int, now: float) -> JobRecord:
-    """A queued job with a fresh id (128 random bits: not guessable, not sequential)."""
+    """A queued job with a fresh id (uuid4: 122 random bits, neither guessable nor sequential)."""
     return JobRecord(id=uuid.uuid4().hex, kind=kind, payload=payload, status=QUEUED, key=key, attempts=0,
                      max_attempts=max_attempts, created_at=now, run_after=now)
 

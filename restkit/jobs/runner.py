@@ -40,6 +40,8 @@ __all__ = ["JobContext", "JobStopped", "Kind", "Runner"]
 
 logger = logging.getLogger("restkit.jobs")
 
+_PROGRESS_EVERY = 0.5  # seconds between progress writes of one job (the heartbeat writes the last)
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -71,6 +73,8 @@ class JobContext:
         self.attempt = record.attempts
         self.cancel_requested = record.cancel_requested
         self.lost = False  # another runner took the job over: what this one does is dropped
+        self.pending: tuple[float | None, str | None] | None = None  # progress not written yet
+        self._written = 0.0  # time.monotonic() of the last progress written
 
     @property
     def cancelled(self) -> bool:
@@ -83,10 +87,15 @@ class JobContext:
             raise JobStopped(f"job {self.id} stops")
 
     def progress(self, fraction: float | None, message: str | None = None) -> None:
-        """Record how far the job is (0.0 to 1.0) and what it does; renews the lease and reads the cancel flag."""
+        """Record how far the job is (0.0 to 1.0) and what it does; renews the lease and reads the cancel flag.
+
+        Written at most every half second (the heartbeat writes the last one), so calling it in a tight loop is cheap.
+        """
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"progress {fraction!r} is not between 0.0 and 1.0")
-        self._runner.renew(self, (fraction, message))
+        self.pending = (fraction, message)
+        if time.monotonic() - self._written >= _PROGRESS_EVERY:
+            self._runner.renew(self)
 
     def sleep(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the job should stop (then :class:`JobStopped`)."""
@@ -211,10 +220,11 @@ class Runner:
         location = created.url if created is not None else None
         return lambda job: finished(job, owner, time.time(), result=result, location=location)
 
-    def renew(self, context: JobContext, progress: tuple[float | None, str | None] | None = None) -> None:
-        """Extend ``context``'s lease (noting progress) and bring back its cancel flag."""
-        owner, lease = self.owner, self.lease
+    def renew(self, context: JobContext) -> None:
+        """Extend ``context``'s lease (writing its pending progress) and bring back its cancel flag."""
+        owner, lease, progress = self.owner, self.lease, context.pending
         record = self.store.change(context.id, lambda job: renewed(job, owner, lease, time.time(), progress))
+        context.pending, context._written = None, time.monotonic()
         if record is None:
             context.lost = True
         else:
