@@ -294,7 +294,7 @@ def test_a_worker_process_runs_the_jobs_a_server_without_runners_queued(tmp_path
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)
         assert worker.returncode == 0, stderr
-        assert "restkit: worker running jobs of boom, count, made, slow" in stderr
+        assert "restkit: worker running jobs of boom, count, made, noop, slow" in stderr
         put_back = show(server.port, slow)
         assert put_back["status"] == "queued" and put_back["attempts"] == 0, put_back  # released, not failed
     finally:
