@@ -313,3 +313,31 @@ def test_the_worker_subcommand_refuses_an_app_without_jobs() -> None:
     usage = subprocess.run([sys.executable, "-m", "restkit", "worker", "--help"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert usage.returncode == 0 and "--threads" in usage.stdout
+
+
+def test_every_worker_of_workers_2_runs_jobs_from_one_sqlite_file(tmp_path: Path) -> None:
+    """``--workers 2``: the startup hooks run in each worker after the fork, so each has its runners."""
+    db = str(tmp_path / "jobs.db")
+    create_tables(db)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "JOBS_DB": db, "JOBS_DELAY": "0.3",
+           "JOBS_THREADS": "1"}
+    env.pop("PYTHONWARNINGS", None)
+    port = free_port()
+    with (tmp_path / "server.log").open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "restkit", SPEC, "--port", str(port), "--workers", "2",
+                                    "--no-access-log"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: call(port, "GET", "/pid").status == 200, "the workers", 60)
+        ids = [submit(port, "count", {"n": n})["id"] for n in range(10)]
+        wait_until(lambda: all(show(port, job_id)["status"] == "succeeded" for job_id in ids), "10 jobs")
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            assert conn.execute("SELECT n FROM counter").fetchone()[0] == 10
+            ran_in = {pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM runs")}
+        assert len(ran_in) == 2 and process.pid not in ran_in  # both workers, never the supervisor
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
