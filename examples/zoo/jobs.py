@@ -19,6 +19,7 @@ mid-job) tune it from the environment.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,7 @@ class Report:
     animals: int
     animals_by_type: dict[str, int]
     employees: int
-    generated_at: str
+    generated_at: datetime.datetime
 
 
 def zoo_report(store: Store, zoo_id: int) -> dict[str, Any]:
@@ -63,10 +64,11 @@ def open_job_store(db: str) -> JobStore:
     return PostgresStore(db) if is_postgres(db) else SQLiteStore(db)
 
 
-def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
+def install_jobs(app: App, store: Store, writer: Any, *, deprecated: bool = False) -> Jobs:
     """Add the report routes under ``/v1``, the job resource at ``/v1/jobs/{job}`` and runners per process.
 
-    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).  Call
+    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`); ``deprecated``
+    marks the routes so in the API document, like the rest of v1 (:mod:`examples.zoo.deprecation`).  Call
     :meth:`Jobs.close` of what it returns before closing the store (``ZooApp.close`` does).
     """
     delay = float(os.environ.get("ZOO_JOB_DELAY", "0"))
@@ -78,8 +80,8 @@ def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
         return found
 
     jobs = Jobs(open_job_store(store.path), path="/v1/jobs", lease=float(os.environ.get("ZOO_JOB_LEASE", "30")),
-                poll=0.5, links=links, show_options={"errors": [503]},
-                cancel_options={"auth": writer, "errors": [409, 503, 507]})
+                poll=0.5, links=links, show_options={"errors": [503], "deprecated": deprecated},
+                cancel_options={"auth": writer, "errors": [409, 503, 507], "deprecated": deprecated})
     app.use(jobs)
 
     @jobs.kind("report")
@@ -99,7 +101,7 @@ def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
             raise NotFound(f"job {job} has no result" + ("" if record is None else f": it is {record.status}"))
         return Response.json(record.result, 200)
 
-    router = Router(tags=["jobs"])
+    router = Router(tags=["jobs"], defaults={"deprecated": deprecated})
     router.add_route("/zoos/<int:zoo>/reports", create_report, methods=["POST"], responses={202: Job},
                      auth=writer, errors=[410, 503, 507])
     router.add_route("/jobs/<job>/result", show_job_result, name="show_job_result", responses={200: Report},

@@ -47,9 +47,10 @@ class Job:
     location: str | None  # the resource the job made, once succeeded (GET of the job: 303 to it)
     error: str | None  # once failed (the last attempt's error while it is retried)
     cancel_requested: bool
-    created_at: str
-    started_at: str | None  # the start of the latest attempt
-    finished_at: str | None
+    # date-times (ISO 8601, UTC, "Z"), so that a client generated from the document parses them
+    created_at: datetime.datetime
+    started_at: datetime.datetime | None  # the start of the latest attempt
+    finished_at: datetime.datetime | None
     links: dict[str, str]
 
 
