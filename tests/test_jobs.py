@@ -344,3 +344,26 @@ def test_a_kind_is_registered_once_and_an_unknown_kind_is_refused() -> None:
         jobs.submit("b")
     with pytest.raises(TypeError):
         jobs.submit("a", {"not json": object()})
+
+
+def test_a_store_that_is_gone_is_a_503_never_a_500(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    app = App()
+    jobs = app.use(Jobs(SQLiteStore(path), threads=0))
+
+    @jobs.kind("k")
+    def k(job: Any) -> None:
+        return None
+
+    @app.post("/k")
+    def submit(request: Any) -> Any:
+        return jobs.accepted(request, jobs.submit("k"))
+
+    for leftover in tmp_path.iterdir():
+        leftover.unlink()  # deleted under the app: it is not created again, empty, in its place
+    client = make_client(app)
+    for answer in (client.get("/jobs/abc", status=503), client.post("/k", status=503)):
+        assert answer.json == {"error": "the job store is unavailable: unable to open database file; try again"}
+        assert answer.headers["Retry-After"] == "5"
+    assert not path.exists()
+    jobs.close()

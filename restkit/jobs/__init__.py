@@ -11,7 +11,7 @@ from .feature import Jobs, find_jobs
 from .model import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Created, JobRecord
 from .routes import Job
 from .runner import JobContext, JobStopped
-from .store import Store
+from .store import Store, StoreUnavailable
 from .store_memory import MemoryStore
 from .store_postgres import PostgresStore
 from .store_sqlite import SQLiteStore
@@ -32,5 +32,6 @@ __all__ = [
     "PostgresStore",
     "SQLiteStore",
     "Store",
+    "StoreUnavailable",
     "find_jobs",
 ]

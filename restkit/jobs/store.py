@@ -11,12 +11,24 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection
 
+from ..errors import ServiceUnavailable
 from .model import RUNNING, JobRecord, claimed
 
-__all__ = ["Change", "Store", "settle_claim"]
+__all__ = ["Change", "Store", "StoreUnavailable", "settle_claim"]
 
 #: A transition of one record: the record to write, or None to leave it as it is.
 Change = Callable[[JobRecord], "JobRecord | None"]
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The job store cannot be reached or written now (down, read-only, locked, its disk full).
+
+    An HTTP error on purpose: raised in a request (``jobs.submit``, the job routes) it is a
+    **503** ``{"error": ...}`` with ``Retry-After``, never a 500; runners log it and try again.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"the job store is unavailable: {problem}; try again", retry_after=5)
 
 
 class Store:

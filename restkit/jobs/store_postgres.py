@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .store import StoreUnavailable
 from .store_sql import Execute, SQLStore, schema_script
 
 if TYPE_CHECKING:
@@ -32,6 +33,17 @@ __all__ = ["PostgresStore"]
 logger = logging.getLogger("restkit.jobs")
 
 _SCHEMA_LOCK = 0x5245_4A4F  # pg_advisory_xact_lock key while the table is created ("REJO")
+
+
+def _problem(exc: Exception) -> str:
+    """What a client may read of a driver's error: the kind of fault, not the server's own words."""
+    import psycopg  # PERF(lazy-import): see PostgresStore._open
+
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return "the database is read-only"
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return "the database's disk is full"
+    return "the database cannot be reached"
 
 
 class PostgresStore(SQLStore):
@@ -69,10 +81,14 @@ class PostgresStore(SQLStore):
         return psycopg.connect(self.url, connect_timeout=max(1, int(self.connect_timeout)), autocommit=True)
 
     def _create_table(self) -> None:
-        with self._open() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            for statement in schema_script(self.table, "DOUBLE PRECISION"):
-                conn.execute(statement)
+        with self._open() as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (self.table,)).fetchone()
+            if row is not None and row[0] is not None:
+                return  # there (a read-only database, a standby: nothing to write)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                for statement in schema_script(self.table, "DOUBLE PRECISION"):
+                    conn.execute(statement)
 
     def _fork_check(self) -> None:
         if self._pid != os.getpid():  # forked: the parent's connections are never used (nor closed: that would
@@ -82,20 +98,26 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        import psycopg  # PERF(lazy-import): see _open
+
         with self._lock:
             self._fork_check()
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
         try:
+            if conn is None:
+                conn = self._open()
             yield conn
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise StoreUnavailable(_problem(exc)) from exc
         finally:
-            with self._lock:
-                keep = not conn.closed and not conn.broken and self._pid == os.getpid() and len(self._idle) < self.pool_size
-                if keep:
-                    self._idle.append(conn)
-            if not keep and self._pid == os.getpid():
-                conn.close()
+            if conn is not None:
+                with self._lock:
+                    keep = (not conn.closed and not conn.broken and self._pid == os.getpid()
+                            and len(self._idle) < self.pool_size)
+                    if keep:
+                        self._idle.append(conn)
+                if not keep and self._pid == os.getpid():
+                    conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Execute]:

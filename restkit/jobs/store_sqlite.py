@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from .store import StoreUnavailable
 from .store_sql import Execute, SQLStore, schema_script
 
 __all__ = ["SQLiteStore"]
@@ -75,18 +76,19 @@ class SQLiteStore(SQLStore):
                 self._inherited.extend(self._idle)
                 self._pid, self._idle = os.getpid(), []
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
         try:
+            if conn is None:
+                conn = self._open()
             yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        except sqlite3.OperationalError as exc:  # locked past busy_timeout, read-only, disk full, file gone
+            raise StoreUnavailable(str(exc)) from exc
         finally:
-            with self._lock:
-                if self._pid == os.getpid():
-                    self._idle.append(conn)
+            if conn is not None:
+                if conn.in_transaction:
+                    conn.rollback()
+                with self._lock:
+                    if self._pid == os.getpid():
+                        self._idle.append(conn)
 
     @contextmanager
     def _transaction(self) -> Iterator[Execute]:
