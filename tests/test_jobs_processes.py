@@ -235,7 +235,8 @@ def test_fifty_jobs_survive_a_killed_runner_and_finish_exactly_once(engine: str,
 
     wait_until(all_ended, f"{JOBS} jobs ending")
     jobs = {job_id: show(port, job_id) for job_id in ids}
-    assert {job["status"] for job in jobs.values()} == {"succeeded"}, [j for j in jobs.values() if j["status"] != "succeeded"]
+    assert {job["status"] for job in jobs.values()} == {"succeeded"}, [j for j in jobs.values()
+                                                                       if j["status"] != "succeeded"]
     assert cluster.read("SELECT n FROM counter WHERE id = 1") == JOBS  # each job's effect exactly once
     assert cluster.read("SELECT COUNT(DISTINCT job_id) FROM effects") == JOBS
     assert jobs[victim_job]["attempts"] >= 2  # taken over once the killed runner's lease ran out

@@ -86,7 +86,8 @@ def show_and_cancel(store: Store, retry_after: int, links: LinkMaker | None
         return record
 
     def show_job(request: Request, job: str) -> Response:
-        """Show a job: queued or running (with `Retry-After`), succeeded (303 to what it made, if anything), failed or cancelled."""
+        """Show a job: queued or running (with `Retry-After`), succeeded (303 to what it made, if anything),
+        failed or cancelled."""
         record = find(job)
         body = job_view(request, record, links)
         if record.status == SUCCEEDED and record.location is not None:

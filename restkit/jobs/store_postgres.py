@@ -37,7 +37,7 @@ _SCHEMA_LOCK = 0x5245_4A4F  # pg_advisory_xact_lock key while the table is creat
 
 def _problem(exc: Exception) -> str:
     """What a client may read of a driver's error: the kind of fault, not the server's own words."""
-    import psycopg  # PERF(lazy-import): see PostgresStore._open
+    import psycopg  # the optional extra: imported where it is used (see PostgresStore._open)
 
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
         return "the database is read-only"
@@ -98,7 +98,7 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        import psycopg  # PERF(lazy-import): see _open
+        import psycopg  # the optional extra, as in _open
 
         with self._lock:
             self._fork_check()
@@ -144,9 +144,7 @@ class PostgresStore(SQLStore):
         failures = 0
         while not self._closing.is_set() and self._listener is me:
             try:
-                import psycopg  # PERF(lazy-import): see _open
-
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout))) as conn:
+                with self._open() as conn:
                     conn.execute(f"LISTEN {self.table}")
                     failures = 0
                     self.notify()  # what was submitted while no one listened

@@ -16,17 +16,18 @@ import sys
 import threading
 from typing import Any
 
+from ..cli import _load_restkit_app, configure_logging
 from .feature import find_jobs
 
 __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
-    from ..cli import _load_restkit_app, configure_logging  # PERF(lazy-import): the cli imports this lazily too
-
     parser = argparse.ArgumentParser(prog="python -m restkit worker",
-                                     description="Run the job runners of a restkit App (restkit.jobs), without serving it.")
-    parser.add_argument("app", help="the restkit App: package.module:name, package.module or package.module:create_app()")
+                                     description="Run the job runners of a restkit App (restkit.jobs), "
+                                                 "without serving it.")
+    parser.add_argument("app", help="the restkit App: package.module:name, package.module or "
+                                    "package.module:create_app()")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="runner threads per Jobs (default: its threads=, at least 1)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
