@@ -153,12 +153,6 @@ class SQLStore(Store):
             self.notify()
         return record
 
-    def count(self, status: str | None = None) -> int:
-        """How many jobs there are (in ``status``): for tests and dashboards."""
-        where, params = ("", ()) if status is None else (" WHERE status = ?", (status,))
-        with self._read() as execute:
-            return int(execute(f"SELECT COUNT(*) FROM {self.table}{where}", params).fetchone()[0])
-
     def _write(self, execute: Execute, record: JobRecord) -> None:
         row = _row(record)
         execute(self._update, [*(row[c] for c in _MUTABLE), record.id])
