@@ -61,7 +61,7 @@ ErrorHandler = Callable[[Request, BaseException], Any]
 
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
-_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
+_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "idempotency", "conditional", "paging"})  # restkit.feature.FEATURE_OPTIONS
 
 
 class App:

@@ -471,7 +471,8 @@ def _routes(argv: list[str]) -> int:
     rows = [("METHODS", "PATH", "NAME", "HANDLER", "FEATURES")]
     try:
         for route in app.router.routes:
-            features = ", ".join(type(feature).__name__ for feature in features_of(app, route)) or "-"
+            features = ", ".join(type(feature).__name__ for feature in features_of(app, route)
+                                 if feature.applies_to(route)) or "-"
             rows.append((",".join(sorted(route.methods)), route.path, route.name, _describe(route.handler), features))
     except Exception as exc:  # a route option that is not a feature (TypeError from features_of)
         print(f"restkit: {args.app}: {type(exc).__name__}: {exc}", file=sys.stderr)

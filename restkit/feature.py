@@ -18,7 +18,7 @@ A feature is an object with up to five methods, all optional:
 
 A feature applies app-wide (``app.use(feature)``) or per route, as the route
 option named by its ``option`` (``auth=``, ``rate_limit=``, ``conditional=``,
-``paging=``); a router passes options to all its routes with
+``paging=``, ``idempotency=``); a router passes options to all its routes with
 ``Router(defaults={...})``.  A route option replaces the app-wide feature of
 the same name; ``auth=None`` makes one route public.  ``app_features=False``
 leaves every app-wide feature out of a route (health probes, see
@@ -28,9 +28,10 @@ after-hooks of app-wide features pass it by (see :func:`exempt`).
 The app builds a route's chain on the first request to it (:func:`chain_for`)
 and keeps it, so a route without features costs one dict lookup.  The chain
 runs the ``before`` steps by ``stage`` (rate limit, then auth, then
-preconditions), the app's before-hooks, the handler, and the ``after`` steps in
+idempotency keys, then preconditions), the app's before-hooks, the handler, and the ``after`` steps in
 reverse; an error on the way goes through the app's error handlers first, so
-the ``after`` steps see it as the response it becomes.
+the ``after`` steps see it as the response it becomes (one that no handler
+takes as the 500: an idempotency key must learn that its request failed).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["Chain", "DocumentContext", "Feature", "FEATURE_OPTIONS", "chain_for", "exempt", "features_of"]
 
 # The route options that hold a feature, in the order their steps run.
-FEATURE_OPTIONS = ("rate_limit", "auth", "conditional", "paging")
+FEATURE_OPTIONS = ("rate_limit", "auth", "idempotency", "conditional", "paging")
 
 
 class Feature:
@@ -81,6 +82,10 @@ class Feature:
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         """Describe this feature in an OpenAPI operation."""
+
+    def applies_to(self, route: Route) -> bool:
+        """Whether this feature has steps for ``route`` (one for writes only leaves a GET route's chain)."""
+        return True
 
 
 class DocumentContext:
@@ -178,7 +183,12 @@ class Chain:
                 result = preempt(request, result)
             response = result if type(result) is Response else render(result)
         except Exception as exc:
-            response = render(app._handle_error(request, exc))  # re-raises what no handler takes: a 500
+            try:
+                response = render(app._handle_error(request, exc))
+            except Exception as unhandled:  # no handler takes it: a 500, which the after steps see too
+                if not self.afters:
+                    raise
+                response = app._internal_error(request, unhandled, request.environ)
         for after in self.afters:
             response = after(request, response)
         return response
@@ -193,5 +203,5 @@ class Chain:
 
 def chain_for(app: App, route: Route) -> Chain | None:
     """The chain of ``route``, or None when no feature applies to it."""
-    steps = [feature for feature in features_of(app, route) if feature.per_request]
+    steps = [feature for feature in features_of(app, route) if feature.per_request and feature.applies_to(route)]
     return Chain(app, route, steps) if steps else None

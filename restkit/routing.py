@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         rate_limit: Any
         conditional: Any
         paging: Any
+        idempotency: Any
 
 __all__ = [
     "BuildError",
@@ -137,6 +138,7 @@ ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     "rate_limit": OptionSpec(lambda v: v is None or _is_feature(v), "a RateLimit(...), or None"),
     "conditional": OptionSpec(lambda v: v is None or v is True or _is_feature(v), "True, a Conditional(...), or None"),
     "paging": OptionSpec(lambda v: v is None or _is_feature(v), "a paging feature (e.g. Paging(...)), or None"),
+    "idempotency": OptionSpec(lambda v: v is None or _is_feature(v), "an Idempotency(...), or None"),
 }
 
 # The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
@@ -593,7 +595,7 @@ class Router:
                 ``security``, ``header_params``, ``include_in_schema``,
                 ``deprecated``; the
                 features ``auth``, ``rate_limit``, ``conditional``,
-                ``paging``, and ``app_features=False`` to leave out the
+                ``paging``, ``idempotency``, and ``app_features=False`` to leave out the
                 app-wide ones (see :mod:`restkit.feature`).
 
         Raises:

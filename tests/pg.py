@@ -7,7 +7,7 @@ runs as an unprivileged system user (``restkit-pg``, created when missing;
 ``nobody`` if it cannot be created) through ``runuser``.
 
 Durability is off (``fsync=off``): the cluster lives for one test session,
-and the tests kill zoo instances, never PostgreSQL.
+and the tests kill zoo instances; PostgreSQL is only ever stopped cleanly (``stop()``, ``start()``).
 """
 
 from __future__ import annotations
@@ -104,12 +104,21 @@ class PgCluster:
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.sockets}"
                    " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
                    " -c shared_buffers=32MB")
+        self._options = options
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+            self.start()
         except RuntimeError:
             self.close()
             raise
         self._counter = 0
+
+    def start(self) -> None:
+        """Start the server; returns once it accepts connections."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self._options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop the server as an operator would (``pg_ctl stop``, fast mode: sessions are ended)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin / tool), *args]

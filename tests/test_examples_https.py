@@ -57,7 +57,7 @@ def https_get(port: int, path: str, context: ssl.SSLContext, headers: dict[str, 
 
 def test_zoo_over_https(tmp_path: Path, tls_files: dict[str, Any]) -> None:
     port = free_port()
-    process = start("examples.zoo", port, "--db", str(tmp_path / "zoo.db"), "--token", "t",
+    process = start("examples.zoo", port, "--db", str(tmp_path / "zoo.db"), "--create", "--token", "t",
                     "--certfile", tls_files["cert"], "--keyfile", tls_files["key"])
     try:
         wait_until_listening(port, process)

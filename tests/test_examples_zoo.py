@@ -36,6 +36,7 @@ def new_app(db: Path | str, **options: Any) -> ZooApp:
     options.setdefault("token", TOKEN)
     options.setdefault("readonly_token", READ_TOKEN)
     options.setdefault("rate_limit", 1_000_000)
+    options.setdefault("create", True)
     return make_app(str(db / "zoo.db") if isinstance(db, Path) else db, **options)
 
 

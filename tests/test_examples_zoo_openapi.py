@@ -150,11 +150,11 @@ STATUSES = {
     "hire_employee": {201, 400, 401, 403, 404, 406, 409, 410, 413, 415, 422, 429, 503, 507},
     "show_zoo_employee": {200, 404, 406, 410, 429, 503},
     "fire_employee": {204, 401, 403, 404, 406, 410, 412, 429, 503, 507},
-    "create_animal": {201, 400, 401, 403, 406, 413, 415, 422, 429, 503, 507},
-    "update_animal": {200, 400, 401, 403, 404, 406, 410, 412, 413, 415, 422, 429, 503, 507},
+    "create_animal": {201, 400, 401, 403, 406, 409, 413, 415, 422, 429, 503, 507},  # 409: Idempotency-Key in use
+    "update_animal": {200, 400, 401, 403, 404, 406, 409, 410, 412, 413, 415, 422, 429, 503, 507},
     "delete_employee": {204, 401, 403, 404, 406, 410, 412, 429, 503, 507},
     "show_animal_type": {200, 304, 404, 406, 429, 503},
-    "create_report": {202, 401, 403, 404, 406, 410, 429, 503, 507},
+    "create_report": {202, 400, 401, 403, 404, 406, 409, 410, 422, 429, 503, 507},  # 400/409/422: Idempotency-Key
     "show_job": {200, 303, 404, 406, 429, 503},  # 303: restkit.jobs' answer for a job that made a resource
     "cancel_job": {200, 202, 401, 403, 404, 406, 409, 429, 503, 507},
 }
@@ -170,6 +170,19 @@ def test_every_status_a_route_answers_is_documented(app: ZooApp, operation_id: s
             assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
         elif status in ("204", "304"):
             assert "content" not in response
+
+
+def test_posts_and_patches_document_the_idempotency_key(app: ZooApp) -> None:
+    for path, item in app.openapi()["paths"].items():
+        for method, op in item.items():
+            keys = [p for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"]
+            if method in ("post", "patch"):
+                assert keys and keys[0]["in"] == "header" and keys[0]["required"] is False, (method, path)
+                assert {"409", "422"} <= set(op["responses"]), (method, path)
+                success = next(r for status, r in op["responses"].items() if status.startswith("2"))
+                assert "Idempotent-Replayed" in success["headers"], (method, path)
+            else:
+                assert not keys, (method, path)
 
 
 def test_writes_document_the_bearer_token(app: ZooApp) -> None:
@@ -295,7 +308,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", str(tmp_path / "zoo.db"),
-         "--token", TOKEN, "--rate-limit", "0"],
+         "--create", "--token", TOKEN, "--rate-limit", "0"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -66,7 +66,7 @@ def start_zoo(db: Path | str, port: int, *extra: str, token_env: str | None = No
     if token_env is not None:
         env["ZOO_TOKEN"] = token_env
     process = subprocess.Popen(
-        [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", str(db), *extra],
+        [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", str(db), "--create", *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -109,7 +109,7 @@ def test_python_m_examples_zoo_keeps_its_data_across_restarts(zoo_db: str) -> No
         assert call(port, "GET", "/v1/zoos/1", token=None)[0] == 200  # demo data
     finally:
         out, _ = stop_zoo(process)
-    assert f"http://127.0.0.1:{port}/v1" in out and TOKEN in out
+    assert f"http://127.0.0.1:{port}/v1" in out and TOKEN not in out  # a token given is not printed
 
     process = start_zoo(db, port, "--token", TOKEN)
     try:
@@ -143,11 +143,11 @@ def test_a_generated_token_is_printed_and_works_and_sigterm_stops(tmp_path: Path
         assert call(port, "POST", "/v1/zoos", {"name": "n", "city": "c"}, token=token)[0] == 201
     finally:
         out, _ = stop_zoo(process)
-    assert token in out
+    assert token not in out  # given (ZOO_TOKEN): not printed
 
 
 def test_eight_clients_creating_200_animals_each(zoo_db: str, live_server: Callable[..., LiveServer]) -> None:
-    app = make_app(zoo_db, token=TOKEN, rate_limit=0, empty=True)
+    app = make_app(zoo_db, token=TOKEN, rate_limit=0, empty=True, create=True)
     server = live_server(app)
     status, _, zoo = call(server.port, "POST", "/v1/zoos", {"name": "Crowded", "city": "x"})
     assert status == 201
@@ -201,7 +201,7 @@ def test_gunicorn_workers_share_the_database(tmp_path: Path) -> None:
     db = tmp_path / "zoo.db"
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--workers", "2", "--threads", "4", "--preload",
-         "--bind", f"127.0.0.1:{port}", f"examples.zoo.app:make_app({str(db)!r}, token={TOKEN!r}, rate_limit=0)"],
+         "--bind", f"127.0.0.1:{port}", f"examples.zoo.app:make_app({str(db)!r}, token={TOKEN!r}, rate_limit=0, create=True)"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -244,7 +244,7 @@ def test_the_rate_limit_is_the_same_under_restkit_and_gunicorn(tmp_path: Path, s
             pytest.skip("gunicorn is not installed (pip install gunicorn)")
         process = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "--workers", "1", "--threads", "4",
-             "--bind", f"127.0.0.1:{port}", f"examples.zoo.app:make_app({str(db)!r}, token={TOKEN!r}, rate_limit=5)"],
+             "--bind", f"127.0.0.1:{port}", f"examples.zoo.app:make_app({str(db)!r}, token={TOKEN!r}, rate_limit=5, create=True)"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
     try:

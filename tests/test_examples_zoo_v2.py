@@ -309,7 +309,7 @@ def test_the_command_line_and_the_environment_set_the_sunset(tmp_path: Path, mon
         assert "--v1-" in capsys.readouterr().err
     monkeypatch.setenv("ZOO_V1_SUNSET", SUNSET)
     assert parse_args([]).v1_sunset == SUNSET
-    zoo = create_app({"ZOO_DB": str(tmp_path / "zoo.db"), "ZOO_TOKEN": "t", "ZOO_V1_SUNSET": SUNSET,
+    zoo = create_app({"ZOO_DB": str(tmp_path / "zoo.db"), "ZOO_CREATE": "1", "ZOO_TOKEN": "t", "ZOO_V1_SUNSET": SUNSET,
                       "ZOO_V1_DEPRECATED": DEPRECATED})
     try:
         answer = make_client(zoo).get("/v1/zoos/1")

@@ -195,3 +195,23 @@ def test_the_app_knows_every_feature_option() -> None:
     from restkit.feature import FEATURE_OPTIONS
 
     assert app_module._FEATURE_OPTIONS == frozenset(FEATURE_OPTIONS)
+
+
+def test_after_steps_see_the_500_of_an_error_no_handler_takes() -> None:
+    """An idempotency key must learn that its request failed, to release the key."""
+    seen: list[int] = []
+
+    class Watch(Feature):
+        def after(self, request: Any, response: Any) -> Any:
+            seen.append(response.status)
+            return response
+
+    app = App()
+    app.use(Watch())
+
+    @app.get("/boom")
+    def boom(request: Any) -> None:
+        raise RuntimeError("a bug")
+
+    status, _, body = wsgi_call(app, "GET", "/boom")
+    assert status == 500 and body == b'{"error":"internal server error"}' and seen == [500]

@@ -205,6 +205,30 @@ def test_the_request_id_example(caplog: Any) -> None:
         root.handlers[:] = before
 
 
+def test_the_shared_rate_limit_example(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # the sample's ratelimit.db goes there
+    module = _sample('SQLiteStore("ratelimit.db")')
+    client = make_client(module["app"])
+    assert client.get("/quota").headers["X-RateLimit-Remaining"] == "99"
+    again = make_client(_sample('SQLiteStore("ratelimit.db")')["app"])  # another process would share the file too
+    assert again.get("/quota").headers["X-RateLimit-Remaining"] == "98"
+    assert (tmp_path / "ratelimit.db").exists()
+
+
+def test_the_idempotency_example(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)
+    module = _sample("SQLiteKeyStore(")
+    client = make_client(module["app"])
+    key = {"Idempotency-Key": "8e03978e-40d5-43e8-bc93-6894a57f9324"}
+    first = client.post_json("/payments", {"amount": 10}, headers=key, status=201)
+    again = client.post_json("/payments", {"amount": 10}, headers=key, status=201)
+    assert again.json == first.json == {"id": 1, "amount": 10} and again.headers["Idempotent-Replayed"] == "true"
+    assert module["PAYMENTS"] == [{"amount": 10}]
+    assert "another request" in client.post_json("/payments", {"amount": 11}, headers=key, status=422).json["error"]
+    assert "needs an Idempotency-Key" in client.post_json("/refunds", {}, status=400).json["error"]
+    assert client.post_json("/payments", {"amount": 10}, status=201).json["id"] == 2  # no key: runs every time
+
+
 def test_the_jobs_example(tmp_path: Path, monkeypatch: Any) -> None:
     import time
 

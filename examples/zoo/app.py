@@ -38,7 +38,8 @@ Choices where the issue is silent
   403.  Tokens are compared in constant time.  An app made without a token
   refuses every write.
 * **Order of checks.**  Route (404/405), ``Accept`` (406), declared body size
-  (413), rate limit (429), token (401/403), the target exists (404/410, a
+  (413), rate limit (429), token (401/403), ``Idempotency-Key`` (400, 409,
+  422, or the kept answer), the target exists (404/410, a
   before-request hook for routes with a query or body model), query
   parameters (400), body type and syntax (415/400), validation (422), what
   the models cannot say (422/400), conflicts and preconditions inside the
@@ -76,6 +77,11 @@ Choices where the issue is silent
   limit is on, every response carries ``X-RateLimit-Limit`` and
   ``X-RateLimit-Remaining``.  Requests answered before the hooks run (404,
   405, 406...) are counted afterwards.
+* **Idempotent retries** (:mod:`restkit.idempotency`).  Every POST and PATCH
+  takes an ``Idempotency-Key``: a retry with the same key and body gets the
+  first answer again (``Idempotent-Replayed: true``) for 24 hours; the same key
+  with another body is 422, a retry while the first runs 409.  The keys live
+  in the zoo's database, so they hold across workers and instances.
 * **CORS** (:mod:`restkit.cors`).  Off unless ``cors_origins`` names the
   origins of browser pages that may call the API (``--cors-origin``).
 * **Compression** (:mod:`restkit.compression`).  Answers of 1 KiB or more
@@ -93,6 +99,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -102,11 +109,12 @@ from restkit.compression import Compression
 from restkit.conditional import Conditional, check_preconditions
 from restkit.cors import CORS, DEFAULT_EXPOSED
 from restkit.health import Health
+from restkit.idempotency import Idempotency
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 
 from .deprecation import Deprecation, parse_moment
-from .engine import open_rate_store, open_store
+from .engine import open_key_store, open_rate_store, open_store
 from .faults import StorageFault, Unavailable
 from .jobs import install_jobs
 from .records import (
@@ -600,6 +608,13 @@ class ZooApp(App):
         #: v1's announced retirement, when a sunset date was given (``make_app(v1_sunset=...)``)
         self.deprecation: Deprecation | None = None
 
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        # the deadline counts from the request's arrival: restkit's server notes it when the head
+        # is parsed; other servers (gunicorn...) do not, and then it is when the app first sees it
+        received = environ.get("restkit.received")
+        with self.store.deadline_from(received if isinstance(received, float) else time.monotonic()):
+            return super().__call__(environ, start_response)
+
     def openapi(self) -> dict[str, Any]:
         """The API document; with a v1 sunset, v1's operations are ``deprecated``."""
         document = super().openapi()
@@ -627,6 +642,7 @@ def make_app(
     rate_limit: int = 600,
     max_body: int = 1 << 20,
     empty: bool = False,
+    create: bool = False,
     cors_origins: Iterable[str] = (),
     deadline: float = 5.0,
     durability: str = "full",
@@ -643,8 +659,9 @@ def make_app(
         rate_limit: requests per minute per client address; 0 turns it off.
         max_body: the largest request body, in bytes.
         empty: a new database gets the animal types only, no demo data.
+        create: make the SQLite file when it does not exist (else :class:`FileNotFoundError`).
         cors_origins: origins of browser pages that may call the API (``*``: any).
-        deadline: seconds a write may wait for the database before it answers 503.
+        deadline: seconds a request may wait for the database, from its arrival, before it answers 503.
         durability: ``"full"`` (every commit synced) or ``"normal"`` (faster; an OS crash may lose the last commits).
         trust_proxy: addresses or networks of the balancers in front, whose ``X-Forwarded-For``,
             ``-Proto`` and ``-Host`` name the client (:class:`restkit.proxy.ProxyHeaders`); none by default.
@@ -662,7 +679,7 @@ def make_app(
     if v1_sunset:  # checked before the database is opened
         deprecation = Deprecation(parse_moment(v1_sunset), lambda method, path: successor(app, method, path),
                                   deprecated=parse_moment(v1_deprecated) if v1_deprecated else None)
-    store = open_store(db_path, empty=empty, deadline=deadline, durability=durability)
+    store = open_store(db_path, empty=empty, create=create, deadline=deadline, durability=durability)
     app = ZooApp(
         store,
         max_body_size=max_body,
@@ -683,6 +700,8 @@ def make_app(
     if rate_limit > 0:
         # counted in PostgreSQL when the data is there: the limit holds across instances
         app.use(RateLimit(rate_limit, window=60, store=open_rate_store(store)))
+    # every POST and PATCH takes an Idempotency-Key, scoped to the write token's identity
+    app.use(Idempotency(open_key_store(store)))
     origins = list(cors_origins)
     if origins:
         exposed = [*DEFAULT_EXPOSED, "Deprecation", "Sunset"] if deprecation else DEFAULT_EXPOSED

@@ -7,8 +7,9 @@ the storage, not the request, is the problem.  A fault is data: its
 knows HTTP.  Each is logged once per incident (see :class:`Incidents`; each
 store has its own), not once per request.
 
-* :class:`Unavailable` (503): the database is unreachable, read-only, or
-  busy beyond the request's deadline.
+* :class:`Unavailable` (503): the database is unreachable, read-only, its
+  file gone, or busy beyond the request's deadline (counted from the
+  request's arrival, so a request that queued for a thread past it is one).
 * :class:`InsufficientStorage` (507): the disk is full.  507 rather than
   503: the client learns that retrying soon will not help until space is
   freed.
@@ -21,13 +22,17 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BUSY", "DISK_FULL", "READ_ONLY", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
+__all__ = ["BUSY", "CANNOT_OPEN", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
 
 logger = logging.getLogger("examples.zoo")
 
 # what both stores say, whatever their driver raised
 READ_ONLY = "the database is read-only; writes are refused until it is writable"
 BUSY = "the database is busy; try again"
+UNREACHABLE = "the database is unreachable; try again"
+LATE = "the server is busy: the request waited past its deadline before it reached the database; try again"
+CANNOT_OPEN = "the database cannot be opened; try again"
+GONE = "the database file was removed or replaced; the zoo serves nothing until the same file is back"
 # not the driver's text: PostgreSQL's names the data file ("could not extend file
 # pg_tblspc/..."), which is the log's business, not the client's
 DISK_FULL = "the database's disk is full; writes are refused until space is freed"
@@ -40,10 +45,12 @@ class StorageFault(Exception):
     retry_after = 1
     incident = "unavailable"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, incident: str | None = None) -> None:
         super().__init__(message)
         if retry_after is not None:
             self.retry_after = retry_after
+        if incident is not None:  # a kind of its own: logged as its own incident
+            self.incident = incident
 
 
 class Unavailable(StorageFault):
@@ -78,6 +85,10 @@ class Incidents:
             new = fault.incident not in self._last
             self._last[fault.incident] = self._clock()
             return new
+
+    def going_on(self, kind: str) -> bool:
+        """Whether an incident of ``kind`` is open."""
+        return kind in self._last
 
     def end(self) -> None:
         """Note a successful write: close the incidents quiet for long enough."""

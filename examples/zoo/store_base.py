@@ -16,6 +16,17 @@ and supply only what truly differs:
 * **text**: how a filter compares and a sort orders text without regard to
   ASCII case, and where nulls sort (first when ascending, as SQLite does).
 
+One deadline from arrival
+-------------------------
+A request may wait for the database ``deadline`` seconds counted from its
+arrival, not from when a worker thread picked it up: the app tells the store
+when the request arrived (:meth:`BaseStore.deadline_from`, with
+``environ["restkit.received"]`` under restkit's server), and every wait of
+the engine (a lock, a pooled connection, a connect, a statement) is given
+:meth:`BaseStore.time_left`.  A request that already spent its deadline
+queueing for a thread gets 503 before the database is asked.  Work outside a
+request (the job runner, start-up) gets a whole deadline for each unit.
+
 Rules kept here
 ---------------
 * **Checks inside the transaction.**  Whatever a write depends on (the zoo
@@ -37,12 +48,14 @@ Rules kept here
 
 from __future__ import annotations
 
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
-from .faults import Incidents
+from .faults import LATE, Incidents, Unavailable
 from .names import name_key
 from .records import (
     KINDS,
@@ -94,12 +107,44 @@ class BaseStore(ABC, Generic[Conn]):
         """One read-only snapshot: a count and its page agree."""
 
     @abstractmethod
-    def _write(self) -> AbstractContextManager[Conn]:
-        """One write transaction, committed when the block ends and rolled back by any exception."""
+    def _write(self, *, frees: bool = False) -> AbstractContextManager[Conn]:
+        """One write transaction, committed when the block ends and rolled back by any exception.
+
+        ``frees``: the write deletes rows, so it may run while the disk is full (it makes room)."""
 
     @abstractmethod
     def close(self) -> None:
         """Close every connection the store opened (call when no request is running)."""
+
+    # -- the request's deadline -----------------------------------------------------
+
+    # per thread: when the request this thread serves must be answered (``due``); a
+    # threading.local each store makes in its constructor, not the module's
+    _requests: threading.local
+
+    @contextmanager
+    def deadline_from(self, received: float) -> Iterator[None]:
+        """The block serves a request that arrived at ``received`` (``time.monotonic()``): its waits
+        for the database end ``deadline`` seconds after that."""
+        self._requests.due = received + self.deadline
+        try:
+            yield
+        finally:
+            self._requests.due = None
+
+    def time_left(self) -> float:
+        """Seconds the current request may still wait for the database (a whole deadline outside a request).
+
+        Raises:
+            Unavailable: none is left (the request queued for a thread beyond its deadline).
+        """
+        due = getattr(self._requests, "due", None)
+        if due is None:
+            return self.deadline
+        left: float = due - time.monotonic()
+        if left <= 0:
+            raise Unavailable(LATE, incident="busy")
+        return left
 
     def gone(self) -> bool:
         """Whether the database has disappeared (an SQLite file deleted): connecting would make a new one."""
@@ -355,7 +400,7 @@ class BaseStore(ABC, Generic[Conn]):
             Missing, Deleted: no such row.
             Conflicting: a zoo that still has animals or employees.
         """
-        with self._write() as conn:
+        with self._write(frees=True) as conn:
             current = self._fetch(conn, kind, id, self.FOR_UPDATE)
             if check is not None:
                 check(current)
@@ -402,7 +447,7 @@ class BaseStore(ABC, Generic[Conn]):
             Missing, Deleted: the zoo or the employee does not exist.
             NotEmployed: the employee does not work at that zoo.
         """
-        with self._write() as conn:
+        with self._write(frees=True) as conn:
             self._fetch(conn, "zoo", zoo_id)
             employee = self._fetch(conn, "employee", employee_id, self.FOR_UPDATE)
             if employee["zoo_id"] != zoo_id:

@@ -28,10 +28,23 @@ Theory of operation
 * **Versioned schema.**  ``schema_version`` holds one row per applied step;
   :data:`MIGRATIONS` are applied in order at start-up, under an advisory
   lock, so instances that start together upgrade the database once.
-* **One deadline per request.**  Waiting for a pooled connection and then
-  for row locks share ``deadline`` seconds (default 5); past it the request
-  answers 503 with ``Retry-After`` (:mod:`examples.zoo.faults`), as do an
-  unreachable or read-only database; a full disk is 507.
+* **One deadline per request, from its arrival.**  The pool checkout, the
+  connect (``connect_timeout``), row locks (``lock_timeout``) and statements
+  (``statement_timeout``) get what is left of ``deadline`` seconds (default
+  5) since the request arrived; past it the request answers 503 with
+  ``Retry-After`` (:mod:`examples.zoo.faults`), as do an unreachable or
+  read-only database; a full disk is 507.  A server that cannot answer at
+  all (stopped with SIGSTOP, a frozen host) sends no timeout either: the
+  :class:`Watchdog` cuts the socket of a request still waiting just after
+  its deadline.
+* **Every fault ends by itself.**  A lost server (a broken connection, a
+  connect that fails) replaces the pool, at most once a second: a new pool
+  connects at once, where the old one backs off exponentially.  A read-only
+  transaction setting drains the pool (connections keep the setting they
+  were born with; ``DISCARD ALL`` would not drop it), and a connection born
+  read-only is replaced before it is given a write, so the first write after
+  the spell succeeds.  psycopg's pool's warnings are folded into the
+  incident (:class:`PoolLogFold`): one log line per outage.
 * **Text** is compared and sorted as the SQLite store does: ASCII case
   folded (``lower(x COLLATE "C")``), bytes otherwise, nulls first when
   ascending; zoo names by :func:`examples.zoo.names.name_key`.
@@ -39,7 +52,10 @@ Theory of operation
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,7 +67,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .faults import BUSY, DISK_FULL, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
+from .faults import BUSY, DISK_FULL, READ_ONLY, UNREACHABLE, Incidents, InsufficientStorage, StorageFault, Unavailable
 from .records import Missing, Row, StoreError, utc_now
 from .store_base import BaseStore
 from .tables import JOBS_TABLE, TABLES_V1, rekey_zoos, run_script, seed
@@ -130,6 +146,116 @@ def migrate(url: str, *, empty: bool = False, target: int = SCHEMA_VERSION, conn
     return found
 
 
+NO_CONNECTION = "no database connection came free in time: the database is unreachable or busy; try again"
+WATCHDOG_GRACE = 0.25  # the server's own timeouts come first; the watchdog is for a server that cannot answer
+
+
+def _connect_timeout(deadline: float) -> int:
+    """libpq's ``connect_timeout``: whole seconds, at least 2 (it treats less as 2)."""
+    return max(2, math.ceil(deadline))
+
+
+class Watchdog:
+    """Cuts the socket of a connection still waiting on PostgreSQL past its request's deadline.
+
+    ``statement_timeout`` and ``lock_timeout`` are the server's: a server that
+    cannot run (stopped with SIGSTOP, a host frozen, a network that drops
+    packets) never sends them, and psycopg waits on the socket without a
+    timeout of its own; ``cancel()`` goes through the same frozen server.
+    Shutting the socket down ends the wait at once with an error (the
+    connection is then broken, and the pool discards it).  One thread per
+    process watches every request's connection.
+
+    As with any client-side timeout, a write cut while its ``COMMIT`` was on
+    the way may have been committed: it is answered 503, and a retry finds
+    what it wrote (a 409 for a zoo name, a resource listed twice otherwise).
+    """
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, psycopg.Connection[Any]]] = {}
+        self._changed = threading.Condition()
+        self._next = 0
+        self._wake = math.inf  # when the thread wakes up next
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._stopping = False
+
+    def watch(self, conn: psycopg.Connection[Any], due: float) -> int:
+        """Cut ``conn`` at ``due`` (``time.monotonic()``) unless released before; returns the key to release."""
+        with self._changed:
+            if self._thread is None or self._pid != os.getpid():  # first use, or a forked worker's own
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="zoo-pg-watchdog", daemon=True)
+                self._pid = os.getpid()
+                self._thread.start()
+            self._next += 1
+            self._watched[self._next] = (due, conn)
+            if due < self._wake:  # PERF(watchdog): the thread is woken only when it must wake earlier
+                self._changed.notify()
+            return self._next
+
+    def release(self, key: int) -> None:
+        with self._changed:
+            self._watched.pop(key, None)
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._stopping:
+                now = time.monotonic()
+                for key, (due, conn) in list(self._watched.items()):
+                    if due <= now:
+                        del self._watched[key]
+                        _cut(conn)
+                self._wake = min((due for due, _ in self._watched.values()), default=math.inf)
+                self._changed.wait(None if self._wake == math.inf else self._wake - now)
+            self._wake = math.inf
+
+
+def _cut(conn: psycopg.Connection[Any]) -> None:
+    """End every wait on ``conn``'s socket now (psycopg then raises OperationalError)."""
+    try:
+        with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg.Error):
+        pass  # closed meanwhile: nothing waits on it
+
+
+class PoolLogFold(logging.Filter):
+    """Folds psycopg_pool's warnings into the store's incidents: one line per incident, not one per try.
+
+    While PostgreSQL is down the pool warns at every failed connect and every
+    broken connection it discards; the store logs the incident once already
+    (:class:`examples.zoo.faults.Incidents`).  A pool warning starts the
+    incident if no request has, and is otherwise dropped.
+    """
+
+    def __init__(self, incidents: Incidents) -> None:
+        super().__init__("psycopg.pool")
+        self.incidents = incidents
+        self._last = -math.inf  # when the pool last warned
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        self._last = time.monotonic()
+        fault = Unavailable(UNREACHABLE, incident="unreachable")
+        fault.__cause__ = ConnectionError(record.getMessage())
+        self.incidents.note(fault, "the connection pool")
+        return False
+
+    def failing(self, within: float) -> bool:
+        """Whether the pool warned (could not connect, lost connections) in the last ``within`` seconds."""
+        return time.monotonic() - self._last < within
+
+
 class PgStore(BaseStore[psycopg.Cursor[Row]]):
     """The zoo's data in a PostgreSQL database.
 
@@ -164,11 +290,15 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         self.deadline = deadline
         self.incidents = Incidents()  # storage faults going on, logged once each (the app answers through it)
         self.pool_size = pool_size
+        self._requests = threading.local()
         self._pool: ConnectionPool | None = None
         self._pool_pid = 0
+        self._pool_made = -math.inf
         self._pool_lock = threading.Lock()
+        self._watchdog = Watchdog()
+        self._pool_log = PoolLogFold(self.incidents)
         with self._faults():
-            migrate(url, empty=empty, connect_timeout=max(1, int(deadline)))
+            migrate(url, empty=empty, connect_timeout=_connect_timeout(deadline))
 
     # -- connections and transactions -------------------------------------------
 
@@ -178,6 +308,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
             return pool
         with self._pool_lock:
             if self._pool is None or self._pool_pid != os.getpid():  # new, or a forked worker's own
+                logging.getLogger("psycopg.pool").addFilter(self._pool_log)
                 self._pool = ConnectionPool(
                     self.url,
                     min_size=1,
@@ -185,7 +316,7 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
                     timeout=self.deadline,
                     kwargs={
                         "autocommit": True,
-                        "connect_timeout": max(1, int(self.deadline)),
+                        "connect_timeout": _connect_timeout(self.deadline),
                         "row_factory": dict_row,
                         **({"options": "-c synchronous_commit=off"} if self.durability == "normal" else {}),
                     },
@@ -193,7 +324,30 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
                     open=True,
                 )
                 self._pool_pid = os.getpid()
+                self._pool_made = time.monotonic()
             return self._pool
+
+    def _renew(self) -> None:
+        """Have every pooled connection replaced (a fault may have spoilt them all: a read-only
+        setting they were born with, a lost server): idle ones now, those in use when they come back."""
+        pool = self._pool
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.drain()
+
+    def _replace_pool(self) -> None:
+        """The server was lost: start a new pool (at most once a second while it stays lost).
+
+        The old pool's attempts to reconnect back off exponentially (1, 2, 4, 8 s...), so after an
+        outage of 10 s it may wait 5 s more before it tries; a new pool tries at once.  The old one
+        is closed in the background (its workers may sit in a connect until ``connect_timeout``);
+        connections still out are closed when they come back to it.
+        """
+        with self._pool_lock:
+            now = time.monotonic()
+            if self._pool is None or self._pool_pid != os.getpid() or now - self._pool_made < 1.0:
+                return
+            old, self._pool = self._pool, None
+        threading.Thread(target=old.close, name="zoo-pg-pool-close", daemon=True).start()
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
@@ -205,27 +359,58 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
         except errors.DiskFull as exc:
             raise InsufficientStorage(DISK_FULL) from exc
         except errors.ReadOnlySqlTransaction as exc:
-            raise Unavailable(READ_ONLY, retry_after=60) from exc
-        except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected, PoolTimeout) as exc:
-            raise Unavailable(BUSY) from exc
+            self._renew()  # they were born with the setting: RESET or DISCARD ALL would not drop it
+            raise Unavailable(READ_ONLY, retry_after=60, incident="read-only") from exc
+        except (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected) as exc:
+            raise Unavailable(BUSY, incident="busy") from exc
+        except PoolTimeout as exc:
+            # no connection came free: every one busy, or none could be made (from here the two
+            # look alike, so they are one kind of incident; the log line gives the pool's words)
+            if self._pool_log.failing(2 * self.deadline) or self.incidents.going_on("unreachable"):
+                self._replace_pool()
+            raise Unavailable(NO_CONNECTION, incident="unreachable") from exc
         except psycopg.OperationalError as exc:
-            raise Unavailable("the database is unreachable; try again") from exc
+            self._replace_pool()
+            raise Unavailable(UNREACHABLE, incident="unreachable") from exc
 
     @contextmanager
-    def _write(self) -> Iterator[psycopg.Cursor[Row]]:
-        started = time.monotonic()
-        with self._faults(), self._get_pool().connection() as conn:
+    def _session(self, writing: bool) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for one request's transaction, watched until the request's deadline."""
+        pool = self._get_pool()
+        conn = pool.getconn(timeout=self.time_left())
+        try:
+            if writing and conn.info.parameter_status("default_transaction_read_only") == "on":
+                # born while the database was read-only: it stays so whatever the database says now;
+                # a connection born now has today's setting (and is read-only if the spell goes on)
+                self._renew()
+                pool.putconn(conn)
+                conn = pool.getconn(timeout=self.time_left())
+            # one dict entry per request: no thread or timer of its own
+            watch = self._watchdog.watch(conn, time.monotonic() + self.time_left() + WATCHDOG_GRACE)
+            try:
+                yield conn
+            finally:
+                self._watchdog.release(watch)
+        finally:
+            pool.putconn(conn)
+
+    @contextmanager
+    def _write(self, *, frees: bool = False) -> Iterator[psycopg.Cursor[Row]]:
+        with self._faults(), self._session(writing=True) as conn:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                left = self.deadline - (time.monotonic() - started)
-                cur.execute("SELECT set_config('lock_timeout', %s, true)", (f"{max(1, int(left * 1000))}ms",))
+                # the server gives up at the deadline (a lock, a slow statement: QueryCanceled, 503)
+                ms = max(1, int(self.time_left() * 1000))
+                cur.execute(f"SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = {ms}")
                 yield cur
         self.incidents.end()
 
     @contextmanager
     def _read(self) -> Iterator[psycopg.Cursor[Row]]:
-        with self._faults(), self._get_pool().connection() as conn:
+        with self._faults(), self._session(writing=False) as conn:
             with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
+                ms = max(1, int(self.time_left() * 1000))
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;"  # one snapshot
+                            f" SET LOCAL statement_timeout = {ms}")
                 yield cur
 
     def close(self) -> None:
@@ -234,6 +419,8 @@ class PgStore(BaseStore[psycopg.Cursor[Row]]):
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
             pool.close()
+        logging.getLogger("psycopg.pool").removeFilter(self._pool_log)
+        self._watchdog.stop()
 
     # -- statements (BaseStore writes the SQL) ------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,7 @@ class Connection:
             if head is None:
                 self.scanned = len(self.buffer)
                 return None
+            head.environ["restkit.received"] = time.monotonic()
             self.scanned = 0
             if head.framing is Framing.NONE:
                 return head
