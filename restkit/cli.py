@@ -543,6 +543,14 @@ def _check(argv: list[str]) -> int:
     return 0
 
 
+def _worker(argv: list[str]) -> int:
+    """``python -m restkit worker SPEC``: the app's job runners alone (:mod:`restkit.jobs.worker`)."""
+    from .jobs.worker import main as worker_main  # PERF(lazy-import): only for this subcommand
+
+    return worker_main(argv)
+
+
 #: ``python -m restkit NAME ...`` runs these instead of serving; a spec that is
 #: exactly one of these names must be written with its app (``routes:app``).
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"routes": _routes, "openapi": _openapi, "check": _check}
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"routes": _routes, "openapi": _openapi, "check": _check,
+                                                      "worker": _worker}

@@ -28,8 +28,9 @@ def _imported_top_level_modules(path: Path) -> set[str]:
 
 
 # The pytest plugin is loaded by pytest alone (its pytest11 entry point), never by restkit.
-# The shared stores import psycopg (the "postgres" extra) inside the function that connects, never at import.
-ALSO_ALLOWED = {"pytest_plugin.py": {"pytest"}, "storage.py": {"psycopg"}}
+# The shared stores import psycopg (the "postgres" extra) inside the function that connects, never at import;
+# so does restkit.jobs' PostgreSQL store.
+ALSO_ALLOWED = {"pytest_plugin.py": {"pytest"}, "storage.py": {"psycopg"}, "jobs/store_postgres.py": {"psycopg"}}
 
 
 @pytest.mark.parametrize("module", sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")))
@@ -65,6 +66,7 @@ def test_pip_install_into_an_empty_venv_installs_restkit_alone(tmp_path: Path) -
     probe = (
         "import restkit, sys; print(restkit.__version__); assert 'restkit' in sys.modules\n"
         "from restkit.docs import docs_page; assert '<script>' in docs_page('T', '/openapi.json')  # docs.html shipped\n"
+        "from restkit.jobs import Jobs, SQLiteStore  # the subpackages are shipped\n"
     )
     result = subprocess.run([str(python), "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

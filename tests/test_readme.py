@@ -227,3 +227,28 @@ def test_the_idempotency_example(tmp_path: Path, monkeypatch: Any) -> None:
     assert "another request" in client.post_json("/payments", {"amount": 11}, headers=key, status=422).json["error"]
     assert "needs an Idempotency-Key" in client.post_json("/refunds", {}, status=400).json["error"]
     assert client.post_json("/payments", {"amount": 10}, status=201).json["id"] == 2  # no key: runs every time
+
+
+def test_the_jobs_example(tmp_path: Path, monkeypatch: Any) -> None:
+    import time
+
+    monkeypatch.chdir(tmp_path)  # its SQLiteStore("jobs.db")
+    sample = _sample("jobs.kind(")
+    app, jobs = sample["app"], sample["jobs"]
+    try:
+        client = make_client(app)
+        answer = client.post_json("/reports", {"month": "2026-11"}, headers={"Idempotency-Key": "k-1"}, status=202)
+        job = answer.json
+        assert answer.headers["Location"] == f"http://localhost:80/jobs/{job['id']}" and answer.headers["Retry-After"] == "1"
+        again = client.post_json("/reports", {"month": "2026-11"}, headers={"Idempotency-Key": "k-1"}, status=202)
+        assert again.json["id"] == job["id"]
+        deadline = time.monotonic() + 30
+        while (done := client.get(f"/jobs/{job['id']}")).status_int != 303 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done.status_int == 303 and done.json["status"] == "succeeded" and done.json["progress"] == 1.0
+        assert client.get(done.headers["Location"]).json == {"month": "2026-11", "total": 1234}
+        assert client.delete(f"/jobs/{job['id']}", status=409).json["error"].endswith("nothing to cancel")
+        document = client.get("/openapi.json").json
+        assert set(document["paths"]["/reports"]["post"]["responses"]["202"]["headers"]) == {"Location", "Retry-After"}
+    finally:
+        jobs.close()

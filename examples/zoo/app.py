@@ -717,7 +717,7 @@ def make_app(
     app.mount("/v1", api.router(deprecated=deprecation is not None))
     # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
     jobs = install_jobs(app, store, api.writer, deprecated=deprecation is not None)
-    app.on_close(jobs.stop)
+    app.on_close(jobs.close)
     v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
     if v2:
         versions["v2"] = ("v2_root", v2)
