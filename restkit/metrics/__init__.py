@@ -12,6 +12,6 @@ One module a job:
 restkit's server's own figures are counted by :mod:`restkit.server.stats`.
 """
 
-from .collector import DEFAULT_BUCKETS, SIZE_BUCKETS, UNMATCHED, Metrics
+from .collector import DEFAULT_BUCKETS, UNMATCHED, Metrics
 
-__all__ = ["DEFAULT_BUCKETS", "Metrics", "SIZE_BUCKETS", "UNMATCHED"]
+__all__ = ["DEFAULT_BUCKETS", "Metrics", "UNMATCHED"]

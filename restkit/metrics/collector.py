@@ -14,6 +14,8 @@ the text) is done when a scrape asks, or by the writer thread.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import math
 import os
@@ -21,6 +23,7 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
+from time import perf_counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +37,10 @@ if TYPE_CHECKING:
     from ..request import Request
     from .shared import SharedDirectory
 
-__all__ = ["DEFAULT_BUCKETS", "SIZE_BUCKETS", "Metrics", "UNMATCHED"]
+__all__ = ["DEFAULT_BUCKETS", "Metrics", "UNMATCHED"]
 
 #: Seconds: from a millisecond (a cached answer) to ten seconds (a client's patience).
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-#: Bytes: an empty answer, a small object, a page of a list, a large document.
-SIZE_BUCKETS = (0.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0, 10_000_000.0)
 #: The route label of requests no route answered.
 UNMATCHED = "<unmatched>"
 #: Routes counted but not timed by default: probes and the scrape itself, whose latency says nothing of the API.
@@ -47,22 +48,37 @@ UNTIMED_NAMES = frozenset({"restkit.healthz", "restkit.readyz", "restkit.metrics
 ENVIRONMENT_VARIABLE = "RESTKIT_METRICS_DIR"
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
-_START = "restkit.metrics.start"
 _log = logging.getLogger("restkit.metrics")
 
 
 class Shard:
-    """This process's counts since it started (or forked): what the after-hook adds to, under ``lock``."""
+    """One thread's counts: only that thread writes them, so counting takes no lock.
 
-    __slots__ = ("lock", "requests", "durations", "sizes", "in_flight")
+    ``routes`` maps a route label, then a method, to one list: the counts
+    by status line (a dict), a count per latency bucket (the last one
+    +Inf), the latency sum, the count and the sum of known body sizes.
+    """
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = {}
-        # per (method, route): a count per bucket (the last one +Inf), then the sum
-        self.durations: dict[tuple[str, str], list[float]] = {}
-        self.sizes: dict[tuple[str, str], list[float]] = {}
-        self.in_flight = 0
+    __slots__ = ("thread", "routes")
+
+    def __init__(self, thread: threading.Thread | None) -> None:
+        self.thread = thread
+        self.routes: dict[str, dict[str, list[Any]]] = {}
+
+    def add(self, other: Shard) -> None:
+        """Add ``other``'s counts (a thread that ended, or a copy) into these."""
+        for label, methods in other.routes.items():
+            mine = self.routes.setdefault(label, {})
+            for method, entry in methods.items():
+                into = mine.get(method)
+                if into is None:
+                    mine[method] = [dict(entry[0]), *entry[1:]]
+                    continue
+                statuses = into[0]
+                for status, count in entry[0].items():
+                    statuses[status] = statuses.get(status, 0) + count
+                for index in range(1, len(entry)):
+                    into[index] += entry[index]
 
 
 class Metrics(Feature):
@@ -71,10 +87,9 @@ class Metrics(Feature):
     Args:
         path: where the scrape is answered.
         buckets: latency histogram bounds, in seconds.
-        size_buckets: response size histogram bounds, in bytes.
         untimed: route templates counted but left out of the latency
-            histogram (default: the routes of :class:`restkit.health.Health`
-            and the scrape itself, by their names).
+            histogram (besides the routes of :class:`restkit.health.Health`
+            and the scrape itself, found by their names).
         directory: where the processes of one service on one machine share
             their figures (``--workers N``, gunicorn ``-w N``); default the
             ``RESTKIT_METRICS_DIR`` environment variable; None: this process
@@ -93,7 +108,6 @@ class Metrics(Feature):
         *,
         path: str = "/metrics",
         buckets: Sequence[float] = DEFAULT_BUCKETS,
-        size_buckets: Sequence[float] = SIZE_BUCKETS,
         untimed: Iterable[str] = (),
         directory: str | os.PathLike[str] | None = None,
         interval: float = 1.0,
@@ -101,8 +115,7 @@ class Metrics(Feature):
     ) -> None:
         self.path = path
         self.buckets = _bounds(buckets, "buckets")
-        self.size_buckets = _bounds(size_buckets, "size_buckets")
-        self.untimed = frozenset(untimed)
+        self.untimed = set(untimed)
         if not interval > 0:
             raise ValueError(f"interval must be > 0 seconds, not {interval!r}")
         self.interval = float(interval)
@@ -114,10 +127,15 @@ class Metrics(Feature):
             from .shared import SharedDirectory  # PERF(lazy-import): only with several processes
 
             self.shared = SharedDirectory(directory)
-        self._shard = Shard()
-        self._routes: dict[int, tuple[str, bool]] = {}  # id(route) -> (label, timed)
-        self._server: Any = None  # restkit's Server, from the first request's environ (None under another server)
-        self._started = False  # this process's writer runs (or is not needed)
+        self._app: App | None = None
+        self._lock = threading.Lock()  # for scrapes and writes, never taken by a request
+        self._local = threading.local()  # .shard: this thread's
+        self._shards: list[Shard] = []  # every live thread's
+        self._retired = Shard(None)  # the counts of threads that ended
+        self._begun = itertools.count()
+        self._begun_before = 0  # _begun's value at this process's fork
+        self._server: Any = None  # restkit's Server, from the environ (None under another server)
+        self._started = False  # this process's writer runs (or none is needed)
         self._closing = False  # a graceful stop began: write after every request
         self._warned = False
         ref = weakref.WeakMethod(self._forked)
@@ -126,65 +144,73 @@ class Metrics(Feature):
     # -- installing ------------------------------------------------------------------------
 
     def install(self, app: App) -> None:
+        self._app = app
         app.router.add_route(self.path, self.scrape, name="restkit.metrics", include_in_schema=False,
                              app_features=False, produces=None)
-        app.before_routing(self._begin)
-        app.after_request(self._observe)
+        # PERF: the in-flight count is requests begun less requests answered;
+        # next(count, environ) counts one in C, where a Python hook would cost
+        # a frame per request.  First, so that it runs for every request the
+        # observer below sees.
+        app._before_routing.insert(0, functools.partial(next, self._begun))
+        app.observe_responses(self._observe)
         app.on_shutdown(self._stop)
 
-    # -- per request -------------------------------------------------------------------------
+    # -- per request (PERF: the only work a request pays; everything else waits for a scrape) -------
 
-    def _begin(self, environ: dict[str, Any]) -> None:
-        environ[_START] = time.perf_counter()
-        shard = self._shard
-        with shard.lock:
-            shard.in_flight += 1
-        if not self._started:
-            self._start(environ)
-
-    def _observe(self, request: Request | None, response: Response) -> None:
-        if request is None:
-            return None  # a before-routing hook refused it before ours ran
-        environ = request.environ
-        started = environ.pop(_START, None)
-        if started is None:
-            return None
-        elapsed = time.perf_counter() - started
-        route = request.route
-        if route is None:
-            label, timed = UNMATCHED, True
-        else:
-            known = self._routes.get(id(route))
-            if known is None:
-                known = self._routes[id(route)] = (route.path, route.path not in self.untimed
-                                                   and route.name not in UNTIMED_NAMES)
-            label, timed = known
-        method = request.method
-        if method not in _METHODS:
-            method = "other"  # a client must not make series up
-        body = response.body
-        size = len(body) if type(body) is bytes else -1
-        key = (method, label)
-        shard = self._shard
-        with shard.lock:
-            shard.in_flight -= 1
-            counts = (method, label, response.status)
-            shard.requests[counts] = shard.requests.get(counts, 0) + 1
-            if timed:
-                histogram = shard.durations.get(key)
-                if histogram is None:
-                    histogram = shard.durations[key] = [0.0] * (len(self.buckets) + 2)
-                histogram[bisect_left(self.buckets, elapsed)] += 1
-                histogram[-1] += elapsed
-            if size >= 0:
-                histogram = shard.sizes.get(key)
-                if histogram is None:
-                    histogram = shard.sizes[key] = [0.0] * (len(self.size_buckets) + 2)
-                histogram[bisect_left(self.size_buckets, size)] += 1
-                histogram[-1] += size
+    def _observe(self, request: Request | None, environ: dict[str, Any], status: str, body: Any, started: float) -> None:
+        elapsed = perf_counter() - started
+        try:
+            shard = self._local.shard
+        except AttributeError:
+            shard = self._join(environ)
+        try:
+            route = request.route  # type: ignore[union-attr]
+        except AttributeError:  # no request: a before-routing hook refused it
+            route = None
+        label = UNMATCHED if route is None else route.path
+        methods = shard.routes.get(label)
+        if methods is None:
+            methods = shard.routes[label] = {}
+        method = environ["REQUEST_METHOD"]
+        entry = methods.get(method)
+        if entry is None:
+            entry = self._entry(methods, method)
+        statuses = entry[0]
+        statuses[status] = statuses.get(status, 0) + 1
+        entry[1 + bisect_left(self.buckets, elapsed)] += 1
+        entry[-3] += elapsed
+        if type(body) is list:  # a length the app knew (not a stream)
+            entry[-2] += 1
+            if body:
+                entry[-1] += len(body[0])
         if self._closing:
             self.flush()
-        return None
+
+    def _entry(self, methods: dict[str, list[Any]], method: str) -> list[Any]:
+        """A method's first request to a route on this thread: its list of counts."""
+        if method not in _METHODS:
+            method = "other"  # a client must not make series up: odd methods share one entry (looked up again each time)
+            found = methods.get(method)
+            if found is not None:
+                return found
+        entry: list[Any] = [{}, *[0] * (len(self.buckets) + 1), 0.0, 0, 0]
+        methods[method] = entry
+        return entry
+
+    def _join(self, environ: dict[str, Any]) -> Shard:
+        """A thread's first request: its shard; the process's first: remember the server, start the writer."""
+        shard = self._local.shard = Shard(threading.current_thread())
+        with self._lock:
+            self._shards.append(shard)
+            first, self._started = not self._started, True
+        if first:
+            self._server = environ.get("restkit.server")
+            if self.shared is not None:
+                import atexit
+
+                atexit.register(self.flush)  # a worker that exits normally (gunicorn's) writes its last figures
+                threading.Thread(target=self._write_every_interval, name="restkit-metrics", daemon=True).start()
+        return shard
 
     # -- the scrape ----------------------------------------------------------------------------
 
@@ -211,19 +237,26 @@ class Metrics(Feature):
 
     def samples(self, server: Any = None) -> tuple[Samples, Samples]:
         """This process's counters and gauges now (with ``server``: restkit's server's figures too)."""
+        total = self._counts()
         counters: Samples = {}
         gauges: Samples = {}
-        shard = self._shard
-        with shard.lock:
-            requests = list(shard.requests.items())
-            durations = [(key, list(values)) for key, values in shard.durations.items()]
-            sizes = [(key, list(values)) for key, values in shard.sizes.items()]
-            in_flight = shard.in_flight
-        for (method, route, status), count in requests:
-            counters[("restkit_http_requests_total", (("method", method), ("route", route), ("status", str(status))))] = count
-        _histogram(counters, "restkit_http_request_duration_seconds", durations, self.buckets)
-        _histogram(counters, "restkit_http_response_size_bytes", sizes, self.size_buckets)
-        gauges[("restkit_http_requests_in_flight", ())] = float(in_flight)
+        answered = 0
+        untimed = self.untimed | self._untimed_by_name()
+        sizes_at = len(self.buckets) + 2
+        for route, methods in total.routes.items():
+            for method, entry in methods.items():
+                for status, count in entry[0].items():
+                    key = ("restkit_http_requests_total", (("method", method), ("route", route), ("status", status[:3])))
+                    counters[key] = counters.get(key, 0) + count  # "200 OK" and "200 Fine" are one status
+                    answered += count
+                labels: Labels = (("method", method), ("route", route))
+                if route not in untimed:
+                    _histogram(counters, "restkit_http_request_duration_seconds", labels, entry[1:sizes_at], self.buckets)
+                if entry[-2]:
+                    counters[("restkit_http_response_size_bytes_count", labels)] = entry[-2]
+                    counters[("restkit_http_response_size_bytes_sum", labels)] = entry[-1]
+        begun = int(repr(self._begun)[6:-1]) - self._begun_before  # "count(N)": N requests began
+        gauges[("restkit_http_requests_in_flight", ())] = max(0.0, begun - answered)
         if server is not None and hasattr(server, "stats"):
             _server_samples(counters, gauges, server)
         figures = process_figures()
@@ -233,6 +266,26 @@ class Metrics(Feature):
             if name in figures:
                 gauges[(sample, ())] = figures[name]
         return counters, gauges
+
+    def _counts(self) -> Shard:
+        """Every thread's counts added up; the shards of threads that ended fold into ``_retired``."""
+        total = Shard(None)
+        with self._lock:
+            for shard in list(self._shards):
+                if shard.thread is not None and not shard.thread.is_alive():
+                    self._shards.remove(shard)
+                    self._retired.add(shard)
+                else:
+                    # dict() and list() copy in C, with no thread switch in between (the GIL);
+                    # a count may land just after: it shows in the next scrape.
+                    total.add(_copy(shard))
+            total.add(self._retired)
+        return total
+
+    def _untimed_by_name(self) -> set[str]:
+        if self._app is None:
+            return set()
+        return {route.path for route in self._app.router.routes if route.name in UNTIMED_NAMES}
 
     # -- this process's file ---------------------------------------------------------------------
 
@@ -245,18 +298,6 @@ class Metrics(Feature):
             self.shared.write(counters, gauges)
         except OSError as exc:
             _log.error("metrics: cannot write to %s: %s", self.shared.path, exc)
-
-    def _start(self, environ: dict[str, Any]) -> None:
-        """On this process's first request: remember the server, start the writer (with a directory)."""
-        self._started = True
-        self._server = environ.get("restkit.server")
-        if self.shared is None:
-            return
-        import atexit
-
-        atexit.register(self.flush)  # a worker that exits normally (gunicorn's) writes its last figures
-        self.flush()
-        threading.Thread(target=self._write_every_interval, name="restkit-metrics", daemon=True).start()
 
     def _write_every_interval(self) -> None:
         pid = os.getpid()
@@ -271,7 +312,11 @@ class Metrics(Feature):
 
     def _forked(self) -> None:
         """In a forked child: its own counts from zero, its own file, its own writer."""
-        self._shard = Shard()
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._shards = []
+        self._retired = Shard(None)
+        self._begun_before = int(repr(self._begun)[6:-1])
         self._started = False
         self._closing = False
         self._server = None
@@ -292,18 +337,21 @@ def _bounds(values: Sequence[float], what: str) -> tuple[float, ...]:
     return bounds
 
 
-def _histogram(counters: Samples, name: str, table: list[tuple[tuple[str, str], list[float]]],
-               bounds: tuple[float, ...]) -> None:
-    """The _bucket (cumulative), _count and _sum samples of one histogram table."""
-    les = [format_bound(b) for b in bounds] + ["+Inf"]
-    for (method, route), values in table:
-        labels: Labels = (("method", method), ("route", route))
-        running = 0.0
-        for le, count in zip(les, values):
-            running += count
-            counters[(name + "_bucket", (*labels, ("le", le)))] = running
-        counters[(name + "_count", labels)] = running
-        counters[(name + "_sum", labels)] = values[-1]
+def _histogram(counters: Samples, name: str, labels: Labels, values: list[Any], bounds: tuple[float, ...]) -> None:
+    """The _bucket (cumulative), _count and _sum samples of one histogram: ``values`` is a count per bucket, then the sum."""
+    running = 0.0
+    for bound, count in zip((*bounds, math.inf), values):
+        running += count
+        counters[(name + "_bucket", (*labels, ("le", format_bound(bound))))] = running
+    counters[(name + "_count", labels)] = running
+    counters[(name + "_sum", labels)] = values[-1]
+
+
+def _copy(shard: Shard) -> Shard:
+    copy = Shard(None)
+    for label, methods in list(shard.routes.items()):
+        copy.routes[label] = {method: [dict(entry[0]), *entry[1:]] for method, entry in list(methods.items())}
+    return copy
 
 
 def _server_samples(counters: Samples, gauges: Samples, server: Any) -> None:

@@ -44,7 +44,7 @@ class Family:
     """
 
     name: str
-    type: str  # "counter", "gauge" or "histogram"
+    type: str  # "counter", "gauge", "histogram" or "summary" (a count and a sum, no quantiles)
     help: str
     combine: str = "sum"
 
@@ -53,6 +53,8 @@ class Family:
             return (self.name + "_total",)
         if self.type == "histogram":
             return (self.name + "_bucket", self.name + "_count", self.name + "_sum")
+        if self.type == "summary":
+            return (self.name + "_count", self.name + "_sum")
         return (self.name,)
 
 
@@ -60,8 +62,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("restkit_http_requests", "counter", "HTTP requests answered by the app, by method, route template and status."),
     Family("restkit_http_request_duration_seconds", "histogram",
            "Seconds from routing to the response the app returned, by method and route template."),
-    Family("restkit_http_response_size_bytes", "histogram",
-           "Body bytes of responses whose length the app knew, by method and route template."),
+    Family("restkit_http_response_size_bytes", "summary",
+           "Body bytes of responses whose length the app knew (not streams), by method and route template."),
     Family("restkit_http_requests_in_flight", "gauge", "Requests the app is answering now."),
     Family("restkit_server_connections", "gauge", "Open connections of restkit's server, by state."),
     Family("restkit_server_connections_accepted", "counter", "Connections restkit's server accepted."),
@@ -143,7 +145,7 @@ def render(samples: Samples, *, openmetrics: bool = False) -> str:
         help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
         lines.append(f"# HELP {typed} {help_text}")
         lines.append(f"# TYPE {typed} {family.type}")
-        found.sort(key=_bucket_order if family.type == "histogram" else _plain_order)
+        found.sort(key=_bucket_order if family.type in ("histogram", "summary") else _plain_order)
         lines.extend(_sample_line(name, labels, value) for (name, labels), value in found)
     if openmetrics:
         lines.append("# EOF")
