@@ -242,7 +242,6 @@ class Metrics(Feature):
         gauges: Samples = {}
         answered = 0
         untimed = self.untimed | self._untimed_by_name()
-        sizes_at = len(self.buckets) + 2
         for route, methods in total.routes.items():
             for method, entry in methods.items():
                 for status, count in entry[0].items():
@@ -251,7 +250,7 @@ class Metrics(Feature):
                     answered += count
                 labels: Labels = (("method", method), ("route", route))
                 if route not in untimed:
-                    _histogram(counters, "restkit_http_request_duration_seconds", labels, entry[1:sizes_at], self.buckets)
+                    _histogram(counters, "restkit_http_request_duration_seconds", labels, entry[1:-2], self.buckets)
                 if entry[-2]:
                     counters[("restkit_http_response_size_bytes_count", labels)] = entry[-2]
                     counters[("restkit_http_response_size_bytes_sum", labels)] = entry[-1]
