@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,8 @@ class SharedDirectory:
         self.path = Path(path)
         self.token: str | None = None
         self._lock_fd = -1
+        # the writer thread, a scrape and (while stopping) request threads may join or write at once
+        self._mutex = threading.Lock()
 
     # -- this process --------------------------------------------------------------------
 
@@ -92,8 +95,13 @@ class SharedDirectory:
         """Make and lock this process's ``<token>.lock`` (idempotent)."""
         import fcntl
 
-        if self.token is not None:
-            return
+        with self._mutex:
+            if self.token is None:
+                self._join()
+
+    def _join(self) -> None:
+        import fcntl
+
         self.path.mkdir(parents=True, exist_ok=True)
         token = f"{os.getpid()}-{secrets.token_hex(4)}"
         temporary = self.path / f".{token}.lock.tmp"
@@ -110,12 +118,14 @@ class SharedDirectory:
             except OSError:
                 pass
         self._lock_fd, self.token = -1, None
+        self._mutex = threading.Lock()  # the parent's may have been held by a thread the child does not have
 
     def write(self, counters: Samples, gauges: Samples) -> None:
         """Replace this process's file with these samples."""
         self.join()
-        _write_json(self.path / f"{self.token}.json",
-                    {"pid": os.getpid(), "counters": _dump(counters), "gauges": _dump(gauges)})
+        with self._mutex:
+            _write_json(self.path / f"{self.token}.json",
+                        {"pid": os.getpid(), "counters": _dump(counters), "gauges": _dump(gauges)})
 
     # -- a scrape ------------------------------------------------------------------------
 
