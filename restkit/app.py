@@ -14,7 +14,9 @@ error handlers registered for a status or an exception class get the
 first say; any other exception is logged, with the method, the path and
 the handler, and becomes ``500 {"error": "internal server error"}`` (with
 the ``request_id`` of :mod:`restkit.requestid` when it named the request).  The
-after-hooks see every response.
+after-hooks see every response, and so do the response observers
+(:meth:`App.observe_responses`, for metrics), which only look: they get the
+final status line and WSGI body, not a :class:`Response` built for them.
 
 What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_result`
 (or :func:`~restkit.response.render` when after-hooks need a

@@ -374,3 +374,21 @@ def test_figures_shared_through_a_directory_add_up(tmp_path: Path) -> None:
         found = samples(scrape(client)[1])
         assert value(found, "restkit_http_requests_total", method="GET", route="/zoos/<int:zoo_id>", status="200") == 7
         assert value(found, "restkit_processes") == 2
+
+
+def test_a_failing_response_observer_is_logged_and_the_answer_stands(caplog: pytest.LogCaptureFixture) -> None:
+    """App.observe_responses, which Metrics counts through: it only looks, and what it raises is never sent."""
+    app, _ = make_app()
+    seen: list[tuple[str, str]] = []
+
+    @app.observe_responses
+    def broken(request: Request | None, environ: dict[str, Any], status: str, body: Any, started: float) -> None:
+        seen.append((environ["PATH_INFO"], status))
+        raise ZeroDivisionError("observer bug")
+
+    client = Client(app)
+    assert client.get("/zoos/3").json == {"id": 3}
+    assert seen == [("/zoos/3", "200 OK")]
+    assert any("response observer" in r.getMessage() for r in caplog.records)
+    found = samples(scrape(client)[1])
+    assert value(found, "restkit_http_requests_total", method="GET", route="/zoos/<int:zoo_id>", status="200") == 1

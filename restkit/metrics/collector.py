@@ -1,15 +1,24 @@
 """The :class:`Metrics` feature: count every request by route template, and answer ``GET /metrics``.
 
-Per request, a before-routing hook notes the time and one more request in
-flight; an after-hook (which sees every response: 404s, errors, the
-features' refusals) takes one lock and adds to three tables of this
-process's :class:`Shard`: requests by (method, route, status), and two
-histograms by (method, route), the seconds taken and the body size.  The
-route label is the route's template (``/zoos/<int:zoo_id>``), looked up
-once per route and kept; a request no route took (404, 405, a slash
-redirect, the answer to an automatic ``OPTIONS``) is ``<unmatched>``.
-Everything else (server and process figures, other processes' files,
-the text) is done when a scrape asks, or by the writer thread.
+Theory of operation
+-------------------
+Per request, two things run.  First of the before-routing hooks,
+``next(begun)``, in C, counts one request begun.  Then the app's response
+observer (:meth:`restkit.App.observe_responses`: it sees every response,
+404s, errors and the features' refusals included, without the app building
+a :class:`Response` for it) adds to this *thread's* :class:`Shard`: one
+request for (route, method, status line), one latency bucket and the
+latency sum, and the body's size when its length is known.  Only the
+thread writes its shard, so counting takes no lock (CPython's GIL makes a
+copy of a dict or list by another thread see it whole).  The route label
+is the route's template (``/zoos/<int:zoo_id>``); a request no route took
+(404, 405, a slash redirect, an automatic ``OPTIONS``) is ``<unmatched>``.
+
+Everything else waits for a scrape, or for the writer thread that puts this
+process's figures in the shared directory (:mod:`restkit.metrics.shared`):
+adding the shards up (those of threads that ended fold into one), the
+requests in flight (begun less answered), the server's and the process's
+figures, the other processes' files, the text.
 """
 
 from __future__ import annotations
@@ -23,8 +32,8 @@ import threading
 import time
 import weakref
 from bisect import bisect_left
-from time import perf_counter
 from collections.abc import Iterable, Sequence
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from ..feature import Feature
