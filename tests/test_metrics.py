@@ -392,3 +392,32 @@ def test_a_failing_response_observer_is_logged_and_the_answer_stands(caplog: pyt
     assert any("response observer" in r.getMessage() for r in caplog.records)
     found = samples(scrape(client)[1])
     assert value(found, "restkit_http_requests_total", method="GET", route="/zoos/<int:zoo_id>", status="200") == 1
+
+
+def test_a_dead_process_folds_into_the_archive_once(tmp_path: Path) -> None:
+    """Its counters stay in every later total, its gauges go, its files go; a fold cut short counts nothing twice."""
+    import json
+
+    from restkit.metrics.shared import SharedDirectory
+
+    key = ("restkit_http_requests_total", (("method", "GET"), ("route", "/a"), ("status", "200")))
+    gauge = ("restkit_http_requests_in_flight", ())
+    dead, live = SharedDirectory(tmp_path), SharedDirectory(tmp_path)
+    dead.write({key: 5.0}, {gauge: 2.0})
+    assert live.collect({key: 1.0}, {gauge: 1.0}) == ({key: 6.0}, {gauge: 3.0}, 2)
+    dead.forget()  # its lock goes as when its process dies
+    assert dead.token is None
+    for _ in range(2):
+        assert live.collect({key: 1.0}, {gauge: 1.0}) == ({key: 6.0}, {gauge: 1.0}, 1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["archive.json", "merge.lock", f"{live.token}.lock"])
+    # A scraper that died after writing the archive but before deleting the files: the archive names the token.
+    ghost = SharedDirectory(tmp_path)
+    ghost.write({key: 4.0}, {})
+    token = ghost.token
+    archive = json.loads((tmp_path / "archive.json").read_text())
+    archive["counters"][0][2] += 4.0
+    archive["folded"] = [token]
+    (tmp_path / "archive.json").write_text(json.dumps(archive))
+    ghost.forget()
+    assert live.collect({}, {})[0] == {key: 9.0}  # 5 + 4 from the archive, the ghost's file not added again
+    assert not list(tmp_path.glob(f"{token}*"))

@@ -202,9 +202,10 @@ class SharedDirectory:
         # First the archive (naming what it holds), then the files: a crash between the two counts nothing twice.
         _write_json(archive_path, {"counters": _dump(archived), "folded": sorted(folded)})
         for token in dead:
-            for suffix in (".json", ".lock"):
+            # its two files, and a half-written file of a process killed while writing
+            for path in [self.path / f"{token}.json", self.path / f"{token}.lock", *self.path.glob(f".{token}.json.*.tmp")]:
                 try:
-                    os.unlink(self.path / f"{token}{suffix}")
+                    os.unlink(path)
                 except FileNotFoundError:
                     pass
         _write_json(archive_path, {"counters": _dump(archived), "folded": []})  # their files are gone
