@@ -6,9 +6,9 @@ Per request, two things run.  First of the before-routing hooks,
 ``next(begun)``, in C, counts one request begun.  Then the app's response
 observer (:meth:`restkit.App.observe_responses`: it sees every response,
 404s, errors and the features' refusals included, without the app building
-a :class:`Response` for it) adds to this *thread's* :class:`Shard`: one
-request for (route, method, status line), one latency bucket and the
-latency sum, and the body's size when its length is known.  Only the
+a :class:`Response` for it) adds to this *thread's* :class:`Shard`, under
+(route, method, status line): one latency bucket and the latency sum, and
+the body's size when its length is known.  Only the
 thread writes its shard, so counting takes no lock (CPython's GIL makes a
 copy of a dict or list by another thread see it whole).  The route label
 is the route's template (``/zoos/<int:zoo_id>``); a request no route took
@@ -63,31 +63,26 @@ _log = logging.getLogger("restkit.metrics")
 class Shard:
     """One thread's counts: only that thread writes them, so counting takes no lock.
 
-    ``routes`` maps a route label, then a method, to one list: the counts
-    by status line (a dict), a count per latency bucket (the last one
-    +Inf), the latency sum, the count and the sum of known body sizes.
+    ``entries`` maps (route label, method, status line) to one list: a
+    count per latency bucket (the last one +Inf, so their sum is the number
+    of requests), the latency sum, and the count and sum of known body sizes.
     """
 
-    __slots__ = ("thread", "routes")
+    __slots__ = ("thread", "entries")
 
     def __init__(self, thread: threading.Thread | None) -> None:
         self.thread = thread
-        self.routes: dict[str, dict[str, list[Any]]] = {}
+        self.entries: dict[tuple[str, str, str], list[Any]] = {}
 
     def add(self, other: Shard) -> None:
         """Add ``other``'s counts (a thread that ended, or a copy) into these."""
-        for label, methods in other.routes.items():
-            mine = self.routes.setdefault(label, {})
-            for method, entry in methods.items():
-                into = mine.get(method)
-                if into is None:
-                    mine[method] = [dict(entry[0]), *entry[1:]]
-                    continue
-                statuses = into[0]
-                for status, count in entry[0].items():
-                    statuses[status] = statuses.get(status, 0) + count
-                for index in range(1, len(entry)):
-                    into[index] += entry[index]
+        for key, entry in other.entries.items():
+            into = self.entries.get(key)
+            if into is None:
+                self.entries[key] = list(entry)
+            else:
+                for index, value in enumerate(entry):
+                    into[index] += value
 
 
 class Metrics(Feature):
@@ -138,7 +133,7 @@ class Metrics(Feature):
             self.shared = SharedDirectory(directory)
         self._app: App | None = None
         self._lock = threading.Lock()  # for scrapes and writes, never taken by a request
-        self._local = threading.local()  # .shard: this thread's
+        self._local = threading.local()  # .entries: this thread's Shard's
         self._shards: list[Shard] = []  # every live thread's
         self._retired = Shard(None)  # the counts of threads that ended
         self._begun = itertools.count()
@@ -169,24 +164,18 @@ class Metrics(Feature):
     def _observe(self, request: Request | None, environ: dict[str, Any], status: str, body: Any, started: float) -> None:
         elapsed = perf_counter() - started
         try:
-            shard = self._local.shard
+            entries = self._local.entries
         except AttributeError:
-            shard = self._join(environ)
+            entries = self._join(environ)
         try:
-            route = request.route  # type: ignore[union-attr]
-        except AttributeError:  # no request: a before-routing hook refused it
-            route = None
-        label = UNMATCHED if route is None else route.path
-        methods = shard.routes.get(label)
-        if methods is None:
-            methods = shard.routes[label] = {}
-        method = environ["REQUEST_METHOD"]
-        entry = methods.get(method)
+            label = request.route.path  # type: ignore[union-attr]
+        except AttributeError:  # no route took it (or a before-routing hook refused it)
+            label = UNMATCHED
+        key = (label, environ["REQUEST_METHOD"], status)
+        entry = entries.get(key)
         if entry is None:
-            entry = self._entry(methods, method)
-        statuses = entry[0]
-        statuses[status] = statuses.get(status, 0) + 1
-        entry[1 + bisect_left(self.buckets, elapsed)] += 1
+            entry = self._entry(entries, key)
+        entry[bisect_left(self.buckets, elapsed)] += 1
         entry[-3] += elapsed
         if type(body) is list:  # a length the app knew (not a stream)
             entry[-2] += 1
@@ -195,20 +184,23 @@ class Metrics(Feature):
         if self._closing:
             self.flush()
 
-    def _entry(self, methods: dict[str, list[Any]], method: str) -> list[Any]:
-        """A method's first request to a route on this thread: its list of counts."""
+    def _entry(self, entries: dict[tuple[str, str, str], list[Any]], key: tuple[str, str, str]) -> list[Any]:
+        """The first request of its (route, method, status) on this thread: a list of counts for them."""
+        label, method, status = key
         if method not in _METHODS:
-            method = "other"  # a client must not make series up: odd methods share one entry (looked up again each time)
-            found = methods.get(method)
+            # a client must not make series up: odd methods share one entry, looked up again each time
+            key = (label, "other", status)
+            found = entries.get(key)
             if found is not None:
                 return found
-        entry: list[Any] = [{}, *[0] * (len(self.buckets) + 1), 0.0, 0, 0]
-        methods[method] = entry
+        entry: list[Any] = [*[0] * (len(self.buckets) + 1), 0.0, 0, 0]
+        entries[key] = entry
         return entry
 
-    def _join(self, environ: dict[str, Any]) -> Shard:
+    def _join(self, environ: dict[str, Any]) -> dict[tuple[str, str, str], list[Any]]:
         """A thread's first request: its shard; the process's first: remember the server, start the writer."""
-        shard = self._local.shard = Shard(threading.current_thread())
+        shard = Shard(threading.current_thread())
+        self._local.entries = shard.entries
         with self._lock:
             self._shards.append(shard)
             first, self._started = not self._started, True
@@ -219,7 +211,7 @@ class Metrics(Feature):
 
                 atexit.register(self.flush)  # a worker that exits normally (gunicorn's) writes its last figures
                 threading.Thread(target=self._write_every_interval, name="restkit-metrics", daemon=True).start()
-        return shard
+        return shard.entries
 
     # -- the scrape ----------------------------------------------------------------------------
 
@@ -251,18 +243,25 @@ class Metrics(Feature):
         gauges: Samples = {}
         answered = 0
         untimed = self.untimed | self._untimed_by_name()
-        for route, methods in total.routes.items():
-            for method, entry in methods.items():
-                for status, count in entry[0].items():
-                    key = ("restkit_http_requests_total", (("method", method), ("route", route), ("status", status[:3])))
-                    counters[key] = counters.get(key, 0) + count  # "200 OK" and "200 Fine" are one status
-                    answered += count
-                labels: Labels = (("method", method), ("route", route))
-                if route not in untimed:
-                    _histogram(counters, "restkit_http_request_duration_seconds", labels, entry[1:-2], self.buckets)
-                if entry[-2]:
-                    counters[("restkit_http_response_size_bytes_count", labels)] = entry[-2]
-                    counters[("restkit_http_response_size_bytes_sum", labels)] = entry[-1]
+        timed: dict[Labels, list[Any]] = {}  # the latency histograms and sizes, by (method, route): statuses together
+        for (route, method, status), entry in total.entries.items():
+            count = sum(entry[:-3])
+            key = ("restkit_http_requests_total", (("method", method), ("route", route), ("status", status[:3])))
+            counters[key] = counters.get(key, 0) + count  # "200 OK" and "200 Fine" are one status
+            answered += count
+            labels: Labels = (("method", method), ("route", route))
+            into = timed.get(labels)
+            if into is None:
+                timed[labels] = list(entry)
+            else:
+                for index, value in enumerate(entry):
+                    into[index] += value
+        for labels, entry in timed.items():
+            if labels[1][1] not in untimed:
+                _histogram(counters, "restkit_http_request_duration_seconds", labels, entry[:-2], self.buckets)
+            if entry[-2]:
+                counters[("restkit_http_response_size_bytes_count", labels)] = entry[-2]
+                counters[("restkit_http_response_size_bytes_sum", labels)] = entry[-1]
         begun = int(repr(self._begun)[6:-1]) - self._begun_before  # "count(N)": N requests began
         gauges[("restkit_http_requests_in_flight", ())] = max(0.0, begun - answered)
         if server is not None and hasattr(server, "stats"):
@@ -357,8 +356,7 @@ def _histogram(counters: Samples, name: str, labels: Labels, values: list[Any], 
 
 def _copy(shard: Shard) -> Shard:
     copy = Shard(None)
-    for label, methods in list(shard.routes.items()):
-        copy.routes[label] = {method: [dict(entry[0]), *entry[1:]] for method, entry in list(methods.items())}
+    copy.entries = {key: list(entry) for key, entry in list(shard.entries.items())}
     return copy
 
 
