@@ -2,13 +2,23 @@
 
 On a private Xvfb screen (1920x1080 unless told otherwise) with moving
 content (a full-screen Tk window: a busy "desktop" picture with a box and a
-counter that move every few milliseconds), each scenario starts the server
-in its own process, opens N viewers of the multipart stream, and measures
-for a fixed time:
+counter that move every few milliseconds, and a probe patch that changes
+colour every 150 ms), each scenario starts the server in its own process,
+opens N viewers of the multipart stream (all read by one thread with a
+selector, so 64 viewers cost 64 sockets, not 64 threads), and measures for
+a fixed time:
 
-* frames received per second by each viewer (min and mean),
-* frames captured and encoded per second by the server (from ``/stats``),
-* the server's CPU (user + system time of its process, % of one core).
+* frames received per second by each viewer (min and mean), and by a slow
+  viewer reading a tenth of the frames (with the frames it skipped);
+* latency p50/p99: from a change of the probe patch (the painter's
+  ``time.monotonic()``, one clock for every process) to the arrival of the
+  first byte of the first frame showing it, on up to 16 viewers;
+* frames grabbed and changed per second, and restkit's own frame age
+  (``/stats``: grab start to handed to the connection);
+* the server's CPU (user + system time of its process, % of one core) and
+  restkit's CPU per stage per frame (``/stats``), which depends little on
+  what else runs on the machine;
+* how busy the whole machine was, and the load average.
 
 Run from the repository root::
 
@@ -25,6 +35,8 @@ import argparse
 import io
 import itertools
 import json
+import math
+import selectors
 import os
 import shutil
 import socket
@@ -38,26 +50,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+from examples.screencast.meter import percentile  # noqa: E402  (stdlib only: no Pillow needed here)
+
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- the moving picture (runs in its own process: --paint) -------------------------------
 
+# Twelve colours whose channels are 00, 80 or ff: any two differ by 128 in a channel, far
+# beyond JPEG's error.  A frame more than 12 changes late would be taken for a later change.
+PROBE_COLOURS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff",
+                 "#ff8000", "#8000ff", "#00ff80", "#808080", "#ffffff", "#000080"]
+PROBE_EVERY_MS = 150  # how often the probe patch changes colour
+PROBE_BOX = (0.02, 0.76, 0.18, 0.96)  # the patch, as fractions of the screen: left, top, right, bottom
+
+
+def probe_rgb(index: int) -> tuple[int, int, int]:
+    colour = PROBE_COLOURS[index % len(PROBE_COLOURS)]
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
 
 def paint(width: int, height: int) -> None:
-    """A full-screen Tk window that changes every few milliseconds.
+    """A full-screen Tk window that changes every few milliseconds, with a probe patch.
 
-    Without tkinter, the root window's colour is cycled with ``xsetroot``
-    instead (slower to change and costlier: good enough for ``--quick``).
+    The probe patch (bottom left) takes the next of :data:`PROBE_COLOURS`
+    every :data:`PROBE_EVERY_MS`; each change is written to standard output
+    as ``<time.monotonic()> <colour index>``, taken just *before* the change
+    (so the latency measured includes Tk's redraw: an upper bound).
+    CLOCK_MONOTONIC is the same clock in every process, so the benchmark
+    compares it with the time a viewer's frame arrives.
     """
-    try:
-        import tkinter
-    except ImportError:
-        print("screencast benchmark: no tkinter; cycling the screen's colour with xsetroot", file=sys.stderr)
-        for count in itertools.count():
-            subprocess.run(["xsetroot", "-solid", f"#{(count * 37) % 256:02x}{(count * 11) % 256:02x}80"], check=True)
-            time.sleep(0.005)
+    import tkinter
 
     from PIL import Image, ImageDraw
 
@@ -81,85 +106,313 @@ def paint(width: int, height: int) -> None:
     canvas.create_image(0, 0, image=photo, anchor="nw")
     box = canvas.create_rectangle(0, 100, 240, 300, fill="#e63c28", outline="")
     label = canvas.create_text(width // 2, 60, text="0", fill="#ffff00", font=("Helvetica", 40))
+    left, top, right, bottom = PROBE_BOX
+    probe = canvas.create_rectangle(left * width, top * height, right * width, bottom * height,
+                                    fill=PROBE_COLOURS[0], outline="")
+    span = max(1, int(height * 0.6) - 300)  # the box stays above the probe patch
     count = 0
+    changes = itertools.count(1)
 
     def step() -> None:
         nonlocal count
         count += 1
         x = (count * 6) % (width - 240)
-        canvas.coords(box, x, 100 + count % 400, x + 240, 300 + count % 400)
+        canvas.coords(box, x, 100 + count % span, x + 240, 300 + count % span)
         canvas.itemconfigure(label, text=str(count))
         root.after(3, step)
 
+    def change() -> None:
+        index = next(changes)
+        print(f"{time.monotonic():.6f} {index}", flush=True)
+        canvas.itemconfigure(probe, fill=PROBE_COLOURS[index % len(PROBE_COLOURS)])
+        root.update_idletasks()
+        root.after(PROBE_EVERY_MS, change)
+
     step()
+    root.after(1000, change)
     root.mainloop()
 
 
-# -- viewers ---------------------------------------------------------------------------------
+class Probe:
+    """The probe patch's changes as the painter reports them: ``(time, colour index)``, in order."""
+
+    def __init__(self, painter: "subprocess.Popen[str]") -> None:
+        self.changes: list[tuple[float, int]] = []
+        # Every viewer of a restkit variant gets the same frames: each is decoded once,
+        # by its X-Frame number (decoding is the costliest thing the viewers do).
+        self.colours: dict[int, tuple[int, ...] | None] = {}
+        threading.Thread(target=self._read, args=(painter,), daemon=True).start()
+
+    def _read(self, painter: "subprocess.Popen[str]") -> None:
+        assert painter.stdout is not None
+        for line in painter.stdout:
+            when, index = line.split()
+            self.changes.append((float(when), int(index)))
 
 
-class Viewer(threading.Thread):
-    """Reads a multipart stream and counts its parts."""
+def probe_colour(jpeg: bytes) -> tuple[int, ...] | None:
+    """The colour at the centre of the probe patch, decoded at 1/8 scale (cheap)."""
+    from PIL import Image
 
-    def __init__(self, port: int, path: str, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.path = path
-        self.stop = stop
+    try:
+        image = Image.open(io.BytesIO(jpeg))
+        image.draft("RGB", (image.width // 8, image.height // 8))
+        left, top, right, bottom = PROBE_BOX
+        x, y = int((left + right) / 2 * image.width), int((top + bottom) / 2 * image.height)
+        pixel: tuple[int, ...] = image.convert("RGB").getpixel((x, y))  # type: ignore[assignment]
+        return pixel
+    except Exception:
+        return None
+
+
+def close_to(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 60) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour))
+
+
+# -- viewers: one thread, every connection in one selector -------------------------------------
+
+_HEAD, _SEEK, _HEADERS, _BODY, _SCAN = range(5)
+
+
+class Viewer:
+    """One reader of a multipart stream: counts parts and times the probe's changes.
+
+    Parts are found by their ``Content-Length`` (restkit) or by scanning for
+    the delimiter (the seed's, which has none).  The time of a part is the
+    time of the read that brought its first byte.  A part is decoded only
+    when the probe changed colour before it arrived and this viewer has not
+    yet seen that change.
+    """
+
+    def __init__(self, sock: socket.socket, probe: Probe | None, slow: float = 0.0) -> None:
+        self.sock = sock
+        self.probe = probe
+        self.slow = slow  # seconds between reads of one part (a slow reader); 0: read at once
         self.frames = 0
+        self.latencies: list[float] = []
+        self.seqs: list[int] = []
         self.error: str | None = None
+        self.next_change = 0  # index into probe.changes of the first change not yet seen
+        self._state = _HEAD
+        self._carry = bytearray()
+        self._delimiter = b""
+        self._remaining = 0
+        self._jpeg: bytearray | None = None
+        self._part_time = 0.0
+        self._part_seq = -1
 
-    def run(self) -> None:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-                sock.sendall(f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        raise ConnectionError("closed before the response head")
-                    head += chunk
-                head, _, rest = head.partition(b"\r\n\r\n")
+    def feed(self, data: memoryview, now: float) -> None:
+        pos, size = 0, len(data)
+        while pos < size:
+            if self._state == _BODY:  # PERF: the bulk of the bytes are counted, not copied
+                take = min(self._remaining, size - pos)
+                if self._jpeg is not None:
+                    self._jpeg += data[pos : pos + take]
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    self._part_done(bytes(self._jpeg) if self._jpeg is not None else None)
+                    self._state = _SEEK
+                continue
+            self._carry += data[pos:]
+            pos = size
+            self._parse_text(now)
+
+    def _parse_text(self, now: float) -> None:
+        carry = self._carry
+        while True:
+            if self._state == _HEAD:
+                end = carry.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = bytes(carry[:end])
+                del carry[: end + 4]
                 boundary = head.split(b"boundary=", 1)[1].split(b"\r\n", 1)[0].strip(b'"')
-                delimiter = b"--" + boundary
-                keep = len(delimiter) - 1
-                buffer = bytearray(1 << 20)
-                view = memoryview(buffer)
-                buffer[: len(rest)] = rest
-                filled = len(rest)
-                sock.settimeout(1.0)
-                while not self.stop.is_set():
-                    self.frames += buffer.count(delimiter, 0, filled)
-                    tail = buffer[max(0, filled - keep) : filled]
-                    buffer[: len(tail)] = tail
-                    try:
-                        got = sock.recv_into(view[len(tail) :])
-                    except TimeoutError:
-                        filled = len(tail)
-                        continue
-                    if not got:
-                        raise ConnectionError("the server closed the stream")
-                    filled = len(tail) + got
-        except Exception as exc:  # reported in the table, unless we were stopping
-            if not self.stop.is_set():
-                self.error = f"{type(exc).__name__}: {exc}"
+                self._delimiter = b"--" + boundary
+                self._state = _SEEK
+            elif self._state == _SEEK:
+                at = carry.find(self._delimiter)
+                if at < 0 or carry.find(b"\n", at) < 0:
+                    if at < 0:
+                        del carry[: max(0, len(carry) - len(self._delimiter))]
+                    return
+                del carry[: carry.find(b"\n", at) + 1]
+                self._state = _HEADERS
+                self._part_time = now if carry else 0.0
+            elif self._state == _HEADERS:
+                if not carry:
+                    return
+                if not self._part_time:
+                    self._part_time = now
+                end = carry.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                length, self._part_seq = -1, -1
+                for line in bytes(carry[:end]).split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                    elif name.strip().lower() == b"x-frame":
+                        self._part_seq = int(value)
+                del carry[: end + 4]
+                cached = self.probe is not None and self._part_seq in self.probe.colours
+                self._jpeg = bytearray() if self._wants_decode() and not cached else None
+                if length >= 0:
+                    self._state, self._remaining = _BODY, length
+                    take = min(length, len(carry))
+                    if self._jpeg is not None:
+                        self._jpeg += carry[:take]
+                    del carry[:take]
+                    self._remaining -= take
+                    if self._remaining:
+                        return
+                    self._part_done(bytes(self._jpeg) if self._jpeg is not None else None)
+                    self._state = _SEEK
+                else:
+                    self._state = _SCAN
+            else:  # _SCAN: a part without Content-Length ends where the next delimiter starts
+                at = carry.find(b"\r\n" + self._delimiter)
+                if at < 0:
+                    return
+                self._part_done(bytes(carry[:at]) if self._jpeg is not None else None)
+                del carry[: at + 2]
+                self._state = _SEEK
+
+    def _wants_decode(self) -> bool:
+        probe = self.probe
+        return probe is not None and len(probe.changes) > self.next_change and probe.changes[self.next_change][0] < self._part_time
+
+    def _part_done(self, jpeg: bytes | None) -> None:
+        self.frames += 1
+        if self._part_seq >= 0:
+            self.seqs.append(self._part_seq)
+        probe = self.probe
+        if probe is None or not self._wants_decode():
+            return
+        if self._part_seq in probe.colours:
+            pixel = probe.colours[self._part_seq]
+        elif jpeg is not None:
+            pixel = probe_colour(jpeg)
+            if self._part_seq >= 0:
+                probe.colours[self._part_seq] = pixel
+        else:
+            return
+        if pixel is None:
+            return
+        changes = probe.changes
+        # the newest change before this part whose colour it shows; the ones before it were missed
+        for index in range(len(changes) - 1, self.next_change - 1, -1):
+            when, colour = changes[index]
+            if when < self._part_time and close_to(pixel, probe_rgb(colour)):
+                self.latencies.append(self._part_time - when)
+                self.next_change = index + 1
+                return
+
+
+def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing: int, link: bool = False) -> list[Viewer]:
+    """``count`` viewers of ``path``; the first ``probing`` time the probe's changes.
+
+    ``link``: buffer as a connection over a network would (an Ethernet
+    segment size, a small receive buffer), not as loopback does (4 MiB of
+    server send buffer at once, tens of stale frames for a slow reader).
+    """
+    viewers = []
+    for index in range(count):
+        sock = socket.socket()
+        if link:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        # HTTP/1.0: the body ends with the connection, no chunked framing to undo
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        sock.setblocking(False)
+        viewers.append(Viewer(sock, probe if index < probing else None))
+    return viewers
+
+
+def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
+    """Read every viewer's stream until ``stop``.
+
+    A slow viewer (``viewer.slow`` seconds) stops reading for that long
+    after each part it completes, and reads 16 KiB at a time.
+    """
+    selector = selectors.DefaultSelector()
+    buffers = {}
+    for viewer in viewers:
+        selector.register(viewer.sock, selectors.EVENT_READ, viewer)
+        buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else 1 << 20))
+    paused: dict[Viewer, float] = {}  # slow viewers not reading, and until when
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            for viewer, until in list(paused.items()):
+                if until <= now:
+                    del paused[viewer]
+                    selector.register(viewer.sock, selectors.EVENT_READ, viewer)
+            timeout = min([0.05] + [until - now for until in paused.values()])
+            events = selector.select(max(0.0, timeout))
+            now = time.monotonic()
+            for key, _ in events:
+                viewer = key.data
+                view = buffers[viewer]
+                try:
+                    got = viewer.sock.recv_into(view)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    if not stop.is_set():  # the server is stopped after `stop`: not a failure then
+                        viewer.error = f"{type(exc).__name__}: {exc}"
+                    selector.unregister(viewer.sock)
+                    continue
+                if not got:
+                    if not stop.is_set():
+                        viewer.error = "the server closed the stream"
+                    selector.unregister(viewer.sock)
+                    continue
+                before = viewer.frames
+                viewer.feed(view[:got], now)
+                if viewer.slow and viewer.frames > before:
+                    selector.unregister(viewer.sock)
+                    paused[viewer] = now + viewer.slow
+    finally:
+        selector.close()
+        for viewer in viewers:
+            viewer.sock.close()
 
 
 # -- one scenario --------------------------------------------------------------------------
 
 
 @dataclass
-class Result:
-    design: str
+class Scenario:
+    design: str  # "restkit" or "seed"
     viewers: int
-    fps_setting: str
+    fps: float | None  # restkit's --fps (0: as fast as it can); None for the seed (a busy loop)
+    query: str = ""  # restkit: ?fps=&width=&quality= for every viewer
+    slow: int = 0  # extra viewers that read at a tenth of the stream's rate
+
+    @property
+    def fps_setting(self) -> str:
+        return "(busy loop)" if self.fps is None else "max" if not self.fps else f"{self.fps:g}"
+
+
+@dataclass
+class Result:
+    scenario: Scenario
     received_min: float
     received_mean: float
-    captured: float
+    slow_received: float
+    slow_skipped: float  # frames the slow viewers skipped between two they read, on average
+    latency: dict[str, float]  # p50/p99 ms, screen change to first byte, over the probing viewers
+    server_latency: dict[str, float]  # restkit's /stats: grab start to handed to the connection
+    new_frames: float
     grabbed: float
     cpu: float
+    stage_ms: dict[str, float]  # CPU ms per run of each stage (restkit)
     machine: float
     errors: int
+    failures: list[str]
 
 
 def free_port() -> int:
@@ -199,12 +452,40 @@ def wait_until_up(port: int, process: "subprocess.Popen[bytes]", timeout: float 
     raise RuntimeError("the server did not answer in time")
 
 
-def run_scenario(design: str, viewers: int, fps: float | None, seconds: float, env: dict[str, str]) -> Result:
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "samples": 0}
+    ordered = sorted(values)
+    return {"p50": 1000 * percentile(ordered, 0.50), "p99": 1000 * percentile(ordered, 0.99), "samples": len(ordered)}
+
+
+def mean_skip(runs: list[list[int]]) -> float:
+    gaps = [b - a - 1 for seqs in runs for a, b in itertools.pairwise(seqs)]
+    return sum(gaps) / len(gaps) if gaps else float("nan")
+
+
+def stage_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """CPU ms per run of each stage between two /stats, and the rest of the process per frame sent."""
+    seconds0, seconds1 = before["cpu_seconds"], after["cpu_seconds"]
+    runs = {"grab": "frames_captured", "compare": "frames_captured", "convert": "frames_changed", "encode": "frames_encoded"}
+    costs = {}
+    for stage, counter in runs.items():
+        count = after[counter] - before[counter]
+        costs[stage] = 1000 * (seconds1[stage] - seconds0[stage]) / count if count else 0.0
+    stages = sum(seconds1[s] - seconds0[s] for s in runs)
+    sent = after["frames_sent"] - before["frames_sent"]
+    costs["serve per frame sent"] = 1000 * (seconds1["process"] - seconds0["process"] - stages) / sent if sent else 0.0
+    return costs
+
+
+def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe) -> Result:
     port = free_port()
-    if design == "restkit":
-        command = [sys.executable, "-m", "examples.screencast", "--port", str(port), "--quality", "70", "--fps", str(fps)]
-        path = "/stream"
-        counter = "frames_encoded"
+    probe.colours.clear()  # frame numbers start again with each server
+    if scenario.design == "restkit":
+        command = [sys.executable, "-m", "examples.screencast", "--port", str(port), "--quality", "70",
+                   "--fps", str(scenario.fps), "--timeout", "60"]
+        path = "/stream" + (f"?{scenario.query}" if scenario.query else "")
+        counter = "frames_changed"
     else:
         command = [sys.executable, "benchmarks/seed_screencast.py", "--port", str(port)]
         path = "/video_feed"
@@ -212,49 +493,54 @@ def run_scenario(design: str, viewers: int, fps: float | None, seconds: float, e
     log = tempfile.TemporaryFile()
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     stop = threading.Event()
-    readers = [Viewer(port, path, stop) for _ in range(viewers)]
+    readers: list[Viewer] = []
     try:
         try:
             wait_until_up(port, server)
         except RuntimeError as exc:
             log.seek(0)
-            raise RuntimeError(f"{design} server: {exc}:\n{log.read()[-2000:].decode(errors='replace')}") from None
-        for reader in readers:
-            reader.start()
-        warm_until = time.monotonic() + 5
+            raise RuntimeError(f"{scenario.design} server: {exc}:\n{log.read()[-2000:].decode(errors='replace')}") from None
+        readers = open_viewers(port, path, scenario.viewers, probe, probing=16)
+        slow = open_viewers(port, path, scenario.slow, None, probing=0, link=True)
+        for viewer in slow:
+            viewer.slow = 10 / (scenario.fps or 60)  # a tenth of the stream's frame rate
+        loop = threading.Thread(target=read_streams, args=(readers + slow, stop), daemon=True)
+        loop.start()
+        warm_until = time.monotonic() + 8
         while time.monotonic() < warm_until and not all(r.frames >= 2 or r.error for r in readers):
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(1.0)
         frames0 = [r.frames for r in readers]
+        slow0 = [r.frames for r in slow]
+        latencies0 = [len(r.latencies) for r in readers]
         cpu0, stats0, t0, machine0 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
         time.sleep(seconds)
         frames1 = [r.frames for r in readers]
+        slow1 = [r.frames for r in slow]
         cpu1, stats1, t1, machine1 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
+        latencies = [x for r, start in zip(readers, latencies0) for x in r.latencies[start:]]
     finally:
         stop.set()
-        server.terminate()
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        for reader in readers:
-            if reader.is_alive():
-                reader.join(3)
+        stop_all([server])
         log.close()
     elapsed = t1 - t0
     rates = [(b - a) / elapsed for a, b in zip(frames0, frames1)]
+    slow_rates = [(b - a) / elapsed for a, b in zip(slow0, slow1)]
     return Result(
-        design=design,
-        viewers=viewers,
-        fps_setting="max" if not fps else f"{fps:g}",
+        scenario=scenario,
         received_min=min(rates),
         received_mean=sum(rates) / len(rates),
-        captured=(stats1[counter] - stats0[counter]) / elapsed,
+        slow_received=sum(slow_rates) / len(slow_rates) if slow_rates else float("nan"),
+        slow_skipped=mean_skip([v.seqs for v in slow]),
+        latency=percentiles(latencies),
+        server_latency=stats1.get("latency_ms", {}),
+        new_frames=(stats1[counter] - stats0[counter]) / elapsed,
         grabbed=(stats1["frames_captured"] - stats0["frames_captured"]) / elapsed,
         cpu=100 * (cpu1 - cpu0) / elapsed,
+        stage_ms=stage_costs(stats0, stats1) if "cpu_seconds" in stats1 else {},
         machine=100 * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]),
         errors=sum(1 for r, rate in zip(readers, rates) if r.error or rate == 0),
+        failures=sorted({r.error for r in readers if r.error}),
     )
 
 
@@ -268,7 +554,7 @@ def free_display() -> int:
     raise RuntimeError("no free X display number between :90 and :199")
 
 
-def start_screen(width: int, height: int) -> tuple[list["subprocess.Popen[bytes]"], dict[str, str]]:
+def start_screen(width: int, height: int) -> tuple[list["subprocess.Popen[Any]"], dict[str, str], Probe]:
     number = free_display()
     xvfb = subprocess.Popen(
         ["Xvfb", f":{number}", "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp", "-noreset"],
@@ -281,31 +567,60 @@ def start_screen(width: int, height: int) -> tuple[list["subprocess.Popen[bytes]
             raise RuntimeError("Xvfb did not start")
         time.sleep(0.05)
     env = dict(os.environ, DISPLAY=f":{number}", PYTHONPATH=str(ROOT))
-    painter = subprocess.Popen([sys.executable, __file__, "--paint", f"{width}x{height}"], env=env)
+    painter = subprocess.Popen([sys.executable, __file__, "--paint", f"{width}x{height}"], env=env,
+                               stdout=subprocess.PIPE, text=True)
+    probe = Probe(painter)
     time.sleep(1.5)
     if painter.poll() is not None:
         xvfb.terminate()
         raise RuntimeError("the painter (tkinter) did not start")
-    return [painter, xvfb], env
+    return [painter, xvfb], env, probe
+
+
+def stop_all(processes: list["subprocess.Popen[Any]"]) -> None:
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def race(runs: int, width: int, height: int, no_seed: bool) -> int:
     """Start 16 viewers at once, ``runs`` times per design; count runs where a viewer got nothing."""
-    processes, env = start_screen(width, height)
+    processes, env, probe = start_screen(width, height)
     frozen: dict[str, int] = {}
     try:
         for design in ["restkit"] + ([] if no_seed else ["seed"]):
             frozen[design] = 0
             for _ in range(runs):
-                result = run_scenario(design, 16, 30.0 if design == "restkit" else None, 1.0, env)
+                result = run_scenario(Scenario(design, 16, 30.0 if design == "restkit" else None), 1.0, env, probe)
                 frozen[design] += result.errors > 0
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(5)
+        stop_all(processes)
     for design, count in frozen.items():
         print(f"{design}: {count} of {runs} runs with 16 viewers had viewers that received nothing")
     return 1 if frozen.get("restkit") else 0
+
+
+def scenarios(quick: bool, no_seed: bool) -> list[Scenario]:
+    if quick:
+        chosen = [Scenario("restkit", 1, 30.0), Scenario("restkit", 2, 60.0), Scenario("restkit", 1, 0.0)]
+        seed = [Scenario("seed", 1, None), Scenario("seed", 2, None)]
+    else:
+        chosen = [Scenario("restkit", n, fps) for fps in (30.0, 60.0) for n in (1, 16, 64)]
+        chosen += [
+            Scenario("restkit", 16, 60.0, slow=1),  # a viewer reading at a tenth of the rate beside 16
+            Scenario("restkit", 16, 60.0, query="width=960&quality=50"),  # one shared smaller variant
+            Scenario("restkit", 1, 0.0),
+        ]
+        seed = [Scenario("seed", n, None) for n in (1, 16, 64)]
+    return chosen + ([] if no_seed else seed)
+
+
+def fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"  # NaN: nothing measured
 
 
 def main() -> int:
@@ -314,6 +629,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="measuring time per scenario (default 8)")
     parser.add_argument("--size", default="1920x1080", help="screen size (default 1920x1080)")
     parser.add_argument("--no-seed", action="store_true", help="skip the seed's Flask design")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each scenario N times and keep the run whose viewers got the most frames "
+                             "(on a shared machine, the one least disturbed)")
+    parser.add_argument("--only", default="", help="run only the scenarios whose description contains this")
     parser.add_argument("--race", type=int, metavar="N", default=0, help="instead: start each design N times with 16 viewers at once, count runs where viewers froze")
     parser.add_argument("--paint", metavar="WxH", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -324,46 +643,54 @@ def main() -> int:
     if not shutil.which("Xvfb"):
         print("screencast benchmark: Xvfb is not installed (Debian: apt-get install xvfb)", file=sys.stderr)
         return 2
-    seconds = args.seconds or (2.0 if args.quick else 8.0)
-    if args.quick:
-        scenarios: list[tuple[str, int, float | None]] = [("restkit", 1, 30.0), ("restkit", 2, 30.0), ("restkit", 1, 0.0)]
-        seed_scenarios: list[tuple[str, int, float | None]] = [("seed", 1, None), ("seed", 2, None)]
-    else:
-        scenarios = [("restkit", 1, 30.0), ("restkit", 4, 30.0), ("restkit", 16, 30.0), ("restkit", 1, 0.0)]
-        seed_scenarios = [("seed", 1, None), ("seed", 4, None), ("seed", 16, None)]
-    if not args.no_seed:
-        scenarios += seed_scenarios
     if args.race:
         return race(args.race, width, height, args.no_seed)
-    processes, env = start_screen(width, height)
+    seconds = args.seconds or (2.0 if args.quick else 8.0)
+    chosen = [s for s in scenarios(args.quick, args.no_seed) if args.only in f"{s.design} {s.viewers} {s.fps_setting} {s.query} slow={s.slow}"]
+    processes, env, probe = start_screen(width, height)
     results: list[Result] = []
+    load = os.getloadavg()
     try:
-        for design, viewers, fps in scenarios:
-            result = run_scenario(design, viewers, fps, seconds, env)
-            results.append(result)
+        for scenario in chosen:
+            runs = [run_scenario(scenario, seconds, env, probe) for _ in range(max(1, args.repeat))]
+            r = max(runs, key=lambda run: run.received_mean)
+            results.append(r)
             print(
-                f"{result.design:8} viewers={result.viewers:<3} fps={result.fps_setting:<4} "
-                f"received/viewer min {result.received_min:6.1f} mean {result.received_mean:6.1f}  "
-                f"new frames {result.captured:6.1f}/s  grabs {result.grabbed:6.1f}/s  cpu {result.cpu:5.1f}%  machine busy {result.machine:3.0f}%  failed viewers {result.errors}",
-                file=sys.stderr,
-                flush=True,
+                f"{scenario.design:8} viewers={scenario.viewers:<3} fps={scenario.fps_setting:<5} {scenario.query or ''}"
+                f"{' +1 slow' if scenario.slow else ''} received/viewer min {r.received_min:6.1f} mean {r.received_mean:6.1f}"
+                f" latency p50 {fmt(r.latency['p50'])} p99 {fmt(r.latency['p99'])} ms (n={r.latency['samples']})"
+                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}",
+                file=sys.stderr, flush=True,
             )
     finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    print(f"\nscreencast on a {width}x{height} Xvfb screen with moving content, {os.cpu_count()} CPUs, {seconds:g} s per scenario, JPEG quality 70 (seed: 100, resized to 1366x750)\n")
-    print("| design | --fps | viewers | received fps per viewer (min / mean) | new frames encoded/s | screen grabs/s | server CPU (% of a core) | whole machine busy (% of all cores) | viewers with no frames |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        stop_all(processes)
+    load_after = os.getloadavg()
+    print(f"\nscreencast on a {width}x{height} Xvfb screen with moving content, {os.cpu_count()} CPUs, {seconds:g} s per scenario, "
+          f"JPEG quality 70 (seed: 100, resized to 1366x750); best of {max(1, args.repeat)} run(s) per scenario; "
+          f"load average {load[0]:.2f} before, {load_after[0]:.2f} after\n")
+    print("| design | --fps | viewers | received fps per viewer (min / mean) | slow viewer fps (frames skipped between two) | latency p50 / p99 ms (screen to first byte) "
+          "| server frame age p50 / p99 ms | new frames/s | grabs/s | server CPU (% of a core) | whole machine busy (% of all cores) | viewers with no frames |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
+        s = r.scenario
+        who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
+        age = f"{r.server_latency['p50']:.1f} / {r.server_latency['p99']:.1f}" if r.server_latency else "-"
         print(
-            f"| {r.design} | {r.fps_setting if r.design == 'restkit' else '(busy loop)'} | {r.viewers} | "
-            f"{r.received_min:.1f} / {r.received_mean:.1f} | {r.captured:.1f} | {r.grabbed:.1f} | {r.cpu:.0f} | {r.machine:.0f} | {r.errors} |"
+            f"| {s.design} | {s.fps_setting} | {who} | {r.received_min:.1f} / {r.received_mean:.1f} | {fmt(r.slow_received)} ({fmt(r.slow_skipped)}) | "
+            f"{fmt(r.latency['p50'])} / {fmt(r.latency['p99'])} | {age} | {r.new_frames:.1f} | {r.grabbed:.1f} | {r.cpu:.0f} | {r.machine:.0f} | {r.errors} |"
         )
-    return 1 if any(r.errors for r in results if r.design == "restkit") else 0
+    staged = [r for r in results if r.stage_ms]
+    if staged:
+        names = list(staged[0].stage_ms)
+        print("\nCPU per stage (ms of CPU per run: grab and compare per grab, convert per changed grab, encode per JPEG, "
+              "the rest of the server process per frame sent)\n")
+        print("| --fps | viewers | " + " | ".join(names) + " |")
+        print("|---|---|" + "---|" * len(names))
+        for r in staged:
+            s = r.scenario
+            who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
+            print(f"| {s.fps_setting} | {who} | " + " | ".join(f"{r.stage_ms[n]:.2f}" for n in names) + " |")
+    return 1 if any(r.errors for r in results if r.scenario.design == "restkit") else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ Every route becomes an operation:
   plus the route's ``errors=[401, 409, ...]``, all with the ``Error`` schema;
 * tags from ``tags=`` (or ``Router(tags=...)``), else the first path segment
   after a version prefix such as ``/v1``;
+* ``deprecated: true`` from ``deprecated=True`` (or ``Router(defaults={"deprecated": True})``
+  for a whole version);
 * ``security=[{"bearerAuth": []}]`` names the schemes of
   ``App(security_schemes=...)`` an operation needs; ``header_params=["If-Match"]``
   documents request headers.
@@ -256,6 +258,8 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         op["summary"] = summary
     if description:
         op["description"] = description
+    if route.options.get("deprecated"):
+        op["deprecated"] = True
     parameters: list[dict[str, Any]] = []
     for segment in route.segments:
         if isinstance(segment, Param):

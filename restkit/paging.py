@@ -170,7 +170,8 @@ class Paging(Feature):
         default_sort: the sort field when the client names none (default: the first of ``sort``).
         default_order: ``"asc"`` or ``"desc"``.
         filters: the fields a client may filter by, one query parameter each.
-        max_offset: the largest offset (default: the largest SQL integer).
+        max_offset: the largest offset (default: the largest SQL integer); ``page`` goes up to
+            ``max_offset // max_limit + 1`` whatever ``per_page`` is, one bound the document can state.
     """
 
     option = "paging"
@@ -204,6 +205,8 @@ class Paging(Feature):
         if clash:
             raise ValueError(f"filters may not be named {', '.join(sorted(clash))}")
         self.max_offset = max_offset
+        #: the largest page number, for the largest page: the same for every per_page
+        self.max_page = max_offset // max_limit + 1
 
     def read(self, request: Request) -> Page:
         """The page ``request`` asks for.
@@ -226,8 +229,8 @@ class Paging(Feature):
         by_page = per_page is not None or number is not None
         if by_page:
             limit = self.default_limit if per_page is None else _integer("per_page", per_page, 1, self.max_limit)
-            # the page must end below max_offset
-            page = 1 if number is None else _integer("page", number, 1, self.max_offset // limit)
+            # one bound for every page size (the document's maximum): the page starts below max_offset
+            page = 1 if number is None else _integer("page", number, 1, self.max_page)
             offset = (page - 1) * limit
         if not by_page or "limit" in values or "offset" in values:
             text = get("limit")
@@ -263,7 +266,7 @@ class Paging(Feature):
         parameters = [
             ("limit", limit, "items per page, with offset"),
             ("offset", {"type": "integer", "minimum": 0, "maximum": self.max_offset}, "items to skip, with limit"),
-            ("page", {"type": "integer", "minimum": 1}, "page number, with per_page"),
+            ("page", {"type": "integer", "minimum": 1, "maximum": self.max_page}, "page number, with per_page"),
             ("per_page", limit, "items per page, with page"),
         ]
         if self.sort:
@@ -275,13 +278,20 @@ class Paging(Feature):
             context.add_parameter(
                 operation, {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
             )
-        # a query= model's parameters won (their types), but the styles and defaults are the paging's
+        # a query= model's parameters won (their types), but the styles, defaults and bounds are the paging's:
+        # a value the model allows and the paging refuses would be a valid request answered 400
         defaults = {"limit": self.default_limit, "offset": 0, "page": 1, "per_page": self.default_limit}
+        bounds = {"limit": (1, self.max_limit), "offset": (0, self.max_offset), "page": (1, self.max_page),
+                  "per_page": (1, self.max_limit)}
         for parameter in operation["parameters"]:
             name = parameter["name"]
             if parameter["in"] == "query" and name in defaults:
-                schema = parameter["schema"] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
-                said = parameter.get("description") or schema.get("description") or name
+                own: dict[str, Any] = {k: v for k, v in parameter.get("schema", {}).items() if k != "default"}
+                low, high = bounds[name]
+                own["minimum"] = max(own.get("minimum", low), low)
+                own["maximum"] = min(own.get("maximum", high), high)
+                parameter["schema"] = own
+                said = parameter.get("description") or own.get("description") or name
                 parameter["description"] = f"{said} (default {defaults[name]}). {_STYLES}"
         styles = [list(_OFFSET_STYLE), list(_PAGE_STYLE)]
         operation["x-restkit-paging"] = {"styles": styles, "default_limit": self.default_limit}

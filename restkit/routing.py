@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         security: Iterable[Mapping[str, Iterable[str]]]
         header_params: Iterable[str]
         include_in_schema: bool
+        deprecated: bool
         app_features: bool
         auth: Any
         rate_limit: Any
@@ -127,6 +128,8 @@ ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     ),
     "header_params": OptionSpec(_strings, "a list of header names, e.g. ['If-Match']"),
     "include_in_schema": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
+    # True: the API document marks the operation ``deprecated`` (the route still answers)
+    "deprecated": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
     # False: none of the app-wide features (app.use) apply, only those the route names.
     "app_features": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
     # The features of restkit.feature: an instance, or None to turn off the app's.
@@ -587,7 +590,8 @@ class Router:
                 checked against ``Accept``), ``body``/``query`` (typed
                 models, see :mod:`restkit.validation`), ``partial``,
                 ``unknown_fields``, ``responses``, ``errors``, ``tags``,
-                ``security``, ``header_params``, ``include_in_schema``; the
+                ``security``, ``header_params``, ``include_in_schema``,
+                ``deprecated``; the
                 features ``auth``, ``rate_limit``, ``conditional``,
                 ``paging``, and ``app_features=False`` to leave out the
                 app-wide ones (see :mod:`restkit.feature`).

@@ -5,6 +5,7 @@ The real X server and the real browser are in test_examples_screencast_x11.py.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import itertools
@@ -23,7 +24,8 @@ import pytest
 Image = pytest.importorskip("PIL.Image", reason="the screencast example needs Pillow")
 
 from examples.screencast import Broadcaster, PatternSource, make_app  # noqa: E402
-from examples.screencast.capture import CaptureError, Frame, NoScreenError, RawImage, encode_jpeg  # noqa: E402
+from examples.screencast.broadcaster import Frame  # noqa: E402
+from examples.screencast.capture import CaptureError, NoScreenError, RawImage, encode_jpeg  # noqa: E402
 from tests.conftest import free_port, make_client  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,12 +238,17 @@ def test_stats_fields(hubs: Callable[..., Broadcaster]) -> None:
         "viewers": 0,
         "fps": 0.0,
         "frames_captured": 0,
+        "frames_changed": 0,
         "frames_encoded": 0,
         "frames_sent": 0,
         "frame_bytes": 0,
         "width": 0,
         "height": 0,
         "quality": 60,
+        "variants": 0,
+        "latency_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0},
+        "cpu_seconds": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0, "process": stats["cpu_seconds"]["process"]},
+        "cpu_ms_per_run": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0},
         "source": "pattern",
         "capturing": False,
         "error": None,
@@ -251,6 +258,118 @@ def test_stats_fields(hubs: Callable[..., Broadcaster]) -> None:
     assert stats["capturing"] is True
     assert (stats["width"], stats["height"]) == (640, 360)
     assert stats["frame_bytes"] > 0 and stats["frames_captured"] >= 1
+    assert stats["frames_changed"] >= 1 and stats["frames_encoded"] >= 1
+    assert stats["cpu_seconds"]["encode"] > 0 and stats["cpu_ms_per_run"]["encode"] > 0
+    assert stats["cpu_seconds"]["process"] >= stats["cpu_seconds"]["encode"]
+
+
+def test_frame_ages_are_measured_per_frame_sent(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source)
+    viewers = [hub.frames() for _ in range(3)]
+    for _ in range(2):
+        source.step()
+        for viewer in viewers:
+            next(viewer)
+    latency = hub.stats()["latency_ms"]
+    assert latency["samples"] == 6 and hub.frames_sent == 6
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    for viewer in viewers:
+        viewer.close()
+
+
+# -- variants: per viewer width, quality and frame rate -------------------------------------
+
+
+def test_viewers_of_one_variant_share_its_encoding_and_others_get_their_own(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source, quality=70)
+    full = [hub.frames() for _ in range(2)]
+    small = [hub.frames(width=8, quality=40) for _ in range(2)]
+    source.step()
+    frames = [next(v) for v in full + small]
+    assert frames[0] is frames[1] and frames[2] is frames[3]  # one encoding per variant, shared
+    assert (frames[0].width, frames[2].width) == (16, 8)
+    assert frames[0].jpeg != frames[2].jpeg
+    assert hub.frames_encoded == 2 and hub.stats()["variants"] == 2
+    for viewer in small:
+        viewer.close()
+    assert hub.stats()["variants"] == 1  # nobody watches it: its frame is forgotten
+    for viewer in full:
+        viewer.close()
+
+
+def test_a_width_beyond_the_screen_is_the_full_size_variant(hubs: Callable[..., Broadcaster]) -> None:
+    source = StepSource()
+    hub = hubs(source)
+    first = hub.frames()
+    source.step()
+    frame = next(first)
+    wide = hub.frames(width=4000)  # no upscaling: the same variant as the full size
+    assert next(wide) is frame and hub.frames_encoded == 1
+    first.close()
+    wide.close()
+
+
+def test_a_viewer_with_a_lower_frame_rate_skips_frames(hubs: Callable[..., Broadcaster]) -> None:
+    hub = hubs(PatternSource(64, 36), fps=50)
+    thinned = hub.frames(fps=2)  # one frame every half second from a capture of 50 a second
+    seqs = [next(thinned).seq for _ in range(3)]
+    assert seqs[1] - seqs[0] >= 2 and seqs[2] - seqs[1] >= 2, seqs
+    thinned.close()
+
+
+def test_each_part_is_framed_once_with_its_number() -> None:
+    from examples.screencast.broadcaster import Grab, _frame, first_part
+
+    image = Image.new("RGB", (32, 18), (200, 10, 10))
+    frame = _frame(Grab(7, image, 0.0), 70, None)
+    head, _, rest = frame.part.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [b"Content-Type: image/jpeg", b"X-Frame: 7", b"Content-Length: %d" % len(frame.jpeg)]
+    assert rest == frame.jpeg + b"\r\n" + first_part()  # the delimiter follows the picture at once
+    assert first_part() == b"--restkitframe\r\n"
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [("fps=0", "fps"), ("fps=abc", "fps"), ("fps=1000", "fps"), ("width=8", "width"), ("width=1.5", "width"),
+     ("quality=0", "quality"), ("quality=96", "quality"), ("quality=high", "quality"), ("speed=1", "speed")],
+    ids=["fps-0", "fps-text", "fps-too-high", "width-too-small", "width-fraction", "quality-0", "quality-96",
+         "quality-text", "unknown"],
+)
+def test_stream_choices_that_make_no_sense_are_400_naming_the_parameter(
+    hubs: Callable[..., Broadcaster], query: str, parameter: str
+) -> None:
+    hub = hubs(PatternSource())
+    response = make_client(make_app(hub)).get(f"/stream?{query}", status=400)
+    assert parameter in response.json["details"], response.json
+    assert response.json["error"].startswith(f"invalid query parameter(s): {parameter}: ")
+    assert hub.viewers == 0 and not hub.capturing
+
+
+@contextlib.contextmanager
+def streaming(port: int, path: str) -> Iterator[http.client.HTTPResponse]:
+    """The response to ``GET path``, closed (with its connection) afterwards."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    try:
+        assert response.status == 200
+        yield response
+    finally:
+        response.close()  # http.client keeps the socket open while the response is
+        connection.close()
+
+
+def test_stream_choices_reach_the_viewer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    with streaming(server.port, "/stream?width=320&quality=30&fps=10") as response:
+        (headers, body), = read_parts(response, 1)
+        assert Image.open(io.BytesIO(body)).size == (320, 180)
+        assert int(headers["x-frame"]) >= 1
+        assert hub.stats()["variants"] == 1
+    wait_for(lambda: hub.viewers == 0, what="the viewer to leave")
 
 
 def test_snapshot_is_a_jpeg_of_the_picture(hubs: Callable[..., Broadcaster]) -> None:
@@ -278,6 +397,13 @@ def test_page_shows_the_stream_and_refreshes_stats(hubs: Callable[..., Broadcast
     refused = client.get("/", headers={"Accept": "application/json"}, status=406)
     assert "text/html" in refused.json["error"]
     assert client.get("/").status_int == 200
+
+
+def test_page_passes_its_choices_on_to_its_stream(hubs: Callable[..., Broadcaster]) -> None:
+    client = make_client(make_app(hubs(PatternSource())))
+    page = client.get("/?width=640&fps=10").text
+    assert '<img id="screen" alt="the shared screen" src="/stream?fps=10&amp;width=640">' in page
+    assert "width" in client.get("/?width=1", status=400).json["details"]
 
 
 def test_page_links_follow_the_mount_point(hubs: Callable[..., Broadcaster]) -> None:
@@ -311,11 +437,7 @@ def read_parts(response: http.client.HTTPResponse, count: int) -> list[tuple[dic
 def test_stream_over_a_socket_while_other_routes_answer(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
     hub = hubs(PatternSource(), fps=30)
     server = live_server(make_app(hub))
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    connection.request("GET", "/stream")
-    response = connection.getresponse()
-    try:
-        assert response.status == 200
+    with streaming(server.port, "/stream") as response:
         assert response.getheader("Content-Type") == "multipart/x-mixed-replace; boundary=restkitframe"
         for headers, body in read_parts(response, 3):
             assert headers["content-type"] == "image/jpeg"
@@ -330,9 +452,6 @@ def test_stream_over_a_socket_while_other_routes_answer(hubs: Callable[..., Broa
         other.request("GET", "/", headers={"Accept": "text/html"})
         assert b"<img" in other.getresponse().read()
         other.close()
-    finally:
-        response.close()  # http.client keeps the socket open while the response is
-        connection.close()
     # the client went away: the server's next write fails and the viewer leaves
     wait_for(lambda: hub.viewers == 0, what="the viewer to be cleaned up")
     wait_for(lambda: not capture_threads(hub.name), what="capture to stop after the idle time")
@@ -478,3 +597,66 @@ def test_page_says_still_and_escapes_what_it_inserts(hubs: Callable[..., Broadca
     assert 'src="/a%26b/stream"' in page
     assert 'fetch("/a%26b/stats", ' in page
     assert 'stats.capturing && stats.fps < 1 ? "still"' in page
+
+
+def test_settings_come_from_the_environment_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from examples.screencast.__main__ import parse
+
+    monkeypatch.setenv("SCREENCAST_FPS", "60")
+    monkeypatch.setenv("SCREENCAST_TIMEOUT", "5")
+    monkeypatch.setenv("SCREENCAST_WIDTH", "1280")
+    args = parse(["--fps", "24"])
+    assert (args.fps, args.timeout, args.width, args.quality) == (24.0, 5.0, 1280, 70)
+
+
+def test_a_malformed_setting_is_one_message_and_exit_status_2() -> None:
+    env = dict(os.environ, SCREENCAST_FPS="fast")
+    result = run_cli("--source", "pattern", env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "SCREENCAST_FPS: got 'fast'; expected a finite number" in result.stderr
+
+
+# -- the example's README says what the code does ---------------------------------------------
+
+EXAMPLE_README = (ROOT / "examples" / "screencast" / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_stats_sample_has_every_field_stats_gives(hubs: Callable[..., Broadcaster]) -> None:
+    import json
+
+    sample = EXAMPLE_README.split("$ curl -s http://127.0.0.1:8000/stats", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    shown = json.loads(sample)
+    stats = make_client(make_app(hubs(PatternSource()))).get("/stats").json
+    assert list(shown) == list(stats)
+    for key in ("latency_ms", "cpu_seconds", "cpu_ms_per_run"):
+        assert list(shown[key]) == list(stats[key])
+
+
+def test_readme_options_table_lists_every_option_and_variable() -> None:
+    from examples.screencast.settings import PREFIX, ScreencastSettings
+    from restkit.settings import describe
+
+    table = EXAMPLE_README.split("| option | variable | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    helped = subprocess.run([sys.executable, "-m", "examples.screencast", "--help"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=30).stdout
+    variables = [line.split()[0] for line in describe(ScreencastSettings, PREFIX).splitlines()[1:]]
+    for variable in variables:
+        option = "--" + variable.removeprefix(PREFIX).lower()
+        assert f"`{option}`" in table and f"`{variable}`" in table, variable
+        assert option in helped and variable in helped
+
+
+def test_readme_stream_error_example_is_what_the_app_says(hubs: Callable[..., Broadcaster]) -> None:
+    import json
+
+    shown = json.loads(EXAMPLE_README.split("A value out of range, or another parameter, is `400 ", 1)[1].split("`", 1)[0])
+    assert make_client(make_app(hubs(PatternSource()))).get("/stream?fps=0", status=400).json == shown
+
+
+def test_readme_stream_choices_example_is_served(hubs: Callable[..., Broadcaster], live_server: Any) -> None:
+    path = EXAMPLE_README.split("| `GET /stream?", 1)[1].split("`", 1)[0]
+    hub = hubs(PatternSource(), fps=30)
+    server = live_server(make_app(hub))
+    with streaming(server.port, f"/stream?{path}") as response:
+        (_, body), = read_parts(response, 1)
+        assert Image.open(io.BytesIO(body)).width == int(path.split("width=")[1].split("&")[0])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import http.client
 import io
+import itertools
+import json
 import os
 import select
 import shutil
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -260,3 +262,287 @@ def test_browser_shows_the_stream(screen: Screen, screencast: Screencast, tmp_pa
     assert close_to(page.getpixel((400, 250)), GREEN), page.getpixel((400, 250))
     assert close_to(page.getpixel((100, 400)), GREEN), page.getpixel((100, 400))
     assert not close_to(page.getpixel((400, 590)), GREEN)  # under the picture: the page background
+
+
+# -- 60 frames a second to 16 viewers, slow viewers, stopped readers ----------------------------
+
+PALETTE = {"red": RED, "green": GREEN, "blue": BLUE, "white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+class RootPainter:
+    """Paints the root window through Xlib itself: hundreds of changes a second, no process each."""
+
+    def __init__(self, display: str) -> None:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("X11")
+        if name is None:
+            pytest.skip("needs libX11 (Debian package libx11-6, which x11-xserver-utils brings)")
+        lib = ctypes.CDLL(name)
+        lib.XOpenDisplay.restype = ctypes.c_void_p
+        lib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        lib.XDefaultRootWindow.restype = ctypes.c_ulong
+        lib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        lib.XSetWindowBackground.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+        lib.XClearWindow.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        lib.XSync.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        lib.XCreatePixmapFromBitmapData.restype = ctypes.c_ulong
+        lib.XCreatePixmapFromBitmapData.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_uint,
+                                                    ctypes.c_uint, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_uint]
+        lib.XSetWindowBackgroundPixmap.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+        lib.XFreePixmap.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        lib.XDefaultDepth.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.XDefaultScreen.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+        self.dpy = lib.XOpenDisplay(display.encode())
+        if not self.dpy:
+            pytest.fail(f"cannot open {display} with Xlib")
+        self.root = lib.XDefaultRootWindow(self.dpy)
+        self.depth = lib.XDefaultDepth(self.dpy, lib.XDefaultScreen(self.dpy))
+        self.bits = os.urandom(256 * 256 // 8)  # a 256x256 tile of random pixels
+
+    def paint_noise(self, rgb: tuple[int, int, int]) -> None:
+        """Random pixels of ``rgb`` on black: a picture that makes large JPEGs (about 0.5 MB)."""
+        lib = self.lib
+        pixmap = lib.XCreatePixmapFromBitmapData(self.dpy, self.root, self.bits, 256, 256,
+                                                 (rgb[0] << 16) | (rgb[1] << 8) | rgb[2], 0, self.depth)
+        lib.XSetWindowBackgroundPixmap(self.dpy, self.root, pixmap)
+        lib.XClearWindow(self.dpy, self.root)
+        lib.XFreePixmap(self.dpy, pixmap)
+        lib.XSync(self.dpy, 0)
+
+    def paint(self, rgb: tuple[int, int, int]) -> None:
+        self.lib.XSetWindowBackground(self.dpy, self.root, (rgb[0] << 16) | (rgb[1] << 8) | rgb[2])
+        self.lib.XClearWindow(self.dpy, self.root)
+        self.lib.XSync(self.dpy, 0)  # returns once the X server has done it
+
+    def close(self) -> None:
+        self.lib.XCloseDisplay(self.dpy)
+
+
+class Cycling:
+    """A thread that repaints the root window with the next colour every few milliseconds.
+
+    ``noise``: random pixels of that colour, so that each frame is large
+    (more than the kernel's socket buffers hold; see the slow viewer test).
+    """
+
+    def __init__(self, display: str, *, noise: bool = False) -> None:
+        self.noise = noise
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(display,), daemon=True)
+        self.thread.start()
+
+    def _run(self, display: str) -> None:
+        painter = RootPainter(display)
+        try:
+            level = 0
+            while not self.stop.wait(0.004):
+                level = (level + 7) % 256
+                (painter.paint_noise if self.noise else painter.paint)((level, 255 - level, 128))
+        finally:
+            painter.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+class ColourBook:
+    """The colour name at the centre of each frame number, decoded once for every reader."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def name(self, seq: int, jpeg: bytes) -> str:
+        with self._lock:
+            if seq in self._names:
+                return self._names[seq]
+        image = Image.open(io.BytesIO(jpeg))
+        image.draft("RGB", (image.width // 8, image.height // 8))
+        pixel = image.convert("RGB").getpixel((image.width // 2, image.height // 2))
+        name = next((n for n, rgb in PALETTE.items() if close_to(pixel, rgb)), "other")
+        with self._lock:
+            self._names[seq] = name
+        return name
+
+
+def network_like(sock: socket.socket) -> None:
+    """Make a loopback connection buffer what one over a network would.
+
+    Over loopback the segment size is 64 KiB, and Linux sizes the server's
+    send buffer from it: 4 MiB at once, tens of frames that a slow reader
+    then reads seconds late, whatever the server does above the socket.
+    An Ethernet-sized segment (1460 bytes) gives the server a send buffer
+    of about 200 KB, as on a real link; a small receive buffer does the same
+    on this side.  (A server could bound it for any link with
+    ``TCP_NOTSENT_LOWAT``; restkit's does not set it.)
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+
+
+class Reader(threading.Thread):
+    """A viewer of ``/stream``: the frame number and colour of every part it reads, and when.
+
+    ``pause`` seconds after each part make it a slow reader; ``link``
+    makes its connection look like one over a network (see :func:`network_like`).
+    """
+
+    def __init__(self, port: int, book: ColourBook | None = None, *, pause: float = 0.0, link: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.port, self.book, self.pause, self.link = port, book, pause, link
+        self.parts: list[tuple[int, str]] = []  # (X-Frame, colour name or "")
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        sock = socket.socket()
+        try:
+            if self.link:
+                network_like(sock)
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", self.port))
+            sock.sendall(b"GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")  # 1.0: no chunked framing
+            stream = sock.makefile("rb")
+            while stream.readline() not in (b"\r\n", b""):  # the response head
+                pass
+            while not self.done.is_set():
+                headers = {}
+                while (line := stream.readline()) != b"\r\n" or not headers:
+                    if not line:
+                        raise ConnectionError("the stream ended")
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if value:
+                        headers[name.strip().lower()] = value.strip()
+                jpeg = stream.read(int(headers["content-length"]))
+                seq = int(headers["x-frame"])
+                self.parts.append((seq, self.book.name(seq, jpeg) if self.book else ""))
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as exc:  # reported by the test, unless it stopped us
+            if not self.done.is_set():
+                self.error = exc
+        finally:
+            sock.close()
+
+    @property
+    def colour(self) -> str:
+        return self.parts[-1][1] if self.parts else ""
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(15)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def viewers_now(port: int) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/stats")
+        return int(json.loads(connection.getresponse().read())["viewers"])
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def fast(screen: Screen) -> Iterator[Screencast]:
+    """The screencast at 60 fps, dropping a viewer that takes nothing for 2 s."""
+    server = Screencast(screen, "--fps", "60", "--idle", "2", "--timeout", "2")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@needs_x
+def test_sixteen_viewers_at_60_fps_follow_the_screen(screen: Screen, fast: Screencast) -> None:
+    painter = RootPainter(screen.display)
+    book = ColourBook()
+    readers = [Reader(fast.port, book) for _ in range(16)]
+    try:
+        for reader in readers:
+            reader.start()
+        order = ["red", "blue", "green", "white"]
+        for name in order:
+            painter.paint(PALETTE[name])
+            wait_until(lambda name=name: all(r.colour == name or r.error for r in readers), 30, f"every viewer to show {name}")
+    finally:
+        for reader in readers:
+            reader.stop()
+        painter.close()
+    for reader in readers:
+        assert reader.error is None, reader.error
+        seqs = [seq for seq, _ in reader.parts]
+        assert seqs == sorted(seqs)  # never an older frame after a newer one
+        shown = [name for index, (_, name) in enumerate(reader.parts) if index == 0 or reader.parts[index - 1][1] != name]
+        assert shown[-4:] == order, shown  # each colour in the order painted, none coming back
+
+
+@needs_x
+def test_a_slow_viewer_gets_the_newest_frames_and_holds_back_no_one(screen: Screen, fast: Screencast) -> None:
+    cycling = Cycling(screen.display, noise=True)
+    fast_readers = [Reader(fast.port) for _ in range(4)]
+    slow = Reader(fast.port, pause=0.3, link=True)  # takes a part, then rests: 3 a second at most
+    try:
+        for reader in [*fast_readers, slow]:
+            reader.start()
+        wait_until(lambda: len(slow.parts) >= 15 or slow.error, 60, "the slow viewer to read 15 parts")
+    finally:
+        for reader in [*fast_readers, slow]:
+            reader.stop()
+        cycling.close()
+    assert slow.error is None and not any(r.error for r in fast_readers)
+    received = len(slow.parts)
+    for reader in fast_readers:
+        assert len(reader.parts) >= 3 * received, (len(reader.parts), received)
+    seqs = [seq for seq, _ in slow.parts]
+    fast_seqs = [seq for seq, _ in fast_readers[0].parts]
+    # Frames are dropped for the slow viewer alone: it skips numbers, and
+    # it moves through the stream about as far as the fast ones did,
+    # although it read a few times fewer frames (a queue would fall behind).
+    skipped = sum(1 for a, b in itertools.pairwise(seqs) if b - a > 1)
+    assert skipped >= len(seqs) // 2, seqs
+    assert seqs[-1] - seqs[0] >= (fast_seqs[-1] - fast_seqs[0]) // 2, (seqs, fast_seqs[0], fast_seqs[-1])
+
+
+@needs_x
+def test_a_viewer_that_stops_reading_is_dropped_after_the_timeout(screen: Screen, fast: Screencast) -> None:
+    cycling = Cycling(screen.display)  # the stream flows, so the stopped reader's buffers fill
+    sock = socket.socket()
+    try:
+        wait_until(lambda: viewers_now(fast.port) == 0, 30, "the earlier viewers to leave")
+        network_like(sock)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", fast.port))
+        sock.sendall(b"GET /stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(100).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+        wait_until(lambda: viewers_now(fast.port) == 1, 10, "the viewer to be counted")
+        # ...and it reads nothing more: --timeout 2 cuts it once its buffers are full
+        wait_until(lambda: viewers_now(fast.port) == 0, 60, "the stopped viewer to be dropped")
+        other = Reader(fast.port)  # the others are served as before
+        other.start()
+        wait_until(lambda: len(other.parts) >= 3 or other.error, 30, "a new viewer's frames")
+        other.stop()
+        assert other.error is None
+    finally:
+        cycling.close()
+    ended = False
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and not ended:
+            ended = sock.recv(1 << 16) == b""  # what the kernel held, then the end
+    except ConnectionResetError:
+        ended = True
+    finally:
+        sock.close()
+    assert ended, "the server did not close the stopped viewer's connection"

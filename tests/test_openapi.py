@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal, Optional
 import pytest
 
 from restkit import App, Request, Router
+from restkit.routing import RouteError
 from restkit.openapi import json_schema
 from restkit.validation import Field
 
-from .conftest import make_client
+from .conftest import make_client, wsgi_call
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
@@ -555,3 +556,32 @@ def test_a_security_requirement_documents_its_401() -> None:
         return None
 
     assert "401" in app.openapi()["paths"]["/things"]["post"]["responses"]
+
+
+def test_deprecated_routes_are_marked_in_the_document_and_still_answer() -> None:
+    app = App(openapi=True)
+    old = Router(defaults={"deprecated": True})
+
+    @old.get("/items")
+    def old_items(request: Request) -> Any:
+        """The items, the old way."""
+        return []
+
+    @app.get("/v2/items")
+    def items(request: Request) -> Any:
+        """The items."""
+        return []
+
+    @app.get("/v2/legacy", deprecated=True)
+    def legacy(request: Request) -> Any:
+        """One old route."""
+        return []
+
+    app.mount("/v1", old)
+    ops = operations(app.openapi())
+    assert ops["old_items"]["deprecated"] is True and ops["legacy"]["deprecated"] is True
+    assert "deprecated" not in ops["items"]
+    pytest.importorskip("openapi_spec_validator").validate(app.openapi())
+    assert wsgi_call(app, "GET", "/v1/items")[0] == 200
+    with pytest.raises(RouteError, match="deprecated= for GET '/x' must be True or False"):
+        app.add_route("/x", items, deprecated="yes")  # type: ignore[arg-type]

@@ -101,6 +101,7 @@ BAD = [
     ("offset=99999999999999999999999999999999", "offset"),
     ("page=0", "page"),
     ("page=922337203685477581", "page"),  # its offset would overflow an SQL integer
+    ("page=461168601842738792&per_page=1", "page"),  # one bound for every page size: the document's maximum
     ("per_page=0", "per_page"),
     ("per_page=21", "per_page"),
     ("limit=5&page=2", "limit=5 and page=2 name different pages"),
@@ -205,6 +206,34 @@ def test_a_query_model_s_parameters_win_in_the_document() -> None:
     assert len(parameters) == 1 and parameters[0]["schema"]["maximum"] == 20
     assert "default" not in parameters[0]["schema"] and parameters[0]["description"].startswith("ours (default 10). ")
     assert wsgi_call(app, "GET", "/things?limit=30")[0] == 400
+
+
+def test_the_document_s_bounds_are_the_paging_s_even_where_a_query_model_allows_more() -> None:
+    """A value the schema allows must not be a 400: schemathesis sends it as valid data."""
+    app = App()
+    paging = Paging(max_limit=20, default_limit=10, max_offset=1000)
+
+    @app.get("/wide", query=WideQuery, paging=paging)
+    def wide(request: Any, query: WideQuery) -> Any:
+        return paging.read(request).response(request, [], 0)
+
+    schemas = {p["name"]: p["schema"] for p in app.openapi()["paths"]["/wide"]["get"]["parameters"]}
+    assert schemas["limit"] == schemas["per_page"] == {"type": "integer", "minimum": 1, "maximum": 20}
+    assert schemas["offset"] == {"type": "integer", "minimum": 0, "maximum": 1000}
+    assert schemas["page"] == {"type": "integer", "minimum": 1, "maximum": 1000 // 20 + 1} == {**schemas["page"], "maximum": paging.max_page}
+    for name, schema in schemas.items():  # the largest documented value of each is accepted, alone or with the other
+        if name in ("limit", "offset", "page", "per_page"):
+            assert wsgi_call(app, "GET", f"/wide?{name}={schema['maximum']}")[0] == 200, name
+    assert wsgi_call(app, "GET", f"/wide?page={paging.max_page}&per_page=20")[0] == 200
+    assert wsgi_call(app, "GET", f"/wide?page={paging.max_page + 1}&per_page=1")[0] == 400
+
+
+@dataclass
+class WideQuery:
+    limit: int = 10
+    offset: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    page: Annotated[int, Field(ge=1, le=2**63 - 1)] = 1
+    per_page: Annotated[int, Field(ge=1, le=500)] = 10
 
 
 @dataclass

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .app import make_app
-    from .capture import Broadcaster, PatternSource, ScreenSource
+    from .broadcaster import Broadcaster
+    from .capture import PatternSource, ScreenSource
 
 __all__ = ["Broadcaster", "PatternSource", "ScreenSource", "make_app"]
 
@@ -20,6 +21,10 @@ def __getattr__(name: str) -> Any:
         from .app import make_app
 
         return make_app
+    if name == "Broadcaster":
+        from .broadcaster import Broadcaster
+
+        return Broadcaster
     if name in __all__:
         from . import capture
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from restkit import App, Request, Response, ServiceUnavailable, multipart_stream
+from restkit import App, Request, Response, ServiceUnavailable
+from restkit.validation import Field
 
-from .capture import Broadcaster, CaptureError
+from .broadcaster import BOUNDARY, Broadcaster, first_part
+from .capture import CaptureError
 
 __all__ = ["make_app"]
 
@@ -47,6 +50,21 @@ PAGE = """<!doctype html>
 """
 
 NO_STORE = {"Cache-Control": "no-store"}
+MAX_FPS = 240.0
+MAX_WIDTH = 7680
+
+
+@dataclass(frozen=True)
+class StreamQuery:
+    """What one viewer of ``/stream`` may ask for; the others get the server's settings.
+
+    Viewers asking for the same width and quality share one encoding of
+    each frame; ``fps`` only thins out what a viewer is sent.
+    """
+
+    fps: Annotated[float | None, Field(gt=0, le=MAX_FPS, description="frames a second at most (never more than the capture's)")] = None
+    width: Annotated[int | None, Field(ge=16, le=MAX_WIDTH, description="downscale to this width (never up)")] = None
+    quality: Annotated[int | None, Field(ge=1, le=95, description="JPEG quality")] = None
 
 
 def make_app(broadcaster: Broadcaster) -> App:
@@ -56,24 +74,29 @@ def make_app(broadcaster: Broadcaster) -> App:
     # sent) instead of waiting for the grace period to cut them.
     app.on_shutdown(broadcaster.close)
 
-    @app.get("/", produces="text/html")
-    def index(request: Request) -> Response:
+    @app.get("/", produces="text/html", query=StreamQuery)
+    def index(request: Request, query: StreamQuery) -> Response:
+        # The page's own choices go on to its stream: /?width=640&fps=10 on a phone.
+        choices: dict[str, Any] = {name: int(value) if isinstance(value, float) and value.is_integer() else value
+                   for name, value in vars(query).items() if value is not None}
         # Escaped for where each lands: an HTML attribute, and a JavaScript string in <script>.
         stats = json.dumps(request.url_for("stats")).replace("<", "\\u003c")
-        page = PAGE.format(stream=html.escape(request.url_for("stream")), stats=stats)
+        page = PAGE.format(stream=html.escape(request.url_for("stream", **choices)), stats=stats)
         return Response.html(page, headers=NO_STORE)
 
-    @app.get("/stream", produces=None)
-    def stream(request: Request) -> Response:
-        def jpegs() -> Iterator[bytes]:
-            frames = broadcaster.frames()
+    @app.get("/stream", produces=None, query=StreamQuery)
+    def stream(request: Request, query: StreamQuery) -> Response:
+        frames = broadcaster.frames(fps=query.fps, width=query.width, quality=query.quality)
+
+        def parts() -> Iterator[bytes]:
             try:
+                yield first_part()
                 for frame in frames:
-                    yield frame.jpeg
+                    yield frame.part  # framed once, shared by every viewer of this variant
             finally:
                 frames.close()  # the viewer leaves as soon as its client does
 
-        return multipart_stream(jpegs(), content_type="image/jpeg", headers=NO_STORE)
+        return Response(parts(), headers=NO_STORE, content_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
     @app.get("/snapshot.jpg", produces=None)
     def snapshot(request: Request) -> Response:

@@ -59,7 +59,8 @@ Choices where the issue is silent
   1-100 characters and no control characters, is stripped of surrounding
   blanks and must not be blank.  Dates are ``YYYY-MM-DD``; ``born``
   may not be in the future.  PUT sets optional fields it does not name to
-  null.  Zoo names are unique case-insensitively (Unicode case folding).
+  null.  Zoo names are unique case-insensitively and among look-alikes
+  (:mod:`examples.zoo.names`: NFKC, case folding, the UTS #39 skeleton).
 * **Lists** (:mod:`restkit.paging`).  ``limit`` 1-100 (default 20) & ``offset`` >= 0, or ``page`` >= 1
   & ``per_page`` 1-100 (both styles in one request must name the same page); ``sortby`` any
   field of the resource (ties broken by id; text sorts without regard to ASCII case; nulls first when ascending);
@@ -436,9 +437,10 @@ class ZooAPI:
 
     # -- the route table ------------------------------------------------------------
 
-    def router(self) -> Router:
-        """Every route of the API, to mount under ``/v1``, with what the API document says of it."""
-        r = Router()
+    def router(self, *, deprecated: bool = False) -> Router:
+        """Every route of the API, to mount under ``/v1``, with what the API document says of it
+        (``deprecated``: every operation is marked so, see :mod:`examples.zoo.deprecation`)."""
+        r = Router(defaults={"deprecated": deprecated})
         nested: dict[str, Any] = {"errors": GONE_ERRORS}
         show: dict[str, Any] = {"conditional": CONDITIONAL, "errors": GONE_ERRORS}
         create: dict[str, Any] = {"auth": self.writer, "errors": WRITE_ERRORS}
@@ -702,8 +704,9 @@ def make_app(
     versions: dict[str, tuple[str, Collections]] = {"v1": ("v1_root", [(rel, name, {}, title)
                                                                       for rel, name, title in COLLECTIONS])}
     app.add_route("/", api_root(versions), name="root", responses={200: HalRoot}, tags=["root"])
-    app.mount("/v1", api.router())
-    jobs = install_jobs(app, store, api.writer)  # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    app.mount("/v1", api.router(deprecated=deprecation is not None))
+    # POST /v1/zoos/{zoo}/reports -> 202, GET /v1/jobs/{job}
+    jobs = install_jobs(app, store, api.writer, deprecated=deprecation is not None)
     app.on_close(jobs.stop)
     v2 = install_v2(app, store, api.writer)  # /v2 beside /v1, from the same store
     if v2:

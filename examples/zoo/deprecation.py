@@ -14,8 +14,10 @@ When the operator sets a sunset date (``--v1-sunset 2027-06-30``,
   equivalent of the resource asked for, or ``/v2`` where there is none (a
   separate ``Link`` field beside a list's paging ``Link``).
 
-and the API document marks every v1 operation ``deprecated: true`` and
-documents the three headers.  Without a sunset date nothing changes.
+and the API document marks every v1 operation ``deprecated: true`` (the
+routes are added with restkit's ``deprecated=True`` route option:
+``make_app`` gives it to v1's routers) and documents the headers.  Without
+a sunset date nothing changes.
 """
 
 from __future__ import annotations
@@ -93,7 +95,10 @@ class Deprecation:
             response.add_header(name, value)
 
     def document(self, document: dict[str, Any]) -> None:
-        """Mark the version's operations ``deprecated`` in an OpenAPI ``document``, with the headers of their answers."""
+        """Document the headers of the version's answers in an OpenAPI ``document``, and say when it sunsets.
+
+        The operations themselves are marked ``deprecated`` by their routes' ``deprecated=True``.
+        """
         headers = {
             "Deprecation": {"description": "RFC 9745: since when this version is deprecated (@unix-seconds)",
                             "schema": {"type": "string"}},
@@ -106,7 +111,6 @@ class Deprecation:
             for method, operation in item.items():
                 if method not in _METHODS:
                     continue
-                operation["deprecated"] = True
                 for response in operation.get("responses", {}).values():
                     if "$ref" not in response:
                         response.setdefault("headers", {}).update(headers)

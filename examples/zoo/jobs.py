@@ -29,6 +29,7 @@ mid-job) tune it from the environment.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -70,8 +71,8 @@ class Job:
     kind: Literal["report"]
     status: Literal["pending", "running", "done", "failed"]
     attempts: int
-    created_at: str
-    updated_at: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
     links: JobLinks
 
 
@@ -83,7 +84,7 @@ class Report:
     animals: int
     animals_by_type: dict[str, int]
     employees: int
-    generated_at: str
+    generated_at: datetime.datetime
 
 
 # --- the queue ------------------------------------------------------------------------
@@ -288,10 +289,11 @@ class Jobs:
             runner.stop()
 
 
-def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
+def install_jobs(app: App, store: Store, writer: Any, *, deprecated: bool = False) -> Jobs:
     """Add the report and job routes under ``/v1`` and a runner per process, started on its first request.
 
-    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`).  Call
+    ``writer`` is the auth v1's writes take (:func:`examples.zoo.app.write_auth`); ``deprecated``
+    marks the routes so in the API document, like the rest of v1 (:mod:`examples.zoo.deprecation`).  Call
     :meth:`Jobs.stop` of what it returns before closing the store (``ZooApp.close`` does).
     """
     queue = JobQueue(store)
@@ -320,7 +322,7 @@ def install_jobs(app: App, store: Store, writer: Any) -> Jobs:
             raise NotFound(f"job {job} has no result" + ("" if row is None else f": it is {row['status']}"))
         return Response.json(json.loads(row["result"]), 200)
 
-    router = Router(tags=["jobs"])
+    router = Router(tags=["jobs"], defaults={"deprecated": deprecated})
     router.add_route("/zoos/<int:zoo>/reports", create_report, methods=["POST"], responses={202: Job},
                      auth=writer, errors=[410, 503, 507])
     router.add_route("/jobs/<int:job>", show_job, name="show_job", responses={200: Job}, errors=[503])

@@ -69,8 +69,9 @@ WAL_SIZE_LIMIT = 512 * 1024  # and cut the file back to this many bytes afterwar
 # SQLite's primary result codes (sqlite3 names them from Python 3.11 on)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_FULL = 5, 6, 8, 13
 
-# 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold(); 3: jobs
-SCHEMA_VERSION = 3
+# 1: the tables; 2: zoos.name_key is names.name_key() (NFKC, folded), no longer casefold(); 3: jobs;
+# 4: zoos.name_key recomputed: names.name_key() adds the UTS #39 confusable skeleton
+SCHEMA_VERSION = 4
 
 # the holes of examples.zoo.tables in SQLite's words
 TYPES = {
@@ -249,6 +250,8 @@ class Store(BaseStore[sqlite3.Connection]):
                     rekey_zoos(conn, "?")
                 if version < 3:
                     run_script(conn, JOBS_SCHEMA)
+                if version < 4:
+                    rekey_zoos(conn, "?")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             run_script(conn, SCHEMA)

@@ -97,8 +97,14 @@ def _jobs_v4(conn: psycopg.Connection[Any], empty: bool) -> None:
     run_script(conn, JOBS_TABLE.format(**TYPES))
 
 
+def _rekey_v5(conn: psycopg.Connection[Any], empty: bool) -> None:
+    """Schema 5: zoo names unique after the UTS #39 confusable skeleton too (:func:`examples.zoo.names.name_key`)."""
+    rekey_zoos(conn, "%s")
+
+
 # step n brings a database from schema n - 1 to n
-MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2, _rate_hits_v3, _jobs_v4]
+MIGRATIONS: list[Callable[[psycopg.Connection[Any], bool], None]] = [_create_v1, _rekey_v2, _rate_hits_v3, _jobs_v4,
+                                                                     _rekey_v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

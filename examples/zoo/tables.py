@@ -169,11 +169,13 @@ KEY_SEPARATOR = "\x1f"
 
 
 def rekey_zoos(conn: Any, mark: str) -> None:
-    """Recompute every zoo's ``name_key`` (schema 1 -> 2) with ``conn``, inside the caller's transaction.
+    """Recompute every zoo's ``name_key`` with ``conn``, inside the caller's transaction: a schema step
+    whenever :func:`examples.zoo.names.name_key` changes (casefold() -> NFKC and folding -> the
+    confusable skeleton too).
 
     ``conn.execute`` must return rows that unpack as ``(id, name)``; ``mark``
-    is the driver's parameter mark.  Names that were distinct under
-    ``casefold()`` alone may now share a key: the zoo with the lowest id
+    is the driver's parameter mark.  Names that were distinct under the
+    old rule may now share a key: the zoo with the lowest id
     keeps it, the others get ``key + "\\x1f" + id`` (still unique; a name
     cannot hold a control character, so no real key collides with it).
     """

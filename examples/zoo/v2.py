@@ -29,6 +29,7 @@ answers, byte for byte, with v2 installed or not (tested).
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -124,9 +125,9 @@ class ZooV2:
     id: int
     name: str
     city: str
-    opened: str | None
-    created_at: str
-    updated_at: str
+    opened: datetime.date | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
     _links: ZooLinksV2
 
 
@@ -138,9 +139,9 @@ class AnimalV2:
     name: str
     animal_type_id: int
     zoo_id: int
-    born: str | None
-    created_at: str
-    updated_at: str
+    born: datetime.date | None
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
     _links: AnimalLinksV2
     _embedded: AnimalEmbedded
 
@@ -193,8 +194,8 @@ class EmployeeV2:
     name: str
     title: str | None
     zoo_id: int | None
-    created_at: str
-    updated_at: str
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
     _links: EmployeeLinksV2
     _embedded: EmployeeEmbedded
 

@@ -122,7 +122,7 @@ def values(body: Any) -> dict[str, Any]:
     for name, value in found.items():
         if isinstance(value, str):
             value = found[name] = value.strip()
-            if not value:  # blanks the pattern lets through, such as U+3000
+            if not value:  # the pattern refuses blank text already; a model without it may not
                 details[name] = "must not be blank"
         elif isinstance(value, datetime.date):
             if name == "born" and value > datetime.datetime.now(datetime.timezone.utc).date():

@@ -7,9 +7,11 @@ on its client: a new one (in its TLS handshake), an idle keep-alive one,
 one whose request (head and body) is still arriving, one whose response the
 client is slower to take than the app was to give, and one lingering after
 a refusal.  A request that has arrived whole, body included (spooled to a
-temporary file past 1 MiB, see :mod:`restkit.server.body`), goes to a
-worker thread (:mod:`restkit.server.pool`), which runs the app
-(:mod:`restkit.server.exchange`) and writes what the client takes at once.
+temporary file past 1 MiB, see :mod:`restkit.server.body`), is run by the
+loop's own thread (:mod:`restkit.server.exchange`), which writes what the
+client takes at once; when a request holds that thread too long the loop
+moves to another thread (:mod:`restkit.server.relay`), and for a while
+after, requests go to worker threads (:mod:`restkit.server.pool`).
 What it does not take stays in the connection's outbox, and the worker
 hands the connection back: the loop writes the rest as the socket drains,
 then gives the connection to a worker again if the app has more to say.
@@ -64,7 +66,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..framing import error_response, plan_response
+from ..framing import BodyFraming, error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
 from ..logformat import AccessFields
 from ..logtext import escape, redact
@@ -72,6 +74,7 @@ from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
 from .exchange import SERVER_SOFTWARE, Exchange, Outcome
 from .pool import Pool
+from .relay import LoopMoved, Relay
 from .sockets import abort, close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait, wait_readable
 from .state import ConnectionState, Event
 from .stats import ServerStats
@@ -190,6 +193,11 @@ class Server:
         self.stopping = threading.Event()  # set when a graceful stop begins
         self.date = DateHeader()
         self._pool = Pool(threads)
+        self._relay = Relay(self._run_loop)
+        self._next_sweep = 0.0
+        self._drain_end: float | None = None
+        self._grace_end: float | None = None
+        self._loop_error: BaseException | None = None
         self._selector = selectors.DefaultSelector()
         self._connections: set[Connection] = set()
         self._watching: dict[Connection, int] = {}  # what the selector waits for, per connection
@@ -204,8 +212,10 @@ class Server:
         self._accept_resume = 0.0
         self._buffered = 0  # unsent bytes held for slow readers, as of the last sweep
         self._fd_warning_logged = False
-        self._finished = threading.Event()
+        self._finished = threading.Event()  # the loop has ended
         self._finished.set()  # not running
+        self._returned = threading.Event()  # serve_forever() has returned
+        self._returned.set()
         self._closed = False
         self._hook_thread: threading.Thread | None = None
         self.stats = ServerStats()  # what restkit.metrics reports (see restkit.server.stats)
@@ -236,56 +246,92 @@ class Server:
     # -- starting and stopping ---------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Run the event loop in this thread until a stop has drained.
+        """Run the event loop until a stop has drained.
 
-        ``poll_interval`` is accepted for :mod:`socketserver` compatibility;
-        the loop wakes as soon as something happens.
+        The loop runs in threads of its own, and moves from one to another
+        when a request holds it (see :mod:`restkit.server.relay`); this
+        thread waits (and takes the signals) until the loop has ended, so
+        that it returns then, whatever requests still run.
+        ``poll_interval`` is accepted for :mod:`socketserver`
+        compatibility; the loop wakes as soon as something happens.
         """
         self._finished.clear()
+        self._returned.clear()
+        self._loop_error = None
         self._selector.register(self._wake_r, _READ, None)
         self._resume_accepting()
-        next_sweep = time.monotonic() + SWEEP_INTERVAL
-        drain_end: float | None = None
-        grace_end: float | None = None
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+        self._drain_end = self._grace_end = None
+        watchdog = threading.Thread(target=self._relay.watch, args=(self._finished,), name="restkit-watchdog",
+                                    daemon=True)
+        watchdog.start()
+        self._relay.start()
         try:
-            while True:
-                # PERF: workers wake the loop only while it sleeps here (see _after).
-                self._sleeping = True
-                events = self._selector.select(0 if self._handback else SWEEP_INTERVAL)
-                self._sleeping = False
-                # Hand-backs first: a connection whose next request is already
-                # readable is then IDLE, not a worker's (see _advance).
-                self._take_back()
-                for key, mask in events:
-                    conn = key.data
-                    if conn is None:
-                        self._drain_wakeups()
-                    elif conn is self:
-                        self._accept()
-                    elif conn.state is _S.WORKING:
-                        self._watch(conn, 0)  # input while a worker has it: look again once it is back
-                    elif conn.state is _S.CLOSED:
-                        continue  # closed by a hand-back just now
-                    elif mask & _WRITE or conn.state is _S.SENDING:
-                        # (an event from before the hand-back, when it was still registered for input)
-                        self._on_writable(conn)
-                    else:
-                        self._on_readable(conn)
-                now = time.monotonic()
-                if self._stop_requested and grace_end is None:
-                    # `drain` seconds of serving as usual (readiness says 503), then the graceful stop
-                    drain_end = now + self.drain if drain_end is None else drain_end
-                    if now >= drain_end or self._cut_requested:
-                        grace_end = now + self.grace
-                        self._begin_drain()
-                if grace_end is not None and (not self._connections or now >= grace_end or self._cut_requested):
-                    break
-                if now >= next_sweep:
-                    next_sweep = now + SWEEP_INTERVAL
-                    self._sweep(now)
+            self._finished.wait()
+        except BaseException:  # Ctrl-C without restkit.serve's handlers: stop at once
+            self.stop_now()
+            self._finished.wait(max(self.grace, 1.0))
+            raise
         finally:
-            self._cut_all()
-            self._finished.set()
+            watchdog.join()  # it ends within a tick of the loop's end
+            self._returned.set()
+        if self._loop_error is not None:
+            raise self._loop_error
+
+    def _run_loop(self) -> None:
+        """Be the loop in this thread until the loop ends, or moves to another thread (:class:`LoopMoved`)."""
+        try:
+            while self._turn():
+                pass
+        except LoopMoved:
+            return  # another thread runs the loop now: touch nothing of it
+        except BaseException as exc:
+            self._loop_error = exc  # serve_forever raises it
+            error_logger.exception("the event loop failed")
+        self._end_loop()
+
+    def _end_loop(self) -> None:
+        self._cut_all()
+        self._finished.set()
+
+    def _turn(self) -> bool:
+        """One turn of the loop: wait for events and act on them; False when the loop is over."""
+        # PERF: workers wake the loop only while it sleeps here (see _after).
+        self._sleeping = True
+        events = self._selector.select(0 if self._handback else SWEEP_INTERVAL)
+        self._sleeping = False
+        # Hand-backs first: a connection whose next request is already
+        # readable is then IDLE, not a worker's (see _advance).
+        self._take_back()
+        for key, mask in events:
+            conn = key.data
+            if conn is None:
+                self._drain_wakeups()
+            elif conn is self:
+                self._accept()
+            elif conn.state is _S.WORKING:
+                self._watch(conn, 0)  # input while a worker has it: look again once it is back
+            elif conn.state is _S.CLOSED:
+                continue  # closed by a hand-back just now
+            elif mask & _WRITE or conn.state is _S.SENDING:
+                # (an event from before the hand-back, when it was still registered for input)
+                self._on_writable(conn)
+            else:
+                self._on_readable(conn)
+        now = time.monotonic()
+        if self._stop_requested and self._grace_end is None:
+            # `drain` seconds of serving as usual (readiness says 503), then the graceful stop
+            if self._drain_end is None:
+                self._drain_end = now + self.drain
+            if now >= self._drain_end or self._cut_requested:
+                self._grace_end = now + self.grace
+                self._begin_drain()
+        if self._grace_end is not None and (not self._connections or now >= self._grace_end or self._cut_requested):
+            return False
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_INTERVAL
+            self._sweep(now)
+        return True
 
     def begin_shutdown(self) -> None:
         """Start a graceful stop (safe from a signal handler); :meth:`serve_forever` returns when it ends."""
@@ -303,6 +349,7 @@ class Server:
         """Stop gracefully and wait until :meth:`serve_forever` has returned."""
         self.begin_shutdown()
         self._finished.wait()
+        self._returned.wait()
 
     def server_close(self) -> None:
         """Close the listening socket and every connection; wait for the threads."""
@@ -315,6 +362,7 @@ class Server:
         self._listener_off()
         self.socket.close()
         self._pool.close(timeout=max(self.grace, 1.0))
+        self._relay.join(timeout=max(self.grace, 1.0))
         self._take_back()  # connections workers gave back after the loop ended
         if self._hook_thread is not None:
             self._hook_thread.join(timeout=max(self.grace, 1.0))
@@ -323,8 +371,34 @@ class Server:
         self._wake_w.close()
 
     def detach_worker(self) -> None:
-        """The calling worker serves a stream: take it out of the pool's count (see :class:`Pool`)."""
-        self._pool.detach()
+        """The calling worker serves a stream: take it out of the pool's count (see :class:`Pool`).
+
+        Called in the loop's own thread (a request run inline), it moves the
+        loop to another thread at once: a stream would hold it.
+        """
+        if self._relay.inline_here():
+            self._relay.hand_over()
+        else:
+            self._pool.detach()
+
+    def _dispatch(self, job: Callable[[], None], *, inline: bool = True) -> None:
+        """Run a worker's ``job``: in this (the loop's) thread when ``inline``, else in the pool.
+
+        See :mod:`restkit.server.relay`: a job that holds the loop too long
+        makes the loop move to a new thread, and this thread leaves the
+        loop's code by :class:`LoopMoved` once the job ends.
+        """
+        relay = self._relay
+        if not inline or relay.pool_turns:
+            if inline:
+                relay.pool_turns -= 1
+            self._pool.submit(job)
+            return
+        if not relay.run_inline(job):
+            raise LoopMoved
+        # (its hand-back is taken at the top of the next turn, or by the
+        # _take_back in progress: never here, which would recurse once per
+        # pipelined request)
 
     def _begin_drain(self) -> None:
         self._listener_off()
@@ -544,7 +618,7 @@ class Server:
         # calls a request are saved; input that does come is looked at once
         # the connection is back (see serve_forever).
         conn.on(_E.READY, time.monotonic(), self.timeouts)
-        self._pool.submit(lambda: self._work(conn, head))
+        self._dispatch(lambda: self._work(conn, head))
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True, note: str = "") -> None:
         """Answer a request the server will not run, from the loop."""
@@ -599,7 +673,8 @@ class Server:
             return
         self._watch(conn, _READ)  # as while a worker has it (see _advance)
         conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
-        self._pool.submit(lambda: self._resume(conn))
+        # a stream's next item may be a long wait: its worker is never the loop's thread
+        self._dispatch(lambda: self._resume(conn), inline=exchange.plan is None or exchange.plan.framing is BodyFraming.LENGTH)
 
     def _cut(self, conn: Connection, reason: str) -> None:
         """Close a connection whose response cannot end properly (with a reset), and say why in its access line."""
@@ -729,8 +804,8 @@ class Server:
         waits NEXT_REQUEST_WAIT for the client's next request.  A malformed
         one is left for the loop to refuse (``conn.refusal``).
         """
-        if self._stop_requested or self._pool.busy:
-            return None
+        if self._stop_requested or self._pool.busy or self._relay.inline_here():
+            return None  # (inline: the loop's thread must not wait for one client)
         if not conn.buffer:
             data = recv_nowait(conn.sock)
             if data is None and wait_readable(conn.sock, NEXT_REQUEST_WAIT):
