@@ -11,6 +11,9 @@ the spread ((max - min) / median), and restkit's ratio to each peer (the
 median of the ratios within each repeat).
 
 Then the import time of restkit and Bottle (``python -X importtime``).
+
+``--metrics`` compares restkit with and without :class:`restkit.metrics.Metrics`
+(the ``restkit_metrics`` adapter) instead, and prints the ratio per scenario.
 """
 
 from __future__ import annotations
@@ -164,9 +167,9 @@ def print_table(results: dict[str, dict[str, list[float]]], names: list[str]) ->
 def framework_label(name: str) -> str:
     version = framework_version(name)
     label = {"bare": "bare WSGI", "falcon": "Falcon (pure Python)"}.get(name, name.capitalize())
-    if name == "restkit":
-        label = "restkit"
-    return f"{label} {version}".strip() if name not in ("bare", "restkit") else label
+    if name in ("restkit", "restkit_metrics"):
+        return "restkit" if name == "restkit" else "restkit + Metrics"
+    return f"{label} {version}".strip() if name != "bare" else label
 
 
 def import_time(module: str, runs: int) -> tuple[float, float] | None:
@@ -214,6 +217,17 @@ def print_targets(
         print(f"  import restkit < 15 ms: {'met' if median < 15 else 'NOT met'} (median {median:.1f} ms, min {least:.1f} ms)")
 
 
+def print_metrics_overhead(results: dict[str, dict[str, list[float]]], quick: bool = False) -> None:
+    """restkit + Metrics / restkit per scenario, and the target (within 10%)."""
+    ratios = {key: paired_ratio(rates["restkit_metrics"], rates["restkit"]) for key, rates in results.items()}
+    for key, ratio in ratios.items():
+        print(f"metrics on / off, {key}: {ratio:.2f}")
+    worst = min(ratios, key=ratios.__getitem__)
+    verdict = "met" if ratios[worst] >= 0.9 else "NOT met"
+    print(f"{'(--quick: not a measurement) ' if quick else ''}target: metrics on >= 0.9x off in every scenario: "
+          f"{verdict} (lowest {ratios[worst]:.2f}, {worst}; median {statistics.median(ratios.values()):.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.inprocess", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9, help="timed repeats per scenario (default 9)")
@@ -221,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 repeat of 200 calls: checks it works, times nothing")
     parser.add_argument("--only", nargs="*", default=None, help="scenario keys to run (default all)")
     parser.add_argument("--frameworks", nargs="*", default=list(ADAPTERS), help="adapters to run")
+    parser.add_argument("--metrics", action="store_true",
+                        help="restkit with Metrics installed against restkit without (the metrics overhead)")
     parser.add_argument("--cpu-time", action="store_true",
                         help="time by this thread's CPU time, not wall time (for a machine shared with other work)")
     args = parser.parse_args(argv)
@@ -228,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_time:
         clock = time.thread_time
     repeats = 1 if args.quick else args.repeats
+    if args.metrics:
+        args.frameworks = ["restkit", "restkit_metrics"]
     apps, skipped = build_apps(args.frameworks)
     names = list(apps)
     print(f"# restkit in-process benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
@@ -239,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(results, names)
     print()
+    if args.metrics:
+        print_metrics_overhead(results, args.quick)
+        return 0
     runs = 1 if args.quick else 9
     imports = {}
     for module in ("restkit", "bottle"):

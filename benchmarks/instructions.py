@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from . import server_path
-from .adapters import ADAPTERS, SCENARIOS
+from .adapters import ADAPTERS, EXTRA_ADAPTERS, SCENARIOS
 
 _TOTAL = re.compile(r"Collected : (\d+)")
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.server_path:
         return server_path.main(["--calls", str(args.calls), "--few", str(min(500, args.calls)), "--root", str(args.root)])
-    unknown = [name for name in args.frameworks if name not in ADAPTERS]
+    unknown = [name for name in args.frameworks if name not in ADAPTERS + EXTRA_ADAPTERS]
     if unknown:
         parser.error(f"unknown adapters: {', '.join(unknown)} (known: {', '.join(ADAPTERS)})")
     scenarios = [s for s in SCENARIOS if args.only is None or s.key in args.only]

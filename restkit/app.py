@@ -14,7 +14,9 @@ error handlers registered for a status or an exception class get the
 first say; any other exception is logged, with the method, the path and
 the handler, and becomes ``500 {"error": "internal server error"}`` (with
 the ``request_id`` of :mod:`restkit.requestid` when it named the request).  The
-after-hooks see every response.
+after-hooks see every response, and so do the response observers
+(:meth:`App.observe_responses`, for metrics), which only look: they get the
+final status line and WSGI body, not a :class:`Response` built for them.
 
 What a handler returns becomes bytes in one place, :func:`restkit.response.wsgi_result`
 (or :func:`~restkit.response.render` when after-hooks need a
@@ -36,6 +38,7 @@ steps around the before-hooks and the handler (see :mod:`restkit.feature`).
 from __future__ import annotations
 
 import threading
+from time import perf_counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +61,8 @@ BeforeHook = Callable[[Request], Any]
 EnvironHook = Callable[[dict[str, Any]], None]
 AfterHook = Callable[[Request, Response], "Response | None"]
 ErrorHandler = Callable[[Request, BaseException], Any]
+# (request or None, environ, status line, WSGI body, perf_counter() when the call began)
+ResponseObserver = Callable[[Request | None, dict[str, Any], str, Any, float], None]
 
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
@@ -103,6 +108,7 @@ class App:
         self._before: list[BeforeHook] = []
         self._after: list[AfterHook] = []
         self._error_handlers: dict[int | type[BaseException], ErrorHandler] = {}
+        self._observers: list[ResponseObserver] = []
         # Called by a server that stops gracefully (restkit.serve does), so an
         # app can end its endless streams instead of waiting for the cut.
         self.shutdown_hooks: list[Callable[[], None]] = []
@@ -253,6 +259,21 @@ class App:
         self._after.append(hook)
         return hook
 
+    def observe_responses(self, hook: ResponseObserver) -> ResponseObserver:
+        """Call ``hook(request, environ, status, body, started)`` once every response is decided, before it is sent.
+
+        For metrics (:mod:`restkit.metrics`): it sees the final status line
+        and WSGI body (a list of bytes, or an iterable of unknown length)
+        of every response, errors included, and ``started``, the
+        ``time.perf_counter()`` of the call's start; it cannot change the
+        response, and what it raises is logged, never sent.  Unlike an
+        after-hook it does not make the app build a :class:`Response` for
+        every answer.  ``request`` is None when a before-routing hook
+        refused the request.
+        """
+        self._observers.append(hook)
+        return hook
+
     def on_shutdown(self, hook: Callable[[], None]) -> Callable[[], None]:
         """Run ``hook()`` when the server starts a graceful shutdown.
 
@@ -327,6 +348,7 @@ class App:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         environ["restkit.app"] = self
         request: Request | None = None
+        started = perf_counter() if self._observers else 0.0
         try:
             if not self._started:  # PERF: the only cost of startup hooks once started
                 self.startup()
@@ -359,6 +381,12 @@ class App:
                 body.origin = f"handler {_describe(request.route.handler)}"
         except Exception as exc:
             status, headers, body = self._internal_error(request, exc, environ).to_wsgi()
+        if self._observers:
+            for observe in self._observers:
+                try:
+                    observe(request, environ, status, body, started)
+                except Exception:
+                    _observer_failed(observe)
         start_response(status, headers)
         if environ["REQUEST_METHOD"] == "HEAD":
             close = getattr(body, "close", None)
@@ -475,6 +503,12 @@ def _describe(handler: Handler) -> str:
     name = getattr(function, "__qualname__", None) or type(function).__name__
     module = getattr(function, "__module__", None)
     return f"{module}.{name}" if module and module != "__main__" else name
+
+
+def _observer_failed(observe: ResponseObserver) -> None:
+    import logging  # PERF(lazy-import): by the first failure only
+
+    logging.getLogger("restkit").exception("response observer %s failed", _describe(observe))
 
 
 def _check_declared(route: Route, result: Any) -> None:

@@ -160,6 +160,17 @@ def test_inprocess_quick_prints_tables_and_ratios() -> None:
         assert f"restkit / {peer.capitalize()}" in out or f"(skipped {peer}:" in out
 
 
+def test_inprocess_metrics_compares_restkit_with_and_without_metrics() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--metrics", "--quick", "--only", "hello", "params"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| scenario | restkit | restkit + Metrics |" in done.stdout
+    assert "metrics on / off, hello: " in done.stdout and "metrics on / off, params: " in done.stdout
+    assert "target: metrics on >= 0.9x off in every scenario: " in done.stdout
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
 def test_instructions_counts_a_call_of_each_framework() -> None:
     done = subprocess.run(

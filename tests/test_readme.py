@@ -134,6 +134,19 @@ def test_the_compression_example() -> None:
     assert status == 200 and headers["Content-Encoding"] == "gzip" and body[:2] == b"\x1f\x8b"
 
 
+def test_the_metrics_example() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client = make_client(_sample("Metrics(")["app"])
+    client.get("/zoos/7")
+    client.get("/zoos/seven", status=404)
+    scrape = client.get("/metrics")
+    assert scrape.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    counted = {(s.labels["route"], s.labels["status"]): s.value for family in text_string_to_metric_families(scrape.text)
+               for s in family.samples if s.name == "restkit_http_requests_total"}
+    assert counted == {("/zoos/<int:zoo_id>", "200"): 1, ("<unmatched>", "404"): 1}
+
+
 def test_the_testing_examples_pass_under_pytest(tmp_path: Path) -> None:
     """The Client example and the live_server example, as a user runs them (the plugin given by -p: not installed)."""
     import os

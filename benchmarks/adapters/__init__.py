@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ADAPTERS", "SCENARIOS", "Scenario", "app_for", "apps_for", "environ_for", "load", "pure_python_falcon"]
+__all__ = ["ADAPTERS", "EXTRA_ADAPTERS", "SCENARIOS", "Scenario", "app_for", "apps_for", "environ_for", "load", "pure_python_falcon"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: Adapter modules, the floor first, restkit second.
 ADAPTERS = ("bare", "restkit", "bottle", "falcon", "flask")
+#: Adapters run only when named: restkit with :class:`restkit.metrics.Metrics` (``inprocess --metrics``).
+EXTRA_ADAPTERS = ("restkit_metrics",)
 
 #: The text of scenario 1.
 HELLO = "Hello, World!"

@@ -84,6 +84,10 @@ Choices where the issue is silent
   in the zoo's database, so they hold across workers and instances.
 * **CORS** (:mod:`restkit.cors`).  Off unless ``cors_origins`` names the
   origins of browser pages that may call the API (``--cors-origin``).
+* **Metrics** (:mod:`restkit.metrics`).  ``GET /metrics`` answers Prometheus
+  (text 0.0.4, or OpenMetrics when asked), with no auth, rate limit or access
+  line, like the health probes; ``RESTKIT_METRICS_DIR`` shares the counts
+  of several worker processes.
 * **Compression** (:mod:`restkit.compression`).  Answers of 1 KiB or more
   (long lists) are gzipped for clients that accept it.
 * **Hiring.**  ``POST /v1/zoos/{zoo}/employees`` answers 201 with the employee
@@ -110,6 +114,7 @@ from restkit.conditional import Conditional, check_preconditions
 from restkit.cors import CORS, DEFAULT_EXPOSED
 from restkit.health import Health
 from restkit.idempotency import Idempotency
+from restkit.metrics import Metrics
 from restkit.proxy import ProxyHeaders
 from restkit.ratelimit import RateLimit
 
@@ -695,6 +700,10 @@ def make_app(
     # all out at once and clients would get the balancer's page instead of the
     # zoo's JSON 503 with Retry-After.  /readyz turns 503 while an instance drains.
     app.use(Health())
+    # GET /metrics for Prometheus: requests by route template and status, latency, the server's and the process's
+    # figures.  Under several worker processes set RESTKIT_METRICS_DIR (a directory of their own) so that every
+    # scrape adds them all up; each instance behind the balancer is scraped on its own.
+    app.use(Metrics())
     if trust_proxy:
         app.use(ProxyHeaders(trust_proxy))  # before routing: the rate limit below counts per client, not per balancer
     if rate_limit > 0:

@@ -77,6 +77,7 @@ from .pool import Pool
 from .relay import LoopMoved, Relay
 from .sockets import abort, close_quietly, descriptor_budget, listen, make_ssl_context, recv_nowait, wait_readable
 from .state import ConnectionState, Event
+from .stats import ServerStats
 
 __all__ = ["Server"]
 
@@ -224,6 +225,7 @@ class Server:
         self._returned.set()
         self._closed = False
         self._hook_thread: threading.Thread | None = None
+        self.stats = ServerStats()  # what restkit.metrics reports (see restkit.server.stats)
         host, port = str(self.server_address[0]), int(self.server_address[1])
         self.base_environ: dict[str, Any] = {
             "SERVER_NAME": host,
@@ -238,6 +240,7 @@ class Server:
             "wsgi.input_terminated": True,
             "SERVER_SOFTWARE": SERVER_SOFTWARE,
             "restkit.shutdown": self.stopping,
+            "restkit.server": self,  # for restkit.metrics: copied with the rest, so free per request
         }
 
     @property
@@ -494,6 +497,7 @@ class Server:
                     if not self._fd_warning_logged:
                         error_logger.error("cannot accept connections: %s; pausing accepts", exc.strerror)
                         self._fd_warning_logged = True
+                    self.stats.accept_pauses += 1
                     self._listener_off()
                     self._accept_resume = time.monotonic() + ACCEPT_PAUSE
                     return
@@ -506,6 +510,7 @@ class Server:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         state = _S.HANDSHAKE if self.ssl_context is not None else _S.IDLE
         conn = Connection(sock, address, state, time.monotonic() + self.timeout)
+        self.stats.accepted += 1
         self._connections.add(conn)
         self._watch(conn, _READ)
 
@@ -528,6 +533,7 @@ class Server:
         try:
             conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False)
         except (OSError, ValueError):
+            self.stats.tls_failures += 1
             self._close(conn)
             return
         conn.tls = True
@@ -544,6 +550,7 @@ class Server:
             self._watch(conn, _WRITE)
             return
         except (OSError, ValueError):  # a bad hello, a reset: nothing to answer
+            self.stats.tls_failures += 1
             self._close(conn)
             return
         self._watch(conn, _READ)
@@ -563,6 +570,7 @@ class Server:
             conn.sock.send(plan.head + body)
         except OSError:
             pass
+        self.stats.refuse(400)
         self.log_access(conn, _first_line(conn.buffer), 400, len(body), " (plain HTTP on the HTTPS port)")
         self._linger(conn)
 
@@ -621,6 +629,7 @@ class Server:
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True, note: str = "") -> None:
         """Answer a request the server will not run, from the loop."""
+        self.stats.refuse(error.status)
         try:
             conn.sock.send(error_response(error.status, error.message, date=self.date.now(), server=SERVER_SOFTWARE))
         except OSError:  # the answer did not fit or the client is gone: nothing more to do
