@@ -165,6 +165,24 @@ def json_schema(tp: Any, components: _Components | None = None) -> dict[str, Any
     return schema
 
 
+_NO_NUL = "^[^\\u0000]*$"
+
+
+def _without_nul(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema that says what restkit.validation enforces: text holds no NUL.
+
+    (A client that sends ``?name=%00`` gets 400; a generated client, or a
+    fuzzer, reads that here.  Only where no pattern says more already.)
+    """
+    if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema and "enum" not in schema:
+        return {**schema, "pattern": _NO_NUL}
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_without_nul(option) for option in schema["anyOf"]]}
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return {**schema, "items": _without_nul(schema["items"])}
+    return schema
+
+
 def _is_text(tp: Any) -> bool:
     inner = optional_inner(tp)
     return (inner if inner is not None else tp) is str
@@ -271,7 +289,8 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
             schema = json_schema(spec.type, components)
             if spec.default is not dataclasses.MISSING and spec.default is not None and _jsonable(spec.default):
                 schema = {**schema, "default": _plain(spec.default)}
-            param: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required, "schema": schema}
+            param: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required,
+                                     "schema": _without_nul(schema)}
             if get_origin(unwrap(spec.type)[0]) is list:
                 param["explode"] = True
             parameters.append(param)

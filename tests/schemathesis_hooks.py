@@ -18,12 +18,6 @@ since it depends on what was sent before.  schemathesis draws keys from the
 header's schema and repeats them across different requests, so the hook
 makes each generated request's key its own (a fresh UUID in the place of
 one it drew); a key the schema allows is still sent every time.
-
-And restkit refuses a NUL character in any text (``restkit.validation``: no
-database stores one), a rule the document does not state (a pattern on
-every string would state it, at the cost of every schema); the hook drops
-NULs from generated query values, so that the check still counts every other
-refusal of a string.
 """
 
 from __future__ import annotations
@@ -63,9 +57,6 @@ def pages_disagree(query: dict[str, Any], default_limit: int) -> bool:
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
     if case.headers and "Idempotency-Key" in case.headers:
         case.headers["Idempotency-Key"] = str(uuid.uuid4())
-    if case.query:
-        case.query = {name: value.replace("\x00", "") if isinstance(value, str) else value
-                      for name, value in case.query.items()}
     paging = case.operation.definition.raw.get("x-restkit-paging")
     if paging is None or not case.query:
         return

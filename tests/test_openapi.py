@@ -272,9 +272,9 @@ def test_query_parameters(document: dict[str, Any]) -> None:
         "required": False,
         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
     }
-    assert params["labels"]["schema"] == {"type": "array", "items": {"type": "string"}}
+    assert params["labels"]["schema"] == {"type": "array", "items": {"type": "string", "pattern": "^[^\\u0000]*$"}}
     assert params["labels"]["explode"] is True
-    assert params["q"]["schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert params["q"]["schema"] == {"anyOf": [{"type": "string", "pattern": "^[^\\u0000]*$"}, {"type": "null"}]}
 
 
 def test_request_body(document: dict[str, Any]) -> None:
