@@ -176,7 +176,7 @@ def instances(db: str, count: int, durability: str, logs: Path) -> Iterator[list
             log = (logs / f"zoo-{port}.log").open("ab")
             process = subprocess.Popen(
                 [sys.executable, "-m", "examples.zoo", "--port", str(port), "--db", db, "--token", TOKEN,
-                 "--rate-limit", "0", "--empty", "--durability", durability],
+                 "--rate-limit", "0", "--empty", "--create", "--durability", durability],
                 cwd=ROOT, stdout=log, stderr=log,
             )
             processes.append(process)
