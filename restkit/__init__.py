@@ -55,8 +55,8 @@ __version__ = "0.1.0"
 # PERF(lazy-import): the server is not needed by an app that gunicorn
 # imports, nor typed validation by an app that declares no model, nor
 # conditional requests by an app that has none.
-_LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation", "given": "validation",
-         "etag_of": "conditional"}
+_LAZY = {"serve": "server", "Field": "validation", "UNSET": "validation", "ValidationError": "validation",
+         "given": "validation", "etag_of": "conditional"}
 
 
 def __getattr__(name: str) -> Any:

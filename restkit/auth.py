@@ -161,7 +161,8 @@ class Auth(Feature):
                 raise Forbidden(
                     self.message
                     or scheme.message
-                    or f"these credentials lack the scope(s) {', '.join(sorted(lacking))} that {request.method} {request.path} needs"
+                    or f"these credentials lack the scope(s) {', '.join(sorted(lacking))}"
+                    f" that {request.method} {request.path} needs"
                 )
             return identity
         raise Unauthorized(self.missing(request), www_authenticate=self.challenge())
@@ -187,7 +188,9 @@ class Auth(Feature):
         if len(distinct) == 1:
             needs = ", ".join(sorted(distinct.pop()))
         else:  # AnyOf whose schemes need different scopes
-            needs = "; ".join(f"{', '.join(sorted(scopes))} with {scheme.scheme_name}" for scheme, scopes in alternatives if scopes)
+            needs = "; ".join(
+                f"{', '.join(sorted(scopes))} with {scheme.scheme_name}" for scheme, scopes in alternatives if scopes
+            )
         context.add_response(operation, 403)["description"] = f"Forbidden: needs the scope(s) {needs}"
 
 
@@ -343,7 +346,9 @@ class Basic(Auth):
         try:
             text = base64.b64decode(secret.encode("latin-1", "replace"), validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
-            raise BadRequest("malformed Authorization header: Basic credentials must be base64 of user:password") from None
+            raise BadRequest(
+                "malformed Authorization header: Basic credentials must be base64 of user:password"
+            ) from None
         user, colon, password = text.partition(":")
         if not colon:
             raise BadRequest("malformed Authorization header: Basic credentials must be base64 of user:password")
@@ -409,7 +414,8 @@ class APIKey(Auth):
 
     def wanted(self) -> str:
         where = " or ".join(
-            text for text in (self.header and f"an {self.header} header", self.query and f"the query parameter {self.query}") if text
+            text for text in (self.header and f"an {self.header} header",
+                              self.query and f"the query parameter {self.query}") if text
         )
         return f"an API key in {where}"
 

@@ -67,7 +67,9 @@ def load_app(spec: str) -> Any:
     if name is None:
         name = next((found for found in ("app", "application") if hasattr(module, found)), None)
         if name is None:
-            raise ValueError(f"module {module_name!r} has neither 'app' nor 'application'; name yours: {module_name}:my_app")
+            raise ValueError(
+                f"module {module_name!r} has neither 'app' nor 'application'; name yours: {module_name}:my_app"
+            )
     try:
         app = getattr(module, name)
     except AttributeError:
@@ -82,7 +84,9 @@ def load_app(spec: str) -> Any:
 
 
 def _split_spec(spec: str) -> tuple[str, str | None, list[Any] | None, dict[str, Any]]:
-    """The module, the name (None: ``app`` or ``application``) and the call's arguments (None: no call); imports nothing.
+    """The module, the name and the call's arguments of an app spec; imports nothing.
+
+    The name is None for ``app`` or ``application``; the arguments are None when there is no call.
 
     Raises:
         ValueError: the spec is malformed.
@@ -122,31 +126,45 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m restkit", description="Serve a WSGI application with restkit's threaded server."
     )
     parser.add_argument(
-        "app", help="the application: package.module:name, package.module (its app or application) or package.module:create_app()"
+        "app",
+        help="the application: package.module:name, package.module (its app or application)"
+        " or package.module:create_app()",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for the network)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1; 0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=8000, help="port to bind, 0-65535 (default 8000)")
-    parser.add_argument("--reload", action="store_true", help="restart when a .py file under the current directory changes")
-    parser.add_argument("--debug", action="store_true", help="tracebacks in 500 bodies and checks of responses= (never in production)")
+    parser.add_argument("--reload", action="store_true",
+                        help="restart when a .py file under the current directory changes")
+    parser.add_argument("--debug", action="store_true",
+                        help="tracebacks in 500 bodies and checks of responses= (never in production)")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="least severe log lines shown (default info)"
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"),
+        help="least severe log lines shown (default info)",
     )
     parser.add_argument(
         "--log-format", default="text", choices=LOG_FORMATS,
         help="text lines (default) or json: one JSON object a line, for log collectors",
     )
-    parser.add_argument("--threads", type=int, default=8, help="worker threads running the app (default 8; see the README on tuning)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds a client may stall mid-request (default 30)")
-    parser.add_argument("--keepalive-timeout", type=float, default=5.0, help="seconds an idle keep-alive connection stays open (default 5)")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="worker threads running the app (default 8; see the README on tuning)")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds a client may stall mid-request (default 30)")
+    parser.add_argument("--keepalive-timeout", type=float, default=5.0,
+                        help="seconds an idle keep-alive connection stays open (default 5)")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds in-flight requests get to finish on Ctrl-C or SIGTERM (default 10)")
     parser.add_argument("--drain", type=float, default=0.0, metavar="SECONDS",
-                        help="on SIGTERM, keep serving this long with readiness at 503 before closing the listener (default 0)")
-    parser.add_argument("--max-connections", type=int, default=4096, help="most connections open at once (default 4096)")
-    parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
+                        help="on SIGTERM, keep serving this long with readiness at 503 before closing the listener"
+                             " (default 0)")
+    parser.add_argument("--max-connections", type=int, default=4096,
+                        help="most connections open at once (default 4096)")
+    parser.add_argument("--certfile", default=None,
+                        help="serve HTTPS with this PEM certificate (chain); needs --keyfile")
     parser.add_argument("--keyfile", default=None, help="the private key of --certfile (PEM)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log a line per request")
     parser.add_argument("--hsts", type=int, default=0, metavar="SECONDS",
-                        help="with HTTPS: send Strict-Transport-Security: max-age=SECONDS on every answer (default: not sent)")
+                        help="with HTTPS: send Strict-Transport-Security: max-age=SECONDS on every answer"
+                             " (default: not sent)")
     parser.add_argument("--redirect-http", type=int, default=None, metavar="PORT",
                         help="with HTTPS: also listen for plain HTTP on PORT and answer 308 to the same URL on HTTPS")
     parser.add_argument("--stream-request-body", action="store_true",
@@ -179,7 +197,16 @@ def _worker_count(text: str) -> int:
 
 
 def _problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the options, in one line; None if nothing."""
+    """What is wrong with the options, in one line; None if nothing (checked in the order of ``--help``)."""
+    for check in (_serving_problem, _workers_problem, _waits_problem, _https_problem, _proxy_problem):
+        problem = check(args)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _serving_problem(args: argparse.Namespace) -> str | None:
+    """The port, threads, connections and request timeout."""
     if not 0 <= args.port <= 65535:
         return f"--port must be between 0 and 65535, not {args.port}"
     if args.threads < 1:
@@ -188,6 +215,11 @@ def _problem(args: argparse.Namespace) -> str | None:
         return f"--max-connections must be at least 1, not {args.max_connections}"
     if not args.timeout > 0:
         return f"--timeout must be more than 0 seconds, not {args.timeout}"
+    return None
+
+
+def _workers_problem(args: argparse.Namespace) -> str | None:
+    """The worker processes: how many, their timeout, their recycling, and --reload (one process)."""
     if args.workers < 0:
         return f"--workers must be 0 or more (0 or auto: one per core), not {args.workers}"
     if not args.worker_timeout > 0:
@@ -197,10 +229,20 @@ def _problem(args: argparse.Namespace) -> str | None:
             return f"--{flag.replace('_', '-')} must be 0 or more, not {getattr(args, flag)}"
     if args.reload and args.workers != 1:
         return "--reload runs one server process for development: drop --workers (or use --workers 1)"
+    return None
+
+
+def _waits_problem(args: argparse.Namespace) -> str | None:
+    """The durations that may be 0: keep-alive, grace and drain."""
     for flag in ("keepalive_timeout", "grace", "drain"):
         value = getattr(args, flag)
         if not value >= 0:
             return f"--{flag.replace('_', '-')} must be 0 or more seconds, not {value}"
+    return None
+
+
+def _https_problem(args: argparse.Namespace) -> str | None:
+    """The certificate and key (both or neither, existing files) and what needs them."""
     if (args.certfile is None) != (args.keyfile is None):
         given, missing = ("--certfile", "--keyfile") if args.keyfile is None else ("--keyfile", "--certfile")
         return f"{given} needs {missing} too: HTTPS takes a certificate and its key"
@@ -214,13 +256,19 @@ def _problem(args: argparse.Namespace) -> str | None:
         return "--hsts and --redirect-http need HTTPS (--certfile and --keyfile)"
     if args.redirect_http is not None and not 0 <= args.redirect_http <= 65535:
         return f"--redirect-http must be a port between 0 and 65535, not {args.redirect_http}"
-    if args.trust_proxy is not None:
-        from .proxy import ProxyHeaders  # PERF(lazy-import): only with the option
+    return None
 
-        try:
-            ProxyHeaders(args.trust_proxy)
-        except ValueError as exc:
-            return f"--trust-proxy: {exc}"
+
+def _proxy_problem(args: argparse.Namespace) -> str | None:
+    """The --trust-proxy list, parsed as :class:`restkit.proxy.ProxyHeaders` will parse it."""
+    if args.trust_proxy is None:
+        return None
+    from .proxy import ProxyHeaders  # PERF(lazy-import): only with the option
+
+    try:
+        ProxyHeaders(args.trust_proxy)
+    except ValueError as exc:
+        return f"--trust-proxy: {exc}"
     return None
 
 
@@ -405,13 +453,14 @@ def _watch(argv: list[str]) -> int:
             while True:
                 time.sleep(_POLL_SECONDS)
                 if child.poll() is not None and not reported:
-                    print(f"restkit: the server exited (status {child.returncode}); fix the code, it restarts on the next change",
-                          file=sys.stderr, flush=True)
+                    print(f"restkit: the server exited (status {child.returncode});"
+                          " fix the code, it restarts on the next change", file=sys.stderr, flush=True)
                     reported = True
                 now = _snapshot(root)
                 if now != stamps:
                     changed = sorted(path for path in now.keys() | stamps.keys() if now.get(path) != stamps.get(path))
-                    print(f"restkit: {os.path.relpath(changed[0], root)} changed; restarting", file=sys.stderr, flush=True)
+                    print(f"restkit: {os.path.relpath(changed[0], root)} changed; restarting", file=sys.stderr,
+                          flush=True)
                     _stop(child)
                     break
     except KeyboardInterrupt:
@@ -432,7 +481,8 @@ def _watch(argv: list[str]) -> int:
 
 def _command_parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m restkit {name}", description=description)
-    parser.add_argument("app", help="the restkit App: package.module:name, package.module or package.module:create_app()")
+    parser.add_argument("app",
+                        help="the restkit App: package.module:name, package.module or package.module:create_app()")
     return parser
 
 
@@ -461,7 +511,8 @@ def _serves_openapi(app: Any) -> bool:
 
 def _routes(argv: list[str]) -> int:
     """``python -m restkit routes SPEC``: one row per route, in the order the routes were added."""
-    args = _command_parser("routes", "List the routes of a restkit App: methods, path, name, handler, features.").parse_args(argv)
+    parser = _command_parser("routes", "List the routes of a restkit App: methods, path, name, handler, features.")
+    args = parser.parse_args(argv)
     app = _load_restkit_app(args.app)
     if app is None:
         return 1
@@ -503,7 +554,8 @@ def _openapi(argv: list[str]) -> int:
     try:
         document = app.openapi()  # what the /openapi.json route answers, without a request
     except Exception as exc:
-        print(f"restkit: {args.app}: the OpenAPI document cannot be built: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"restkit: {args.app}: the OpenAPI document cannot be built: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
         return 1
     data = json_dumps(document) if args.indent is None else json.dumps(document, indent=args.indent).encode() + b"\n"
     if args.output is None:

@@ -144,7 +144,11 @@ def _last_modified(value: datetime.datetime | str | None) -> datetime.datetime |
 
 
 def evaluate_preconditions(
-    request: Request, *, etag: str | None = None, last_modified: datetime.datetime | str | None = None, exists: bool = True
+    request: Request,
+    *,
+    etag: str | None = None,
+    last_modified: datetime.datetime | str | None = None,
+    exists: bool = True,
 ) -> Verdict | None:
     """The precondition evaluation of RFC 9110, section 13.2.2 (the theory of operation above).
 
@@ -172,7 +176,9 @@ def _evaluate(
                 return Verdict(412, "If-Match", "If-Match: * but the resource does not exist")
         elif not tags or etag is None or not any(strong_match(tag, etag) or strong_match(tag, coded_etag(etag, _CODING))
                                                  for tag in tags):
-            message = f"If-Match does not match the current ETag {etag}" if etag else "If-Match: the resource has no ETag"
+            message = (
+                f"If-Match does not match the current ETag {etag}" if etag else "If-Match: the resource has no ETag"
+            )
             return Verdict(412, "If-Match", message)
     else:
         # 2. If-Unmodified-Since, when there is no If-Match
@@ -180,7 +186,8 @@ def _evaluate(
         if since is not None:
             modified, date = _last_modified(last_modified), parse_http_date(since)
             if modified is not None and date is not None and modified > date:
-                return Verdict(412, "If-Unmodified-Since", f"the resource was modified after If-Unmodified-Since: {since}")
+                return Verdict(412, "If-Unmodified-Since",
+                               f"the resource was modified after If-Unmodified-Since: {since}")
     safe = method in _SAFE_METHODS
     # 3. If-None-Match (weak comparison)
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
@@ -190,7 +197,9 @@ def _evaluate(
             return None
         if safe:
             return Verdict(304, "If-None-Match", "not modified", held or None)
-        message = f"If-None-Match matches the current ETag {etag}" if etag else "If-None-Match: * but the resource exists"
+        message = (
+            f"If-None-Match matches the current ETag {etag}" if etag else "If-None-Match: * but the resource exists"
+        )
         return Verdict(412, "If-None-Match", message)
     # 4. If-Modified-Since, when there is no If-None-Match, on GET and HEAD
     if safe:
@@ -221,7 +230,11 @@ def _held(header: str, etag: str | None, exists: bool, coded: bool) -> str | Non
 
 
 def evaluate(
-    request: Request, *, etag: str | None = None, last_modified: datetime.datetime | str | None = None, exists: bool = True
+    request: Request,
+    *,
+    etag: str | None = None,
+    last_modified: datetime.datetime | str | None = None,
+    exists: bool = True,
 ) -> int | None:
     """The status of :func:`evaluate_preconditions`: 412, 304, or None (go on)."""
     verdict = _evaluate(request.environ, request.method, etag, last_modified, exists)
@@ -255,7 +268,8 @@ def check_preconditions(
 
 
 def _refusal(verdict: Verdict) -> Response:
-    return Response(json_dumps(PreconditionFailed(verdict.message).to_dict()), 412, content_type="application/json; charset=utf-8")
+    return Response(json_dumps(PreconditionFailed(verdict.message).to_dict()), 412,
+                    content_type="application/json; charset=utf-8")
 
 
 def not_modified(response: Response, etag: str | None = None) -> Response:
@@ -295,7 +309,8 @@ class Conditional(Feature):
     option = "conditional"
     stage = 30
 
-    def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False, dates: bool = True) -> None:
+    def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False,
+                 dates: bool = True) -> None:
         self.weak = weak
         self.auto_etag = auto_etag
         self.required = required

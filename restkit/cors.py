@@ -125,7 +125,8 @@ class CORS(Feature):
     def _preflight(self, request: Request, response: Response, origin: str, wanted: str) -> Response:
         allow = [m.strip() for m in (response.get_header("Allow") or "").split(",") if m.strip()]
         methods = [m for m in allow if m != "OPTIONS" and (self.methods is None or m in self.methods)]
-        asked = [h.strip() for h in request.environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "").split(",") if h.strip()]
+        requested = request.environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+        asked = [h.strip() for h in requested.split(",") if h.strip()]
         problem = None
         if not self.allows(origin):
             problem = f"origin {origin} is not allowed to call this API"

@@ -66,7 +66,8 @@ class HTTPError(Exception):
         self.message = message if message is not None else reason_phrase(self.status)
         # Checked here, where they are set, not when the error is rendered (ValueError: see check_header).
         self.headers: list[tuple[str, str]] = [
-            check_header(name, value) for name, value in (headers.items() if isinstance(headers, Mapping) else headers or ())
+            check_header(name, value)
+            for name, value in (headers.items() if isinstance(headers, Mapping) else headers or ())
         ]
         self.fields = fields
         super().__init__(self.message)

@@ -108,7 +108,8 @@ class DocumentContext:
         return result
 
     @staticmethod
-    def add_header(response: dict[str, Any], name: str, description: str, schema: Mapping[str, Any] | None = None) -> None:
+    def add_header(response: dict[str, Any], name: str, description: str,
+                   schema: Mapping[str, Any] | None = None) -> None:
         """Document a response header."""
         response.setdefault("headers", {}).setdefault(
             name, {"description": description, "schema": dict(schema or {"type": "string"})}

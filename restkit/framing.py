@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .httprules import NO_BODY_STATUSES, is_token, status_line, valid_field_value
 
@@ -51,7 +51,9 @@ class ResponsePlan:
 _STATUS = re.compile(r"([1-9][0-9][0-9]) [\t\x20-\x7e\x80-\xff]*")
 _DIGITS = re.compile(r"[0-9]{1,19}")
 # Hop-by-hop fields belong to one connection, which the server owns (PEP 3333, RFC 9110 section 7.6.1).
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"})
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"}
+)
 _SPECIAL_FIELDS = _HOP_BY_HOP | {"content-length", "date", "server"}
 
 
@@ -139,8 +141,50 @@ def _plan(
     """:func:`plan_response` without the cache."""
     code = _status_code(status)
     lines = [f"HTTP/1.1 {status}\r\n"]
+    fields = _copy_fields(headers, lines)
+    keep_alive = keep_alive and not fields.close
+    framing, length, keep_alive = _frame_body(
+        code, lines, fields.length, head_request=head_request, http11=http11, keep_alive=keep_alive,
+        known_length=known_length,
+    )
+    if "date" not in fields.seen:
+        lines.append(f"Date: {date}\r\n")
+    if "server" not in fields.seen:
+        lines.append(f"Server: {server}\r\n")
+    lines.append(_CONNECTION_ENDS[keep_alive, http11])
+    try:
+        head = "".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise AppError("a status or header is not latin-1 (PEP 3333 wants latin-1 str)") from None
+    return ResponsePlan(code, head, framing, length or 0, keep_alive)
+
+
+# the end of the head, by (keep_alive, http11): HTTP/1.1 keeps alive and HTTP/1.0 closes unless told otherwise
+_CONNECTION_ENDS = {
+    (False, False): "Connection: close\r\n\r\n",
+    (False, True): "Connection: close\r\n\r\n",
+    (True, False): "Connection: keep-alive\r\n\r\n",
+    (True, True): "\r\n",
+}
+
+
+class _Fields(NamedTuple):
+    """What :func:`_copy_fields` learnt from the app's headers."""
+
+    length: int | None  # the app's Content-Length
+    close: bool  # the app sent Connection: close
+    seen: set[str]  # "date", "server" if the app sent them
+
+
+def _copy_fields(headers: list[tuple[str, str]], lines: list[str]) -> _Fields:
+    """Check the app's headers and append to ``lines`` those the server sends as given.
+
+    Hop-by-hop fields are the server's to send and are dropped; of two Date or
+    Server fields the first is kept; two Content-Length fields must agree.
+    """
     length: int | None = None
-    has_date = has_server = False
+    close = False
+    seen: set[str] = set()
     for name, value in headers:
         lowered = _field_name(name)
         # field-value: no CTL but HTAB (the rule of check_header); latin-1 is checked when the head is encoded
@@ -151,63 +195,54 @@ def _plan(
             lines.append(f"{name}: {value}\r\n")
             continue
         if lowered in _HOP_BY_HOP:
-            if lowered == "connection" and "close" in value.lower():
-                keep_alive = False
+            close = close or (lowered == "connection" and "close" in value.lower())
             continue
         if lowered == "content-length":
             value = value.strip(" \t")
-            if _DIGITS.fullmatch(value) is None:
-                raise AppError(f"invalid Content-Length {value[:30]!r}")
+            given = _content_length(value, length)
             if length is not None:
-                if int(value) != length:
-                    raise AppError("two different Content-Length headers")
                 continue
-            length = int(value)
-        elif lowered == "date":
-            if has_date:
-                continue
-            has_date = True
-        elif lowered == "server":
-            if has_server:
-                continue
-            has_server = True
+            length = given
+        elif lowered in seen:
+            continue
+        seen.add(lowered)
         lines.append(f"{name}: {value}\r\n")
+    return _Fields(length, close, seen)
 
+
+def _content_length(value: str, earlier: int | None) -> int:
+    """The value of a Content-Length field (stripped), which must agree with an ``earlier`` one."""
+    if _DIGITS.fullmatch(value) is None:
+        raise AppError(f"invalid Content-Length {value[:30]!r}")
+    if earlier is not None and int(value) != earlier:
+        raise AppError("two different Content-Length headers")
+    return int(value)
+
+
+def _frame_body(
+    code: int, lines: list[str], length: int | None, *, head_request: bool, http11: bool, keep_alive: bool,
+    known_length: int | None,
+) -> tuple[BodyFraming, int | None, bool]:
+    """How the body is delimited, its length and whether the connection stays; adds the fields that say so."""
     if code in NO_BODY_STATUSES:
-        framing = BodyFraming.NONE
         if code == 204:  # RFC 9110 section 8.6: never a Content-Length in a 204
-            lines = [line for line in lines if not line[:15].lower().startswith("content-length:")]
+            lines[:] = [line for line in lines if not line[:15].lower().startswith("content-length:")]
         elif code == 205 and length is None:  # section 15.3.6: say "no content" explicitly
             lines.append("Content-Length: 0\r\n")
-    elif head_request:
-        framing = BodyFraming.NONE
+        return BodyFraming.NONE, length, keep_alive
+    if head_request:
         if length is None and known_length:  # what a GET would have said
             lines.append(f"Content-Length: {known_length}\r\n")
-    elif length is not None:
-        framing = BodyFraming.LENGTH
-    elif known_length is not None:
-        framing, length = BodyFraming.LENGTH, known_length
+        return BodyFraming.NONE, length, keep_alive
+    if length is not None:
+        return BodyFraming.LENGTH, length, keep_alive
+    if known_length is not None:
         lines.append(f"Content-Length: {known_length}\r\n")
-    elif http11:
-        framing = BodyFraming.CHUNKED
+        return BodyFraming.LENGTH, known_length, keep_alive
+    if http11:
         lines.append("Transfer-Encoding: chunked\r\n")
-    else:
-        framing, keep_alive = BodyFraming.CLOSE, False
-    if not has_date:
-        lines.append(f"Date: {date}\r\n")
-    if not has_server:
-        lines.append(f"Server: {server}\r\n")
-    if not keep_alive:
-        lines.append("Connection: close\r\n\r\n")
-    elif not http11:
-        lines.append("Connection: keep-alive\r\n\r\n")
-    else:
-        lines.append("\r\n")
-    try:
-        head = "".join(lines).encode("latin-1")
-    except UnicodeEncodeError:
-        raise AppError("a status or header is not latin-1 (PEP 3333 wants latin-1 str)") from None
-    return ResponsePlan(code, head, framing, length or 0, keep_alive)
+        return BodyFraming.CHUNKED, None, keep_alive
+    return BodyFraming.CLOSE, None, False
 
 
 def chunk(data: bytes) -> bytes:

@@ -161,7 +161,8 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
             request_line, method, target, minor, fields = match.groups()
             environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits)
             version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
-            parsed = _interpret(method.decode(), target.decode("latin-1"), version, environ, limits, request_line.decode("latin-1"))
+            parsed = _interpret(method.decode(), target.decode("latin-1"), version, environ, limits,
+                                request_line.decode("latin-1"))
             # Removed only once parsed: a refused head stays, so that its own
             # request line is what the server logs.
             del buffer[: end + 4]

@@ -259,7 +259,8 @@ class PostgresKeyStore(KeyStore):
             " token TEXT NOT NULL, expires TIMESTAMPTZ NOT NULL, status INTEGER, headers TEXT, body BYTEA)",
             f"CREATE INDEX IF NOT EXISTS {table}_expires ON {table} (expires)",
         ]
-        self.db = PostgresDatabase(url, schema, timeout=timeout, retry=retry, name="the idempotency keys' PostgreSQL store")
+        self.db = PostgresDatabase(url, schema, timeout=timeout, retry=retry,
+                                   name="the idempotency keys' PostgreSQL store")
         self._claims = 0
 
     def claim(self, key: str, fingerprint: str, token: str, lease: float) -> Claim:
@@ -426,7 +427,8 @@ class Idempotency(Feature):
             if response.status >= 500 or not isinstance(response.body, bytes):
                 self.store.release(scoped, token)
             else:
-                self.store.keep(scoped, token, Answer(response.status, tuple(response.headers), response.body), self.ttl)
+                self.store.keep(scoped, token, Answer(response.status, tuple(response.headers), response.body),
+                                self.ttl)
         except StoreUnavailable:
             pass  # logged by the store; the claim ends with its lease
         return response
@@ -451,7 +453,8 @@ class Idempotency(Feature):
         context.add_response(operation, 422)
         if self.on_store_error == "refuse":
             unavailable = context.add_response(operation, 503)
-            context.add_header(unavailable, "Retry-After", "seconds until the keys' store may answer", {"type": "integer"})
+            context.add_header(unavailable, "Retry-After", "seconds until the keys' store may answer",
+                               {"type": "integer"})
         for response in context.success_responses(operation):
             context.add_header(response, REPLAYED, "`true` when this is the kept answer of an earlier request",
                                {"type": "string", "enum": ["true"]})

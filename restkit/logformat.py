@@ -95,7 +95,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def formatter_for(log_format: str, text: str) -> logging.Formatter:
-    """The formatter of ``log_format``: a :class:`JsonFormatter` for ``"json"``, ``logging.Formatter(text)`` for ``"text"``.
+    """The formatter of ``log_format``.
+
+    A :class:`JsonFormatter` for ``"json"``, ``logging.Formatter(text)`` for ``"text"``.
 
     Raises:
         ValueError: ``log_format`` is neither.

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from .routing import Param, Route
 from .status import reason_phrase
-from .validation import fields_of, is_typeddict, optional_inner, unwrap
+from .validation import FieldSpec, fields_of, is_typeddict, optional_inner, unwrap
 
 if TYPE_CHECKING:
     from .app import App
@@ -278,24 +278,7 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         op["description"] = description
     if route.options.get("deprecated"):
         op["deprecated"] = True
-    parameters: list[dict[str, Any]] = []
-    for segment in route.segments:
-        if isinstance(segment, Param):
-            schema = dict(segment.converter.schema)
-            parameters.append({"name": segment.name, "in": "path", "required": True, "schema": schema})
-    query = route.options.get("query")
-    if query is not None:
-        for spec in fields_of(query):
-            schema = json_schema(spec.type, components)
-            if spec.default is not dataclasses.MISSING and spec.default is not None and _jsonable(spec.default):
-                schema = {**schema, "default": _plain(spec.default)}
-            param: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required,
-                                     "schema": _without_nul(schema)}
-            if get_origin(unwrap(spec.type)[0]) is list:
-                param["explode"] = True
-            parameters.append(param)
-    for header in route.options.get("header_params", ()):
-        parameters.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
+    parameters = _parameters(route, components)
     if parameters:
         op["parameters"] = parameters
     security = route.options.get("security")
@@ -303,11 +286,49 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         op["security"] = [{name: list(scopes) for name, scopes in requirement.items()} for requirement in security]
     body = route.options.get("body")
     if body is not None:
-        body_components = components.lenient() if route.options.get("unknown_fields") == "ignore" else components
-        schema = json_schema(body, body_components)
-        if route.options.get("partial") and (dataclasses.is_dataclass(body) or is_typeddict(body)):
-            schema = _partial_schema(body, body_components)
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+        op["requestBody"] = _request_body(route, body, components)
+    op["responses"] = _responses(route, method, components)
+    return op
+
+
+def _parameters(route: Route, components: _Components) -> list[dict[str, Any]]:
+    """The route's path parameters, then its ``query=`` fields, then its ``header_params``."""
+    parameters: list[dict[str, Any]] = []
+    for segment in route.segments:
+        if isinstance(segment, Param):
+            schema = dict(segment.converter.schema)
+            parameters.append({"name": segment.name, "in": "path", "required": True, "schema": schema})
+    query = route.options.get("query")
+    if query is not None:
+        parameters.extend(_query_parameter(spec, components) for spec in fields_of(query))
+    for header in route.options.get("header_params", ()):
+        parameters.append({"name": header, "in": "header", "required": False, "schema": {"type": "string"}})
+    return parameters
+
+
+def _query_parameter(spec: FieldSpec, components: _Components) -> dict[str, Any]:
+    """One field of a ``query=`` model as a query parameter (a list repeats the parameter)."""
+    schema = json_schema(spec.type, components)
+    if spec.default is not dataclasses.MISSING and spec.default is not None and _jsonable(spec.default):
+        schema = {**schema, "default": _plain(spec.default)}
+    param: dict[str, Any] = {"name": spec.name, "in": "query", "required": spec.required,
+                             "schema": _without_nul(schema)}
+    if get_origin(unwrap(spec.type)[0]) is list:
+        param["explode"] = True
+    return param
+
+
+def _request_body(route: Route, body: Any, components: _Components) -> dict[str, Any]:
+    """The JSON body of ``body=``: lenient with ``unknown_fields="ignore"``, nothing required with ``partial=``."""
+    body_components = components.lenient() if route.options.get("unknown_fields") == "ignore" else components
+    schema = json_schema(body, body_components)
+    if route.options.get("partial") and (dataclasses.is_dataclass(body) or is_typeddict(body)):
+        schema = _partial_schema(body, body_components)
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _responses(route: Route, method: str, components: _Components) -> dict[str, Any]:
+    """The statuses of ``responses=`` (or 200), then the errors the route's features may answer."""
     responses: dict[str, Any] = {}
     declared = route.options.get("responses") or {200: None}
     for status, model in declared.items():
@@ -316,7 +337,9 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
         if status not in (204, 304) and not 300 <= status < 400:
             entry["content"] = _response_content(route, None if model is None else json_schema(model, components))
         if status == 201:  # Created: the Location header names the new resource
-            entry["headers"] = {"Location": {"description": "the URL of the new resource", "schema": {"type": "string"}}}
+            entry["headers"] = {
+                "Location": {"description": "the URL of the new resource", "schema": {"type": "string"}},
+            }
         responses[str(status)] = entry
     for status in sorted(_error_statuses(route, method)):
         responses.setdefault(
@@ -326,8 +349,7 @@ def _operation(route: Route, method: str, components: _Components) -> dict[str, 
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
         )
-    op["responses"] = responses
-    return op
+    return responses
 
 
 def _partial_schema(model: Any, components: _Components) -> dict[str, Any]:

@@ -153,10 +153,12 @@ def _integer(name: str, text: str, low: int, high: int) -> int:
     if dot and fraction and not fraction.strip("0"):  # "20.0" is an integer too (JSON Schema 2020-12)
         text = whole
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise BadRequest(f"query parameter {name} must be a whole number from {low} to {high}", details={name: "must be an integer"})
+        raise BadRequest(f"query parameter {name} must be a whole number from {low} to {high}",
+                         details={name: "must be an integer"})
     value = int(text)
     if not low <= value <= high:
-        raise BadRequest(f"query parameter {name} must be from {low} to {high}, not {value}", details={name: f"must be from {low} to {high}"})
+        raise BadRequest(f"query parameter {name} must be from {low} to {high}, not {value}",
+                         details={name: f"must be from {low} to {high}"})
     return value
 
 
@@ -221,7 +223,8 @@ class Paging(Feature):
             known = {*_PAGING, "sortby", "order", *self.filters}
             for name in query:
                 if name in known and len(query.getall(name)) > 1:
-                    raise BadRequest(f"query parameter {name} is given more than once", details={name: "given more than once"})
+                    raise BadRequest(f"query parameter {name} is given more than once",
+                                     details={name: "given more than once"})
         # PERF(paging): the first values as a plain dict, read with C calls from here on
         values = query.to_dict()
         get = values.get
@@ -256,7 +259,9 @@ class Paging(Feature):
         if order != "asc" and order != "desc":
             raise BadRequest("query parameter order must be asc or desc", details={"order": "must be asc or desc"})
         filters = {name: values[name] for name in self.filters if name in values} if self.filters else {}
-        kept = [] if _PAGING_NAMES.issuperset(values) else [item for item in values.items() if item[0] not in _PAGING_NAMES]
+        kept = [] if _PAGING_NAMES.issuperset(values) else [
+            item for item in values.items() if item[0] not in _PAGING_NAMES
+        ]
         return Page(offset, limit, sort, order, filters, by_page, kept)
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
@@ -270,13 +275,16 @@ class Paging(Feature):
             ("per_page", limit, "items per page, with page"),
         ]
         if self.sort:
-            parameters.append(("sortby", {"enum": list(self.sort), "default": self.default_sort}, "the field to sort by"))
+            parameters.append(
+                ("sortby", {"enum": list(self.sort), "default": self.default_sort}, "the field to sort by")
+            )
             parameters.append(("order", {"enum": ["asc", "desc"], "default": self.default_order}, "the sort order"))
         for name in self.filters:
             parameters.append((name, {"type": "string"}, f"only items whose {name} equals this"))
         for name, schema, description in parameters:
             context.add_parameter(
-                operation, {"name": name, "in": "query", "required": False, "description": description, "schema": dict(schema)}
+                operation, {"name": name, "in": "query", "required": False, "description": description,
+                            "schema": dict(schema)}
             )
         # a query= model's parameters won (their types), but the styles, defaults and bounds are the paging's:
         # a value the model allows and the paging refuses would be a valid request answered 400

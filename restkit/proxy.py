@@ -180,7 +180,8 @@ class ProxyHeaders(Feature):
     def _read_x_forwarded(self, environ: dict[str, Any], peer: str) -> tuple[str, str | None, str | None]:
         client, depth = self._walk(peer, _from_the_right(environ.get("HTTP_X_FORWARDED_FOR"), self.hops))
         depth = max(depth, 1)  # with no address taken, the peer's own values
-        return client, _at_depth(environ.get("HTTP_X_FORWARDED_PROTO"), depth), _at_depth(environ.get("HTTP_X_FORWARDED_HOST"), depth)
+        proto = _at_depth(environ.get("HTTP_X_FORWARDED_PROTO"), depth)
+        return client, proto, _at_depth(environ.get("HTTP_X_FORWARDED_HOST"), depth)
 
     def _read_forwarded(self, environ: dict[str, Any], peer: str) -> tuple[str, str | None, str | None]:
         elements = [_element(text) for text in _from_the_right(environ.get("HTTP_FORWARDED"), self.hops)]
@@ -189,7 +190,10 @@ class ProxyHeaders(Feature):
         return client, None if hop is None else hop.get("proto"), None if hop is None else hop.get("host")
 
     def _walk(self, peer: str, nodes: Iterable[str | None]) -> tuple[str, int]:
-        """The client's address and how many entries were taken: each is believed only if the one right of it is trusted."""
+        """The client's address and how many entries were taken.
+
+        Each entry is believed only if the one right of it is trusted.
+        """
         client, depth = peer, 0
         for node in nodes:
             if depth and not self.trusts(client):
@@ -222,7 +226,10 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _address(node: str | None) -> str | None:
-    """The normalised address of a node (``192.0.2.1``, ``192.0.2.1:80``, ``[2001:db8::1]:4711``, a bare IPv6), or None."""
+    """The normalised address of a node, or None.
+
+    A node is ``192.0.2.1``, ``192.0.2.1:80``, ``[2001:db8::1]:4711`` or a bare IPv6 address.
+    """
     if not node:
         return None
     node = node.strip()

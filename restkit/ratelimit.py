@@ -150,12 +150,14 @@ class SQLiteStore(Store):
         retry: seconds the store fails fast after a failure (see :mod:`restkit.storage`).
     """
 
-    def __init__(self, path: str, *, table: str = "restkit_rate_hits", timeout: float = 1.0, retry: float = 1.0) -> None:
+    def __init__(self, path: str, *, table: str = "restkit_rate_hits", timeout: float = 1.0,
+                 retry: float = 1.0) -> None:
         self.table = table = table_name(table)
         schema = (f"CREATE TABLE IF NOT EXISTS {table} (key TEXT NOT NULL, at REAL NOT NULL);"
                   f" CREATE INDEX IF NOT EXISTS {table}_key_at ON {table} (key, at);"
                   f" CREATE INDEX IF NOT EXISTS {table}_at ON {table} (at);")
-        self.db = SQLiteDatabase(path, schema, timeout=timeout, retry=retry, name=f"the rate limit's SQLite store {path}")
+        self.db = SQLiteDatabase(path, schema, timeout=timeout, retry=retry,
+                                 name=f"the rate limit's SQLite store {path}")
         self._sweeps = _Sweeps()
 
     def hit(self, key: str, limit: int, window: float) -> Decision:
@@ -222,7 +224,8 @@ class PostgresStore(Store):
                 return Decision(False, 0, max(1, math.ceil(wait)))
             conn.execute(f"INSERT INTO {table} (key, at) VALUES (%s, now())", (key,))
             if sweep:
-                conn.execute(f"DELETE FROM {table} WHERE at <= now() - %s::interval", (f"{self._sweeps.longest} seconds",))
+                conn.execute(f"DELETE FROM {table} WHERE at <= now() - %s::interval",
+                             (f"{self._sweeps.longest} seconds",))
         return Decision(True, limit - count - 1, max(1, math.ceil(float(wait) if count else window)))
 
     def close(self) -> None:
@@ -355,7 +358,10 @@ class RateLimit(Feature):
             except (TooManyRequests, ServiceUnavailable) as exc:  # over the limit, or the store failed
                 refusal = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
                 # hooks installed before this one (CORS) have spoken already: keep what they said
-                refusal.headers += [(k, v) for k, v in response.headers if k.lower().startswith("access-control-") or k.lower() == "vary"]
+                refusal.headers += [
+                    (k, v) for k, v in response.headers
+                    if k.lower().startswith("access-control-") or k.lower() == "vary"
+                ]
                 response = refusal
             return self.after(request, response)
         return None
@@ -372,4 +378,5 @@ class RateLimit(Feature):
         for response in [*context.success_responses(operation), too_many]:
             context.add_header(response, "X-RateLimit-Limit", "requests allowed per window", {"type": "integer"})
             context.add_header(response, "X-RateLimit-Remaining", "requests left in the window", {"type": "integer"})
-            context.add_header(response, "X-RateLimit-Reset", "seconds until the window frees a request", {"type": "integer"})
+            context.add_header(response, "X-RateLimit-Reset", "seconds until the window frees a request",
+                               {"type": "integer"})

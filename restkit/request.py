@@ -369,7 +369,9 @@ class Request:
                 raise _JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
             return decode(text)
         except _JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}") from None
+            raise BadRequest(
+                f"malformed JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+            ) from None
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
         except ValueError as exc:  # NaN/Infinity, integers too long to convert

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from .request import Request
     from .response import Response
 
-__all__ = ["RequestId", "RequestIdFilter", "current_request_id", "current_trace_id", "log_request_ids", "parse_traceparent"]
+__all__ = ["RequestId", "RequestIdFilter", "current_request_id", "current_trace_id", "log_request_ids",
+           "parse_traceparent"]
 
 MAX_LENGTH = 128
 # visible ASCII (VCHAR, RFC 5234): no spaces, controls or non-ASCII, so the id is safe in a log line or a header

@@ -121,7 +121,8 @@ def json_dumps(data: Any) -> bytes:
         # escaped as \uXXXX it is still valid JSON text.
         import json
 
-        return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_default, allow_nan=False).encode("ascii")
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=_default,
+                          allow_nan=False).encode("ascii")
 
 
 class _Chunks:

@@ -448,7 +448,8 @@ class State:
         edges.sort(key=lambda edge: edge.converter.priority)
         return state
 
-    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str, allowed: set[str]) -> Route | None:
+    def find(self, parts: list[str], index: int, params: dict[str, Any], method: str,
+             allowed: set[str]) -> Route | None:
         """Depth-first search in priority order; record the methods of paths that match."""
         state = self
         end = len(parts)
@@ -495,13 +496,18 @@ class State:
                 if found is not None:
                     return found
             del params[name]
-        for edge in state.tail:
+        return state._find_tail(parts, index, params, method, allowed) if state.tail else None
+
+    def _find_tail(self, parts: list[str], index: int, params: dict[str, Any], method: str,
+                   allowed: set[str]) -> Route | None:
+        """The rest of the path, ``parts[index:]``, as one ``<path:...>`` parameter, in priority order."""
+        for edge in self.tail:
             name, target = edge.name, edge.target
             try:
                 params[name] = edge.converter.to_python("/".join(parts[index:]))
             except ValueError:
                 continue
-            found = target.find(parts, end, params, method, allowed)
+            found = target.find(parts, len(parts), params, method, allowed)
             if found is not None:
                 return found
             del params[name]
@@ -662,23 +668,33 @@ class Router:
 
         return register
 
-    def get(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+    def get(
+        self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@router.get(path)``: a GET (and HEAD) route."""
         return self.route(path, methods=("GET",), name=name, **options)
 
-    def post(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+    def post(
+        self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@router.post(path)``: a POST route."""
         return self.route(path, methods=("POST",), name=name, **options)
 
-    def put(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+    def put(
+        self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@router.put(path)``: a PUT route."""
         return self.route(path, methods=("PUT",), name=name, **options)
 
-    def patch(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+    def patch(
+        self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@router.patch(path)``: a PATCH route."""
         return self.route(path, methods=("PATCH",), name=name, **options)
 
-    def delete(self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]) -> Callable[[Handler], Handler]:
+    def delete(
+        self, path: str, *, name: str | None = None, **options: Unpack[RouteOptions]
+    ) -> Callable[[Handler], Handler]:
         """``@router.delete(path)``: a DELETE route."""
         return self.route(path, methods=("DELETE",), name=name, **options)
 

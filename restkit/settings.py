@@ -199,7 +199,8 @@ _SCALARS: dict[Any, _Kind] = {
     bool: _Kind("bool", "one of 1/0, true/false, yes/no, on/off", _bool),
     pathlib.Path: _Kind("Path", "a path", _path),
 }
-_PLURALS = {str: "text items", int: "integers", float: "finite numbers", bool: "booleans (1/0, true/false, yes/no, on/off)",
+_PLURALS = {str: "text items", int: "integers", float: "finite numbers",
+            bool: "booleans (1/0, true/false, yes/no, on/off)",
             pathlib.Path: "paths"}
 
 
@@ -253,7 +254,8 @@ def _kind(tp: Any) -> _Kind:
         (inner,) = get_args(tp) or (str,)
         kind = _kind(inner)
         parse = kind.parse
-        return dataclasses.replace(kind, name=f"Secret[{kind.name}]", parse=lambda text: Secret(parse(text)), secret=True)
+        return dataclasses.replace(kind, name=f"Secret[{kind.name}]", parse=lambda text: Secret(parse(text)),
+                                   secret=True)
     if tp is Secret:
         return _kind(Secret[str])
     if origin is Literal:

@@ -285,7 +285,9 @@ class Client:
         started: list[tuple[str, list[tuple[str, str]]]] = []
         written: list[bytes] = []  # what the app gave the legacy write() callable
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             if started and exc_info is None:
                 raise AssertionError(f"{method} {path}: start_response called twice without exc_info (PEP 3333)")
             if exc_info is not None and written:  # PEP 3333: part of the body is out, too late to change the status

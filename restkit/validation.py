@@ -265,9 +265,11 @@ class _Checker:
 
     def _check_constraint(self, c: Field, value: Any, path: str) -> None:
         if c.min_length is not None and hasattr(value, "__len__") and len(value) < c.min_length:
-            self.fail(path, f"must have at least {c.min_length} character(s)" if isinstance(value, str) else f"must have at least {c.min_length} item(s)")
+            unit = "character(s)" if isinstance(value, str) else "item(s)"
+            self.fail(path, f"must have at least {c.min_length} {unit}")
         if c.max_length is not None and hasattr(value, "__len__") and len(value) > c.max_length:
-            self.fail(path, f"must have at most {c.max_length} character(s)" if isinstance(value, str) else f"must have at most {c.max_length} item(s)")
+            unit = "character(s)" if isinstance(value, str) else "item(s)"
+            self.fail(path, f"must have at most {c.max_length} {unit}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if c.ge is not None and value < c.ge:
                 self.fail(path, f"must be at least {_num(c.ge)}")
@@ -383,7 +385,10 @@ def _literal(checker: _Checker, tp: Any, value: Any, path: str) -> Any:
     for choice in choices:
         if value == choice and type(value) is type(choice):
             return choice
-        if checker.from_text and isinstance(value, str) and str(choice).lower() == value.lower() and not isinstance(choice, str):
+        if (
+            checker.from_text and isinstance(value, str) and str(choice).lower() == value.lower()
+            and not isinstance(choice, str)
+        ):
             return choice
     return checker.fail(path, "must be one of " + ", ".join(repr(c) for c in choices))
 
@@ -555,7 +560,9 @@ def _assert_supported(tp: Any, seen: set[Any]) -> None:
             try:
                 re.compile(constraint.pattern)
             except re.error as exc:
-                raise TypeError(f"Field(pattern={constraint.pattern!r}) is not a valid regular expression: {exc}") from None
+                raise TypeError(
+                    f"Field(pattern={constraint.pattern!r}) is not a valid regular expression: {exc}"
+                ) from None
     inner = optional_inner(tp)
     if inner is not None:
         return _assert_supported(inner, seen)

@@ -31,15 +31,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default=env.host, help="address to bind (default 127.0.0.1; 0.0.0.0 for the LAN)")
     parser.add_argument("--port", type=int, default=env.port, help="port (default 8000)")
-    parser.add_argument("--fps", type=float, default=env.fps, help="grabs per second at most; 0 = as fast as possible (default 30)")
+    parser.add_argument("--fps", type=float, default=env.fps,
+                        help="grabs per second at most; 0 = as fast as possible (default 30)")
     parser.add_argument("--quality", type=int, default=env.quality, help="JPEG quality 1-95 (default 70)")
-    parser.add_argument("--width", type=int, default=env.width, help="downscale to this width, keeping the aspect ratio")
-    parser.add_argument("--monitor", type=int, default=env.monitor, help="monitor to capture: 1, 2...; 0 = all (default 1)")
-    parser.add_argument("--idle", type=float, default=env.idle, help="seconds capture goes on after the last viewer left (default 10)")
+    parser.add_argument("--width", type=int, default=env.width,
+                        help="downscale to this width, keeping the aspect ratio")
+    parser.add_argument("--monitor", type=int, default=env.monitor,
+                        help="monitor to capture: 1, 2...; 0 = all (default 1)")
+    parser.add_argument("--idle", type=float, default=env.idle,
+                        help="seconds capture goes on after the last viewer left (default 10)")
     parser.add_argument("--timeout", type=float, default=env.timeout,
                         help="seconds a viewer that stops reading is kept before it is dropped (default 30)")
     parser.add_argument("--source", default=env.source, metavar="screen|pattern|URL",
-                        help="the screen, a moving test picture, or another screencast's http(s)://host:port/stream to relay")
+                        help="the screen, a moving test picture, or another screencast's http(s)://host:port/stream"
+                             " to relay")
     parser.add_argument("--certfile", default=env.certfile, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=env.keyfile, help="the certificate's PEM private key")
     args = parser.parse_args(argv)
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         from .capture import NoScreenError, PatternSource, ScreenSource
         from .relay import RelaySource
     except ImportError as exc:
-        print(f"screencast: needs Pillow and mss, not installed here ({exc}): pip install '.[examples]'", file=sys.stderr)
+        print(f"screencast: needs Pillow and mss, not installed here ({exc}): pip install '.[examples]'",
+              file=sys.stderr)
         return 2
 
     source: Source

@@ -62,7 +62,9 @@ class StreamQuery:
     each frame; ``fps`` only thins out what a viewer is sent.
     """
 
-    fps: Annotated[float | None, Field(gt=0, le=MAX_FPS, description="frames a second at most (never more than the capture's)")] = None
+    fps: Annotated[
+        float | None, Field(gt=0, le=MAX_FPS, description="frames a second at most (never more than the capture's)")
+    ] = None
     width: Annotated[int | None, Field(ge=16, le=MAX_WIDTH, description="downscale to this width (never up)")] = None
     quality: Annotated[int | None, Field(ge=1, le=95, description="JPEG quality")] = None
 

@@ -136,7 +136,9 @@ class ScreenSource:
         monitors = handle.monitors
         if not 0 <= self.monitor < len(monitors):
             handle.close()
-            raise NoScreenError(f"there is no monitor {self.monitor}; this screen has monitors 1 to {len(monitors) - 1}")
+            raise NoScreenError(
+                f"there is no monitor {self.monitor}; this screen has monitors 1 to {len(monitors) - 1}"
+            )
         return _ScreenGrabber(handle, dict(monitors[self.monitor]))
 
 

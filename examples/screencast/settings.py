@@ -29,6 +29,7 @@ class ScreencastSettings:
     monitor: int = field(default=1, metadata=_help("monitor to capture: 1, 2...; 0 = all"))
     idle: float = field(default=10.0, metadata=_help("seconds capture goes on after the last viewer left"))
     source: str = field(default="screen", metadata=_help("screen, pattern, or another screencast's http(s)://host:port/stream"))
-    timeout: float = field(default=30.0, metadata=_help("seconds a viewer that stops reading is kept before it is dropped"))
+    timeout: float = field(default=30.0,
+                           metadata=_help("seconds a viewer that stops reading is kept before it is dropped"))
     certfile: str | None = field(default=None, metadata=_help("serve HTTPS with this PEM certificate (chain)"))
     keyfile: str | None = field(default=None, metadata=_help("the certificate's PEM private key"))

@@ -39,24 +39,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(exc))
     parser.add_argument("--host", default=env.host, help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=env.port, help="port to listen on (default 8000)")
-    parser.add_argument("--db", default=env.db, help="SQLite database file, or postgresql://user@host:port/dbname (default zoo.db)")
+    parser.add_argument("--db", default=env.db,
+                        help="SQLite database file, or postgresql://user@host:port/dbname (default zoo.db)")
     parser.add_argument("--create", action="store_true", default=env.create,
                         help="make the SQLite file (with demo data unless --empty) when it does not exist")
     parser.add_argument("--token", default=None, help="Bearer token for writes (env ZOO_TOKEN)")
     parser.add_argument("--readonly-token", default=None, help="a token that may only read")
-    parser.add_argument("--rate-limit", type=int, default=env.rate_limit, metavar="N", help="requests per minute per client (0: off)")
-    parser.add_argument("--max-body", type=int, default=env.max_body, metavar="BYTES", help="request body limit (default 1 MiB)")
+    parser.add_argument("--rate-limit", type=int, default=env.rate_limit, metavar="N",
+                        help="requests per minute per client (0: off)")
+    parser.add_argument("--max-body", type=int, default=env.max_body, metavar="BYTES",
+                        help="request body limit (default 1 MiB)")
     parser.add_argument("--empty", action="store_true", default=env.empty, help="a new database gets no demo data")
     parser.add_argument("--deadline", type=float, default=env.deadline, metavar="SECONDS",
                         help="longest a request waits for the database, from its arrival; then 503 (default 5)")
     parser.add_argument("--durability", choices=["full", "normal"], default=env.durability,
-                        help="full: every commit synced to disk (default); normal: faster, an OS crash may lose the last commits")
+                        help="full: every commit synced to disk (default);"
+                             " normal: faster, an OS crash may lose the last commits")
     parser.add_argument("--cors-origin", action="append", default=None, metavar="ORIGIN",
-                        help="an origin whose pages may call the API, e.g. http://localhost:3000 (repeatable; * for any)")
+                        help="an origin whose pages may call the API, e.g. http://localhost:3000"
+                             " (repeatable; * for any)")
     parser.add_argument("--certfile", default=None, help="serve HTTPS with this PEM certificate (chain)")
     parser.add_argument("--keyfile", default=None, help="the certificate's PEM private key")
     parser.add_argument("--trust-proxy", default=None, metavar="ADDR[,ADDR...]",
-                        help="balancers whose X-Forwarded-For/-Proto/-Host are believed (env ZOO_TRUST_PROXY; only ones you run)")
+                        help="balancers whose X-Forwarded-For/-Proto/-Host are believed"
+                             " (env ZOO_TRUST_PROXY; only ones you run)")
     parser.add_argument("--v1-sunset", default=env.v1_sunset, metavar="DATE",
                         help="deprecate v1: every v1 answer carries Deprecation, Sunset (this date: YYYY-MM-DD"
                         " or ISO-8601) and a successor-version Link to /v2 (env ZOO_V1_SUNSET)")

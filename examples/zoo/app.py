@@ -123,7 +123,6 @@ from .engine import open_key_store, open_rate_store, open_store
 from .faults import StorageFault, Unavailable
 from .jobs import install_jobs
 from .records import (
-    KINDS,
     BadReference,
     Check,
     Conflicting,
@@ -233,7 +232,8 @@ class ZooAPI:
             links["zoo"] = request.url_for("show_zoo", zoo=row["zoo_id"])
         return links
 
-    def _detail(self, request: Request, kind: str, row: Row, status: int = 200, location: str | None = None) -> Response:
+    def _detail(self, request: Request, kind: str, row: Row, status: int = 200,
+                location: str | None = None) -> Response:
         """The full object with its ``ETag`` (and ``Location`` for a 201)."""
         headers = [("ETag", etag(kind, row))]
         if location is not None:

@@ -54,7 +54,9 @@ def open_store(db: str, *, empty: bool = False, create: bool = False, **options:
         try:
             from .store_pg import PgStore
         except ImportError as exc:
-            raise RuntimeError(f"PostgreSQL needs psycopg 3 and psycopg-pool: pip install '.[postgres]' ({exc})") from exc
+            raise RuntimeError(
+                f"PostgreSQL needs psycopg 3 and psycopg-pool: pip install '.[postgres]' ({exc})"
+            ) from exc
         return PgStore(db, empty=empty, **options)
     return SqliteStore(db, empty=empty, create=create, **options)
 
@@ -73,4 +75,5 @@ def open_key_store(store: Store) -> KeyStore:
     """
     if is_postgres(store.path):
         return PostgresKeyStore(store.path)
-    return SQLiteKeyStore(store.path, create=False)  # a removed file is the zoo store's fault to report, not ours to make
+    # create=False: a removed file is the zoo store's fault to report, not ours to make
+    return SQLiteKeyStore(store.path, create=False)

@@ -22,7 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["BUSY", "CANNOT_OPEN", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents", "InsufficientStorage", "StorageFault", "Unavailable"]
+__all__ = ["BUSY", "CANNOT_OPEN", "DISK_FULL", "GONE", "LATE", "READ_ONLY", "UNREACHABLE", "Incidents",
+           "InsufficientStorage", "StorageFault", "Unavailable"]
 
 logger = logging.getLogger("examples.zoo")
 

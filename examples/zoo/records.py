@@ -1,4 +1,6 @@
-"""What the zoo's data is made of, whichever engine holds it: kinds of resource, rows, the errors about them, and what a store offers.
+"""What the zoo's data is made of, whichever engine holds it.
+
+Kinds of resource, rows, the errors about them, and what a store offers.
 
 The stores (:mod:`examples.zoo.store`, :mod:`examples.zoo.store_pg`) build
 their SQL from :data:`KINDS`, raise the errors below and offer the

@@ -1,4 +1,6 @@
-"""The zoo's data in an SQLite file: :class:`Store`, the engine-specific half of :class:`examples.zoo.store_base.BaseStore`.
+"""The zoo's data in an SQLite file: :class:`Store`.
+
+It is the engine-specific half of :class:`examples.zoo.store_base.BaseStore`.
 
 Nothing here knows about HTTP.  The web layer (``app.py``) validates input,
 calls a :class:`Store` method and turns the store's exceptions
@@ -69,7 +71,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .faults import BUSY, CANNOT_OPEN, DISK_FULL, GONE, READ_ONLY, Incidents, InsufficientStorage, StorageFault, Unavailable
+from .faults import (
+    BUSY,
+    CANNOT_OPEN,
+    DISK_FULL,
+    GONE,
+    READ_ONLY,
+    Incidents,
+    InsufficientStorage,
+    StorageFault,
+    Unavailable,
+)
 # the store's vocabulary (examples.zoo.records), re-exported for callers that import it from here
 from .records import KINDS, BadReference, Check, Conflicting, Deleted, Kind, Missing, NotEmployed, Row, StoreError
 from .records import etag, public, utc_now

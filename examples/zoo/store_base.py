@@ -350,7 +350,8 @@ class BaseStore(ABC, Generic[Conn]):
                 raise Conflicting(f"a zoo named {data['name']!r} already exists")
             return row
 
-    def update(self, kind: str, id: int, values: Mapping[str, Any], *, replace: bool, check: Check | None = None) -> Row:
+    def update(self, kind: str, id: int, values: Mapping[str, Any], *, replace: bool,
+               check: Check | None = None) -> Row:
         """Change a row and return it; ``replace`` sets the columns missing from ``values`` to NULL.
 
         ``check(current_row)`` runs inside the transaction before the change

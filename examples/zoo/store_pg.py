@@ -127,7 +127,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def migrate(url: str, *, empty: bool = False, target: int = SCHEMA_VERSION, connect_timeout: int = 10) -> int:
     """Create or upgrade the schema of the database at ``url`` to ``target``; return the version found."""
     with psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout) as conn:
-        if target == SCHEMA_VERSION and conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone() == (True,):
+        has_versions = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone() == (True,)
+        if target == SCHEMA_VERSION and has_versions:
             row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
             if row is not None and int(row[0]) >= target:
                 return int(row[0])  # current: nothing to write (the database may even be read-only)

@@ -273,7 +273,8 @@ class ZooAPIv2:
             body["_embedded"] = embedded
         return body
 
-    def _detail(self, request: Request, kind: str, row: Row, status: int = 200, location: str | None = None) -> Response:
+    def _detail(self, request: Request, kind: str, row: Row, status: int = 200,
+                location: str | None = None) -> Response:
         headers = [("ETag", etag_v2(kind, row))]
         if status == 201:
             headers.append(("Location", location or request.url_for(f"v2_show_{kind}", _external=True,

@@ -38,7 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..feature import Feature
 from ..response import Response
-from .exposition import COMBINE, OPENMETRICS_TYPE, TEXT_TYPE, Labels, Samples, format_bound, merge_into, render, wants_openmetrics
+from .exposition import (
+    COMBINE,
+    OPENMETRICS_TYPE,
+    TEXT_TYPE,
+    Labels,
+    Samples,
+    format_bound,
+    merge_into,
+    render,
+    wants_openmetrics,
+)
 from .process import process_figures
 
 if TYPE_CHECKING:
@@ -161,7 +171,8 @@ class Metrics(Feature):
 
     # -- per request (PERF: the only work a request pays; everything else waits for a scrape) -------
 
-    def _observe(self, request: Request | None, environ: dict[str, Any], status: str, body: Any, started: float) -> None:
+    def _observe(self, request: Request | None, environ: dict[str, Any], status: str, body: Any,
+                 started: float) -> None:
         elapsed = perf_counter() - started
         try:
             entries = self._local.entries
@@ -344,7 +355,10 @@ def _bounds(values: Sequence[float], what: str) -> tuple[float, ...]:
 
 
 def _histogram(counters: Samples, name: str, labels: Labels, values: list[Any], bounds: tuple[float, ...]) -> None:
-    """The _bucket (cumulative), _count and _sum samples of one histogram: ``values`` is a count per bucket, then the sum."""
+    """The _bucket (cumulative), _count and _sum samples of one histogram.
+
+    ``values`` is a count per bucket, then the sum.
+    """
     running = 0.0
     for bound, count in zip((*bounds, math.inf), values):
         running += count

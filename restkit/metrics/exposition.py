@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from ..httprules import parse_qvalues
 
 __all__ = [
-    "FAMILIES", "Family", "Labels", "OPENMETRICS_TYPE", "Samples", "TEXT_TYPE", "format_bound", "render", "wants_openmetrics",
+    "FAMILIES", "Family", "Labels", "OPENMETRICS_TYPE", "Samples", "TEXT_TYPE", "format_bound", "render",
+    "wants_openmetrics",
 ]
 
 Labels = tuple[tuple[str, str], ...]
@@ -59,7 +60,8 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("restkit_http_requests", "counter", "HTTP requests answered by the app, by method, route template and status."),
+    Family("restkit_http_requests", "counter",
+           "HTTP requests answered by the app, by method, route template and status."),
     Family("restkit_http_request_duration_seconds", "histogram",
            "Seconds from routing to the response the app returned, by method and route template."),
     Family("restkit_http_response_size_bytes", "summary",
@@ -72,7 +74,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("restkit_server_streams_open", "gauge", "Responses of unknown length being sent."),
     Family("restkit_server_accepting", "gauge",
            "1 while restkit's server accepts connections, 0 while accepting is paused (summed over processes)."),
-    Family("restkit_server_accept_pauses", "counter", "Times accepting paused because the process ran out of descriptors."),
+    Family("restkit_server_accept_pauses", "counter",
+           "Times accepting paused because the process ran out of descriptors."),
     Family("restkit_server_refused_requests", "counter",
            "Requests restkit's server answered itself without the app (parse errors, 408, 413...), by status."),
     Family("restkit_server_tls_handshake_failures", "counter", "Connections that failed their TLS handshake."),

@@ -93,7 +93,6 @@ class SharedDirectory:
 
     def join(self) -> None:
         """Make and lock this process's ``<token>.lock`` (idempotent)."""
-        import fcntl
 
         with self._mutex:
             if self.token is None:
@@ -167,7 +166,10 @@ class SharedDirectory:
         return tokens
 
     def _fold_dead(self) -> Samples:
-        """Fold the files of dead processes into the archive (the caller holds ``merge.lock``); the archive's counters."""
+        """Fold the files of dead processes into the archive; the archive's counters.
+
+        The caller holds ``merge.lock``.
+        """
         import fcntl
 
         archive_path = self.path / ARCHIVE
@@ -203,7 +205,8 @@ class SharedDirectory:
         _write_json(archive_path, {"counters": _dump(archived), "folded": sorted(folded)})
         for token in dead:
             # its two files, and a half-written file of a process killed while writing
-            for path in [self.path / f"{token}.json", self.path / f"{token}.lock", *self.path.glob(f".{token}.json.*.tmp")]:
+            for path in [self.path / f"{token}.json", self.path / f"{token}.lock",
+                         *self.path.glob(f".{token}.json.*.tmp")]:
                 try:
                     os.unlink(path)
                 except FileNotFoundError:

@@ -94,7 +94,8 @@ class StreamingInput:
     closes the connection whatever the app did with the error.
     """
 
-    def __init__(self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader, send_continue: bool) -> None:
+    def __init__(self, conn: Connection, prefix: bytes, reader: LengthReader | ChunkedReader,
+                 send_continue: bool) -> None:
         self._conn = conn
         self._prefix = prefix
         self._reader = reader

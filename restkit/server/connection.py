@@ -59,7 +59,8 @@ class Connection:
 
     __slots__ = (
         "sock", "address", "peer", "tls", "state", "deadline", "buffer", "scanned", "head", "reader", "spool",
-        "continue_due", "eof", "request_deadline", "refusal", "outbox", "unsent", "wait_since", "sent_waiting", "backlog_at_wait", "exchange",
+        "continue_due", "eof", "request_deadline", "refusal", "outbox", "unsent", "wait_since", "sent_waiting",
+        "backlog_at_wait", "exchange",
     )
 
     def __init__(self, sock: socket.socket, address: Any, state: ConnectionState, deadline: float) -> None:

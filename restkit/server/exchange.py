@@ -228,7 +228,9 @@ class Exchange:
         """True when the client needs no more of the body (so iteration may stop)."""
         plan = self.plan
         assert plan is not None
-        return plan.framing is BodyFraming.NONE or (plan.framing is BodyFraming.LENGTH and self.body_bytes >= plan.length)
+        return plan.framing is BodyFraming.NONE or (
+            plan.framing is BodyFraming.LENGTH and self.body_bytes >= plan.length
+        )
 
     def _send_head(self, known_length: int | None, body: bytes) -> None:
         if self.status is None:

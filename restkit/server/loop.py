@@ -167,7 +167,9 @@ class Server:
         inline: bool = True,
     ) -> None:
         if threads < 1 or timeout <= 0 or keepalive_timeout < 0 or grace < 0 or drain < 0 or max_connections < 1:
-            raise ValueError("threads and max_connections must be >= 1, timeout > 0, keepalive_timeout, grace and drain >= 0")
+            raise ValueError(
+                "threads and max_connections must be >= 1, timeout > 0, keepalive_timeout, grace and drain >= 0"
+            )
         if min_send_rate <= 0 or max_buffered < 0 or hsts < 0:
             raise ValueError("min_send_rate must be > 0, max_buffered and hsts >= 0")
         self.app = app
@@ -681,7 +683,8 @@ class Server:
         self._watch(conn, _READ)  # as while a worker has it (see _advance)
         conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
         # a stream's next item may be a long wait: its worker is never the loop's thread
-        self._dispatch(lambda: self._resume(conn), inline=exchange.plan is None or exchange.plan.framing is BodyFraming.LENGTH)
+        self._dispatch(lambda: self._resume(conn),
+                       inline=exchange.plan is None or exchange.plan.framing is BodyFraming.LENGTH)
 
     def _cut(self, conn: Connection, reason: str) -> None:
         """Close a connection whose response cannot end properly (with a reset), and say why in its access line."""
@@ -836,7 +839,9 @@ class Server:
         self, conn: Connection, request_line: str, status: int, size: int, note: str = "", *,
         environ: dict[str, Any] | None = None, started: float | None = None,
     ) -> None:
-        """One access-log line; what the client sent is escaped, and credentials in its query hidden (:mod:`restkit.logtext`).
+        """One access-log line.
+
+        What the client sent is escaped, and credentials in its query hidden (:mod:`restkit.logtext`).
 
         The line ends with ``request_id=`` when the app put one in
         ``environ["restkit.request_id"]``.  The record also carries the

@@ -82,7 +82,9 @@ def serve(
     restore = _stop_on_signals(servers)
     for each in servers:
         print(f"restkit: serving on {each.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    helpers = [threading.Thread(target=each.serve_forever, name="restkit-redirect", daemon=True) for each in servers[1:]]
+    helpers = [
+        threading.Thread(target=each.serve_forever, name="restkit-redirect", daemon=True) for each in servers[1:]
+    ]
     for thread in helpers:
         thread.start()
     try:

@@ -9,7 +9,8 @@ import ssl
 import struct
 import termios
 
-__all__ = ["abort", "kernel_backlog", "close_quietly", "wait_readable", "wait_writable", "descriptor_budget", "listen", "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
+__all__ = ["abort", "kernel_backlog", "close_quietly", "wait_readable", "wait_writable", "descriptor_budget", "listen",
+           "make_ssl_context", "raise_descriptor_limit", "recv_nowait"]
 
 RECV_SIZE = 65536
 

@@ -165,7 +165,8 @@ class Worker:
     killed: bool = False  # SIGKILL sent
 
 
-def supervise(load: Callable[[], WSGIApp], address: tuple[str, int], options: Mapping[str, Any], plan: WorkerPlan) -> int:
+def supervise(load: Callable[[], WSGIApp], address: tuple[str, int], options: Mapping[str, Any],
+              plan: WorkerPlan) -> int:
     """Bind ``address``, run ``plan.workers`` processes serving ``load()``; return when stopped.
 
     Runs until SIGINT or SIGTERM (graceful; a second one stops at once);
@@ -202,7 +203,8 @@ def supervise(load: Callable[[], WSGIApp], address: tuple[str, int], options: Ma
 class _Supervisor:
     """The supervisor's state; :meth:`run` is its loop."""
 
-    def __init__(self, load: Callable[[], WSGIApp], listener: socket.socket, options: dict[str, Any], plan: WorkerPlan) -> None:
+    def __init__(self, load: Callable[[], WSGIApp], listener: socket.socket, options: dict[str, Any],
+                 plan: WorkerPlan) -> None:
         self.load, self.listener, self.options, self.plan = load, listener, options, plan
         self.count = worker_count(plan.workers)
         self.grace = float(options.get("grace", 10.0))
@@ -308,7 +310,9 @@ class _Supervisor:
         if slot is None:
             return False  # workers still draining hold them; they exit by their deadline
         self.beats.clear(slot)
-        limit = self.plan.max_requests + self.random.randint(0, self.plan.max_requests_jitter) if self.plan.max_requests else 0
+        limit = 0
+        if self.plan.max_requests:
+            limit = self.plan.max_requests + self.random.randint(0, self.plan.max_requests_jitter)
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # else the worker would write the supervisor's buffered output again
         # Signals wait until the child has put its own handlers in place of
