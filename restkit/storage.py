@@ -53,6 +53,27 @@ logger = logging.getLogger("restkit.storage")
 C = TypeVar("C")
 
 
+
+# Seconds a connection's setup (WAL mode, the schema) retries a locked file.
+# Why: processes that start together (gunicorn's workers) all set up a new
+# file at once, and switching it to WAL can answer "database is locked" at
+# once, without SQLite's busy wait; once per connection, never per request.
+SETUP_PATIENCE = 10.0
+
+
+def _while_locked(action: Callable[[], Any], seconds: float) -> None:
+    """Run ``action``, again and again while SQLite says the file is locked or busy, for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if ("locked" not in message and "busy" not in message) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.02)
+
 class StoreUnavailable(Exception):
     """A shared store cannot be asked now: unreachable, too slow, or its breaker is open.
 
@@ -240,15 +261,19 @@ class SQLiteDatabase(_Database[sqlite3.Connection]):
 
             target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         conn = sqlite3.connect(target, timeout=self.timeout, isolation_level=None, check_same_thread=False, uri=uri)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            _while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"), SETUP_PATIENCE)
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _close(self, conn: sqlite3.Connection) -> None:
         conn.close()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        conn.executescript(self.schema)
+        _while_locked(lambda: conn.executescript(self.schema), SETUP_PATIENCE)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

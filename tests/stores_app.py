@@ -82,6 +82,12 @@ def create_app() -> App:
         app.use(RateLimit(int(os.environ["STORES_RATE"]), window=3600, store=counts, on_store_error="refuse"))
     app.use(Idempotency(keys))
 
+    @app.after_request
+    def name_the_worker(request: Any, response: Any) -> Any:
+        """Every answer, a 429 too, says which process gave it (X-Pid)."""
+        response.headers.append(("X-Pid", str(os.getpid())))
+        return response
+
     @app.post("/orders")
     def create(request: Any) -> tuple[dict[str, Any], int]:
         body = request.json
