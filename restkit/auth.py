@@ -2,12 +2,26 @@
 
 ::
 
+    from restkit import App
+    from restkit.auth import AnyOf, APIKey, Bearer, Identity
+
+    app = App()
     tokens = {"s3cret": Identity("ada", {"read", "write"}), "r3ad": Identity("bob", {"read"})}
+    keys = {"k-123": Identity("nightly-export", {"read"})}
     bearer = Bearer(tokens)
     app.use(bearer)                                      # every route needs a valid token...
+
     @app.get("/health", auth=None)                       # ...but this one
+    def health(request):
+        return {"ok": True}
+
     @app.post("/items", auth=bearer.require("write"))    # and this one needs the scope "write"
+    def create_item(request):
+        return request.json, 201
+
     @app.get("/feed", auth=AnyOf(bearer, APIKey(keys)))  # a token or an API key
+    def feed(request):
+        return {"for": request.context["identity"].name}
 
 A request without credentials (or with other credentials than the scheme's)
 gets **401** with ``WWW-Authenticate``; credentials that are not valid get

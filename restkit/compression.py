@@ -2,6 +2,10 @@
 
 ::
 
+    from restkit import App
+    from restkit.compression import Compression
+
+    app = App()
     app.use(Compression(min_size=1024))
 
 A response is compressed when the request's ``Accept-Encoding`` allows

@@ -2,16 +2,26 @@
 
 ::
 
+    import threading
+
+    from restkit import App
+    from restkit.conditional import Conditional, check_preconditions, etag_of
+
+    app = App()
+    items = {1: {"id": 1, "name": "lamp"}}
+    transaction = threading.Lock()   # in a real app: the database's transaction
+
     @app.get("/items/<int:id>", conditional=True)
     def show(request, id):
         return items[id]             # the ETag is a hash of the body; If-None-Match -> 304
 
     @app.put("/items/<int:id>", conditional=Conditional(required=True))   # no If-Match: 428
     def replace(request, id):
-        with db.transaction():
-            current = db.get(id)
+        with transaction:
+            current = items[id]
             check_preconditions(request, etag=etag_of(current))  # stale If-Match: 412
-            ...
+            items[id] = {"id": id, **request.json}
+            return items[id]
 
 On a GET or HEAD route with ``conditional=``, a 2xx answer keeps the ``ETag``
 and ``Last-Modified`` its handler set, or gets a strong ``ETag`` made from
@@ -111,6 +121,7 @@ def etag_of(representation: Any, *, weak: bool = False) -> str:
     A write handler passes it to :func:`check_preconditions`, so that the
     ``If-Match`` of a client holding the tag its GET sent matches::
 
+        # fragment: a line of a write handler (the module's example has it whole)
         check_preconditions(request, etag=etag_of(notes[id]))
 
     ``representation`` is what the GET handler returns (a dict, a list, a

@@ -2,6 +2,10 @@
 
 ::
 
+    from restkit import App
+    from restkit.cors import CORS
+
+    app = App()
     app.use(CORS(origins=["https://app.example"], credentials=True))
 
 An answer to a request with an ``Origin`` the app allows carries

@@ -2,11 +2,23 @@
 
 ::
 
-    health = app.use(Health(checks={"database": db.ping}, timeout=1.0))
+    import socket
+    import sqlite3
+
+    from restkit import App
+    from restkit.health import Health
+
+    db = sqlite3.connect("app.db", check_same_thread=False)
+
+    def database() -> None:
+        db.execute("SELECT 1")                      # raises when the database cannot answer
+
+    app = App()
+    health = app.use(Health(checks={"database": database}, timeout=1.0))
 
     @health.check("cache", timeout=0.2)
     def cache() -> None:
-        redis.ping()
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.2).close()   # a cache server listens
 
 ``GET /healthz`` answers **200** ``{"status": "ok"}`` while the process
 serves; it runs nothing, so it only fails when the process cannot answer at

@@ -2,10 +2,20 @@
 
 ::
 
+    from restkit import App
+    from restkit.idempotency import Idempotency, SQLiteKeyStore
+
+    app = App()
     keys = Idempotency(SQLiteKeyStore("keys.db"))          # or MemoryKeyStore(), PostgresKeyStore(url)
     app.use(keys)                                          # every POST and PATCH route takes the header
+
     @app.post("/payments", idempotency=keys.require())     # this one refuses a request without it (400)
+    def pay(request):
+        return {"paid": request.json["amount"]}, 201
+
     @app.post("/search", idempotency=None)                 # this one ignores it
+    def search(request):
+        return []
 
 A client that did not get an answer (a timeout, a dropped connection) cannot
 know whether its POST was done; with a key it sends the same request again

@@ -2,12 +2,17 @@
 
 ::
 
+    from restkit import App
+    from restkit.paging import Paging
+
+    app = App()
     BOOKMARKS = Paging(sort=["id", "title", "created"], filters=["tag"])
+    bookmarks = [{"id": 1, "title": "restkit", "created": "2026-12-01", "tag": "python"}]
 
     @app.get("/bookmarks", paging=BOOKMARKS)
     def list_bookmarks(request):
         page = BOOKMARKS.read(request)                     # 400 naming a bad parameter
-        rows, total = db.bookmarks(page.offset, page.limit, page.sort, page.order, page.filters)
+        rows, total = page.apply(bookmarks)                # SQL: page.offset, .limit, .sort, .order, .filters
         return page.response(request, rows, total)         # X-Total-Count and Link
 
 A client pages with ``limit`` & ``offset`` *or* ``page`` & ``per_page`` (both

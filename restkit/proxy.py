@@ -2,9 +2,14 @@
 
 ::
 
+    from restkit import App
+    from restkit.proxy import ProxyHeaders
+
+    app = App()
     app.use(ProxyHeaders(["127.0.0.1", "10.0.0.0/8"]))          # one balancer in front
-    app.use(ProxyHeaders(["10.0.0.0/8"], hops=2))               # a CDN, then a balancer
-    app.use(ProxyHeaders(["::1"], headers="forwarded"))         # a proxy that writes RFC 7239
+    # or, one of these instead:
+    #   ProxyHeaders(["10.0.0.0/8"], hops=2)                    # a CDN, then a balancer
+    #   ProxyHeaders(["::1"], headers="forwarded")              # a proxy that writes RFC 7239
 
 Behind a proxy every request comes from the proxy's address, by plain HTTP,
 with the Host the proxy chose.  The proxy says what the client saw in

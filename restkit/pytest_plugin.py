@@ -2,6 +2,16 @@
 
 ::
 
+    import urllib.request
+
+    from restkit import App
+
+    app = App()
+
+    @app.get("/ping")
+    def ping(request):
+        return {"pong": True}
+
     def test_ping(live_server):
         server = live_server(app)               # restkit's server, 127.0.0.1, a free port
         with urllib.request.urlopen(server.url + "/ping") as answer:

@@ -2,8 +2,15 @@
 
 ::
 
+    from restkit import App
+    from restkit.ratelimit import RateLimit
+
+    app = App()
     app.use(RateLimit(600))                                  # 600 a minute per client address
+
     @app.post("/login", rate_limit=RateLimit(5, window=300)) # a tighter limit on one route
+    def login(request):
+        return {"ok": True}
 
 The window slides: a request is allowed when fewer than ``limit`` requests
 of the same client fall in the last ``window`` seconds; refused requests are

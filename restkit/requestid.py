@@ -2,9 +2,16 @@
 
 ::
 
-    app.use(RequestId())
-    log_request_ids()   # every handler of the root logger: records get .request_id and .trace_id
+    import logging
+
+    from restkit import App
+    from restkit.requestid import RequestId, log_request_ids
+
     logging.basicConfig(format="%(levelname)s [%(request_id)s] %(message)s")  # before log_request_ids()
+    log_request_ids()   # every handler of the root logger: records get .request_id and .trace_id
+
+    app = App()
+    app.use(RequestId())
 
 A request's ``X-Request-ID`` is kept when it is visible ASCII of at most 128
 characters (what a proxy in front generated); otherwise, or without one, the

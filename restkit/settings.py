@@ -3,6 +3,12 @@
 Declare the settings as a dataclass; each field is read from the variable
 named by the prefix and the field's name in upper case::
 
+    from dataclasses import dataclass, field
+    from pathlib import Path
+    from typing import Literal
+
+    from restkit.settings import Secret, load_settings
+
     @dataclass(frozen=True)
     class Settings:
         database_url: str                       # ZOO_DATABASE_URL, required
@@ -13,6 +19,7 @@ named by the prefix and the field's name in upper case::
         hosts: list[str] = field(default_factory=list)  # ZOO_HOSTS=a.example,b.example
         log_file: Path | None = None            # ZOO_LOG_FILE
 
+    Path(".env").write_text("ZOO_DATABASE_URL=sqlite:///zoo.db\\nZOO_TOKEN=s3cret\\n")  # or set them in the environment
     settings = load_settings(Settings, prefix="ZOO_", env_file=".env")
 
 Field types

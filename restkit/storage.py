@@ -92,9 +92,22 @@ class Breaker:
     at once until the retry time), ``probing`` (one call is trying; the
     others fail at once).  Use::
 
-        breaker.enter()        # raises StoreUnavailable while open
-        try: ...; breaker.succeeded()
-        except DatabaseError as exc: breaker.failed(exc); raise
+        import sqlite3
+
+        from restkit.storage import Breaker
+
+        breaker = Breaker("the orders database", retry=1.0)
+        db = sqlite3.connect("orders.db")
+
+        def count_orders() -> int:
+            breaker.enter()        # raises StoreUnavailable while open
+            try:
+                (count,) = db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                breaker.failed(exc)
+                raise
+            breaker.succeeded()
+            return count
     """
 
     # (state, event) -> next state; what is not here keeps the state

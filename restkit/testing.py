@@ -2,7 +2,20 @@
 
 ::
 
+    from restkit import App
     from restkit.testing import Client
+
+    app = App()
+    items = {}
+
+    @app.put("/items/<int:id>")
+    def put_item(request, id):
+        items[id] = {"id": id, **request.json}
+        return items[id]
+
+    @app.get("/items/<int:id>")
+    def get_item(request, id):
+        return items[id]
 
     client = Client(app)
     client.put("/items/1", json={"name": "lamp"}, status=200)

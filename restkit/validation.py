@@ -6,6 +6,14 @@ fields are annotated with ``int``, ``float``, ``str``, ``bool``,
 ``X | None``, ``list[X]``, ``dict[str, X]`` and nested dataclasses, and add
 constraints with ``Annotated[str, Field(min_length=1, max_length=100)]``::
 
+    import datetime
+    from dataclasses import dataclass
+    from typing import Annotated
+
+    from restkit import App, Field
+
+    app = App()
+
     @dataclass
     class ZooIn:
         name: Annotated[str, Field(min_length=1, max_length=100)]
@@ -13,7 +21,8 @@ constraints with ``Annotated[str, Field(min_length=1, max_length=100)]``::
         opened: datetime.date | None = None
 
     @app.post("/zoos", body=ZooIn)
-    def create_zoo(request, body: ZooIn): ...
+    def create_zoo(request, body: ZooIn):
+        return body, 201
 
 The handler receives the validated object as ``body=`` (and ``query=`` for
 ``query=ListParams``).  Every problem is reported at once:

@@ -5,23 +5,40 @@ from __future__ import annotations
 import json
 import re
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import make_client
+import pytest
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+from tests.conftest import ROOT, make_client
+from tests.docblocks import NOT_PYTHON, PYTHON, Block, isolated, markdown_blocks, new_namespace, run_block
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 SAMPLES = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 def _run(sample: str) -> dict[str, Any]:
-    """Run a sample as a module of its own, as a user's file would be."""
-    module = types.ModuleType("readme_sample")
-    sys.modules[module.__name__] = module  # dataclasses and type hints look modules up
-    code = "\n".join(line for line in sample.splitlines() if not line.startswith("serve("))
-    exec(compile(code, "README.md", "exec", dont_inherit=True), module.__dict__)
-    return module.__dict__
+    """Run a sample as a module of its own, as a user's file would be (the rules: tests/docblocks.py)."""
+    namespace = new_namespace("readme_sample")
+    run_block(Block("README.md", 1, "python", sample), namespace, leave_out=("serve(",))
+    return namespace
+
+
+MARKDOWN = [ROOT / "README.md", *sorted(ROOT.glob("examples/*/README.md"))]
+BLOCKS = [block for path in MARKDOWN for block in markdown_blocks(path)]
+
+
+@pytest.mark.parametrize("block", [block for block in BLOCKS if block.is_python], ids=lambda block: block.where)
+def test_every_python_block_runs(block: Block, tmp_path: Path) -> None:
+    """Each Python block of README.md and examples/*/README.md runs alone (a ``# fragment`` is only compiled)."""
+    with isolated(tmp_path, "readme_sample") as namespace:
+        run_block(block, namespace, leave_out=("serve(",))
+
+
+def test_every_block_names_its_language() -> None:
+    """Python or not is told by the fence's label; the blocks that are not Python say what they are."""
+    assert {block.language for block in BLOCKS} <= PYTHON | NOT_PYTHON
+    assert sum(block.is_python for block in BLOCKS) >= 20
 
 
 def test_the_ten_line_example() -> None:

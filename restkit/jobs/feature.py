@@ -2,6 +2,10 @@
 
 ::
 
+    from restkit import App
+    from restkit.jobs import Job, Jobs, SQLiteStore
+
+    app = App()
     jobs = app.use(Jobs(SQLiteStore("jobs.db")))      # GET/DELETE /jobs/<id>; runners start with the app
 
     @jobs.kind("report", max_attempts=3, backoff=2.0)

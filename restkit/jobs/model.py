@@ -8,7 +8,7 @@ changes only through :func:`become`, which looks the (state, event) pair up in
 own: each reads a row under its lock, calls one of the functions below, and
 writes back what it returns (None: nothing to write).
 
-::
+.. code-block:: text
 
     queued --claim--> running --succeed--> succeeded
       |                 |  |--fail-------> failed      (no attempts left)

@@ -1,6 +1,6 @@
 """The job resource over HTTP: its JSON, ``GET`` (200, or 303 to what it made) and ``DELETE`` (cancel).
 
-::
+.. code-block:: text
 
     POST /reports          -> 202 Accepted, Location: /jobs/{id}, Retry-After: 1, the job
     GET /jobs/{id}         -> 200 the job (Retry-After while queued or running)

@@ -1,0 +1,47 @@
+"""Every code block in restkit's and the examples' docstrings runs (the rules: tests/docblocks.py).
+
+A docstring's Python blocks run in order in one fresh namespace, in a fresh
+temporary directory; a block that starts ``# fragment`` is only compiled; a
+block in another language says so (``.. code-block:: text``) and is skipped.
+A new block that does none of these and does not run fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.docblocks import FRAGMENT, Block, isolated, run_block, source_docstring_blocks
+
+DOCSTRINGS = source_docstring_blocks("restkit", "examples")
+
+
+def test_docstring_blocks_are_found() -> None:
+    """The collector sees the blocks (a parser that found none would pass every test below)."""
+    assert len(DOCSTRINGS) >= 15
+    assert any(block.language == "text" for blocks in DOCSTRINGS.values() for block in blocks)
+
+
+@pytest.mark.parametrize("where", sorted(DOCSTRINGS))
+def test_docstring_blocks_run(where: str, tmp_path: Path) -> None:
+    with isolated(tmp_path) as namespace:
+        for block in DOCSTRINGS[where]:
+            if block.is_python:
+                run_block(block, namespace)
+
+
+def test_fragments_say_why() -> None:
+    """``# fragment`` alone hides a block from running: the marker must say what it lacks."""
+    short = [block.where for blocks in DOCSTRINGS.values() for block in blocks
+             if block.is_fragment and len(block.code.lstrip().splitlines()[0].strip()) < len(FRAGMENT) + 8]
+    assert short == []
+
+
+def test_a_broken_block_fails() -> None:
+    """The runner does run blocks: a failing one raises, a failing fragment only if it is not Python."""
+    with pytest.raises(ZeroDivisionError):
+        run_block(Block("x.py", 1, "python", "1 / 0\n"), {})
+    run_block(Block("x.py", 1, "python", "# fragment: shows an expression\n1 / 0\n"), {})
+    with pytest.raises(SyntaxError):
+        run_block(Block("x.py", 1, "python", "# fragment: not even Python\nf(a=1, ...)\n"), {})
