@@ -31,8 +31,9 @@ UTF-8 bytes, so how long a comparison takes does not tell how much matched.
 The identity of an accepted request is ``request.context["identity"]``.
 
 A route that declares ``auth=`` is documented with the scheme in
-``components.securitySchemes``, a ``security`` requirement and its 401 (and
-403 when it needs scopes).  App-wide auth leaves restkit's own ``/docs`` and
+``components.securitySchemes``, a ``security`` requirement naming the scopes
+it needs (``[{"bearerAuth": ["write"]}]``) and its 401 (and 403 when it needs
+scopes).  App-wide auth leaves restkit's own ``/docs`` and
 ``/openapi.json`` public.  :class:`AnyOf` accepts one of several schemes.
 """
 
@@ -193,8 +194,9 @@ class Auth(Feature):
         alternatives = self._alternatives()
         for scheme, _ in alternatives:
             context.security_schemes.setdefault(scheme.scheme_name, dict(scheme.scheme))
-        # a list of requirements is OpenAPI's "or": any one of them will do
-        operation["security"] = [{scheme.scheme_name: []} for scheme, _ in alternatives]
+        # A list of requirements is OpenAPI's "or": any one of them will do.  Each names the
+        # scopes it needs: OpenAPI 3.1 allows role names for every scheme type, not only OAuth2.
+        operation["security"] = [{scheme.scheme_name: sorted(scopes)} for scheme, scopes in alternatives]
         context.add_response(operation, 401)
         distinct = {scopes for _, scopes in alternatives}
         if distinct == {frozenset()}:

@@ -288,11 +288,16 @@ def test_operations_that_need_auth_show_a_padlock_and_their_schemes(live_server:
 
     @app.post("/items", auth=bearer)
     def create_item(request: Request) -> tuple[dict[str, Any], int]:
-        """Writers only."""
+        """Token holders only."""
         return {}, 201
+
+    @app.delete("/items/<int:id>", auth=bearer.require("write"))
+    def delete_item(request: Request, id: int) -> None:
+        """Writers only."""
 
     server = live_server(app)
     dom = dump_dom(f"{server.url}/docs", tmp_path)
     assert '<span class="lock" title="needs bearerAuth">bearerAuth</span>' in operation(dom, "create_item")
+    assert '<span class="lock" title="needs bearerAuth (write)">bearerAuth (write)</span>' in operation(dom, "delete_item")
     assert 'class="lock"' not in operation(dom, "list_items")
-    assert "\U0001f512" not in dom and dom.count('class="lock"') == 1
+    assert "\U0001f512" not in dom and dom.count('class="lock"') == 2

@@ -193,7 +193,7 @@ def test_writes_document_the_bearer_token(app: ZooApp) -> None:
             if method == "get":
                 assert "security" not in op, f"{method} {path}"
             else:
-                assert op["security"] == [{"bearerAuth": []}], f"{method} {path}"
+                assert op["security"] == [{"bearerAuth": ["write"]}], f"{method} {path}"  # with its scope
                 assert {"401", "403"} <= set(op["responses"]), f"{method} {path}"
 
 

@@ -106,7 +106,7 @@ def test_the_auth_example() -> None:
     assert client.get("/me", status=401).headers["WWW-Authenticate"].startswith("Bearer")
     assert client.post("/posts", headers={"Authorization": "Bearer r3ad"}, status=403).json["error"]
     assert client.post("/posts", headers={"Authorization": "bearer  s3cret"}, status=201).json == {"created": True}
-    assert client.get("/openapi.json").json["paths"]["/posts"]["post"]["security"] == [{"bearerAuth": []}]
+    assert client.get("/openapi.json").json["paths"]["/posts"]["post"]["security"] == [{"bearerAuth": ["write"]}]
 
 
 def test_the_any_of_auth_example() -> None:
