@@ -57,6 +57,8 @@ def test_the_typed_validation_example() -> None:
     assert refused["error"] == "validation failed"
     assert set(refused["details"]) == {"name", "city", "size"}
     assert client.get("/zoos?limit=5&order=desc").json == {"limit": 5, "order": "desc"}
+    patched = client.patch_json("/zoos/3", {"city": "Berlin"})
+    assert patched.json == {"id": 3, "changed": {"city": "Berlin"}} and patched.headers["Cache-Control"] == "no-store"
     assert "limit" in client.get("/zoos?limit=500", status=400).json["error"]
     assert client.get("/openapi.json").json["paths"]["/zoos"]["post"]["summary"] == "Create a zoo."
     assert client.get("/docs").content_type == "text/html"

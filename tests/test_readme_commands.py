@@ -201,3 +201,21 @@ def _free_ipv6_port() -> int:
     with socket.socket(socket.AF_INET6) as sock:
         sock.bind(("::1", 0))
         return int(sock.getsockname()[1])
+
+
+SHELL = [(block.where, block.code) for path in [ROOT / "README.md", *sorted(ROOT.glob("examples/*/README.md"))]
+         for block in markdown_blocks(path) if block.language == "sh"]
+SHELL += [(f"README.md:{_line_of(code)}", code) for code in re.findall(r"`(python -m restkit [^`]*)`", README)
+          if "<" not in code and "[" not in code]
+
+
+def _shell_syntax_error(script: str) -> str:
+    done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
+    return done.stderr
+
+
+@pytest.mark.parametrize("where, script", SHELL, ids=[where for where, _ in SHELL])
+def test_every_shell_command_parses(where: str, script: str) -> None:
+    """Each sh block and inline command of the READMEs is valid shell (a factory spec unquoted is not)."""
+    assert _shell_syntax_error(script) == ""
+    assert _shell_syntax_error("python -m restkit mymodule:create_app()")  # the check sees the mistake
