@@ -13,7 +13,8 @@ Where blocks are found
 
 How they run
 ------------
-* Only Python runs; other languages are skipped by their label.
+* Only Python runs; other languages are skipped by their label (``sh`` blocks
+  are checked with ``bash -n``).
 * A block whose first line is a comment starting ``# fragment`` (say why:
   ``# fragment: an excerpt of schemas.py``) cannot run alone; it is still
   compiled, so it is at least Python.
@@ -38,6 +39,7 @@ import logging
 import os
 import re
 import sqlite3
+import subprocess
 import sys
 import textwrap
 import types
@@ -227,6 +229,12 @@ def run_block(block: Block, namespace: dict[str, Any], *, leave_out: tuple[str, 
     code = compile(source, block.path, "exec", dont_inherit=True)
     if not block.is_fragment:
         exec(code, namespace)
+
+
+def shell_syntax_error(script: str) -> str:
+    """What ``bash -n`` says about a shell block (empty when it parses)."""
+    done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
+    return done.stderr
 
 
 def _run_doctest(block: Block, namespace: dict[str, Any]) -> None:

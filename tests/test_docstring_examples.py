@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docblocks import FRAGMENT, Block, isolated, run_block, source_docstring_blocks
+from tests.docblocks import FRAGMENT, Block, isolated, run_block, shell_syntax_error, source_docstring_blocks
 
 DOCSTRINGS = source_docstring_blocks("restkit", "examples")
 
@@ -29,6 +29,8 @@ def test_docstring_blocks_run(where: str, tmp_path: Path) -> None:
         for block in DOCSTRINGS[where]:
             if block.is_python:
                 run_block(block, namespace)
+            elif block.language == "sh":
+                assert shell_syntax_error(block.code) == "", block.where
 
 
 def test_fragments_say_why() -> None:

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, copy_source_tree, free_port
-from tests.docblocks import markdown_blocks
+from tests.docblocks import markdown_blocks, shell_syntax_error
 from tests.wire import cli_env, ipv6_loopback, wait_until_listening
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -209,13 +209,8 @@ SHELL += [(f"README.md:{_line_of(code)}", code) for code in re.findall(r"`(pytho
           if "<" not in code and "[" not in code]
 
 
-def _shell_syntax_error(script: str) -> str:
-    done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=30)
-    return done.stderr
-
-
 @pytest.mark.parametrize("where, script", SHELL, ids=[where for where, _ in SHELL])
 def test_every_shell_command_parses(where: str, script: str) -> None:
     """Each sh block and inline command of the READMEs is valid shell (a factory spec unquoted is not)."""
-    assert _shell_syntax_error(script) == ""
-    assert _shell_syntax_error("python -m restkit mymodule:create_app()")  # the check sees the mistake
+    assert shell_syntax_error(script) == ""
+    assert shell_syntax_error("python -m restkit mymodule:create_app()")  # the check sees the mistake

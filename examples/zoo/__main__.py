@@ -1,5 +1,7 @@
 """``python -m examples.zoo``: serve the zoo API.
 
+.. code-block:: text
+
     python -m examples.zoo [--host 127.0.0.1] [--port 8000] [--db zoo.db | --db postgresql://user@host/dbname]
         [--create] [--empty] [--token T] [--readonly-token R] [--rate-limit N] [--max-body BYTES]
         [--deadline SECONDS] [--durability full|normal] [--cors-origin ORIGIN ...]

@@ -1,5 +1,7 @@
 """The zoo for WSGI servers that import an app: gunicorn, waitress, uWSGI, granian.
 
+.. code-block:: sh
+
     ZOO_DB=postgresql://zoo@db.internal/zoo ZOO_TOKEN=secret \\
         gunicorn --workers 4 --bind 127.0.0.1:8000 'examples.zoo.wsgi:create_app()'
 
