@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.docblocks import FRAGMENT, Block, isolated, run_block, shell_syntax_error, source_docstring_blocks
+from tests.docblocks import (
+    FRAGMENT,
+    NOT_PYTHON,
+    PYTHON,
+    Block,
+    docstring_blocks,
+    isolated,
+    run_block,
+    shell_syntax_error,
+    source_docstring_blocks,
+)
 
 DOCSTRINGS = source_docstring_blocks("restkit", "examples")
 
@@ -20,7 +30,51 @@ DOCSTRINGS = source_docstring_blocks("restkit", "examples")
 def test_docstring_blocks_are_found() -> None:
     """The collector sees the blocks (a parser that found none would pass every test below)."""
     assert len(DOCSTRINGS) >= 15
-    assert any(block.language == "text" for blocks in DOCSTRINGS.values() for block in blocks)
+    languages = {block.language for blocks in DOCSTRINGS.values() for block in blocks}
+    assert "text" in languages and languages <= PYTHON | NOT_PYTHON  # a misspelt label would skip a block
+
+
+SAMPLE = '''A summary.
+
+    Indented prose is a block quote, not code.
+
+Usage::
+
+    x = 1
+
+and then::
+
+    if x:
+        y = x + 1   # deeper, still the same block
+
+    z = y
+
+.. code-block:: text
+
+    a --> b
+
+.. code-block:: python
+   :caption: an option line
+
+    w = z * 2
+
+>>> w
+4
+'''
+
+
+def test_the_forms_a_docstring_block_takes() -> None:
+    blocks = docstring_blocks("m.py", 10, SAMPLE)
+    assert [(block.line, block.language) for block in blocks] == [
+        (16, "python"), (20, "python"), (27, "text"), (32, "python"), (10, "pycon")]
+    assert blocks[1].code == "if x:\n    y = x + 1   # deeper, still the same block\n\nz = y\n"
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        if block.is_python:
+            run_block(block, namespace)
+    assert namespace["w"] == 4
+    with pytest.raises(AssertionError, match="Expected"):
+        run_block(Block("m.py", 1, "pycon", ">>> 1 + 1\n3\n"), {})
 
 
 @pytest.mark.parametrize("where", sorted(DOCSTRINGS))
