@@ -20,6 +20,7 @@ Servers listen on a free port: a ``--port`` in a command is the one thing replac
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import re
 import shlex
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from restkit.server import Server
 from tests.conftest import ROOT, copy_source_tree, free_port
 from tests.docblocks import markdown_blocks, shell_syntax_error
 from tests.wire import cli_env, ipv6_loopback, wait_until_listening
@@ -214,3 +216,18 @@ def test_every_shell_command_parses(where: str, script: str) -> None:
     """Each sh block and inline command of the READMEs is valid shell (a factory spec unquoted is not)."""
     assert shell_syntax_error(script) == ""
     assert shell_syntax_error("python -m restkit mymodule:create_app()")  # the check sees the mistake
+
+
+DEFAULTS = re.findall(r"`--([a-z-]+)` \((\d+(?:\.\d+)?)", README)  # "`--threads` (8)", "`--timeout` (30 s)"...
+
+
+def test_the_option_defaults_the_readme_states_are_the_command_lines() -> None:
+    from restkit.cli import _parser
+
+    parser = _parser()
+    assert {"threads", "timeout", "grace"} <= {name for name, _ in DEFAULTS}
+    for name, stated in DEFAULTS:
+        assert float(stated) == float(parser.get_default(name.replace("-", "_"))), f"--{name}"
+    table = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", _section("The server"), re.M))
+    assert table["threads"] == dict(DEFAULTS)["threads"]  # the server's options table says the same...
+    assert int(table["threads"]) == inspect.signature(Server).parameters["threads"].default  # ...as serve() does
