@@ -25,6 +25,7 @@ import json
 import re
 import shlex
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -198,8 +199,6 @@ def test_the_command_line_serves(line: str, app_dir: Path) -> None:
 
 
 def _free_ipv6_port() -> int:
-    import socket
-
     with socket.socket(socket.AF_INET6) as sock:
         sock.bind(("::1", 0))
         return int(sock.getsockname()[1])
