@@ -67,7 +67,7 @@ class Connection:
         self.sock = sock
         self.address = address
         is_ip = isinstance(address, tuple)
-        self.peer = {"REMOTE_ADDR": address[0] if is_ip else "", "REMOTE_PORT": str(address[1]) if is_ip else ""}
+        self.peer = (address[0], str(address[1])) if is_ip else ("", "")  # REMOTE_ADDR, REMOTE_PORT
         self.tls = False
         self.state = state
         self.deadline = deadline
@@ -123,9 +123,10 @@ class Connection:
 
     # -- requests ------------------------------------------------------------------------
 
-    def take_request(self, limits: Limits, stream_body: bool) -> RequestHead | None:
+    def take_request(self, limits: Limits, stream_body: bool, base: dict[str, Any] | None = None) -> RequestHead | None:
         """Parse what the buffer holds; the head once the request can go to the app.
 
+        ``base`` is what the head's environ starts from (the server's own keys).
         A request can go once its body has arrived whole (into ``self.spool``).
         With ``stream_body``, a large body, or one awaiting ``100 Continue``,
         goes with its head, and ``self.reader`` is left for the app's reads.
@@ -134,7 +135,7 @@ class Connection:
             ProtocolError: the request is malformed.
         """
         if self.head is None:
-            head = parse_head(self.buffer, limits, scanned=self.scanned)
+            head = parse_head(self.buffer, limits, scanned=self.scanned, base=base)
             if head is None:
                 self.scanned = len(self.buffer)
                 return None

@@ -105,9 +105,10 @@ class Exchange:
         self.note = ""
         self.closed = False  # the app's iterable has been closed
         self.undelivered = -1  # when the loop cut it: bytes the client never took
-        environ = server.base_environ.copy()
-        environ.update(head.environ)
-        environ.update(conn.peer)
+        environ = head.environ
+        if "wsgi.version" not in environ:  # a head parsed without the server's keys (see take_request)
+            environ = {**server.base_environ, **environ}
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = conn.peer
         self.input: StreamingInput | None = None
         spool, reader = conn.spool, conn.reader
         if spool is not None:
@@ -426,9 +427,10 @@ class Exchange:
 
         An app may name the request with ``environ["restkit.request_id"]``: the line then ends with it.
         """
-        if self.environ.get("restkit.quiet") and not self.note:
+        server = self.server
+        if not server.access_log or self.environ.get("restkit.quiet") and not self.note:
             return
-        self.server.log_access(
+        server.log_access(
             self.conn, self.head.request_line, self.code, self.sent_bytes(), self.note,
             environ=self.environ, started=self.started,
         )
