@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from .httprules import NO_BODY_STATUSES, is_token, status_line, valid_field_value
+from .members import members
 
 __all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "error_response", "plan_response", "LAST_CHUNK"]
 
@@ -34,6 +35,9 @@ class BodyFraming(Enum):
     LENGTH = "length"  # Content-Length
     CHUNKED = "chunked"  # Transfer-Encoding: chunked; a cut stream lacks the last chunk
     CLOSE = "close"  # HTTP/1.0 and unknown length: the body ends with the connection
+
+
+_F = members(BodyFraming)
 
 
 @dataclass
@@ -229,20 +233,20 @@ def _frame_body(
             lines[:] = [line for line in lines if not line[:15].lower().startswith("content-length:")]
         elif code == 205 and length is None:  # section 15.3.6: say "no content" explicitly
             lines.append("Content-Length: 0\r\n")
-        return BodyFraming.NONE, length, keep_alive
+        return _F.NONE, length, keep_alive
     if head_request:
         if length is None and known_length:  # what a GET would have said
             lines.append(f"Content-Length: {known_length}\r\n")
-        return BodyFraming.NONE, length, keep_alive
+        return _F.NONE, length, keep_alive
     if length is not None:
-        return BodyFraming.LENGTH, length, keep_alive
+        return _F.LENGTH, length, keep_alive
     if known_length is not None:
         lines.append(f"Content-Length: {known_length}\r\n")
-        return BodyFraming.LENGTH, known_length, keep_alive
+        return _F.LENGTH, known_length, keep_alive
     if http11:
         lines.append("Transfer-Encoding: chunked\r\n")
-        return BodyFraming.CHUNKED, None, keep_alive
-    return BodyFraming.CLOSE, None, False
+        return _F.CHUNKED, None, keep_alive
+    return _F.CLOSE, None, False
 
 
 def chunk(data: bytes) -> bytes:

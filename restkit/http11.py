@@ -25,6 +25,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from .members import members
+
 __all__ = [
     "ChunkedReader",
     "Framing",
@@ -63,6 +65,9 @@ class Framing(Enum):
     NONE = "none"  # no Content-Length, no Transfer-Encoding: the body is empty
     LENGTH = "length"
     CHUNKED = "chunked"
+
+
+_FR = members(Framing)
 
 
 @dataclass
@@ -314,7 +319,7 @@ def _interpret(
     if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
         framing, length = _body_framing(environ, http11, limits)
     else:
-        framing, length = Framing.NONE, 0
+        framing, length = _FR.NONE, 0
     connection = environ.get("HTTP_CONNECTION")
     if connection is None:
         keep_alive = http11
@@ -326,7 +331,7 @@ def _interpret(
     if expect is not None and http11:  # RFC 9110 section 10.1.1: HTTP/1.0 clients cannot expect
         if expect.lower() != "100-continue":
             raise ProtocolError(417, f"unsupported expectation {expect[:40]!r}")
-        expect_continue = framing is not Framing.NONE and (framing is Framing.CHUNKED or length > 0)
+        expect_continue = framing is not _FR.NONE and (framing is _FR.CHUNKED or length > 0)
 
     environ["REQUEST_METHOD"] = method
     environ["PATH_INFO"] = path
@@ -374,15 +379,15 @@ def _body_framing(environ: dict[str, Any], http11: bool, limits: Limits) -> tupl
             raise ProtocolError(400, "chunked applied more than once")
         if codings != ["chunked"]:
             raise ProtocolError(501, f"unsupported Transfer-Encoding {coding[:40]!r}")
-        return Framing.CHUNKED, 0
+        return _FR.CHUNKED, 0
     if length_text is None:
-        return Framing.NONE, 0
+        return _FR.NONE, 0
     if _DIGITS.fullmatch(length_text) is None:
         raise ProtocolError(400, "invalid Content-Length")
     length = int(length_text)
     if length > limits.max_body:
         raise ProtocolError(413, f"request body is {length} bytes; the limit is {limits.max_body}")
-    return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+    return (_FR.LENGTH, length) if length else (_FR.NONE, 0)
 
 
 # -- bodies -------------------------------------------------------------------
@@ -419,13 +424,16 @@ class _Chunk(Enum):
     DONE = "done"
 
 
+_C = members(_Chunk)
+
+
 class ChunkedReader:
     """Decodes a chunked body off a buffer, with a limit on its total size."""
 
     __slots__ = ("state", "_left", "_total", "_limits", "_trailer_lines")
 
     def __init__(self, limits: Limits) -> None:
-        self.state = _Chunk.SIZE
+        self.state = _C.SIZE
         self._left = 0  # bytes left in the current chunk
         self._total = 0
         self._limits = limits
@@ -433,7 +441,7 @@ class ChunkedReader:
 
     @property
     def done(self) -> bool:
-        return self.state is _Chunk.DONE
+        return self.state is _C.DONE
 
     def read(self, buffer: bytearray, size: int = -1) -> bytes:
         """Decode what ``buffer`` holds (up to ``size`` bytes of data when positive).
@@ -443,8 +451,8 @@ class ChunkedReader:
         """
         out: list[bytes] = []
         wanted = size if size >= 0 else -1
-        while self.state is not _Chunk.DONE and wanted != 0:
-            if self.state is _Chunk.DATA:
+        while self.state is not _C.DONE and wanted != 0:
+            if self.state is _C.DATA:
                 take = self._left if wanted < 0 else min(self._left, wanted)
                 data = bytes(buffer[:take])
                 if not data:
@@ -455,7 +463,7 @@ class ChunkedReader:
                 if wanted > 0:
                     wanted -= len(data)
                 if self._left == 0:
-                    self.state = _Chunk.DATA_END
+                    self.state = _C.DATA_END
                 continue
             line = self._take_line(buffer)
             if line is None:
@@ -478,11 +486,11 @@ class ChunkedReader:
         return line
 
     def _advance(self, line: bytes) -> None:
-        if self.state is _Chunk.DATA_END:
+        if self.state is _C.DATA_END:
             if line:
                 raise ProtocolError(400, "chunk data longer than its size")
-            self.state = _Chunk.SIZE
-        elif self.state is _Chunk.SIZE:
+            self.state = _C.SIZE
+        elif self.state is _C.SIZE:
             match = _CHUNK_LINE.fullmatch(line)
             if match is None:
                 raise ProtocolError(400, "invalid chunk size")
@@ -490,10 +498,10 @@ class ChunkedReader:
             self._total += self._left
             if self._total > self._limits.max_body:
                 raise ProtocolError(413, f"request body is over the limit of {self._limits.max_body} bytes")
-            self.state = _Chunk.DATA if self._left else _Chunk.TRAILER
-        elif self.state is _Chunk.TRAILER:
+            self.state = _C.DATA if self._left else _C.TRAILER
+        elif self.state is _C.TRAILER:
             if not line:
-                self.state = _Chunk.DONE
+                self.state = _C.DONE
                 return
             # Trailer fields are read and dropped: none of them may change
             # how the request is understood (RFC 9110 section 6.5.1).
@@ -505,6 +513,6 @@ class ChunkedReader:
 
 def body_reader(head: RequestHead, limits: Limits) -> LengthReader | ChunkedReader:
     """The reader that takes ``head``'s body off the connection's buffer."""
-    if head.framing is Framing.CHUNKED:
+    if head.framing is _FR.CHUNKED:
         return ChunkedReader(limits)
     return LengthReader(head.content_length)

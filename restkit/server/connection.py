@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..http11 import ChunkedReader, Framing, LengthReader, Limits, ProtocolError, RequestHead, body_reader, parse_head
+from ..members import members
 from .body import BodySpool
 from .sockets import kernel_backlog
 from .state import TRANSITIONS, ConnectionState, Deadline, Event
@@ -43,15 +44,16 @@ class Timeouts:
 
     def __init__(self, request: float, keepalive: float, linger: float) -> None:
         self.seconds = {
-            Deadline.NONE: float("inf"),
-            Deadline.REQUEST: request,
-            Deadline.KEEPALIVE: keepalive,
-            Deadline.WRITE: request,
-            Deadline.LINGER: linger,
+            _D.NONE: float("inf"),
+            _D.REQUEST: request,
+            _D.KEEPALIVE: keepalive,
+            _D.WRITE: request,
+            _D.LINGER: linger,
         }
 
 
-_S = ConnectionState
+_S = members(ConnectionState)
+_D, _FR = members(Deadline), members(Framing)
 
 
 class Connection:
@@ -101,9 +103,9 @@ class Connection:
             raise RuntimeError(f"connection cannot take {event.value} when {self.state.value}") from None
         self.state = state
         self.deadline = now + timeouts.seconds[deadline]
-        if deadline is Deadline.REQUEST:
+        if deadline is _D.REQUEST:
             self.request_deadline = self.deadline
-        if deadline is Deadline.WRITE and not self.wait_since:
+        if deadline is _D.WRITE and not self.wait_since:
             self.wait_since, self.sent_waiting, self.backlog_at_wait = now, 0, kernel_backlog(self.sock)
         return state
 
@@ -141,7 +143,7 @@ class Connection:
                 return None
             head.environ["restkit.received"] = time.monotonic()
             self.scanned = 0
-            if head.framing is Framing.NONE:
+            if head.framing is _FR.NONE:
                 return head
             self.head, self.reader = head, body_reader(head, limits)
             if stream_body and (head.expect_continue or head.content_length > BUFFERED_BODY):

@@ -70,6 +70,7 @@ from ..framing import BodyFraming, error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
 from ..logformat import AccessFields
 from ..logtext import escape, redact
+from ..members import members
 from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
 from .exchange import SERVER_SOFTWARE, Exchange, Outcome
@@ -96,7 +97,8 @@ ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file d
 TLS_RECORD = 0x16  # the first byte of a TLS handshake; anything else on an HTTPS port is not TLS
 _PLAIN_HTTP_MESSAGE = "This port speaks HTTPS only: use https:// in the URL.\n"
 
-_S, _E = ConnectionState, Event
+_S, _E = members(ConnectionState), members(Event)
+_O, _F = members(Outcome), members(BodyFraming)
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -711,7 +713,7 @@ class Server:
         conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
         # a stream's next item may be a long wait: its worker is never the loop's thread
         self._dispatch(lambda: self._resume(conn),
-                       inline=exchange.plan is None or exchange.plan.framing is BodyFraming.LENGTH)
+                       inline=exchange.plan is None or exchange.plan.framing is _F.LENGTH)
 
     def _cut(self, conn: Connection, reason: str) -> None:
         """Close a connection whose response cannot end properly (with a reset), and say why in its access line."""
@@ -751,11 +753,11 @@ class Server:
         if refusal is not None:
             self._refuse(conn, refusal)
             return False
-        outcome = exchange.outcome if exchange is not None else Outcome.CLOSE
-        if conn.eof or outcome is Outcome.CLOSE or (self._stop_requested and outcome is Outcome.KEEP):
+        outcome = exchange.outcome if exchange is not None else _O.CLOSE
+        if conn.eof or outcome is _O.CLOSE or (self._stop_requested and outcome is _O.KEEP):
             self._close(conn)
             return False
-        if outcome is Outcome.LINGER:
+        if outcome is _O.LINGER:
             self._linger(conn)
             return False
         now = time.monotonic()
@@ -822,7 +824,7 @@ class Server:
         try:
             while not blocked:
                 exchange.log()
-                if exchange.outcome is not Outcome.KEEP or conn.eof:
+                if exchange.outcome is not _O.KEEP or conn.eof:
                     break
                 head = self._next_request(conn)
                 if head is None:
@@ -831,7 +833,7 @@ class Server:
                 blocked = exchange.run()
         except Exception:
             error_logger.exception("unexpected error serving a connection")
-            exchange.outcome = Outcome.CLOSE
+            exchange.outcome = _O.CLOSE
             blocked = False
         self._hand_back(conn, blocked)
 
@@ -849,7 +851,7 @@ class Server:
                 exchange.log()
         except Exception:
             error_logger.exception("unexpected error serving a connection")
-            exchange.outcome = Outcome.CLOSE
+            exchange.outcome = _O.CLOSE
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
         """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
