@@ -608,10 +608,8 @@ class Server:
             else:
                 self._close(conn)
             return
-        if state is _S.IDLE:
-            conn.on(_E.BYTES, time.monotonic(), self.timeouts)
         conn.buffer += data
-        self._advance(conn)
+        self._advance(conn)  # (an IDLE connection becomes RECEIVING there, unless the request came whole)
 
     def _advance(self, conn: Connection) -> None:
         """Serve the requests ``conn``'s buffer holds, as far as they can go now.
@@ -628,6 +626,8 @@ class Server:
                 self._refuse(conn, exc)
                 return
             if head is None:
+                if conn.state is _S.IDLE:
+                    conn.on(_E.BYTES, time.monotonic(), self.timeouts)
                 if conn.continue_due:
                     conn.continue_due = False
                     try:
