@@ -1,7 +1,8 @@
 """Instructions per request of the server's own code, without sockets, counted by valgrind.
 
 Run ``python -m benchmarks.server_path`` (or ``python -m
-benchmarks.instructions --server-path``).  What one keep-alive request
+benchmarks.instructions --server-path``); ``--loop`` counts the whole loop
+instead, on loopback sockets (:func:`serve_loop`).  What one keep-alive request
 costs in :mod:`restkit.server`, with the app and the kernel taken out:
 
 * a fake socket whose ``recv`` returns the next request's bytes and whose
@@ -29,6 +30,7 @@ divided by ``many`` is one request.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import re
 import shutil
@@ -126,6 +128,8 @@ def serve_requests(count: int) -> None:
     else:
         run_inline = Relay(lambda: None).run_inline
     exchange = None
+    # the server's own keys go into the head's environ (checkouts from before: merged by the Exchange)
+    base = [server.base_environ] if "base" in inspect.signature(Connection.take_request).parameters else []
 
     def work() -> None:
         nonlocal exchange
@@ -137,7 +141,7 @@ def serve_requests(count: int) -> None:
         data = recv_nowait(sock)  # type: ignore[arg-type]
         conn.on(bytes_event, 0.0, timeouts)
         conn.buffer += data  # type: ignore[arg-type]
-        head = conn.take_request(limits, False)
+        head = conn.take_request(limits, False, *base)
         conn.on(ready, 0.0, timeouts)
         run_inline(work)
         conn.exchange = None
@@ -148,11 +152,49 @@ def serve_requests(count: int) -> None:
             raise RuntimeError(f"the server path did not answer 200 with keep-alive: {exchange.code}, {sock.sent} bytes")
 
 
-def count(valgrind: str, root: Path, calls: int) -> int:
+def serve_loop(count: int, clients: int = 8) -> None:
+    """Serve ``count`` requests through a real :class:`Server`'s loop, on loopback sockets, in this one thread.
+
+    ``clients`` keep-alive connections each send a request, then this
+    thread turns the loop (``Server._turn``: the selector, ``recv``, the
+    parse, the app run inline, ``send``, the connection taken back) until
+    every answer has come, and again.  What the socket-free path leaves out
+    is counted here, except the kernel's share of the system calls (valgrind
+    counts user-space instructions) and the watchdog's thread, which is not
+    started.  The clients' own ``send`` and ``recv`` are counted too (a few
+    hundred instructions).
+    """
+    import socket
+
+    from restkit.server.loop import Server
+
+    server = Server(("127.0.0.1", 0), bare_app, access_log=False)
+    socks = [socket.create_connection(server.socket.getsockname()) for _ in range(clients)]
+    try:
+        while len(server._connections) < clients:
+            server._turn()
+        for _ in range(max(1, count // clients)):
+            for sock in socks:
+                sock.send(REQUEST)
+            answered = 0
+            while answered < clients:
+                server._turn()
+                for sock in socks:
+                    try:
+                        answered += bool(sock.recv(65536, socket.MSG_DONTWAIT))
+                    except BlockingIOError:
+                        pass
+    finally:
+        for sock in socks:
+            sock.close()
+        server.server_close()
+
+
+def count(valgrind: str, root: Path, calls: int, loop: bool = False) -> int:
     """Instructions of a whole interpreter run serving ``WARM_UP + calls`` requests."""
     done = subprocess.run(
         [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, str(Path(__file__).resolve()),
-         "--child", str(calls), "--root", str(root.resolve())],
+         "--child", str(calls), "--root", str(root.resolve()), *(["--loop"] if loop else [])],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONHASHSEED="0"),
     )
     found = _TOTAL.search(done.stderr)
@@ -161,9 +203,9 @@ def count(valgrind: str, root: Path, calls: int) -> int:
     return int(found[1])
 
 
-def per_request(valgrind: str, root: Path, few: int, many: int) -> int:
+def per_request(valgrind: str, root: Path, few: int, many: int, loop: bool = False) -> int:
     """Instructions of one request: the difference of two runs, divided by ``many``."""
-    return (count(valgrind, root, few + many) - count(valgrind, root, few)) // many
+    return (count(valgrind, root, few + many, loop) - count(valgrind, root, few, loop)) // many
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,11 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few", type=int, default=500, help="requests of the shorter run (default 500)")
     parser.add_argument("--root", type=Path, default=Path.cwd(),
                         help="the checkout whose restkit/server/ is counted (default: this one)")
+    parser.add_argument("--loop", action="store_true",
+                        help="count the whole loop instead, on loopback sockets (see serve_loop)")
     parser.add_argument("--child", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        serve_requests(WARM_UP)
-        serve_requests(args.child)
+        serve = serve_loop if args.loop else serve_requests
+        serve(WARM_UP)
+        serve(args.child)
         return 0
     if not (args.root / "restkit" / "server").is_dir():
         parser.error(f"{args.root} has no restkit/server/ package to count")
@@ -186,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"# instructions per request of restkit's server (valgrind callgrind, no sockets), "
           f"restkit from {args.root.resolve()}")
-    print(f"server path, GET /zoos/123/animals/456 -> 200 JSON (bare WSGI app): "
-          f"{per_request(valgrind, args.root, args.few, args.calls):,} instructions per request")
+    what = "the whole loop on loopback sockets, 8 clients" if args.loop else "server path"
+    print(f"{what}, GET /zoos/123/animals/456 -> 200 JSON (bare WSGI app): "
+          f"{per_request(valgrind, args.root, args.few, args.calls, args.loop):,} instructions per request")
     return 0
 
 

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from .httprules import NO_BODY_STATUSES, is_token, status_line, valid_field_value
+from .members import members
 
 __all__ = ["AppError", "BodyFraming", "ResponsePlan", "chunk", "error_response", "plan_response", "LAST_CHUNK"]
 
@@ -36,9 +37,12 @@ class BodyFraming(Enum):
     CLOSE = "close"  # HTTP/1.0 and unknown length: the body ends with the connection
 
 
-@dataclass
+_F = members(BodyFraming)
+
+
+@dataclass(frozen=True)
 class ResponsePlan:
-    """A response head ready to send, and how its body is framed."""
+    """A response head ready to send, and how its body is framed (shared: never changed)."""
 
     code: int
     head: bytes
@@ -82,11 +86,14 @@ def _field_name(name: str) -> str:
 
 LAST_CHUNK = b"0\r\n\r\n"
 # PERF: plans of heads already seen, keyed by everything but the date, which
-# is spliced in; apps send the same few heads over and over.  A full cache is
-# emptied (a simple bound; the plans are cheap to make again).
-_PLANS: dict[tuple[Any, ...], tuple[int, bytes, bytes | None, BodyFraming, int, bool]] = {}
+# is spliced in; apps send the same few heads over and over.  Each entry also
+# keeps its last plan with the date it was made for, so within one second a
+# head costs one dict lookup.  A full cache is emptied (a simple bound; the
+# plans are cheap to make again).
+_PLANS: dict[tuple[Any, ...], list[Any]] = {}
 _PLANS_MAX = 1024
 _DATE_MARK = "\x00date\x00"
+_CODE, _BEFORE, _AFTER, _FRAMING, _LENGTH, _KEEP, _LAST = range(7)  # the fields of an entry of _PLANS
 
 
 def plan_response(
@@ -125,13 +132,19 @@ def plan_response(
     if cached is None:
         plan = _plan(status, headers, head_request, http11, keep_alive, known_length, _DATE_MARK, server)
         before, mark, rest = plan.head.partition(_DATE_MARK.encode())
-        cached = (plan.code, before, rest if mark else None, plan.framing, plan.length, plan.keep_alive)
+        cached = [plan.code, before, rest if mark else None, plan.framing, plan.length, plan.keep_alive, ("", None)]
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         _PLANS[key] = cached
-    code, before, after, framing, length, keep = cached
+    last_date, last_plan = cached[_LAST]  # one tuple: threads replace it whole
+    if last_date == date:
+        return last_plan  # type: ignore[no-any-return]
+    after = cached[_AFTER]
+    before = cached[_BEFORE]
     head = before if after is None else b"".join((before, date.encode("latin-1"), after))
-    return ResponsePlan(code, head, framing, length, keep)
+    plan = ResponsePlan(cached[_CODE], head, cached[_FRAMING], cached[_LENGTH], cached[_KEEP])
+    cached[_LAST] = (date, plan)
+    return plan
 
 
 def _plan(
@@ -229,20 +242,20 @@ def _frame_body(
             lines[:] = [line for line in lines if not line[:15].lower().startswith("content-length:")]
         elif code == 205 and length is None:  # section 15.3.6: say "no content" explicitly
             lines.append("Content-Length: 0\r\n")
-        return BodyFraming.NONE, length, keep_alive
+        return _F.NONE, length, keep_alive
     if head_request:
         if length is None and known_length:  # what a GET would have said
             lines.append(f"Content-Length: {known_length}\r\n")
-        return BodyFraming.NONE, length, keep_alive
+        return _F.NONE, length, keep_alive
     if length is not None:
-        return BodyFraming.LENGTH, length, keep_alive
+        return _F.LENGTH, length, keep_alive
     if known_length is not None:
         lines.append(f"Content-Length: {known_length}\r\n")
-        return BodyFraming.LENGTH, known_length, keep_alive
+        return _F.LENGTH, known_length, keep_alive
     if http11:
         lines.append("Transfer-Encoding: chunked\r\n")
-        return BodyFraming.CHUNKED, None, keep_alive
-    return BodyFraming.CLOSE, None, False
+        return _F.CHUNKED, None, keep_alive
+    return _F.CLOSE, None, False
 
 
 def chunk(data: bytes) -> bytes:

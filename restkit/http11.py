@@ -25,6 +25,8 @@ from enum import Enum
 from typing import Any
 from urllib.parse import unquote
 
+from .members import members
+
 __all__ = [
     "ChunkedReader",
     "Framing",
@@ -63,6 +65,9 @@ class Framing(Enum):
     NONE = "none"  # no Content-Length, no Transfer-Encoding: the body is empty
     LENGTH = "length"
     CHUNKED = "chunked"
+
+
+_FR = members(Framing)
 
 
 @dataclass
@@ -133,7 +138,9 @@ _COOKIE = "HTTP_COOKIE"
 _MAX_EMPTY_LINES = 2  # RFC 9112 section 2.2: ignore at least one empty line before a request
 
 
-def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> RequestHead | None:
+def parse_head(
+    buffer: bytearray, limits: Limits, *, scanned: int = 0, base: dict[str, Any] | None = None
+) -> RequestHead | None:
     """Parse a request head at the start of ``buffer`` and remove it from there.
 
     Args:
@@ -143,6 +150,8 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         scanned: how many bytes of ``buffer`` an earlier call already searched
             for the end of the head (so a head that drips in byte by byte is
             not searched again from the start each time).
+        base: keys the head's ``environ`` starts from (a server's own WSGI
+            keys), copied; none when None.
 
     Returns:
         The head, or None when more bytes are needed.
@@ -159,7 +168,7 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         match = _WELL_FORMED_HEAD.fullmatch(buffer, 0, end + 4)
         if match is not None:
             request_line, method, target, minor, fields = match.groups()
-            environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits)
+            environ = _environ_of(_WELL_FORMED_FIELD.findall(fields), limits, base)
             version = "HTTP/1.1" if minor == b"1" else "HTTP/1.0"
             parsed = _interpret(method.decode(), target.decode("latin-1"), version, environ, limits,
                                 request_line.decode("latin-1"))
@@ -190,7 +199,7 @@ def parse_head(buffer: bytearray, limits: Limits, *, scanned: int = 0) -> Reques
         return None
     if end > limits.max_head:
         raise ProtocolError(431, "request header section is too large")
-    parsed = _parse_lines(bytes(buffer[:end]), limits)
+    parsed = _parse_lines(bytes(buffer[:end]), limits, base)
     del buffer[:end]
     return parsed
 
@@ -206,7 +215,7 @@ def _find_head_end(buffer: bytearray, start: int) -> int:
     return lf + 2
 
 
-def _parse_lines(head: bytes, limits: Limits) -> RequestHead:
+def _parse_lines(head: bytes, limits: Limits, base: dict[str, Any] | None) -> RequestHead:
     first_end = head.index(b"\n")
     # RFC 9112 section 2.2: a recipient MAY accept a bare LF as a line
     # terminator.  restkit does when every line of the head uses it; a head
@@ -224,15 +233,19 @@ def _parse_lines(head: bytes, limits: Limits) -> RequestHead:
     if len(request_line) > limits.max_request_line:
         raise ProtocolError(414, "request line is too long")
     method, target, version = _parse_request_line(request_line)
-    environ = _environ_of([_parse_field(lines[index], limits) for index in range(1, len(lines))], limits)
+    environ = _environ_of([_parse_field(lines[index], limits) for index in range(1, len(lines))], limits, base)
     return _interpret(method, target, version, environ, limits, request_line.decode("latin-1"))
 
 
-def _environ_of(fields: list[tuple[bytes, bytes]], limits: Limits) -> dict[str, Any]:
-    """The WSGI environ keys of the header fields (CONTENT_TYPE, CONTENT_LENGTH, HTTP_*)."""
+def _environ_of(
+    fields: list[tuple[bytes, bytes]], limits: Limits, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``base`` and the WSGI environ keys of the header fields (CONTENT_TYPE, CONTENT_LENGTH, HTTP_*)."""
     if len(fields) > limits.max_headers:
         raise ProtocolError(431, f"more than {limits.max_headers} headers")
-    environ: dict[str, Any] = {}
+    # PERF: the server's keys are copied in here, into the dict the request
+    # keys go to, instead of merging two dicts for every request.
+    environ: dict[str, Any] = {} if base is None else base.copy()
     for name, value in fields:
         key = _ENVIRON_KEYS.get(name)
         if key is None:
@@ -306,7 +319,7 @@ def _interpret(
     if "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
         framing, length = _body_framing(environ, http11, limits)
     else:
-        framing, length = Framing.NONE, 0
+        framing, length = _FR.NONE, 0
     connection = environ.get("HTTP_CONNECTION")
     if connection is None:
         keep_alive = http11
@@ -318,7 +331,7 @@ def _interpret(
     if expect is not None and http11:  # RFC 9110 section 10.1.1: HTTP/1.0 clients cannot expect
         if expect.lower() != "100-continue":
             raise ProtocolError(417, f"unsupported expectation {expect[:40]!r}")
-        expect_continue = framing is not Framing.NONE and (framing is Framing.CHUNKED or length > 0)
+        expect_continue = framing is not _FR.NONE and (framing is _FR.CHUNKED or length > 0)
 
     environ["REQUEST_METHOD"] = method
     environ["PATH_INFO"] = path
@@ -366,15 +379,15 @@ def _body_framing(environ: dict[str, Any], http11: bool, limits: Limits) -> tupl
             raise ProtocolError(400, "chunked applied more than once")
         if codings != ["chunked"]:
             raise ProtocolError(501, f"unsupported Transfer-Encoding {coding[:40]!r}")
-        return Framing.CHUNKED, 0
+        return _FR.CHUNKED, 0
     if length_text is None:
-        return Framing.NONE, 0
+        return _FR.NONE, 0
     if _DIGITS.fullmatch(length_text) is None:
         raise ProtocolError(400, "invalid Content-Length")
     length = int(length_text)
     if length > limits.max_body:
         raise ProtocolError(413, f"request body is {length} bytes; the limit is {limits.max_body}")
-    return (Framing.LENGTH, length) if length else (Framing.NONE, 0)
+    return (_FR.LENGTH, length) if length else (_FR.NONE, 0)
 
 
 # -- bodies -------------------------------------------------------------------
@@ -411,13 +424,16 @@ class _Chunk(Enum):
     DONE = "done"
 
 
+_C = members(_Chunk)
+
+
 class ChunkedReader:
     """Decodes a chunked body off a buffer, with a limit on its total size."""
 
     __slots__ = ("state", "_left", "_total", "_limits", "_trailer_lines")
 
     def __init__(self, limits: Limits) -> None:
-        self.state = _Chunk.SIZE
+        self.state = _C.SIZE
         self._left = 0  # bytes left in the current chunk
         self._total = 0
         self._limits = limits
@@ -425,7 +441,7 @@ class ChunkedReader:
 
     @property
     def done(self) -> bool:
-        return self.state is _Chunk.DONE
+        return self.state is _C.DONE
 
     def read(self, buffer: bytearray, size: int = -1) -> bytes:
         """Decode what ``buffer`` holds (up to ``size`` bytes of data when positive).
@@ -435,8 +451,8 @@ class ChunkedReader:
         """
         out: list[bytes] = []
         wanted = size if size >= 0 else -1
-        while self.state is not _Chunk.DONE and wanted != 0:
-            if self.state is _Chunk.DATA:
+        while self.state is not _C.DONE and wanted != 0:
+            if self.state is _C.DATA:
                 take = self._left if wanted < 0 else min(self._left, wanted)
                 data = bytes(buffer[:take])
                 if not data:
@@ -447,7 +463,7 @@ class ChunkedReader:
                 if wanted > 0:
                     wanted -= len(data)
                 if self._left == 0:
-                    self.state = _Chunk.DATA_END
+                    self.state = _C.DATA_END
                 continue
             line = self._take_line(buffer)
             if line is None:
@@ -470,11 +486,11 @@ class ChunkedReader:
         return line
 
     def _advance(self, line: bytes) -> None:
-        if self.state is _Chunk.DATA_END:
+        if self.state is _C.DATA_END:
             if line:
                 raise ProtocolError(400, "chunk data longer than its size")
-            self.state = _Chunk.SIZE
-        elif self.state is _Chunk.SIZE:
+            self.state = _C.SIZE
+        elif self.state is _C.SIZE:
             match = _CHUNK_LINE.fullmatch(line)
             if match is None:
                 raise ProtocolError(400, "invalid chunk size")
@@ -482,10 +498,10 @@ class ChunkedReader:
             self._total += self._left
             if self._total > self._limits.max_body:
                 raise ProtocolError(413, f"request body is over the limit of {self._limits.max_body} bytes")
-            self.state = _Chunk.DATA if self._left else _Chunk.TRAILER
-        elif self.state is _Chunk.TRAILER:
+            self.state = _C.DATA if self._left else _C.TRAILER
+        elif self.state is _C.TRAILER:
             if not line:
-                self.state = _Chunk.DONE
+                self.state = _C.DONE
                 return
             # Trailer fields are read and dropped: none of them may change
             # how the request is understood (RFC 9110 section 6.5.1).
@@ -497,6 +513,6 @@ class ChunkedReader:
 
 def body_reader(head: RequestHead, limits: Limits) -> LengthReader | ChunkedReader:
     """The reader that takes ``head``'s body off the connection's buffer."""
-    if head.framing is Framing.CHUNKED:
+    if head.framing is _FR.CHUNKED:
         return ChunkedReader(limits)
     return LengthReader(head.content_length)

@@ -258,6 +258,7 @@ class FakeServer:
         self.min_send_rate = 8192.0
         self.detached = 0
         self.lines: list[tuple[str, int, int, str]] = []
+        self.access_log = True
 
     def detach_worker(self) -> None:
         self.detached += 1

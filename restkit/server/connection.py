@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..http11 import ChunkedReader, Framing, LengthReader, Limits, ProtocolError, RequestHead, body_reader, parse_head
+from ..members import members
 from .body import BodySpool
 from .sockets import kernel_backlog
 from .state import TRANSITIONS, ConnectionState, Deadline, Event
@@ -43,15 +44,16 @@ class Timeouts:
 
     def __init__(self, request: float, keepalive: float, linger: float) -> None:
         self.seconds = {
-            Deadline.NONE: float("inf"),
-            Deadline.REQUEST: request,
-            Deadline.KEEPALIVE: keepalive,
-            Deadline.WRITE: request,
-            Deadline.LINGER: linger,
+            _D.NONE: float("inf"),
+            _D.REQUEST: request,
+            _D.KEEPALIVE: keepalive,
+            _D.WRITE: request,
+            _D.LINGER: linger,
         }
 
 
-_S = ConnectionState
+_S = members(ConnectionState)
+_D, _FR = members(Deadline), members(Framing)
 
 
 class Connection:
@@ -67,7 +69,7 @@ class Connection:
         self.sock = sock
         self.address = address
         is_ip = isinstance(address, tuple)
-        self.peer = {"REMOTE_ADDR": address[0] if is_ip else "", "REMOTE_PORT": str(address[1]) if is_ip else ""}
+        self.peer = (address[0], str(address[1])) if is_ip else ("", "")  # REMOTE_ADDR, REMOTE_PORT
         self.tls = False
         self.state = state
         self.deadline = deadline
@@ -101,9 +103,9 @@ class Connection:
             raise RuntimeError(f"connection cannot take {event.value} when {self.state.value}") from None
         self.state = state
         self.deadline = now + timeouts.seconds[deadline]
-        if deadline is Deadline.REQUEST:
+        if deadline is _D.REQUEST:
             self.request_deadline = self.deadline
-        if deadline is Deadline.WRITE and not self.wait_since:
+        if deadline is _D.WRITE and not self.wait_since:
             self.wait_since, self.sent_waiting, self.backlog_at_wait = now, 0, kernel_backlog(self.sock)
         return state
 
@@ -123,9 +125,10 @@ class Connection:
 
     # -- requests ------------------------------------------------------------------------
 
-    def take_request(self, limits: Limits, stream_body: bool) -> RequestHead | None:
+    def take_request(self, limits: Limits, stream_body: bool, base: dict[str, Any] | None = None) -> RequestHead | None:
         """Parse what the buffer holds; the head once the request can go to the app.
 
+        ``base`` is what the head's environ starts from (the server's own keys).
         A request can go once its body has arrived whole (into ``self.spool``).
         With ``stream_body``, a large body, or one awaiting ``100 Continue``,
         goes with its head, and ``self.reader`` is left for the app's reads.
@@ -134,13 +137,13 @@ class Connection:
             ProtocolError: the request is malformed.
         """
         if self.head is None:
-            head = parse_head(self.buffer, limits, scanned=self.scanned)
+            head = parse_head(self.buffer, limits, scanned=self.scanned, base=base)
             if head is None:
                 self.scanned = len(self.buffer)
                 return None
             head.environ["restkit.received"] = time.monotonic()
             self.scanned = 0
-            if head.framing is Framing.NONE:
+            if head.framing is _FR.NONE:
                 return head
             self.head, self.reader = head, body_reader(head, limits)
             if stream_body and (head.expect_continue or head.content_length > BUFFERED_BODY):

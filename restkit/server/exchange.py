@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..framing import LAST_CHUNK, AppError, BodyFraming, ResponsePlan, chunk, error_response, plan_response
 from ..http11 import RequestHead
 from ..logtext import escape
+from ..members import members
 from .body import StreamingInput
 from .connection import ClientGone, Connection
 from .sockets import kernel_backlog, wait_writable
@@ -49,7 +50,8 @@ SERVER_SOFTWARE = "restkit"
 SERVER_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"  # the answer to OPTIONS *
 DRAIN_LIMIT = 1 << 16  # unread streamed body a worker reads through to keep the connection
 SMALL_BODY = 16 * 1024  # a body this small is sent in one buffer with its head
-_STREAMS = (BodyFraming.CHUNKED, BodyFraming.CLOSE)
+_F = members(BodyFraming)
+_STREAMS = (_F.CHUNKED, _F.CLOSE)
 
 
 class Outcome(Enum):
@@ -71,7 +73,8 @@ class ResponseState(Enum):
     CUT = "cut"  # cannot end properly: the connection closes
 
 
-_R = ResponseState
+_R = members(ResponseState)
+_O = members(Outcome)
 RESPONSE_STEPS: dict[ResponseState, frozenset[ResponseState]] = {
     _R.WAITING: frozenset({_R.BODY, _R.FINISHED, _R.CUT}),
     _R.BODY: frozenset({_R.FINISHED, _R.CUT}),
@@ -101,13 +104,14 @@ class Exchange:
         self.items: Any = None
         self.body_bytes = 0  # body bytes queued for the client
         self.code = 500
-        self.outcome = Outcome.CLOSE
+        self.outcome = _O.CLOSE
         self.note = ""
         self.closed = False  # the app's iterable has been closed
         self.undelivered = -1  # when the loop cut it: bytes the client never took
-        environ = server.base_environ.copy()
-        environ.update(head.environ)
-        environ.update(conn.peer)
+        environ = head.environ
+        if "wsgi.version" not in environ:  # a head parsed without the server's keys (see take_request)
+            environ = {**server.base_environ, **environ}
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = conn.peer
         self.input: StreamingInput | None = None
         spool, reader = conn.spool, conn.reader
         if spool is not None:
@@ -210,9 +214,9 @@ class Exchange:
                 return self._fail(error)
             plan = self.plan
             assert plan is not None
-            if plan.framing is BodyFraming.CHUNKED:
+            if plan.framing is _F.CHUNKED:
                 self.conn.push(LAST_CHUNK)
-            elif plan.framing is BodyFraming.LENGTH and self.body_bytes < plan.length:
+            elif plan.framing is _F.LENGTH and self.body_bytes < plan.length:
                 error_logger.error(
                     "%s %s: the app sent %d of its Content-Length of %d bytes; connection closed",
                     self.head.method, escape(self.environ["PATH_INFO"]), self.body_bytes, plan.length,
@@ -228,8 +232,8 @@ class Exchange:
         """True when the client needs no more of the body (so iteration may stop)."""
         plan = self.plan
         assert plan is not None
-        return plan.framing is BodyFraming.NONE or (
-            plan.framing is BodyFraming.LENGTH and self.body_bytes >= plan.length
+        return plan.framing is _F.NONE or (
+            plan.framing is _F.LENGTH and self.body_bytes >= plan.length
         )
 
     def _send_head(self, known_length: int | None, body: bytes) -> None:
@@ -252,14 +256,14 @@ class Exchange:
         self._become(_R.BODY)
         if plan.framing in _STREAMS:
             server.detach_worker()  # a stream: let another thread serve the pool meanwhile
-        if not body or plan.framing is BodyFraming.NONE:
+        if not body or plan.framing is _F.NONE:
             self.conn.push(plan.head)
             return
-        if plan.framing is BodyFraming.LENGTH and len(body) > plan.length:
+        if plan.framing is _F.LENGTH and len(body) > plan.length:
             body = self._trim(body)
         self.body_bytes += len(body)
         small = len(body) <= SMALL_BODY
-        if plan.framing is not BodyFraming.CHUNKED:
+        if plan.framing is not _F.CHUNKED:
             if small:
                 self.conn.push(plan.head + body)
             else:
@@ -275,13 +279,13 @@ class Exchange:
         if plan is None:
             self._send_head(None, data)
             return
-        if plan.framing is BodyFraming.NONE or not data:
+        if plan.framing is _F.NONE or not data:
             return
         data = self._trim(data)
         if not data:
             return
         self.body_bytes += len(data)
-        if plan.framing is not BodyFraming.CHUNKED:
+        if plan.framing is not _F.CHUNKED:
             self.conn.push(data)
         elif len(data) <= SMALL_BODY:
             self.conn.push(chunk(data))
@@ -293,12 +297,12 @@ class Exchange:
         """Drop what the app sends beyond its own Content-Length (and remember the breach)."""
         plan = self.plan
         assert plan is not None
-        if plan.framing is BodyFraming.LENGTH and self.body_bytes + len(data) > plan.length:
+        if plan.framing is _F.LENGTH and self.body_bytes + len(data) > plan.length:
             error_logger.error(
                 "%s %s: the app sent more than its Content-Length of %d; the surplus was dropped",
                 self.head.method, escape(self.environ["PATH_INFO"]), plan.length,
             )
-            self.outcome = Outcome.CLOSE
+            self.outcome = _O.CLOSE
             self.note = " (the app overran its Content-Length)"
             return data[: max(0, plan.length - self.body_bytes)]
         return data
@@ -320,13 +324,13 @@ class Exchange:
             return self._closing_outcome(response_complete=not self.note)
         if self.input is not None and not self.input.complete:
             if not self.input.drain(DRAIN_LIMIT):
-                return Outcome.CLOSE
-        return Outcome.KEEP
+                return _O.CLOSE
+        return _O.KEEP
 
     def _closing_outcome(self, *, response_complete: bool) -> Outcome:
         """LINGER when the client may still be sending a body it should not be reset for."""
         still_sending = self.input is not None and not self.input.complete and self.input.failure is None
-        return Outcome.LINGER if response_complete and still_sending else Outcome.CLOSE
+        return _O.LINGER if response_complete and still_sending else _O.CLOSE
 
     # -- failures ------------------------------------------------------------------------
 
@@ -371,7 +375,7 @@ class Exchange:
         """CUT, say why in the access line (when there is a why), and close the connection after."""
         if reason:
             self.note = f" (cut: {reason})"
-        self.outcome = Outcome.CLOSE
+        self.outcome = _O.CLOSE
         if not self.finished:
             self._become(_R.CUT)
 
@@ -411,7 +415,7 @@ class Exchange:
             self.conn.push(plan.head)
         except ClientGone:
             return self._cut("client disconnected")
-        self.outcome = Outcome.KEEP if keep else Outcome.CLOSE
+        self.outcome = _O.KEEP if keep else _O.CLOSE
         self._become(_R.FINISHED)
         return bool(self.conn.unsent)
 
@@ -426,9 +430,10 @@ class Exchange:
 
         An app may name the request with ``environ["restkit.request_id"]``: the line then ends with it.
         """
-        if self.environ.get("restkit.quiet") and not self.note:
+        server = self.server
+        if not server.access_log or self.environ.get("restkit.quiet") and not self.note:
             return
-        self.server.log_access(
+        server.log_access(
             self.conn, self.head.request_line, self.code, self.sent_bytes(), self.note,
             environ=self.environ, started=self.started,
         )

@@ -70,6 +70,7 @@ from ..framing import BodyFraming, error_response, plan_response
 from ..http11 import Limits, ProtocolError, RequestHead
 from ..logformat import AccessFields
 from ..logtext import escape, redact
+from ..members import members
 from .clock import DateHeader
 from .connection import ClientGone, Connection, Timeouts
 from .exchange import SERVER_SOFTWARE, Exchange, Outcome
@@ -96,7 +97,8 @@ ACCEPT_PAUSE = 0.5  # seconds accepting pauses when the process is out of file d
 TLS_RECORD = 0x16  # the first byte of a TLS handshake; anything else on an HTTPS port is not TLS
 _PLAIN_HTTP_MESSAGE = "This port speaks HTTPS only: use https:// in the URL.\n"
 
-_S, _E = ConnectionState, Event
+_S, _E = members(ConnectionState), members(Event)
+_O, _F = members(Outcome), members(BodyFraming)
 _READ, _WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 
 
@@ -397,17 +399,23 @@ class Server:
         makes the loop move to a new thread, and this thread leaves the
         loop's code by :class:`LoopMoved` once the job ends.
         """
-        relay = self._relay
-        if not inline or not self._inline or relay.pool_turns:
-            if relay.pool_turns:
-                relay.pool_turns -= 1
-            self._pool.submit(job)
+        if not inline or self._to_pool(job):
             return
-        if not relay.run_inline(job):
+        if not self._relay.run_inline(job):
             raise LoopMoved
         # (its hand-back is taken at the top of the next turn, or by the
         # _take_back in progress: never here, which would recurse once per
         # pipelined request)
+
+    def _to_pool(self, job: Callable[[], None]) -> bool:
+        """Give ``job`` to the pool if the loop must not run it (inline off, or the cooldown of a take-over)."""
+        relay = self._relay
+        if self._inline and not relay.pool_turns:
+            return False
+        if relay.pool_turns:
+            relay.pool_turns -= 1
+        self._pool.submit(job)
+        return True
 
     def _begin_drain(self) -> None:
         self._listener_off()
@@ -600,34 +608,54 @@ class Server:
             else:
                 self._close(conn)
             return
-        if state is _S.IDLE:
-            conn.on(_E.BYTES, time.monotonic(), self.timeouts)
         conn.buffer += data
-        self._advance(conn)
+        self._advance(conn)  # (an IDLE connection becomes RECEIVING there, unless the request came whole)
 
     def _advance(self, conn: Connection) -> None:
-        """Hand ``conn`` to a worker if its buffer holds a request ready to run."""
-        try:
-            head = conn.take_request(self.limits, self.stream_request_body)
-        except ProtocolError as exc:
-            self._refuse(conn, exc)
-            return
-        if head is None:
-            if conn.continue_due:
-                conn.continue_due = False
-                try:
-                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
-                except (BlockingIOError, ssl.SSLWantWriteError):
-                    pass  # no room for 25 bytes: the client sends its body after its own wait
-                except OSError:
-                    self._close(conn)
-            return
-        # PERF: the socket stays registered while a worker has it: a client
-        # that waits for its answer sends nothing meanwhile, so two epoll_ctl
-        # calls a request are saved; input that does come is looked at once
-        # the connection is back (see serve_forever).
-        conn.on(_E.READY, time.monotonic(), self.timeouts)
-        self._dispatch(lambda: self._work(conn, head))
+        """Serve the requests ``conn``'s buffer holds, as far as they can go now.
+
+        A request the loop's own thread ran to its end is taken back here
+        at once, and a pipelined one after it is served by the next round
+        of this loop (never by recursion); a request a worker runs comes
+        back through ``_handback``.
+        """
+        while True:
+            try:
+                head = conn.take_request(self.limits, self.stream_request_body, self.base_environ)
+            except ProtocolError as exc:
+                self._refuse(conn, exc)
+                return
+            if head is None:
+                if conn.state is _S.IDLE:
+                    conn.on(_E.BYTES, time.monotonic(), self.timeouts)
+                if conn.continue_due:
+                    conn.continue_due = False
+                    try:
+                        conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    except (BlockingIOError, ssl.SSLWantWriteError):
+                        pass  # no room for 25 bytes: the client sends its body after its own wait
+                    except OSError:
+                        self._close(conn)
+                return
+            # PERF: the socket stays registered while a worker has it: a client
+            # that waits for its answer sends nothing meanwhile, so two epoll_ctl
+            # calls a request are saved; input that does come is looked at once
+            # the connection is back (see serve_forever).
+            conn.on(_E.READY, time.monotonic(), self.timeouts)
+            if (not self._inline or self._relay.pool_turns) and self._to_pool(lambda: self._work(conn, head)):
+                return
+            if not self._relay.run_inline(lambda: self._serve_here(conn, head)):
+                # The loop moved to another thread meanwhile: this one is a worker now.
+                self._hand_back(conn, bool(conn.unsent))
+                raise LoopMoved
+            # PERF: the loop's own request is taken back here, not through
+            # _handback and the next turn (a deque round trip and a turn a request).
+            if conn.unsent:
+                conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
+                self._watch(conn, _WRITE)
+                return
+            if not self._finish(conn):
+                return
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True, note: str = "") -> None:
         """Answer a request the server will not run, from the loop."""
@@ -678,13 +706,14 @@ class Server:
         if exchange is None or exchange.finished:
             if exchange is not None:
                 exchange.log()
-            self._finish(conn)
+            if self._finish(conn):
+                self._advance(conn)
             return
         self._watch(conn, _READ)  # as while a worker has it (see _advance)
         conn.on(_E.DRAINED, time.monotonic(), self.timeouts)
         # a stream's next item may be a long wait: its worker is never the loop's thread
         self._dispatch(lambda: self._resume(conn),
-                       inline=exchange.plan is None or exchange.plan.framing is BodyFraming.LENGTH)
+                       inline=exchange.plan is None or exchange.plan.framing is _F.LENGTH)
 
     def _cut(self, conn: Connection, reason: str) -> None:
         """Close a connection whose response cannot end properly (with a reset), and say why in its access line."""
@@ -710,33 +739,36 @@ class Server:
             if event is _E.BLOCKED:
                 conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
                 self._watch(conn, _WRITE)
-            else:
-                self._finish(conn)
+            elif self._finish(conn):
+                self._advance(conn)
         self._resume_accepting()
 
-    def _finish(self, conn: Connection) -> None:
-        """A response is out: close, linger or wait for the next request, as its outcome says."""
+    def _finish(self, conn: Connection) -> bool:
+        """A response is out: close, linger or wait for the next request, as its outcome says.
+
+        True when the next request has begun arriving: the caller advances it.
+        """
         exchange, conn.exchange = conn.exchange, None
         refusal, conn.refusal = conn.refusal, None
         if refusal is not None:
             self._refuse(conn, refusal)
-            return
-        outcome = exchange.outcome if exchange is not None else Outcome.CLOSE
-        if conn.eof or outcome is Outcome.CLOSE or (self._stop_requested and outcome is Outcome.KEEP):
+            return False
+        outcome = exchange.outcome if exchange is not None else _O.CLOSE
+        if conn.eof or outcome is _O.CLOSE or (self._stop_requested and outcome is _O.KEEP):
             self._close(conn)
-            return
-        if outcome is Outcome.LINGER:
+            return False
+        if outcome is _O.LINGER:
             self._linger(conn)
-            return
+            return False
         now = time.monotonic()
         self._watch(conn, _READ)
         if conn.buffer or conn.head is not None:
             conn.on(_E.PIPELINED, now, self.timeouts)
-            self._advance(conn)
-        else:
-            conn.on(_E.KEEP_ALIVE, now, self.timeouts)
-            if conn.tls and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
-                self._on_readable(conn)
+            return True
+        conn.on(_E.KEEP_ALIVE, now, self.timeouts)
+        if conn.tls and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+            self._on_readable(conn)
+        return False
 
     def _sweep(self, now: float) -> None:
         """Close connections past their deadline; answer 408 to requests still arriving."""
@@ -792,7 +824,7 @@ class Server:
         try:
             while not blocked:
                 exchange.log()
-                if exchange.outcome is not Outcome.KEEP or conn.eof:
+                if exchange.outcome is not _O.KEEP or conn.eof:
                     break
                 head = self._next_request(conn)
                 if head is None:
@@ -801,11 +833,25 @@ class Server:
                 blocked = exchange.run()
         except Exception:
             error_logger.exception("unexpected error serving a connection")
-            exchange.outcome = Outcome.CLOSE
+            exchange.outcome = _O.CLOSE
             blocked = False
+        self._hand_back(conn, blocked)
+
+    def _hand_back(self, conn: Connection, blocked: bool) -> None:
+        """A worker is done with ``conn`` (or its client is behind): the loop takes it on."""
         self._handback.append((conn, _E.BLOCKED if blocked else None))
         if self._sleeping:  # else the loop takes it on its next turn, without a system call
             self._wake()
+
+    def _serve_here(self, conn: Connection, head: RequestHead) -> None:
+        """Serve one request in the loop's thread (see _advance); ``conn.unsent`` says if it blocked."""
+        exchange = conn.exchange = Exchange(self, conn, head)
+        try:
+            if not exchange.run():
+                exchange.log()
+        except Exception:
+            error_logger.exception("unexpected error serving a connection")
+            exchange.outcome = _O.CLOSE
 
     def _next_request(self, conn: Connection) -> RequestHead | None:
         """The next request on ``conn`` if it is (about to be) here and no other client waits for a worker.
@@ -827,7 +873,7 @@ class Server:
                 return None
             conn.buffer += data
         try:
-            head = conn.take_request(self.limits, self.stream_request_body)
+            head = conn.take_request(self.limits, self.stream_request_body, self.base_environ)
         except ProtocolError as exc:
             conn.refusal = exc
             return None

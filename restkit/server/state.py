@@ -69,6 +69,7 @@ TRANSITIONS: dict[tuple[ConnectionState, Event], tuple[ConnectionState, Deadline
     (S.HANDSHAKE, E.SECURED): (S.IDLE, D.REQUEST),
     (S.IDLE, E.BYTES): (S.RECEIVING, D.REQUEST),
     (S.RECEIVING, E.READY): (S.WORKING, D.NONE),
+    (S.IDLE, E.READY): (S.WORKING, D.NONE),  # the read that began the request brought all of it
     (S.WORKING, E.BLOCKED): (S.SENDING, D.WRITE),
     (S.SENDING, E.DRAINED): (S.WORKING, D.NONE),
     (S.WORKING, E.KEEP_ALIVE): (S.IDLE, D.KEEPALIVE),
