@@ -176,8 +176,11 @@ def serve_loop(count: int, clients: int = 8) -> None:
         for _ in range(max(1, count // clients)):
             for sock in socks:
                 sock.send(REQUEST)
-            answered = 0
+            answered = turns = 0
             while answered < clients:
+                turns += 1
+                if turns > 10_000:
+                    raise RuntimeError(f"the loop answered {answered} of {clients} requests")
                 server._turn()
                 for sock in socks:
                     try:

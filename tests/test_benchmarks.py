@@ -304,6 +304,13 @@ def test_server_path_serves_requests_without_a_socket() -> None:
     serve_requests(50)
 
 
+def test_server_path_loop_serves_requests_through_a_real_loop() -> None:
+    """``--loop``'s harness without valgrind: 8 clients on loopback sockets, each answered before the next round."""
+    from benchmarks.server_path import serve_loop
+
+    serve_loop(40)  # it raises when a round's answers do not all come
+
+
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb (Debian package xvfb)")
 def test_screencast_quick_measures_both_designs() -> None:
     pytest.importorskip("mss", reason="mss is an examples extra: pip install '.[examples]'")
