@@ -13,6 +13,9 @@ One module a job:
 :mod:`.clock`             the ``Date`` header
 :mod:`.serving`           :func:`serve`: signals, logging set-up, the HTTPS redirect
 :mod:`.supervisor`        ``workers=N``: pre-forked processes, restarts, reloads
+:mod:`.worker`            a pre-forked worker's side: check-ins, stop, request budget
+:mod:`.relay`             the loop's thread runs requests; a slow one moves the loop
+:mod:`.stats`             the server's counters, for ``environ["restkit.server"]``
 ========================  ====================================================
 
 The request parser and the response framing, which know nothing of sockets,
