@@ -77,8 +77,13 @@ def paint(width: int, height: int) -> None:
 
     The probe patch (bottom left) takes the next of :data:`PROBE_COLOURS`
     every :data:`PROBE_EVERY_MS`; each change is written to standard output
-    as ``<time.monotonic()> <colour index>``, taken just *before* the change
-    (so the latency measured includes Tk's redraw: an upper bound).
+    as ``<painted> <shown> <colour index>``: ``painted`` is
+    ``time.monotonic()`` just *before* Tk is told the new colour, ``shown``
+    just after the X server has drawn it (``update_idletasks()`` makes Tk
+    redraw the canvas, and ``winfo_pointerxy()`` is a round trip: its answer
+    comes after the server has done every request sent before it).  The
+    latency is measured from ``shown`` (the issue's "change on the screen");
+    ``shown - painted`` is Tk's redraw lag, reported on its own.
     CLOCK_MONOTONIC is the same clock in every process, so the benchmark
     compares it with the time a viewer's frame arrives.
     """
@@ -123,9 +128,11 @@ def paint(width: int, height: int) -> None:
 
     def change() -> None:
         index = next(changes)
-        print(f"{time.monotonic():.6f} {index}", flush=True)
+        painted = time.monotonic()
         canvas.itemconfigure(probe, fill=PROBE_COLOURS[index % len(PROBE_COLOURS)])
-        root.update_idletasks()
+        root.update_idletasks()  # the canvas redraws now: its X requests are sent
+        root.winfo_pointerxy()  # a round trip: the X server has drawn them when the answer comes
+        print(f"{painted:.6f} {time.monotonic():.6f} {index}", flush=True)
         root.after(PROBE_EVERY_MS, change)
 
     step()
@@ -134,10 +141,11 @@ def paint(width: int, height: int) -> None:
 
 
 class Probe:
-    """The probe patch's changes as the painter reports them: ``(time, colour index)``, in order."""
+    """The probe patch's changes as the painter reports them: ``(time shown, colour index)``, in order."""
 
     def __init__(self, painter: "subprocess.Popen[str]") -> None:
         self.changes: list[tuple[float, int]] = []
+        self.redraw: dict[int, float] = {}  # colour index: seconds from Tk told to the X server done
         # Every viewer of a restkit variant gets the same frames: each is decoded once,
         # by its X-Frame number (decoding is the costliest thing the viewers do).
         self.colours: dict[int, tuple[int, ...] | None] = {}
@@ -146,8 +154,9 @@ class Probe:
     def _read(self, painter: "subprocess.Popen[str]") -> None:
         assert painter.stdout is not None
         for line in painter.stdout:
-            when, index = line.split()
-            self.changes.append((float(when), int(index)))
+            painted, shown, index = line.split()
+            self.redraw[int(index)] = float(shown) - float(painted)
+            self.changes.append((float(shown), int(index)))
 
 
 def probe_colour(jpeg: bytes) -> tuple[int, ...] | None:
@@ -190,6 +199,7 @@ class Viewer:
         self.slow = slow  # seconds between reads of one part (a slow reader); 0: read at once
         self.frames = 0
         self.latencies: list[float] = []
+        self.parts: list[tuple[float, ...]] = []  # each latency's LATENCY_PARTS (restkit's X-Clock), seconds
         self.seqs: list[int] = []
         self.error: str | None = None
         self.next_change = 0  # index into probe.changes of the first change not yet seen
@@ -200,6 +210,7 @@ class Viewer:
         self._jpeg: bytearray | None = None
         self._part_time = 0.0
         self._part_seq = -1
+        self._part_clock: tuple[float, ...] = ()
 
     def feed(self, data: memoryview, now: float) -> None:
         pos, size = 0, len(data)
@@ -247,13 +258,15 @@ class Viewer:
                 end = carry.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                length, self._part_seq = -1, -1
+                length, self._part_seq, self._part_clock = -1, -1, ()
                 for line in bytes(carry[:end]).split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                     elif name.strip().lower() == b"x-frame":
                         self._part_seq = int(value)
+                    elif name.strip().lower() == b"x-clock":
+                        self._part_clock = tuple(float(t) for t in value.split())
                 del carry[: end + 4]
                 cached = self.probe is not None and self._part_seq in self.probe.colours
                 self._jpeg = bytearray() if self._wants_decode() and not cached else None
@@ -305,6 +318,10 @@ class Viewer:
             when, colour = changes[index]
             if when < self._part_time and close_to(pixel, probe_rgb(colour)):
                 self.latencies.append(self._part_time - when)
+                if len(self._part_clock) == 4:
+                    grabbed, published, encoding, encoded = self._part_clock
+                    self.parts.append((probe.redraw.get(colour, math.nan), grabbed - when, published - grabbed,
+                                       encoding - published, encoded - encoding, self._part_time - encoded))
                 self.next_change = index + 1
                 return
 
@@ -331,17 +348,29 @@ def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing:
     return viewers
 
 
-def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
+@dataclass
+class ReadLoop:
+    """What the benchmark's reading thread did: is the client itself a bottleneck?"""
+
+    recv_size: int = 1 << 20  # bytes asked of each recv() (a slow viewer's: 16 KiB)
+    busy: float = 0.0  # seconds spent outside select(): reading, parsing, decoding
+    reads: int = 0
+
+
+def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -> None:
     """Read every viewer's stream until ``stop``.
 
     A slow viewer (``viewer.slow`` seconds) stops reading for that long
-    after each part it completes, and reads 16 KiB at a time.
+    after each part it completes, and reads 16 KiB at a time.  The time of
+    every read is taken once when ``select()`` returns, before any socket
+    is read: bytes that were waiting then are not charged for the time the
+    loop spends on the sockets before theirs.
     """
     selector = selectors.DefaultSelector()
     buffers = {}
     for viewer in viewers:
         selector.register(viewer.sock, selectors.EVENT_READ, viewer)
-        buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else 1 << 20))
+        buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else loop.recv_size))
     paused: dict[Viewer, float] = {}  # slow viewers not reading, and until when
     try:
         while not stop.is_set():
@@ -353,6 +382,7 @@ def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
             timeout = min([0.05] + [until - now for until in paused.values()])
             events = selector.select(max(0.0, timeout))
             now = time.monotonic()
+            loop.reads += len(events)
             for key, _ in events:
                 viewer = key.data
                 view = buffers[viewer]
@@ -375,6 +405,7 @@ def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
                 if viewer.slow and viewer.frames > before:
                     selector.unregister(viewer.sock)
                     paused[viewer] = now + viewer.slow
+            loop.busy += time.monotonic() - now
     finally:
         selector.close()
         for viewer in viewers:
@@ -405,12 +436,16 @@ class Result:
     slow_received: float
     slow_skipped: float  # frames the slow viewers skipped between two they read, on average
     latency: dict[str, float]  # p50/p99 ms, screen change to first byte, over the probing viewers
+    parts: dict[str, dict[str, float]]  # LATENCY_PARTS: p50/p99 ms of each
     server_latency: dict[str, float]  # restkit's /stats: grab start to handed to the connection
     new_frames: float
     grabbed: float
     cpu: float
     stage_ms: dict[str, float]  # CPU ms per run of each stage (restkit)
     machine: float
+    screen_cpu: float  # the painter's and Xvfb's CPU, % of a core: the benchmark's own load
+    client_cpu: float  # this process's (the viewers' reading thread, mostly), % of a core
+    reader_busy: float  # % of the time the reading thread was not waiting in select()
     errors: int
     failures: list[str]
 
@@ -478,7 +513,24 @@ def stage_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, floa
     return costs
 
 
-def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe) -> Result:
+LATENCY_PARTS = ("redraw", "to grab", "grab+convert", "wait encoder", "encode", "deliver")
+
+
+def latency_parts(samples: list[tuple[float, ...]]) -> dict[str, dict[str, float]]:
+    """p50/p99 of each part: Tk's redraw (before the latency's start), then the latency's own parts.
+
+    The latency (from the change on the screen) is the sum of all but the
+    redraw: until the grab that shows it starts, grab and convert, waiting
+    for an encoder, encoding, and delivery (the server's viewer threads
+    waking and sending, the kernel, and this client's read).  Each part's
+    p99 is its own: they do not add up to the latency's.
+    """
+    return {name: percentiles([sample[i] for sample in samples if not math.isnan(sample[i])])
+            for i, name in enumerate(LATENCY_PARTS)}
+
+
+def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe, screen: list[int],
+                 probing: int = 16, recv_size: int = 1 << 20) -> Result:
     port = free_port()
     probe.colours.clear()  # frame numbers start again with each server
     if scenario.design == "restkit":
@@ -500,11 +552,12 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         except RuntimeError as exc:
             log.seek(0)
             raise RuntimeError(f"{scenario.design} server: {exc}:\n{log.read()[-2000:].decode(errors='replace')}") from None
-        readers = open_viewers(port, path, scenario.viewers, probe, probing=16)
+        readers = open_viewers(port, path, scenario.viewers, probe, probing=probing)
         slow = open_viewers(port, path, scenario.slow, None, probing=0, link=True)
         for viewer in slow:
             viewer.slow = 10 / (scenario.fps or 60)  # a tenth of the stream's frame rate
-        loop = threading.Thread(target=read_streams, args=(readers + slow, stop), daemon=True)
+        reading = ReadLoop(recv_size)
+        loop = threading.Thread(target=read_streams, args=(readers + slow, stop, reading), daemon=True)
         loop.start()
         warm_until = time.monotonic() + 8
         while time.monotonic() < warm_until and not all(r.frames >= 2 or r.error for r in readers):
@@ -513,12 +566,16 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         frames0 = [r.frames for r in readers]
         slow0 = [r.frames for r in slow]
         latencies0 = [len(r.latencies) for r in readers]
+        parts0 = [len(r.parts) for r in readers]
         cpu0, stats0, t0, machine0 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
+        others0, busy0 = [sum(map(cpu_seconds, screen)), time.process_time()], reading.busy
         time.sleep(seconds)
         frames1 = [r.frames for r in readers]
         slow1 = [r.frames for r in slow]
         cpu1, stats1, t1, machine1 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
+        others1, busy1 = [sum(map(cpu_seconds, screen)), time.process_time()], reading.busy
         latencies = [x for r, start in zip(readers, latencies0) for x in r.latencies[start:]]
+        parts = [x for r, start in zip(readers, parts0) for x in r.parts[start:]]
     finally:
         stop.set()
         stop_all([server])
@@ -533,12 +590,16 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         slow_received=sum(slow_rates) / len(slow_rates) if slow_rates else float("nan"),
         slow_skipped=mean_skip([v.seqs for v in slow]),
         latency=percentiles(latencies),
+        parts=latency_parts(parts),
         server_latency=stats1.get("latency_ms", {}),
         new_frames=(stats1[counter] - stats0[counter]) / elapsed,
         grabbed=(stats1["frames_captured"] - stats0["frames_captured"]) / elapsed,
         cpu=100 * (cpu1 - cpu0) / elapsed,
         stage_ms=stage_costs(stats0, stats1) if "cpu_seconds" in stats1 else {},
         machine=100 * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]),
+        screen_cpu=100 * (others1[0] - others0[0]) / elapsed,
+        client_cpu=100 * (others1[1] - others0[1]) / elapsed,
+        reader_busy=100 * (busy1 - busy0) / elapsed,
         errors=sum(1 for r, rate in zip(readers, rates) if r.error or rate == 0),
         failures=sorted({r.error for r in readers if r.error}),
     )
@@ -595,7 +656,8 @@ def race(runs: int, width: int, height: int, no_seed: bool) -> int:
         for design in ["restkit"] + ([] if no_seed else ["seed"]):
             frozen[design] = 0
             for _ in range(runs):
-                result = run_scenario(Scenario(design, 16, 30.0 if design == "restkit" else None), 1.0, env, probe)
+                result = run_scenario(Scenario(design, 16, 30.0 if design == "restkit" else None), 1.0, env, probe,
+                                      [p.pid for p in processes])
                 frozen[design] += result.errors > 0
     finally:
         stop_all(processes)
@@ -623,6 +685,10 @@ def fmt(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"  # NaN: nothing measured
 
 
+def pair(value: dict[str, float]) -> str:
+    return f"{fmt(value['p50'])} / {fmt(value['p99'])}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 s per scenario, 1 and 2 viewers")
@@ -633,6 +699,10 @@ def main() -> int:
                         help="run each scenario N times and keep the run whose viewers got the most frames "
                              "(on a shared machine, the one least disturbed)")
     parser.add_argument("--only", default="", help="run only the scenarios whose description contains this")
+    parser.add_argument("--probing", type=int, default=16, metavar="N",
+                        help="viewers that time the probe's changes (default 16; fewer: is the client the bottleneck?)")
+    parser.add_argument("--recv-kib", type=int, default=1024, metavar="KIB",
+                        help="bytes each read asks for, in KiB (default 1024)")
     parser.add_argument("--race", type=int, metavar="N", default=0, help="instead: start each design N times with 16 viewers at once, count runs where viewers froze")
     parser.add_argument("--paint", metavar="WxH", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -652,14 +722,17 @@ def main() -> int:
     load = os.getloadavg()
     try:
         for scenario in chosen:
-            runs = [run_scenario(scenario, seconds, env, probe) for _ in range(max(1, args.repeat))]
+            runs = [run_scenario(scenario, seconds, env, probe, [p.pid for p in processes], args.probing,
+                                 args.recv_kib * 1024) for _ in range(max(1, args.repeat))]
             r = max(runs, key=lambda run: run.received_mean)
             results.append(r)
             print(
                 f"{scenario.design:8} viewers={scenario.viewers:<3} fps={scenario.fps_setting:<5} {scenario.query or ''}"
                 f"{' +1 slow' if scenario.slow else ''} received/viewer min {r.received_min:6.1f} mean {r.received_mean:6.1f}"
                 f" latency p50 {fmt(r.latency['p50'])} p99 {fmt(r.latency['p99'])} ms (n={r.latency['samples']})"
-                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}",
+                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}"
+                f" parts {' '.join(f'{name}={pair(value)}' for name, value in r.parts.items())}"
+                f" painter+Xvfb {r.screen_cpu:.0f}% client {r.client_cpu:.0f}% reader busy {r.reader_busy:.0f}% load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr, flush=True,
             )
     finally:
@@ -679,6 +752,19 @@ def main() -> int:
             f"| {s.design} | {s.fps_setting} | {who} | {r.received_min:.1f} / {r.received_mean:.1f} | {fmt(r.slow_received)} ({fmt(r.slow_skipped)}) | "
             f"{fmt(r.latency['p50'])} / {fmt(r.latency['p99'])} | {age} | {r.new_frames:.1f} | {r.grabbed:.1f} | {r.cpu:.0f} | {r.machine:.0f} | {r.errors} |"
         )
+    timed = [r for r in results if r.parts and r.parts["encode"]["samples"]]
+    if timed:
+        print("\nWhere the latency goes (p50 / p99 ms of each part, on their own: restkit's X-Clock header; the redraw "
+              "is before the latency starts); the benchmark's own load (painter + Xvfb, this client) in % of a core\n")
+        print("| --fps | viewers | latency | " + " | ".join(LATENCY_PARTS) + " | server frame age | painter + Xvfb CPU "
+              "| client CPU | reader busy |")
+        print("|---|---|---|" + "---|" * len(LATENCY_PARTS) + "---|---|---|---|")
+        for r in timed:
+            s = r.scenario
+            who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
+            age = pair(r.server_latency) if r.server_latency else "-"
+            print(f"| {s.fps_setting} | {who} | {pair(r.latency)} | " + " | ".join(pair(r.parts[n]) for n in LATENCY_PARTS)
+                  + f" | {age} | {r.screen_cpu:.0f} | {r.client_cpu:.0f} | {r.reader_busy:.0f}% |")
     staged = [r for r in results if r.stage_ms]
     if staged:
         names = list(staged[0].stage_ms)

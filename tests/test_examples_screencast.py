@@ -323,9 +323,13 @@ def test_each_part_is_framed_once_with_its_number() -> None:
     from examples.screencast.broadcaster import Grab, _frame, first_part
 
     image = Image.new("RGB", (32, 18), (200, 10, 10))
-    frame = _frame(Grab(7, image, 0.0), 70, None)
+    frame = _frame(Grab(7, image, 1.5, 1.75), 70, None)
     head, _, rest = frame.part.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n") == [b"Content-Type: image/jpeg", b"X-Frame: 7", b"Content-Length: %d" % len(frame.jpeg)]
+    content_type, number, clock, length = head.split(b"\r\n")
+    assert (content_type, number, length) == (b"Content-Type: image/jpeg", b"X-Frame: 7", b"Content-Length: %d" % len(frame.jpeg))
+    name, _, times = clock.partition(b": ")
+    grabbed, published, encoding, encoded = (float(t) for t in times.split())
+    assert name == b"X-Clock" and (grabbed, published) == (1.5, 1.75) and published <= encoding <= encoded
     assert rest == frame.jpeg + b"\r\n" + first_part()  # the delimiter follows the picture at once
     assert first_part() == b"--restkitframe\r\n"
 
