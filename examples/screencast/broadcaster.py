@@ -237,13 +237,10 @@ class Broadcaster:
             while True:
                 if period:
                     due = self._pace(due, period)
-                frame = self._next_frame(variant, key, last)
+                frame = self._next_frame(variant, key, last, viewer=True)
                 if frame is None:
                     return
                 last = frame.seq
-                with self._cond:
-                    self.frames_sent += 1
-                    self._latency.add(time.monotonic() - frame.grabbed)
                 yield frame
         finally:
             with self._cond:
@@ -280,9 +277,13 @@ class Broadcaster:
             return time.monotonic() + period  # far behind (a slow client): start afresh rather than burst
         return due + period
 
-    def _next_frame(self, variant: _Variant, key: Key, last: int) -> Frame | None:
+    def _next_frame(self, variant: _Variant, key: Key, last: int, viewer: bool = False) -> Frame | None:
         """The newest frame of ``variant`` once it is newer than ``last`` (or the same one
-        after ``keepalive`` seconds), encoding it if nobody has yet; None when capture stopped."""
+        after ``keepalive`` seconds), encoding it if nobody has yet; None when capture stopped.
+
+        ``viewer``: the frame goes to a viewer's connection now (it is counted, and its age
+        measured, in the same hold of the lock that found it).
+        """
         deadline = time.monotonic() + self.keepalive
         with self._lock:
             while True:
@@ -294,7 +295,8 @@ class Broadcaster:
                     variant.encoding = True  # this viewer encodes the newest grab for everyone
                     break
                 if frame is not None and (frame.seq > last or time.monotonic() >= deadline):
-                    return frame  # the newest that is ready (a newer one may be on its way)
+                    # the newest that is ready (a newer one may be on its way)
+                    return self._hand_locked(frame) if viewer else frame
                 variant.ready.wait(max(0.001, deadline - time.monotonic()) if frame is not None else self.keepalive)
         assert grab is not None
         try:
@@ -315,6 +317,17 @@ class Broadcaster:
             if variant.frame is None or variant.frame.seq < frame.seq:
                 variant.frame = frame
             variant.ready.notify_all()
+            return self._hand_locked(frame) if viewer else frame
+
+    def _hand_locked(self, frame: Frame) -> Frame:
+        """Count ``frame`` as handed to a viewer's connection, and measure its age.
+
+        PERF: done in the lock hold that found the frame: after an encode
+        wakes every viewer, a second hold each would double the hand-offs of
+        the lock between the threads waking together.
+        """
+        self.frames_sent += 1
+        self._latency.add(time.monotonic() - frame.grabbed)
         return frame
 
     def _wake_all_locked(self) -> None:
