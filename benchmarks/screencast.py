@@ -36,8 +36,9 @@ import io
 import itertools
 import json
 import math
-import selectors
 import os
+import queue
+import selectors
 import shutil
 import socket
 import subprocess
@@ -46,6 +47,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,32 @@ class Probe:
         # Every viewer of a restkit variant gets the same frames: each is decoded once,
         # by its X-Frame number (decoding is the costliest thing the viewers do).
         self.colours: dict[int, tuple[int, ...] | None] = {}
+        self.queued: set[int] = set()  # frames handed to the decoding thread
+        self.keys = itertools.count(-1, -1)  # for parts without X-Frame (the seed's): one key each
+        self._generation = 0
+        self._work: queue.SimpleQueue[tuple[int, int, bytes]] = queue.SimpleQueue()
         threading.Thread(target=self._read, args=(painter,), daemon=True).start()
+        threading.Thread(target=self._decode, daemon=True).start()
+
+    def reset(self) -> None:
+        """Forget the frames' colours: frame numbers start again with each server."""
+        self._generation += 1
+        self.colours.clear()
+        self.queued.clear()
+
+    def request(self, key: int, jpeg: bytes) -> None:
+        """Have frame ``key``'s colour decoded (in the decoding thread, not the reading one)."""
+        self.queued.add(key)
+        self._work.put((self._generation, key, jpeg))
+
+    def _decode(self) -> None:
+        # Its own thread: decoding (about 3 ms, outside the GIL) in the reading thread would
+        # date the parts that arrive meanwhile late, just when a new colour arrives.
+        while True:
+            generation, key, jpeg = self._work.get()
+            pixel = probe_colour(jpeg)
+            if generation == self._generation:
+                self.colours[key] = pixel
 
     def _read(self, painter: "subprocess.Popen[str]") -> None:
         assert painter.stdout is not None
@@ -211,6 +238,8 @@ class Viewer:
         self._part_time = 0.0
         self._part_seq = -1
         self._part_clock: tuple[float, ...] = ()
+        # parts whose colour is being decoded: (time of the first byte, key, X-Clock), in order
+        self.pending: deque[tuple[float, int, tuple[float, ...]]] = deque()
 
     def feed(self, data: memoryview, now: float) -> None:
         pos, size = 0, len(data)
@@ -268,8 +297,7 @@ class Viewer:
                     elif name.strip().lower() == b"x-clock":
                         self._part_clock = tuple(float(t) for t in value.split())
                 del carry[: end + 4]
-                cached = self.probe is not None and self._part_seq in self.probe.colours
-                self._jpeg = bytearray() if self._wants_decode() and not cached else None
+                self._jpeg = bytearray() if self._wants_jpeg() else None
                 if length >= 0:
                     self._state, self._remaining = _BODY, length
                     take = min(length, len(carry))
@@ -291,39 +319,57 @@ class Viewer:
                 del carry[: at + 2]
                 self._state = _SEEK
 
-    def _wants_decode(self) -> bool:
+    def _unseen_change_before(self, when: float) -> bool:
+        """A change of the probe this viewer has not seen yet happened before ``when``."""
+        changes = self.probe.changes if self.probe is not None else []
+        return len(changes) > self.next_change and changes[self.next_change][0] < when
+
+    def _wants_colour(self) -> bool:
+        """The colour of the part arriving matters: it may show a change (or parts before it wait for theirs)."""
+        return self.probe is not None and (bool(self.pending) or self._unseen_change_before(self._part_time))
+
+    def _wants_jpeg(self) -> bool:
         probe = self.probe
-        return probe is not None and len(probe.changes) > self.next_change and probe.changes[self.next_change][0] < self._part_time
+        key = self._part_seq
+        return (probe is not None and self._wants_colour()
+                and (key < 0 or (key not in probe.colours and key not in probe.queued)))
 
     def _part_done(self, jpeg: bytes | None) -> None:
         self.frames += 1
         if self._part_seq >= 0:
             self.seqs.append(self._part_seq)
         probe = self.probe
-        if probe is None or not self._wants_decode():
+        if probe is None or not self._wants_colour():
             return
-        if self._part_seq in probe.colours:
-            pixel = probe.colours[self._part_seq]
-        elif jpeg is not None:
-            pixel = probe_colour(jpeg)
-            if self._part_seq >= 0:
-                probe.colours[self._part_seq] = pixel
-        else:
-            return
-        if pixel is None:
-            return
+        key = self._part_seq if self._part_seq >= 0 else next(probe.keys)
+        if jpeg is not None:
+            probe.request(key, jpeg)
+        elif key not in probe.colours and key not in probe.queued:
+            return  # (cannot happen: its JPEG was kept)
+        self.pending.append((self._part_time, key, self._part_clock))
+        self.resolve()
+
+    def resolve(self) -> None:
+        """Match the parts waiting for their colour against the probe's changes, in order, as colours come."""
+        probe = self.probe
+        assert probe is not None
         changes = probe.changes
-        # the newest change before this part whose colour it shows; the ones before it were missed
-        for index in range(len(changes) - 1, self.next_change - 1, -1):
-            when, colour = changes[index]
-            if when < self._part_time and close_to(pixel, probe_rgb(colour)):
-                self.latencies.append(self._part_time - when)
-                if len(self._part_clock) == 4:
-                    grabbed, published, encoding, encoded = self._part_clock
-                    self.parts.append((probe.redraw.get(colour, math.nan), grabbed - when, published - grabbed,
-                                       encoding - published, encoded - encoding, self._part_time - encoded))
-                self.next_change = index + 1
-                return
+        while self.pending and self.pending[0][1] in probe.colours:
+            arrived, key, clock = self.pending.popleft()
+            pixel = probe.colours[key]
+            if pixel is None or not self._unseen_change_before(arrived):
+                continue
+            # the newest change before this part whose colour it shows; the ones before it were missed
+            for index in range(len(changes) - 1, self.next_change - 1, -1):
+                when, colour = changes[index]
+                if when < arrived and close_to(pixel, probe_rgb(colour)):
+                    self.latencies.append(arrived - when)
+                    if len(clock) == 4:
+                        grabbed, published, encoding, encoded = clock
+                        self.parts.append((probe.redraw.get(colour, math.nan), grabbed - when, published - grabbed,
+                                           encoding - published, encoded - encoding, arrived - encoded))
+                    self.next_change = index + 1
+                    break
 
 
 def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing: int, link: bool = False) -> list[Viewer]:
@@ -372,6 +418,7 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
         selector.register(viewer.sock, selectors.EVENT_READ, viewer)
         buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else loop.recv_size))
     paused: dict[Viewer, float] = {}  # slow viewers not reading, and until when
+    probing = [viewer for viewer in viewers if viewer.probe is not None]
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -405,6 +452,9 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
                 if viewer.slow and viewer.frames > before:
                     selector.unregister(viewer.sock)
                     paused[viewer] = now + viewer.slow
+            for viewer in probing:
+                if viewer.pending:
+                    viewer.resolve()
             loop.busy += time.monotonic() - now
     finally:
         selector.close()
@@ -438,6 +488,7 @@ class Result:
     latency: dict[str, float]  # p50/p99 ms, screen change to first byte, over the probing viewers
     parts: dict[str, dict[str, float]]  # LATENCY_PARTS: p50/p99 ms of each
     server_latency: dict[str, float]  # restkit's /stats: grab start to handed to the connection
+    server_handoff: dict[str, float]  # restkit's /stats: encoded to handed to the connection
     new_frames: float
     grabbed: float
     cpu: float
@@ -532,7 +583,7 @@ def latency_parts(samples: list[tuple[float, ...]]) -> dict[str, dict[str, float
 def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe, screen: list[int],
                  probing: int = 16, recv_size: int = 1 << 20) -> Result:
     port = free_port()
-    probe.colours.clear()  # frame numbers start again with each server
+    probe.reset()
     if scenario.design == "restkit":
         command = [sys.executable, "-m", "examples.screencast", "--port", str(port), "--quality", "70",
                    "--fps", str(scenario.fps), "--timeout", "60"]
@@ -592,6 +643,7 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         latency=percentiles(latencies),
         parts=latency_parts(parts),
         server_latency=stats1.get("latency_ms", {}),
+        server_handoff=stats1.get("handoff_ms", {}),
         new_frames=(stats1[counter] - stats0[counter]) / elapsed,
         grabbed=(stats1["frames_captured"] - stats0["frames_captured"]) / elapsed,
         cpu=100 * (cpu1 - cpu0) / elapsed,
@@ -756,15 +808,16 @@ def main() -> int:
     if timed:
         print("\nWhere the latency goes (p50 / p99 ms of each part, on their own: restkit's X-Clock header; the redraw "
               "is before the latency starts); the benchmark's own load (painter + Xvfb, this client) in % of a core\n")
-        print("| --fps | viewers | latency | " + " | ".join(LATENCY_PARTS) + " | server frame age | painter + Xvfb CPU "
-              "| client CPU | reader busy |")
-        print("|---|---|---|" + "---|" * len(LATENCY_PARTS) + "---|---|---|---|")
+        print("| --fps | viewers | latency | " + " | ".join(LATENCY_PARTS) + " | server hand-off | server frame age "
+              "| painter + Xvfb CPU | client CPU | reader busy |")
+        print("|---|---|---|" + "---|" * len(LATENCY_PARTS) + "---|---|---|---|---|")
         for r in timed:
             s = r.scenario
             who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
             age = pair(r.server_latency) if r.server_latency else "-"
+            handoff = pair(r.server_handoff) if r.server_handoff else "-"
             print(f"| {s.fps_setting} | {who} | {pair(r.latency)} | " + " | ".join(pair(r.parts[n]) for n in LATENCY_PARTS)
-                  + f" | {age} | {r.screen_cpu:.0f} | {r.client_cpu:.0f} | {r.reader_busy:.0f}% |")
+                  + f" | {handoff} | {age} | {r.screen_cpu:.0f} | {r.client_cpu:.0f} | {r.reader_busy:.0f}% |")
     staged = [r for r in results if r.stage_ms]
     if staged:
         names = list(staged[0].stage_ms)

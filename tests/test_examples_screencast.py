@@ -257,6 +257,7 @@ def test_stats_fields(hubs: Callable[..., Broadcaster]) -> None:
         "quality": 60,
         "variants": 0,
         "latency_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0},
+        "handoff_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0},
         "cpu_seconds": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0, "process": stats["cpu_seconds"]["process"]},
         "cpu_ms_per_run": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0},
         "source": "pattern",
@@ -281,9 +282,10 @@ def test_frame_ages_are_measured_per_frame_sent(hubs: Callable[..., Broadcaster]
         source.step()
         for viewer in viewers:
             next(viewer)
-    latency = hub.stats()["latency_ms"]
-    assert latency["samples"] == 6 and hub.frames_sent == 6
+    latency, handoff = hub.stats()["latency_ms"], hub.stats()["handoff_ms"]
+    assert latency["samples"] == handoff["samples"] == 6 and hub.frames_sent == 6
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert 0 <= handoff["max"] < latency["max"]  # the hand-off is the part of the age after the encode
     for viewer in viewers:
         viewer.close()
 
@@ -642,7 +644,7 @@ def test_readme_stats_sample_has_every_field_stats_gives(hubs: Callable[..., Bro
     shown = json.loads(sample)
     stats = make_client(make_app(hubs(PatternSource()))).get("/stats").json
     assert list(shown) == list(stats)
-    for key in ("latency_ms", "cpu_seconds", "cpu_ms_per_run"):
+    for key in ("latency_ms", "handoff_ms", "cpu_seconds", "cpu_ms_per_run"):
         assert list(shown[key]) == list(stats[key])
 
 

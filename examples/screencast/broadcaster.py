@@ -91,6 +91,7 @@ class Frame:
     height: int
     grabbed: float = 0.0  # the Grab's start time
     part: bytes = b""  # the multipart part: headers, JPEG, and the next part's delimiter
+    encoded: float = 0.0  # time.monotonic() when its JPEG was ready
 
 
 def _frame(grab: Grab, quality: int, width: int | None) -> Frame:
@@ -106,7 +107,7 @@ def _frame(grab: Grab, quality: int, width: int | None) -> Frame:
     # on the same machine only): grab start, published, encoding start, encoded.
     head = b"Content-Type: image/jpeg\r\nX-Frame: %d\r\nX-Clock: %.6f %.6f %.6f %.6f\r\nContent-Length: %d\r\n\r\n" % (
         grab.seq, grab.started, grab.published, encoding, encoded, len(jpeg))
-    return Frame(grab.seq, jpeg, w, h, grab.started, b"".join((head, jpeg, b"\r\n", _DELIMITER)))
+    return Frame(grab.seq, jpeg, w, h, grab.started, b"".join((head, jpeg, b"\r\n", _DELIMITER)), encoded)
 
 
 Key = tuple[int | None, int]  # a variant: (width or None for the full size, quality)
@@ -185,7 +186,8 @@ class Broadcaster:
         self._closed = False
         self._size = (0, 0)
         self._published = RateWindow()
-        self._latency = LatencyWindow()
+        self._latency = LatencyWindow()  # grab start to handed to a viewer's connection
+        self._handoff = LatencyWindow()  # encoded to handed to a viewer's connection
         self._clock = StageClock(STAGES)
         self.frames_captured = 0  # pictures grabbed
         self.frames_changed = 0  # grabs that differed from the one before (published)
@@ -327,7 +329,9 @@ class Broadcaster:
         the lock between the threads waking together.
         """
         self.frames_sent += 1
-        self._latency.add(time.monotonic() - frame.grabbed)
+        now = time.monotonic()
+        self._latency.add(now - frame.grabbed)
+        self._handoff.add(now - frame.encoded)
         return frame
 
     def _wake_all_locked(self) -> None:
@@ -471,6 +475,7 @@ class Broadcaster:
                 "quality": self.quality,
                 "variants": sum(1 for variant in self._variants.values() if variant.watchers),
                 "latency_ms": self._latency.report(),
+                "handoff_ms": self._handoff.report(),
                 **self._clock.report(),
                 "source": self.source.name,
                 "capturing": capturing,
