@@ -41,6 +41,7 @@ import queue
 import selectors
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -57,6 +58,7 @@ from examples.screencast.meter import percentile  # noqa: E402  (stdlib only: no
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number where Python does not name it
 
 
 # -- the moving picture (runs in its own process: --paint) -------------------------------
@@ -235,13 +237,17 @@ class Viewer:
         self._delimiter = b""
         self._remaining = 0
         self._jpeg: bytearray | None = None
-        self._part_time = 0.0
+        self._part_time = 0.0  # when its first byte arrived (the kernel's receive time, see read_streams)
+        self._part_read = 0.0  # when this client read it
+        self._read_at = 0.0
         self._part_seq = -1
         self._part_clock: tuple[float, ...] = ()
         # parts whose colour is being decoded: (time of the first byte, key, X-Clock), in order
         self.pending: deque[tuple[float, int, tuple[float, ...]]] = deque()
 
-    def feed(self, data: memoryview, now: float) -> None:
+    def feed(self, data: memoryview, now: float, read_at: float = 0.0) -> None:
+        """Take ``data``, which arrived at ``now`` and was read at ``read_at`` (by default ``now``)."""
+        self._read_at = read_at or now
         pos, size = 0, len(data)
         while pos < size:
             if self._state == _BODY:  # PERF: the bulk of the bytes are counted, not copied
@@ -279,11 +285,12 @@ class Viewer:
                 del carry[: carry.find(b"\n", at) + 1]
                 self._state = _HEADERS
                 self._part_time = now if carry else 0.0
+                self._part_read = self._read_at
             elif self._state == _HEADERS:
                 if not carry:
                     return
                 if not self._part_time:
-                    self._part_time = now
+                    self._part_time, self._part_read = now, self._read_at
                 end = carry.find(b"\r\n\r\n")
                 if end < 0:
                     return
@@ -346,7 +353,7 @@ class Viewer:
             probe.request(key, jpeg)
         elif key not in probe.colours and key not in probe.queued:
             return  # (cannot happen: its JPEG was kept)
-        self.pending.append((self._part_time, key, self._part_clock))
+        self.pending.append((self._part_time, key, self._part_clock + (self._part_read,)))
         self.resolve()
 
     def resolve(self) -> None:
@@ -364,10 +371,12 @@ class Viewer:
                 when, colour = changes[index]
                 if when < arrived and close_to(pixel, probe_rgb(colour)):
                     self.latencies.append(arrived - when)
-                    if len(clock) == 4:
-                        grabbed, published, encoding, encoded = clock
+                    read = clock[-1]
+                    if len(clock) == 5:
+                        grabbed, published, encoding, encoded = clock[:4]
                         self.parts.append((probe.redraw.get(colour, math.nan), grabbed - when, published - grabbed,
-                                           encoding - published, encoded - encoding, arrived - encoded))
+                                           encoding - published, encoded - encoding, arrived - encoded,
+                                           read - arrived))
                     self.next_change = index + 1
                     break
 
@@ -407,10 +416,15 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
     """Read every viewer's stream until ``stop``.
 
     A slow viewer (``viewer.slow`` seconds) stops reading for that long
-    after each part it completes, and reads 16 KiB at a time.  The time of
-    every read is taken once when ``select()`` returns, before any socket
-    is read: bytes that were waiting then are not charged for the time the
-    loop spends on the sockets before theirs.
+    after each part it completes, and reads 16 KiB at a time.
+
+    A probing viewer's bytes are dated by the kernel (``SO_TIMESTAMPNS``:
+    when the newest of the packets a read returns arrived, on the real-time
+    clock, moved onto the monotonic one), so that this one Python thread's
+    lag in reading 16 streams is not counted as latency; it is reported on
+    its own (the "client read" part).  The date is that of the *last*
+    packet a read returns, an upper bound of the first byte's.  Other
+    viewers are dated when ``select()`` returns, before any socket is read.
     """
     selector = selectors.DefaultSelector()
     buffers = {}
@@ -419,6 +433,10 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
         buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else loop.recv_size))
     paused: dict[Viewer, float] = {}  # slow viewers not reading, and until when
     probing = [viewer for viewer in viewers if viewer.probe is not None]
+    for viewer in probing:
+        viewer.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    stamp_size = socket.CMSG_SPACE(16)
+    offset = time.time() - time.monotonic()  # the kernel's dates are on the real-time clock
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -433,8 +451,16 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
             for key, _ in events:
                 viewer = key.data
                 view = buffers[viewer]
+                arrived = now
                 try:
-                    got = viewer.sock.recv_into(view)
+                    if viewer.probe is None:
+                        got = viewer.sock.recv_into(view)
+                    else:
+                        got, stamps, _, _ = viewer.sock.recvmsg_into([view], stamp_size)
+                        for level, kind, data in stamps:
+                            if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(data) >= 16:
+                                seconds, nanoseconds = struct.unpack("qq", data[:16])
+                                arrived = min(now, seconds + nanoseconds / 1e9 - offset)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
@@ -448,7 +474,7 @@ def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -
                     selector.unregister(viewer.sock)
                     continue
                 before = viewer.frames
-                viewer.feed(view[:got], now)
+                viewer.feed(view[:got], arrived, now)
                 if viewer.slow and viewer.frames > before:
                     selector.unregister(viewer.sock)
                     paused[viewer] = now + viewer.slow
@@ -564,17 +590,19 @@ def stage_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, floa
     return costs
 
 
-LATENCY_PARTS = ("redraw", "to grab", "grab+convert", "wait encoder", "encode", "deliver")
+LATENCY_PARTS = ("redraw", "to grab", "grab+convert", "wait encoder", "encode", "deliver", "client read")
 
 
 def latency_parts(samples: list[tuple[float, ...]]) -> dict[str, dict[str, float]]:
     """p50/p99 of each part: Tk's redraw (before the latency's start), then the latency's own parts.
 
-    The latency (from the change on the screen) is the sum of all but the
-    redraw: until the grab that shows it starts, grab and convert, waiting
-    for an encoder, encoding, and delivery (the server's viewer threads
-    waking and sending, the kernel, and this client's read).  Each part's
-    p99 is its own: they do not add up to the latency's.
+    The latency (from the change on the screen to the first byte's arrival
+    in this client's socket) is the sum of the parts between the redraw and
+    the client's read: until the grab that shows it starts, grab and
+    convert, waiting for an encoder, encoding, and delivery (the server's
+    viewer threads waking and sending, and the kernel's loopback).  The
+    client's read lag (from arrival to the read that got it) is after it.
+    Each part's p99 is its own: they do not add up to the latency's.
     """
     return {name: percentiles([sample[i] for sample in samples if not math.isnan(sample[i])])
             for i, name in enumerate(LATENCY_PARTS)}
