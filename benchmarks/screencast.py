@@ -10,15 +10,56 @@ a fixed time:
 
 * frames received per second by each viewer (min and mean), and by a slow
   viewer reading a tenth of the frames (with the frames it skipped);
-* latency p50/p99: from a change of the probe patch (the painter's
-  ``time.monotonic()``, one clock for every process) to the arrival of the
-  first byte of the first frame showing it, on up to 16 viewers;
+* latency p50/p99: from a change of the probe patch *on the screen* to
+  the arrival of the first byte of the first frame showing it, on up to 16
+  viewers (``--probing``), and where that time goes, part by part (below);
 * frames grabbed and changed per second, and restkit's own frame age
-  (``/stats``: grab start to handed to the connection);
+  (``/stats``: grab start to handed to the connection) and hand-off
+  (encoded to handed to the connection);
 * the server's CPU (user + system time of its process, % of one core) and
   restkit's CPU per stage per frame (``/stats``), which depends little on
   what else runs on the machine;
+* the benchmark's own load: the painter's and Xvfb's CPU, this client's,
+  and how much of the time its reading thread was busy;
 * how busy the whole machine was, and the load average.
+
+How the latency is measured, and why (each choice removes a way the
+figure over-counted; every time is ``time.monotonic()``, CLOCK_MONOTONIC,
+one clock for every process on the machine):
+
+* **Start: the change on the screen.**  The painter dates each change of
+  the probe patch twice: before telling Tk (``painted``), and once the X
+  server has drawn it (``shown``: after ``update_idletasks()``, which makes
+  Tk redraw, and ``winfo_pointerxy()``, a round trip answered only after
+  every earlier request is done).  The latency starts at ``shown``; Tk's
+  redraw lag (``shown - painted``, a few ms, more on a busy machine) is
+  reported on its own column, "redraw".  Before, the latency started at
+  ``painted`` and included it.
+* **End: the first byte's arrival in the client's socket.**  One Python
+  thread reads all the viewers (16 x 60 x ~250 KB a second); its lag in
+  getting to a socket is the client's, not the screencast's.  Probing
+  viewers' reads are dated by the kernel (``SO_TIMESTAMPNS``: the arrival
+  of the newest packet a read returns, an upper bound of the first byte's),
+  and the lag from there to the read is reported as "client read".  Before,
+  the end was the time ``select()`` returned.  A client that falls behind
+  still fills its receive window, and then the server's sends wait: that
+  shows in "deliver", which is why the client's own load is reported.
+* **The colour is decoded in a thread of its own.**  Deciding which frame
+  first shows a change means decoding it (about 3 ms, outside the GIL); in
+  the reading thread that held up every other viewer's read exactly when a
+  new colour arrived.  Each frame number is decoded once for all viewers,
+  and only the frames that can show a change not yet seen.
+* **The parts** come from restkit's ``X-Clock`` header (grab start,
+  published, encoding start, encoded: the server's ``time.monotonic()``):
+  *to grab* (shown until the grab that shows it starts: up to one frame
+  interval), *grab+convert*, *wait encoder* (published until a viewer
+  thread starts encoding it), *encode*, *deliver* (encoded until the first
+  byte arrives: the viewer threads waking, the send, loopback) and *client
+  read*.  Each part's p99 is its own; they do not add up to the latency's.
+  ``/stats``' hand-off (encoded to handed to the connection) splits
+  *deliver* into the server's wake-up and the rest.
+* ``--probing 1`` (time one viewer of the 16) and ``--recv-kib`` (bytes per
+  read) check that the client is not what is measured.
 
 Run from the repository root::
 

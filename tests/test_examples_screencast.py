@@ -229,12 +229,14 @@ def test_encode_downscales_keeping_the_aspect_ratio() -> None:
 
 def test_the_jpeg_written_through_a_file_is_the_one_pillow_makes_in_memory() -> None:
     # encode_image writes through a file descriptor so that Pillow releases the GIL while it encodes
-    from examples.screencast.capture import encode_image
+    from examples.screencast.capture import _scratch_file, encode_image
 
     image = Image.effect_noise((320, 200), 60).convert("RGB")
     in_memory = io.BytesIO()
     image.save(in_memory, "JPEG", quality=60)
     assert encode_image(image, 60) == (in_memory.getvalue(), 320, 200)
+    with _scratch_file() as scratch:
+        assert scratch.fileno() >= 0  # a real descriptor: Pillow's encode_to_file(), which releases the GIL
 
 
 # -- the HTTP side, in process ----------------------------------------------------------------

@@ -14,10 +14,12 @@ Three stages, each never waiting for the next:
 2. **Encode** (on demand, in the thread of the first viewer that wants
    it): a *variant* is a ``(width, quality)`` pair; the first viewer that
    finds the newest grab not yet encoded in its variant marks the variant
-   busy, encodes outside the lock (Pillow releases the GIL, so the next
-   grab goes on meanwhile), and publishes the :class:`Frame`, which wakes
-   the other viewers of that variant: they share the same bytes, and each
-   wakes once a frame.  A variant nobody watches is never encoded, and one
+   busy, encodes outside the lock (into a memory file, for which Pillow
+   releases the GIL: see :func:`.capture.encode_image`; so the next grab
+   and the other viewers' sends go on meanwhile, on the other core: the
+   encode of frame N+1 overlaps the sending of frame N), and publishes the
+   :class:`Frame`, which wakes the other viewers of that variant: they
+   share the same bytes, and each wakes once a frame.  A variant nobody watches is never encoded, and one
    watched only at 5 frames a second is encoded 5 times a second.
 3. **Send** (restkit's server): a viewer is a generator
    (:meth:`Broadcaster.frames`) that the server pulls only when the
@@ -27,9 +29,14 @@ Three stages, each never waiting for the next:
    rest of one frame.
 
 Each frame is framed once as a multipart part (:attr:`Frame.part`), shared
-by every viewer.  When nothing new arrives for ``keepalive`` seconds a
-viewer sends its newest frame again (a still screen), so a gone client is
-noticed and a browser shows the last part.
+by every viewer.  Its ``X-Clock`` header says where its time went (grab
+start, published, encoding start, encoded, on the server's
+``time.monotonic()``: a client on the same machine, the benchmark, can
+compare them with its own clock); ``/stats`` adds the frames' age and
+hand-off (encoded to handed to a viewer's connection).  When nothing new
+arrives for ``keepalive`` seconds a viewer sends its newest frame again (a
+still screen), so a gone client is noticed and a browser shows the last
+part.
 
 The capture thread starts with the first viewer or snapshot and stops
 ``idle`` seconds after the last viewer left.  That decision is taken under
