@@ -769,6 +769,46 @@ def stop_all(processes: list["subprocess.Popen[Any]"]) -> None:
             process.wait()
 
 
+def gil_check(width: int, height: int, runs: int = 30) -> int:
+    """Does a JPEG encode stop the other threads?  Encode into an ``io.BytesIO`` and as the screencast does.
+
+    A ticker thread sleeps 1 ms at a time meanwhile; how late it wakes is
+    how long it waited for the GIL (on an idle core, some 0.1 ms).
+    """
+    from PIL import Image
+
+    from examples.screencast.capture import encode_image
+
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+
+    def in_memory() -> None:
+        image.save(io.BytesIO(), "JPEG", quality=70)
+
+    for name, encode in (("io.BytesIO", in_memory), ("encode_image (a memory file)", lambda: encode_image(image, 70))):
+        lags: list[float] = []
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                time.sleep(0.001)
+                lags.append(time.perf_counter() - started - 0.001)
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        started = time.perf_counter()
+        for _ in range(runs):
+            encode()
+        spent = (time.perf_counter() - started) / runs
+        done.set()
+        ticker.join()
+        ordered = sorted(lags)
+        print(f"{name}: {1000 * spent:.1f} ms a JPEG; a thread sleeping 1 ms meanwhile woke {len(lags)} times, "
+              f"late by p50 {1000 * percentile(ordered, 0.5):.2f} / max {1000 * ordered[-1]:.2f} ms "
+              f"(load average {os.getloadavg()[0]:.2f})")
+    return 0
+
+
 def race(runs: int, width: int, height: int, no_seed: bool) -> int:
     """Start 16 viewers at once, ``runs`` times per design; count runs where a viewer got nothing."""
     processes, env, probe = start_screen(width, height)
@@ -825,12 +865,16 @@ def main() -> int:
     parser.add_argument("--recv-kib", type=int, default=1024, metavar="KIB",
                         help="bytes each read asks for, in KiB (default 1024)")
     parser.add_argument("--race", type=int, metavar="N", default=0, help="instead: start each design N times with 16 viewers at once, count runs where viewers froze")
+    parser.add_argument("--gil", action="store_true",
+                        help="instead: check that encoding a JPEG lets the other threads run (no Xvfb needed)")
     parser.add_argument("--paint", metavar="WxH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     width, height = (int(n) for n in (args.paint or args.size).split("x"))
     if args.paint:
         paint(width, height)
         return 0
+    if args.gil:
+        return gil_check(width, height)
     if not shutil.which("Xvfb"):
         print("screencast benchmark: Xvfb is not installed (Debian: apt-get install xvfb)", file=sys.stderr)
         return 2
