@@ -897,7 +897,8 @@ def main() -> int:
                 f" latency p50 {fmt(r.latency['p50'])} p99 {fmt(r.latency['p99'])} ms (n={r.latency['samples']})"
                 f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}"
                 f" parts {' '.join(f'{name}={pair(value)}' for name, value in r.parts.items())}"
-                f" painter+Xvfb {r.screen_cpu:.0f}% client {r.client_cpu:.0f}% reader busy {r.reader_busy:.0f}% load {os.getloadavg()[0]:.2f}",
+                f" painter+Xvfb {r.screen_cpu:.0f}% client {r.client_cpu:.0f}% reader busy {r.reader_busy:.0f}%"
+                f" load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr, flush=True,
             )
     finally:
@@ -929,7 +930,8 @@ def main() -> int:
             who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
             age = pair(r.server_latency) if r.server_latency else "-"
             handoff = pair(r.server_handoff) if r.server_handoff else "-"
-            print(f"| {s.fps_setting} | {who} | {pair(r.latency)} | " + " | ".join(pair(r.parts[n]) for n in LATENCY_PARTS)
+            parts = " | ".join(pair(r.parts[name]) for name in LATENCY_PARTS)
+            print(f"| {s.fps_setting} | {who} | {pair(r.latency)} | {parts}"
                   + f" | {handoff} | {age} | {r.screen_cpu:.0f} | {r.client_cpu:.0f} | {r.reader_busy:.0f}% |")
     staged = [r for r in results if r.stage_ms]
     if staged:
