@@ -19,8 +19,9 @@ Three stages, each never waiting for the next:
    and the other viewers' sends go on meanwhile, on the other core: the
    encode of frame N+1 overlaps the sending of frame N), and publishes the
    :class:`Frame`, which wakes the other viewers of that variant: they
-   share the same bytes, and each wakes once a frame.  A variant nobody watches is never encoded, and one
-   watched only at 5 frames a second is encoded 5 times a second.
+   share the same bytes, and each wakes once a frame.  A variant nobody
+   watches is never encoded, and one watched only at 5 frames a second is
+   encoded 5 times a second.
 3. **Send** (restkit's server): a viewer is a generator
    (:meth:`Broadcaster.frames`) that the server pulls only when the
    viewer's client has taken the previous frame.  A pull returns the
