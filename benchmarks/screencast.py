@@ -60,12 +60,17 @@ one clock for every process on the machine):
   ``/stats``' hand-off (encoded to handed to the connection) splits
   *deliver* into the server's wake-up and the rest.
 * ``--probing 1`` (time one viewer of the 16) and ``--recv-kib`` (bytes per
-  read) check that the client is not what is measured.
+  read) check that the client is not what is measured; so does the
+  "reader busy" column (the reading thread's time out of ``select()``).
+* **The painter moves its box every 8 ms** (:data:`PAINT_EVERY_MS`), not
+  every 3: about two changes per grab at 60 fps, for 11% of a core (painter
+  and Xvfb) instead of 25%, taken from the two the server shares with them.
 
 Run from the repository root::
 
     python benchmarks/screencast.py            # full: 8 s per scenario
     python benchmarks/screencast.py --quick    # 2 s, 1 and 2 viewers: does it still work?
+    python benchmarks/screencast.py --gil      # does a JPEG encode let the other threads run?
 
 Needs Xvfb, tkinter, Pillow, mss and (for the seed) Flask.  Exit status 1
 when a viewer received nothing.
