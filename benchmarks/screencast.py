@@ -2,28 +2,75 @@
 
 On a private Xvfb screen (1920x1080 unless told otherwise) with moving
 content (a full-screen Tk window: a busy "desktop" picture with a box and a
-counter that move every few milliseconds, and a probe patch that changes
+counter that move every 8 ms, and a probe patch that changes
 colour every 150 ms), each scenario starts the server in its own process,
-opens N viewers of the multipart stream (all read by one thread with a
-selector, so 64 viewers cost 64 sockets, not 64 threads), and measures for
-a fixed time:
+opens N viewers of the multipart stream (read by one thread with a
+selector, 16 viewers a thread, each thread beyond the first in a helper
+process of its own: one Python thread could not keep up with 64 streams
+of 1080p frames), and measures for a fixed time:
 
 * frames received per second by each viewer (min and mean), and by a slow
   viewer reading a tenth of the frames (with the frames it skipped);
-* latency p50/p99: from a change of the probe patch (the painter's
-  ``time.monotonic()``, one clock for every process) to the arrival of the
-  first byte of the first frame showing it, on up to 16 viewers;
+* latency p50/p99: from a change of the probe patch *on the screen* to
+  the arrival of the first byte of the first frame showing it, on up to 16
+  viewers (``--probing``), and where that time goes, part by part (below);
 * frames grabbed and changed per second, and restkit's own frame age
-  (``/stats``: grab start to handed to the connection);
+  (``/stats``: grab start to handed to the connection) and hand-off
+  (encoded to handed to the connection);
 * the server's CPU (user + system time of its process, % of one core) and
   restkit's CPU per stage per frame (``/stats``), which depends little on
   what else runs on the machine;
+* the benchmark's own load: the painter's and Xvfb's CPU, this client's,
+  and how much of the time its reading thread was busy;
 * how busy the whole machine was, and the load average.
+
+How the latency is measured, and why (each choice removes a way the
+figure over-counted; every time is ``time.monotonic()``, CLOCK_MONOTONIC,
+one clock for every process on the machine):
+
+* **Start: the change on the screen.**  The painter dates each change of
+  the probe patch twice: before telling Tk (``painted``), and once the X
+  server has drawn it (``shown``: after ``update_idletasks()``, which makes
+  Tk redraw, and ``winfo_pointerxy()``, a round trip answered only after
+  every earlier request is done).  The latency starts at ``shown``; Tk's
+  redraw lag (``shown - painted``, a few ms, more on a busy machine) is
+  reported on its own column, "redraw".  Before, the latency started at
+  ``painted`` and included it.
+* **End: the first byte's arrival in the client's socket.**  One Python
+  thread reads all the viewers (16 x 60 x ~250 KB a second); its lag in
+  getting to a socket is the client's, not the screencast's.  Probing
+  viewers' reads are dated by the kernel (``SO_TIMESTAMPNS``: the arrival
+  of the newest packet a read returns, an upper bound of the first byte's),
+  and the lag from there to the read is reported as "client read".  Before,
+  the end was the time ``select()`` returned.  A client that falls behind
+  still fills its receive window, and then the server's sends wait: that
+  shows in "deliver", which is why the client's own load is reported.
+* **The colour is decoded in a thread of its own.**  Deciding which frame
+  first shows a change means decoding it (about 3 ms, outside the GIL); in
+  the reading thread that held up every other viewer's read exactly when a
+  new colour arrived.  Each frame number is decoded once for all viewers,
+  and only the frames that can show a change not yet seen.
+* **The parts** come from restkit's ``X-Clock`` header (grab start,
+  published, encoding start, encoded: the server's ``time.monotonic()``):
+  *to grab* (shown until the grab that shows it starts: up to one frame
+  interval), *grab+convert*, *wait encoder* (published until a viewer
+  thread starts encoding it), *encode*, *deliver* (encoded until the first
+  byte arrives: the viewer threads waking, the send, loopback) and *client
+  read*.  Each part's p99 is its own; they do not add up to the latency's.
+  ``/stats``' hand-off (encoded to handed to the connection) splits
+  *deliver* into the server's wake-up and the rest.
+* ``--probing 1`` (time one viewer of the 16) and ``--recv-kib`` (bytes per
+  read) check that the client is not what is measured; so does the
+  "reader busy" column (the reading thread's time out of ``select()``).
+* **The painter moves its box every 8 ms** (:data:`PAINT_EVERY_MS`), not
+  every 3: about two changes per grab at 60 fps, for 11% of a core (painter
+  and Xvfb) instead of 25%, taken from the two the server shares with them.
 
 Run from the repository root::
 
     python benchmarks/screencast.py            # full: 8 s per scenario
     python benchmarks/screencast.py --quick    # 2 s, 1 and 2 viewers: does it still work?
+    python benchmarks/screencast.py --gil      # does a JPEG encode let the other threads run?
 
 Needs Xvfb, tkinter, Pillow, mss and (for the seed) Flask.  Exit status 1
 when a viewer received nothing.
@@ -36,16 +83,19 @@ import io
 import itertools
 import json
 import math
-import selectors
 import os
+import queue
+import selectors
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +105,7 @@ from examples.screencast.meter import percentile  # noqa: E402  (stdlib only: no
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number where Python does not name it
 
 
 # -- the moving picture (runs in its own process: --paint) -------------------------------
@@ -64,6 +115,11 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROBE_COLOURS = ["#ff0000", "#00ff00", "#0000ff", "#ffff00", "#00ffff", "#ff00ff",
                  "#ff8000", "#8000ff", "#00ff80", "#808080", "#ffffff", "#000080"]
 PROBE_EVERY_MS = 150  # how often the probe patch changes colour
+# How often the box and the counter move: about 120 times a second, twice the fastest --fps
+# measured, so that every grab sees a change (a real screen redraws at most at its refresh
+# rate, 60 Hz).  It was 3 ms, which cost the painter and Xvfb 25% of a core instead of 11%,
+# taken from the two cores the server shares with them.
+PAINT_EVERY_MS = 8
 PROBE_BOX = (0.02, 0.76, 0.18, 0.96)  # the patch, as fractions of the screen: left, top, right, bottom
 
 
@@ -77,8 +133,13 @@ def paint(width: int, height: int) -> None:
 
     The probe patch (bottom left) takes the next of :data:`PROBE_COLOURS`
     every :data:`PROBE_EVERY_MS`; each change is written to standard output
-    as ``<time.monotonic()> <colour index>``, taken just *before* the change
-    (so the latency measured includes Tk's redraw: an upper bound).
+    as ``<painted> <shown> <colour index>``: ``painted`` is
+    ``time.monotonic()`` just *before* Tk is told the new colour, ``shown``
+    just after the X server has drawn it (``update_idletasks()`` makes Tk
+    redraw the canvas, and ``winfo_pointerxy()`` is a round trip: its answer
+    comes after the server has done every request sent before it).  The
+    latency is measured from ``shown`` (the issue's "change on the screen");
+    ``shown - painted`` is Tk's redraw lag, reported on its own.
     CLOCK_MONOTONIC is the same clock in every process, so the benchmark
     compares it with the time a viewer's frame arrives.
     """
@@ -119,13 +180,15 @@ def paint(width: int, height: int) -> None:
         x = (count * 6) % (width - 240)
         canvas.coords(box, x, 100 + count % span, x + 240, 300 + count % span)
         canvas.itemconfigure(label, text=str(count))
-        root.after(3, step)
+        root.after(PAINT_EVERY_MS, step)
 
     def change() -> None:
         index = next(changes)
-        print(f"{time.monotonic():.6f} {index}", flush=True)
+        painted = time.monotonic()
         canvas.itemconfigure(probe, fill=PROBE_COLOURS[index % len(PROBE_COLOURS)])
-        root.update_idletasks()
+        root.update_idletasks()  # the canvas redraws now: its X requests are sent
+        root.winfo_pointerxy()  # a round trip: the X server has drawn them when the answer comes
+        print(f"{painted:.6f} {time.monotonic():.6f} {index}", flush=True)
         root.after(PROBE_EVERY_MS, change)
 
     step()
@@ -134,20 +197,47 @@ def paint(width: int, height: int) -> None:
 
 
 class Probe:
-    """The probe patch's changes as the painter reports them: ``(time, colour index)``, in order."""
+    """The probe patch's changes as the painter reports them: ``(time shown, colour index)``, in order."""
 
     def __init__(self, painter: "subprocess.Popen[str]") -> None:
         self.changes: list[tuple[float, int]] = []
+        self.redraw: dict[int, float] = {}  # colour index: seconds from Tk told to the X server done
         # Every viewer of a restkit variant gets the same frames: each is decoded once,
         # by its X-Frame number (decoding is the costliest thing the viewers do).
         self.colours: dict[int, tuple[int, ...] | None] = {}
+        self.queued: set[int] = set()  # frames handed to the decoding thread
+        self.keys = itertools.count(-1, -1)  # for parts without X-Frame (the seed's): one key each
+        self._generation = 0
+        self._work: queue.SimpleQueue[tuple[int, int, bytes]] = queue.SimpleQueue()
         threading.Thread(target=self._read, args=(painter,), daemon=True).start()
+        threading.Thread(target=self._decode, daemon=True).start()
+
+    def reset(self) -> None:
+        """Forget the frames' colours: frame numbers start again with each server."""
+        self._generation += 1
+        self.colours.clear()
+        self.queued.clear()
+
+    def request(self, key: int, jpeg: bytes) -> None:
+        """Have frame ``key``'s colour decoded (in the decoding thread, not the reading one)."""
+        self.queued.add(key)
+        self._work.put((self._generation, key, jpeg))
+
+    def _decode(self) -> None:
+        # Its own thread: decoding (about 3 ms, outside the GIL) in the reading thread would
+        # date the parts that arrive meanwhile late, just when a new colour arrives.
+        while True:
+            generation, key, jpeg = self._work.get()
+            pixel = probe_colour(jpeg)
+            if generation == self._generation:
+                self.colours[key] = pixel
 
     def _read(self, painter: "subprocess.Popen[str]") -> None:
         assert painter.stdout is not None
         for line in painter.stdout:
-            when, index = line.split()
-            self.changes.append((float(when), int(index)))
+            painted, shown, index = line.split()
+            self.redraw[int(index)] = float(shown) - float(painted)
+            self.changes.append((float(shown), int(index)))
 
 
 def probe_colour(jpeg: bytes) -> tuple[int, ...] | None:
@@ -190,6 +280,7 @@ class Viewer:
         self.slow = slow  # seconds between reads of one part (a slow reader); 0: read at once
         self.frames = 0
         self.latencies: list[float] = []
+        self.parts: list[tuple[float, ...]] = []  # each latency's LATENCY_PARTS (restkit's X-Clock), seconds
         self.seqs: list[int] = []
         self.error: str | None = None
         self.next_change = 0  # index into probe.changes of the first change not yet seen
@@ -198,10 +289,17 @@ class Viewer:
         self._delimiter = b""
         self._remaining = 0
         self._jpeg: bytearray | None = None
-        self._part_time = 0.0
+        self._part_time = 0.0  # when its first byte arrived (the kernel's receive time, see read_streams)
+        self._part_read = 0.0  # when this client read it
+        self._read_at = 0.0
         self._part_seq = -1
+        self._part_clock: tuple[float, ...] = ()
+        # parts whose colour is being decoded: (time of the first byte, key, X-Clock), in order
+        self.pending: deque[tuple[float, int, tuple[float, ...]]] = deque()
 
-    def feed(self, data: memoryview, now: float) -> None:
+    def feed(self, data: memoryview, now: float, read_at: float = 0.0) -> None:
+        """Take ``data``, which arrived at ``now`` and was read at ``read_at`` (by default ``now``)."""
+        self._read_at = read_at or now
         pos, size = 0, len(data)
         while pos < size:
             if self._state == _BODY:  # PERF: the bulk of the bytes are counted, not copied
@@ -239,24 +337,26 @@ class Viewer:
                 del carry[: carry.find(b"\n", at) + 1]
                 self._state = _HEADERS
                 self._part_time = now if carry else 0.0
+                self._part_read = self._read_at
             elif self._state == _HEADERS:
                 if not carry:
                     return
                 if not self._part_time:
-                    self._part_time = now
+                    self._part_time, self._part_read = now, self._read_at
                 end = carry.find(b"\r\n\r\n")
                 if end < 0:
                     return
-                length, self._part_seq = -1, -1
+                length, self._part_seq, self._part_clock = -1, -1, ()
                 for line in bytes(carry[:end]).split(b"\r\n"):
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                     elif name.strip().lower() == b"x-frame":
                         self._part_seq = int(value)
+                    elif name.strip().lower() == b"x-clock":
+                        self._part_clock = tuple(float(t) for t in value.split())
                 del carry[: end + 4]
-                cached = self.probe is not None and self._part_seq in self.probe.colours
-                self._jpeg = bytearray() if self._wants_decode() and not cached else None
+                self._jpeg = bytearray() if self._wants_jpeg() else None
                 if length >= 0:
                     self._state, self._remaining = _BODY, length
                     take = min(length, len(carry))
@@ -278,35 +378,59 @@ class Viewer:
                 del carry[: at + 2]
                 self._state = _SEEK
 
-    def _wants_decode(self) -> bool:
+    def _unseen_change_before(self, when: float) -> bool:
+        """A change of the probe this viewer has not seen yet happened before ``when``."""
+        changes = self.probe.changes if self.probe is not None else []
+        return len(changes) > self.next_change and changes[self.next_change][0] < when
+
+    def _wants_colour(self) -> bool:
+        """The colour of the part arriving matters: it may show a change (or parts before it wait for theirs)."""
+        return self.probe is not None and (bool(self.pending) or self._unseen_change_before(self._part_time))
+
+    def _wants_jpeg(self) -> bool:
         probe = self.probe
-        return probe is not None and len(probe.changes) > self.next_change and probe.changes[self.next_change][0] < self._part_time
+        key = self._part_seq
+        return (probe is not None and self._wants_colour()
+                and (key < 0 or (key not in probe.colours and key not in probe.queued)))
 
     def _part_done(self, jpeg: bytes | None) -> None:
         self.frames += 1
         if self._part_seq >= 0:
             self.seqs.append(self._part_seq)
         probe = self.probe
-        if probe is None or not self._wants_decode():
+        if probe is None or not self._wants_colour():
             return
-        if self._part_seq in probe.colours:
-            pixel = probe.colours[self._part_seq]
-        elif jpeg is not None:
-            pixel = probe_colour(jpeg)
-            if self._part_seq >= 0:
-                probe.colours[self._part_seq] = pixel
-        else:
-            return
-        if pixel is None:
-            return
+        key = self._part_seq if self._part_seq >= 0 else next(probe.keys)
+        if jpeg is not None:
+            probe.request(key, jpeg)
+        elif key not in probe.colours and key not in probe.queued:
+            return  # (cannot happen: its JPEG was kept)
+        self.pending.append((self._part_time, key, self._part_clock + (self._part_read,)))
+        self.resolve()
+
+    def resolve(self) -> None:
+        """Match the parts waiting for their colour against the probe's changes, in order, as colours come."""
+        probe = self.probe
+        assert probe is not None
         changes = probe.changes
-        # the newest change before this part whose colour it shows; the ones before it were missed
-        for index in range(len(changes) - 1, self.next_change - 1, -1):
-            when, colour = changes[index]
-            if when < self._part_time and close_to(pixel, probe_rgb(colour)):
-                self.latencies.append(self._part_time - when)
-                self.next_change = index + 1
-                return
+        while self.pending and self.pending[0][1] in probe.colours:
+            arrived, key, clock = self.pending.popleft()
+            pixel = probe.colours[key]
+            if pixel is None or not self._unseen_change_before(arrived):
+                continue
+            # the newest change before this part whose colour it shows; the ones before it were missed
+            for index in range(len(changes) - 1, self.next_change - 1, -1):
+                when, colour = changes[index]
+                if when < arrived and close_to(pixel, probe_rgb(colour)):
+                    self.latencies.append(arrived - when)
+                    read = clock[-1]
+                    if len(clock) == 5:
+                        grabbed, published, encoding, encoded = clock[:4]
+                        self.parts.append((probe.redraw.get(colour, math.nan), grabbed - when, published - grabbed,
+                                           encoding - published, encoded - encoding, arrived - encoded,
+                                           read - arrived))
+                    self.next_change = index + 1
+                    break
 
 
 def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing: int, link: bool = False) -> list[Viewer]:
@@ -331,18 +455,40 @@ def open_viewers(port: int, path: str, count: int, probe: Probe | None, probing:
     return viewers
 
 
-def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
+@dataclass
+class ReadLoop:
+    """What the benchmark's reading thread did: is the client itself a bottleneck?"""
+
+    recv_size: int = 1 << 20  # bytes asked of each recv() (a slow viewer's: 16 KiB)
+    busy: float = 0.0  # seconds spent outside select(): reading, parsing, decoding
+    reads: int = 0
+
+
+def read_streams(viewers: list[Viewer], stop: threading.Event, loop: ReadLoop) -> None:
     """Read every viewer's stream until ``stop``.
 
     A slow viewer (``viewer.slow`` seconds) stops reading for that long
     after each part it completes, and reads 16 KiB at a time.
+
+    A probing viewer's bytes are dated by the kernel (``SO_TIMESTAMPNS``:
+    when the newest of the packets a read returns arrived, on the real-time
+    clock, moved onto the monotonic one), so that this one Python thread's
+    lag in reading 16 streams is not counted as latency; it is reported on
+    its own (the "client read" part).  The date is that of the *last*
+    packet a read returns, an upper bound of the first byte's.  Other
+    viewers are dated when ``select()`` returns, before any socket is read.
     """
     selector = selectors.DefaultSelector()
     buffers = {}
     for viewer in viewers:
         selector.register(viewer.sock, selectors.EVENT_READ, viewer)
-        buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else 1 << 20))
+        buffers[viewer] = memoryview(bytearray(16384 if viewer.slow else loop.recv_size))
     paused: dict[Viewer, float] = {}  # slow viewers not reading, and until when
+    probing = [viewer for viewer in viewers if viewer.probe is not None]
+    for viewer in probing:
+        viewer.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    stamp_size = socket.CMSG_SPACE(16)
+    offset = time.time() - time.monotonic()  # the kernel's dates are on the real-time clock
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -353,11 +499,20 @@ def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
             timeout = min([0.05] + [until - now for until in paused.values()])
             events = selector.select(max(0.0, timeout))
             now = time.monotonic()
+            loop.reads += len(events)
             for key, _ in events:
                 viewer = key.data
                 view = buffers[viewer]
+                arrived = now
                 try:
-                    got = viewer.sock.recv_into(view)
+                    if viewer.probe is None:
+                        got = viewer.sock.recv_into(view)
+                    else:
+                        got, stamps, _, _ = viewer.sock.recvmsg_into([view], stamp_size)
+                        for level, kind, data in stamps:
+                            if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS) and len(data) >= 16:
+                                seconds, nanoseconds = struct.unpack("qq", data[:16])
+                                arrived = min(now, seconds + nanoseconds / 1e9 - offset)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
@@ -371,14 +526,73 @@ def read_streams(viewers: list[Viewer], stop: threading.Event) -> None:
                     selector.unregister(viewer.sock)
                     continue
                 before = viewer.frames
-                viewer.feed(view[:got], now)
+                viewer.feed(view[:got], arrived, now)
                 if viewer.slow and viewer.frames > before:
                     selector.unregister(viewer.sock)
                     paused[viewer] = now + viewer.slow
+            for viewer in probing:
+                if viewer.pending:
+                    viewer.resolve()
+            loop.busy += time.monotonic() - now
     finally:
         selector.close()
         for viewer in viewers:
             viewer.sock.close()
+
+
+READER_VIEWERS = 16  # viewers one reading thread takes; more go to helper processes
+
+
+class Helper:
+    """Viewers read by another process (this script's ``--read``), for the viewers beyond the first 16.
+
+    One Python thread reading 64 streams of 1080p frames could not keep up
+    (busy 98% of the time at 64 viewers and 30 fps, 140 ms behind): the
+    client, not the server, was measured.  Each helper reads 16 in its own
+    process; the probing viewers stay in this one.
+    """
+
+    def __init__(self, port: int, path: str, count: int, recv_size: int) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__, "--read", f"{port} {count} {recv_size} {path}"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def frames(self) -> tuple[list[int], list[str]]:
+        """Frames each of its viewers has received so far, and their errors."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("frames\n")
+        self.process.stdin.flush()
+        answer = json.loads(self.process.stdout.readline() or '{"frames": [], "errors": ["the helper died"]}')
+        return answer["frames"], answer["errors"]
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        stop_all([self.process])
+
+
+def read_for_parent(spec: str) -> None:
+    """``--read "PORT COUNT RECV_SIZE PATH"``: read COUNT viewers; answer each line on stdin with their counts."""
+    port, count, recv_size, path = spec.split(" ", 3)
+    viewers = open_viewers(int(port), path, int(count), None, probing=0)
+    stop = threading.Event()
+    loop = threading.Thread(target=read_streams, args=(viewers, stop, ReadLoop(int(recv_size))), daemon=True)
+    loop.start()
+    for _ in sys.stdin:
+        print(json.dumps({"frames": [v.frames for v in viewers], "errors": [v.error for v in viewers if v.error]}),
+              flush=True)
+    stop.set()
+    loop.join(5)
+
+
+def all_frames(readers: list[Viewer], helpers: list[Helper]) -> tuple[list[int], list[str]]:
+    """Frames received so far by every viewer (this process's, then the helpers'), and the errors."""
+    frames = [r.frames for r in readers]
+    errors = [r.error for r in readers if r.error]
+    for helper in helpers:
+        more, failed = helper.frames()
+        frames += more
+        errors += failed
+    return frames, errors
 
 
 # -- one scenario --------------------------------------------------------------------------
@@ -405,12 +619,17 @@ class Result:
     slow_received: float
     slow_skipped: float  # frames the slow viewers skipped between two they read, on average
     latency: dict[str, float]  # p50/p99 ms, screen change to first byte, over the probing viewers
+    parts: dict[str, dict[str, float]]  # LATENCY_PARTS: p50/p99 ms of each
     server_latency: dict[str, float]  # restkit's /stats: grab start to handed to the connection
+    server_handoff: dict[str, float]  # restkit's /stats: encoded to handed to the connection
     new_frames: float
     grabbed: float
     cpu: float
     stage_ms: dict[str, float]  # CPU ms per run of each stage (restkit)
     machine: float
+    screen_cpu: float  # the painter's and Xvfb's CPU, % of a core: the benchmark's own load
+    client_cpu: float  # this process's (the viewers' reading thread, mostly), % of a core
+    reader_busy: float  # % of the time the reading thread was not waiting in select()
     errors: int
     failures: list[str]
 
@@ -478,9 +697,28 @@ def stage_costs(before: dict[str, Any], after: dict[str, Any]) -> dict[str, floa
     return costs
 
 
-def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe) -> Result:
+LATENCY_PARTS = ("redraw", "to grab", "grab+convert", "wait encoder", "encode", "deliver", "client read")
+
+
+def latency_parts(samples: list[tuple[float, ...]]) -> dict[str, dict[str, float]]:
+    """p50/p99 of each part: Tk's redraw (before the latency's start), then the latency's own parts.
+
+    The latency (from the change on the screen to the first byte's arrival
+    in this client's socket) is the sum of the parts between the redraw and
+    the client's read: until the grab that shows it starts, grab and
+    convert, waiting for an encoder, encoding, and delivery (the server's
+    viewer threads waking and sending, and the kernel's loopback).  The
+    client's read lag (from arrival to the read that got it) is after it.
+    Each part's p99 is its own: they do not add up to the latency's.
+    """
+    return {name: percentiles([sample[i] for sample in samples if not math.isnan(sample[i])])
+            for i, name in enumerate(LATENCY_PARTS)}
+
+
+def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe: Probe, screen: list[int],
+                 probing: int = 16, recv_size: int = 1 << 20) -> Result:
     port = free_port()
-    probe.colours.clear()  # frame numbers start again with each server
+    probe.reset()
     if scenario.design == "restkit":
         command = [sys.executable, "-m", "examples.screencast", "--port", str(port), "--quality", "70",
                    "--fps", str(scenario.fps), "--timeout", "60"]
@@ -494,33 +732,47 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     stop = threading.Event()
     readers: list[Viewer] = []
+    helpers: list[Helper] = []
     try:
         try:
             wait_until_up(port, server)
         except RuntimeError as exc:
             log.seek(0)
             raise RuntimeError(f"{scenario.design} server: {exc}:\n{log.read()[-2000:].decode(errors='replace')}") from None
-        readers = open_viewers(port, path, scenario.viewers, probe, probing=16)
+        here = min(scenario.viewers, READER_VIEWERS)
+        readers = open_viewers(port, path, here, probe, probing=probing)
+        helpers = [Helper(port, path, min(READER_VIEWERS, scenario.viewers - start), recv_size)
+                   for start in range(here, scenario.viewers, READER_VIEWERS)]
         slow = open_viewers(port, path, scenario.slow, None, probing=0, link=True)
         for viewer in slow:
             viewer.slow = 10 / (scenario.fps or 60)  # a tenth of the stream's frame rate
-        loop = threading.Thread(target=read_streams, args=(readers + slow, stop), daemon=True)
+        reading = ReadLoop(recv_size)
+        loop = threading.Thread(target=read_streams, args=(readers + slow, stop, reading), daemon=True)
         loop.start()
         warm_until = time.monotonic() + 8
-        while time.monotonic() < warm_until and not all(r.frames >= 2 or r.error for r in readers):
+        while time.monotonic() < warm_until and not all(n >= 2 for n in all_frames(readers, helpers)[0]):
             time.sleep(0.05)
         time.sleep(1.0)
-        frames0 = [r.frames for r in readers]
+        frames0 = all_frames(readers, helpers)[0]
         slow0 = [r.frames for r in slow]
         latencies0 = [len(r.latencies) for r in readers]
+        parts0 = [len(r.parts) for r in readers]
         cpu0, stats0, t0, machine0 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
+        helped = [helper.process.pid for helper in helpers]
+        others0 = [sum(map(cpu_seconds, screen)), time.process_time() + sum(map(cpu_seconds, helped))]
+        busy0 = reading.busy
         time.sleep(seconds)
-        frames1 = [r.frames for r in readers]
+        frames1, failures = all_frames(readers, helpers)
         slow1 = [r.frames for r in slow]
         cpu1, stats1, t1, machine1 = cpu_seconds(server.pid), get_stats(port), time.monotonic(), machine_ticks()
+        others1 = [sum(map(cpu_seconds, screen)), time.process_time() + sum(map(cpu_seconds, helped))]
+        busy1 = reading.busy
         latencies = [x for r, start in zip(readers, latencies0) for x in r.latencies[start:]]
+        parts = [x for r, start in zip(readers, parts0) for x in r.parts[start:]]
     finally:
         stop.set()
+        for helper in helpers:
+            helper.close()
         stop_all([server])
         log.close()
     elapsed = t1 - t0
@@ -533,14 +785,19 @@ def run_scenario(scenario: Scenario, seconds: float, env: dict[str, str], probe:
         slow_received=sum(slow_rates) / len(slow_rates) if slow_rates else float("nan"),
         slow_skipped=mean_skip([v.seqs for v in slow]),
         latency=percentiles(latencies),
+        parts=latency_parts(parts),
         server_latency=stats1.get("latency_ms", {}),
+        server_handoff=stats1.get("handoff_ms", {}),
         new_frames=(stats1[counter] - stats0[counter]) / elapsed,
         grabbed=(stats1["frames_captured"] - stats0["frames_captured"]) / elapsed,
         cpu=100 * (cpu1 - cpu0) / elapsed,
         stage_ms=stage_costs(stats0, stats1) if "cpu_seconds" in stats1 else {},
         machine=100 * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1]),
-        errors=sum(1 for r, rate in zip(readers, rates) if r.error or rate == 0),
-        failures=sorted({r.error for r in readers if r.error}),
+        screen_cpu=100 * (others1[0] - others0[0]) / elapsed,
+        client_cpu=100 * (others1[1] - others0[1]) / elapsed,
+        reader_busy=100 * (busy1 - busy0) / elapsed,
+        errors=max(sum(1 for rate in rates if rate == 0), len(failures)),
+        failures=sorted(set(failures)),
     )
 
 
@@ -587,6 +844,46 @@ def stop_all(processes: list["subprocess.Popen[Any]"]) -> None:
             process.wait()
 
 
+def gil_check(width: int, height: int, runs: int = 30) -> int:
+    """Does a JPEG encode stop the other threads?  Encode into an ``io.BytesIO`` and as the screencast does.
+
+    A ticker thread sleeps 1 ms at a time meanwhile; how late it wakes is
+    how long it waited for the GIL (on an idle core, some 0.1 ms).
+    """
+    from PIL import Image
+
+    from examples.screencast.capture import encode_image
+
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+
+    def in_memory() -> None:
+        image.save(io.BytesIO(), "JPEG", quality=70)
+
+    for name, encode in (("io.BytesIO", in_memory), ("encode_image (a memory file)", lambda: encode_image(image, 70))):
+        lags: list[float] = []
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.is_set():
+                started = time.perf_counter()
+                time.sleep(0.001)
+                lags.append(time.perf_counter() - started - 0.001)
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        started = time.perf_counter()
+        for _ in range(runs):
+            encode()
+        spent = (time.perf_counter() - started) / runs
+        done.set()
+        ticker.join()
+        ordered = sorted(lags)
+        print(f"{name}: {1000 * spent:.1f} ms a JPEG; a thread sleeping 1 ms meanwhile woke {len(lags)} times, "
+              f"late by p50 {1000 * percentile(ordered, 0.5):.2f} / max {1000 * ordered[-1]:.2f} ms "
+              f"(load average {os.getloadavg()[0]:.2f})")
+    return 0
+
+
 def race(runs: int, width: int, height: int, no_seed: bool) -> int:
     """Start 16 viewers at once, ``runs`` times per design; count runs where a viewer got nothing."""
     processes, env, probe = start_screen(width, height)
@@ -595,7 +892,8 @@ def race(runs: int, width: int, height: int, no_seed: bool) -> int:
         for design in ["restkit"] + ([] if no_seed else ["seed"]):
             frozen[design] = 0
             for _ in range(runs):
-                result = run_scenario(Scenario(design, 16, 30.0 if design == "restkit" else None), 1.0, env, probe)
+                result = run_scenario(Scenario(design, 16, 30.0 if design == "restkit" else None), 1.0, env, probe,
+                                      [p.pid for p in processes])
                 frozen[design] += result.errors > 0
     finally:
         stop_all(processes)
@@ -623,6 +921,10 @@ def fmt(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"  # NaN: nothing measured
 
 
+def pair(value: dict[str, float]) -> str:
+    return f"{fmt(value['p50'])} / {fmt(value['p99'])}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 s per scenario, 1 and 2 viewers")
@@ -633,12 +935,24 @@ def main() -> int:
                         help="run each scenario N times and keep the run whose viewers got the most frames "
                              "(on a shared machine, the one least disturbed)")
     parser.add_argument("--only", default="", help="run only the scenarios whose description contains this")
+    parser.add_argument("--probing", type=int, default=16, metavar="N",
+                        help="viewers that time the probe's changes (default 16; fewer: is the client the bottleneck?)")
+    parser.add_argument("--recv-kib", type=int, default=1024, metavar="KIB",
+                        help="bytes each read asks for, in KiB (default 1024)")
     parser.add_argument("--race", type=int, metavar="N", default=0, help="instead: start each design N times with 16 viewers at once, count runs where viewers froze")
+    parser.add_argument("--gil", action="store_true",
+                        help="instead: check that encoding a JPEG lets the other threads run (no Xvfb needed)")
     parser.add_argument("--paint", metavar="WxH", help=argparse.SUPPRESS)
+    parser.add_argument("--read", help=argparse.SUPPRESS)
     args = parser.parse_args()
     width, height = (int(n) for n in (args.paint or args.size).split("x"))
     if args.paint:
         paint(width, height)
+        return 0
+    if args.gil:
+        return gil_check(width, height)
+    if args.read:
+        read_for_parent(args.read)
         return 0
     if not shutil.which("Xvfb"):
         print("screencast benchmark: Xvfb is not installed (Debian: apt-get install xvfb)", file=sys.stderr)
@@ -652,14 +966,18 @@ def main() -> int:
     load = os.getloadavg()
     try:
         for scenario in chosen:
-            runs = [run_scenario(scenario, seconds, env, probe) for _ in range(max(1, args.repeat))]
+            runs = [run_scenario(scenario, seconds, env, probe, [p.pid for p in processes], args.probing,
+                                 args.recv_kib * 1024) for _ in range(max(1, args.repeat))]
             r = max(runs, key=lambda run: run.received_mean)
             results.append(r)
             print(
                 f"{scenario.design:8} viewers={scenario.viewers:<3} fps={scenario.fps_setting:<5} {scenario.query or ''}"
                 f"{' +1 slow' if scenario.slow else ''} received/viewer min {r.received_min:6.1f} mean {r.received_mean:6.1f}"
                 f" latency p50 {fmt(r.latency['p50'])} p99 {fmt(r.latency['p99'])} ms (n={r.latency['samples']})"
-                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}",
+                f" new {r.new_frames:5.1f}/s cpu {r.cpu:5.1f}% busy {r.machine:3.0f}% {r.stage_ms} {'; '.join(r.failures)}"
+                f" parts {' '.join(f'{name}={pair(value)}' for name, value in r.parts.items())}"
+                f" painter+Xvfb {r.screen_cpu:.0f}% client {r.client_cpu:.0f}% reader busy {r.reader_busy:.0f}%"
+                f" load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr, flush=True,
             )
     finally:
@@ -679,6 +997,21 @@ def main() -> int:
             f"| {s.design} | {s.fps_setting} | {who} | {r.received_min:.1f} / {r.received_mean:.1f} | {fmt(r.slow_received)} ({fmt(r.slow_skipped)}) | "
             f"{fmt(r.latency['p50'])} / {fmt(r.latency['p99'])} | {age} | {r.new_frames:.1f} | {r.grabbed:.1f} | {r.cpu:.0f} | {r.machine:.0f} | {r.errors} |"
         )
+    timed = [r for r in results if r.parts and r.parts["encode"]["samples"]]
+    if timed:
+        print("\nWhere the latency goes (p50 / p99 ms of each part, on their own: restkit's X-Clock header; the redraw "
+              "is before the latency starts); the benchmark's own load (painter + Xvfb, this client) in % of a core\n")
+        print("| --fps | viewers | latency | " + " | ".join(LATENCY_PARTS) + " | server hand-off | server frame age "
+              "| painter + Xvfb CPU | client CPU | reader busy |")
+        print("|---|---|---|" + "---|" * len(LATENCY_PARTS) + "---|---|---|---|---|")
+        for r in timed:
+            s = r.scenario
+            who = f"{s.viewers}" + (f" ?{s.query}" if s.query else "") + (f" +{s.slow} slow" if s.slow else "")
+            age = pair(r.server_latency) if r.server_latency else "-"
+            handoff = pair(r.server_handoff) if r.server_handoff else "-"
+            parts = " | ".join(pair(r.parts[name]) for name in LATENCY_PARTS)
+            print(f"| {s.fps_setting} | {who} | {pair(r.latency)} | {parts}"
+                  + f" | {handoff} | {age} | {r.screen_cpu:.0f} | {r.client_cpu:.0f} | {r.reader_busy:.0f}% |")
     staged = [r for r in results if r.stage_ms]
     if staged:
         names = list(staged[0].stage_ms)

@@ -325,6 +325,8 @@ def test_screencast_quick_measures_both_designs() -> None:
     assert len(rows) == 5, done.stdout[-3000:]
     for row in rows:
         assert row.rstrip().endswith("| 0 |"), row  # every viewer received frames
+    parts = done.stdout.split("| --fps | viewers | latency | redraw |", 1)[1]  # the latency, part by part (X-Clock)
+    assert "\n| 30 | 1 | " in parts, done.stdout[-3000:]
 
 
 def test_python_client_fallback_loads_a_server(live_server: Callable[..., Any]) -> None:

@@ -227,6 +227,18 @@ def test_encode_downscales_keeping_the_aspect_ratio() -> None:
     assert encode_jpeg(raw, 70, None)[1:] == (640, 360)
 
 
+def test_the_jpeg_written_through_a_file_is_the_one_pillow_makes_in_memory() -> None:
+    # encode_image writes through a file descriptor so that Pillow releases the GIL while it encodes
+    from examples.screencast.capture import _scratch_file, encode_image
+
+    image = Image.effect_noise((320, 200), 60).convert("RGB")
+    in_memory = io.BytesIO()
+    image.save(in_memory, "JPEG", quality=60)
+    assert encode_image(image, 60) == (in_memory.getvalue(), 320, 200)
+    with _scratch_file() as scratch:
+        assert scratch.fileno() >= 0  # a real descriptor: Pillow's encode_to_file(), which releases the GIL
+
+
 # -- the HTTP side, in process ----------------------------------------------------------------
 
 
@@ -247,6 +259,7 @@ def test_stats_fields(hubs: Callable[..., Broadcaster]) -> None:
         "quality": 60,
         "variants": 0,
         "latency_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0},
+        "handoff_ms": {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0},
         "cpu_seconds": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0, "process": stats["cpu_seconds"]["process"]},
         "cpu_ms_per_run": {"grab": 0.0, "compare": 0.0, "convert": 0.0, "encode": 0.0},
         "source": "pattern",
@@ -271,9 +284,10 @@ def test_frame_ages_are_measured_per_frame_sent(hubs: Callable[..., Broadcaster]
         source.step()
         for viewer in viewers:
             next(viewer)
-    latency = hub.stats()["latency_ms"]
-    assert latency["samples"] == 6 and hub.frames_sent == 6
+    latency, handoff = hub.stats()["latency_ms"], hub.stats()["handoff_ms"]
+    assert latency["samples"] == handoff["samples"] == 6 and hub.frames_sent == 6
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert 0 <= handoff["max"] < latency["max"]  # the hand-off is the part of the age after the encode
     for viewer in viewers:
         viewer.close()
 
@@ -323,9 +337,13 @@ def test_each_part_is_framed_once_with_its_number() -> None:
     from examples.screencast.broadcaster import Grab, _frame, first_part
 
     image = Image.new("RGB", (32, 18), (200, 10, 10))
-    frame = _frame(Grab(7, image, 0.0), 70, None)
+    frame = _frame(Grab(7, image, 1.5, 1.75), 70, None)
     head, _, rest = frame.part.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n") == [b"Content-Type: image/jpeg", b"X-Frame: 7", b"Content-Length: %d" % len(frame.jpeg)]
+    content_type, number, clock, length = head.split(b"\r\n")
+    assert (content_type, number, length) == (b"Content-Type: image/jpeg", b"X-Frame: 7", b"Content-Length: %d" % len(frame.jpeg))
+    name, _, times = clock.partition(b": ")
+    grabbed, published, encoding, encoded = (float(t) for t in times.split())
+    assert name == b"X-Clock" and (grabbed, published) == (1.5, 1.75) and published <= encoding <= encoded
     assert rest == frame.jpeg + b"\r\n" + first_part()  # the delimiter follows the picture at once
     assert first_part() == b"--restkitframe\r\n"
 
@@ -628,7 +646,7 @@ def test_readme_stats_sample_has_every_field_stats_gives(hubs: Callable[..., Bro
     shown = json.loads(sample)
     stats = make_client(make_app(hubs(PatternSource()))).get("/stats").json
     assert list(shown) == list(stats)
-    for key in ("latency_ms", "cpu_seconds", "cpu_ms_per_run"):
+    for key in ("latency_ms", "handoff_ms", "cpu_seconds", "cpu_ms_per_run"):
         assert list(shown[key]) == list(stats[key])
 
 

@@ -14,11 +14,14 @@ Three stages, each never waiting for the next:
 2. **Encode** (on demand, in the thread of the first viewer that wants
    it): a *variant* is a ``(width, quality)`` pair; the first viewer that
    finds the newest grab not yet encoded in its variant marks the variant
-   busy, encodes outside the lock (Pillow releases the GIL, so the next
-   grab goes on meanwhile), and publishes the :class:`Frame`, which wakes
-   the other viewers of that variant: they share the same bytes, and each
-   wakes once a frame.  A variant nobody watches is never encoded, and one
-   watched only at 5 frames a second is encoded 5 times a second.
+   busy, encodes outside the lock (into a memory file, for which Pillow
+   releases the GIL: see :func:`.capture.encode_image`; so the next grab
+   and the other viewers' sends go on meanwhile, on the other core: the
+   encode of frame N+1 overlaps the sending of frame N), and publishes the
+   :class:`Frame`, which wakes the other viewers of that variant: they
+   share the same bytes, and each wakes once a frame.  A variant nobody
+   watches is never encoded, and one watched only at 5 frames a second is
+   encoded 5 times a second.
 3. **Send** (restkit's server): a viewer is a generator
    (:meth:`Broadcaster.frames`) that the server pulls only when the
    viewer's client has taken the previous frame.  A pull returns the
@@ -27,9 +30,14 @@ Three stages, each never waiting for the next:
    rest of one frame.
 
 Each frame is framed once as a multipart part (:attr:`Frame.part`), shared
-by every viewer.  When nothing new arrives for ``keepalive`` seconds a
-viewer sends its newest frame again (a still screen), so a gone client is
-noticed and a browser shows the last part.
+by every viewer.  Its ``X-Clock`` header says where its time went (grab
+start, published, encoding start, encoded, on the server's
+``time.monotonic()``: a client on the same machine, the benchmark, can
+compare them with its own clock); ``/stats`` adds the frames' age and
+hand-off (encoded to handed to a viewer's connection).  When nothing new
+arrives for ``keepalive`` seconds a viewer sends its newest frame again (a
+still screen), so a gone client is noticed and a browser shows the last
+part.
 
 The capture thread starts with the first viewer or snapshot and stops
 ``idle`` seconds after the last viewer left.  That decision is taken under
@@ -78,6 +86,7 @@ class Grab:
     seq: int
     image: Image.Image  # RGB
     started: float  # time.monotonic() when the grab began: the screen is at least this old
+    published: float = 0.0  # time.monotonic() when it was converted and handed to the encoders
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +99,23 @@ class Frame:
     height: int
     grabbed: float = 0.0  # the Grab's start time
     part: bytes = b""  # the multipart part: headers, JPEG, and the next part's delimiter
+    encoded: float = 0.0  # time.monotonic() when its JPEG was ready
 
 
 def _frame(grab: Grab, quality: int, width: int | None) -> Frame:
+    encoding = time.monotonic()
     jpeg, w, h = encode_image(grab.image, quality, width)
+    encoded = time.monotonic()
     # PERF: the part is framed here once and shared: multipart_stream would
     # copy delimiter, head and JPEG into one bytes per viewer per frame
     # (a 240 KB copy, 16 times a frame at 16 viewers).  The delimiter goes
     # after the JPEG, not before the next one, so a browser shows the
     # picture as soon as it has it instead of when the next one starts.
-    head = b"Content-Type: image/jpeg\r\nX-Frame: %d\r\nContent-Length: %d\r\n\r\n" % (grab.seq, len(jpeg))
-    return Frame(grab.seq, jpeg, w, h, grab.started, b"".join((head, jpeg, b"\r\n", _DELIMITER)))
+    # X-Clock: where the frame's time went (the server's time.monotonic(), comparable
+    # on the same machine only): grab start, published, encoding start, encoded.
+    head = b"Content-Type: image/jpeg\r\nX-Frame: %d\r\nX-Clock: %.6f %.6f %.6f %.6f\r\nContent-Length: %d\r\n\r\n" % (
+        grab.seq, grab.started, grab.published, encoding, encoded, len(jpeg))
+    return Frame(grab.seq, jpeg, w, h, grab.started, b"".join((head, jpeg, b"\r\n", _DELIMITER)), encoded)
 
 
 Key = tuple[int | None, int]  # a variant: (width or None for the full size, quality)
@@ -179,7 +194,8 @@ class Broadcaster:
         self._closed = False
         self._size = (0, 0)
         self._published = RateWindow()
-        self._latency = LatencyWindow()
+        self._latency = LatencyWindow()  # grab start to handed to a viewer's connection
+        self._handoff = LatencyWindow()  # encoded to handed to a viewer's connection
         self._clock = StageClock(STAGES)
         self.frames_captured = 0  # pictures grabbed
         self.frames_changed = 0  # grabs that differed from the one before (published)
@@ -231,13 +247,10 @@ class Broadcaster:
             while True:
                 if period:
                     due = self._pace(due, period)
-                frame = self._next_frame(variant, key, last)
+                frame = self._next_frame(variant, key, last, viewer=True)
                 if frame is None:
                     return
                 last = frame.seq
-                with self._cond:
-                    self.frames_sent += 1
-                    self._latency.add(time.monotonic() - frame.grabbed)
                 yield frame
         finally:
             with self._cond:
@@ -274,9 +287,13 @@ class Broadcaster:
             return time.monotonic() + period  # far behind (a slow client): start afresh rather than burst
         return due + period
 
-    def _next_frame(self, variant: _Variant, key: Key, last: int) -> Frame | None:
+    def _next_frame(self, variant: _Variant, key: Key, last: int, viewer: bool = False) -> Frame | None:
         """The newest frame of ``variant`` once it is newer than ``last`` (or the same one
-        after ``keepalive`` seconds), encoding it if nobody has yet; None when capture stopped."""
+        after ``keepalive`` seconds), encoding it if nobody has yet; None when capture stopped.
+
+        ``viewer``: the frame goes to a viewer's connection now (it is counted, and its age
+        measured, in the same hold of the lock that found it).
+        """
         deadline = time.monotonic() + self.keepalive
         with self._lock:
             while True:
@@ -288,7 +305,8 @@ class Broadcaster:
                     variant.encoding = True  # this viewer encodes the newest grab for everyone
                     break
                 if frame is not None and (frame.seq > last or time.monotonic() >= deadline):
-                    return frame  # the newest that is ready (a newer one may be on its way)
+                    # the newest that is ready (a newer one may be on its way)
+                    return self._hand_locked(frame) if viewer else frame
                 variant.ready.wait(max(0.001, deadline - time.monotonic()) if frame is not None else self.keepalive)
         assert grab is not None
         try:
@@ -309,6 +327,19 @@ class Broadcaster:
             if variant.frame is None or variant.frame.seq < frame.seq:
                 variant.frame = frame
             variant.ready.notify_all()
+            return self._hand_locked(frame) if viewer else frame
+
+    def _hand_locked(self, frame: Frame) -> Frame:
+        """Count ``frame`` as handed to a viewer's connection, and measure its age.
+
+        PERF: done in the lock hold that found the frame: after an encode
+        wakes every viewer, a second hold each would double the hand-offs of
+        the lock between the threads waking together.
+        """
+        self.frames_sent += 1
+        now = time.monotonic()
+        self._latency.add(now - frame.grabbed)
+        self._handoff.add(now - frame.encoded)
         return frame
 
     def _wake_all_locked(self) -> None:
@@ -415,7 +446,7 @@ class Broadcaster:
                 if image is not None:
                     clock.add("convert", cpu3 - cpu2)
                     self._seq += 1
-                    self._grab = Grab(self._seq, image, started)
+                    self._grab = Grab(self._seq, image, started, time.monotonic())
                     self._size = image.size
                     self._published.add(time.monotonic())
                     self.frames_changed += 1
@@ -452,6 +483,7 @@ class Broadcaster:
                 "quality": self.quality,
                 "variants": sum(1 for variant in self._variants.values() if variant.watchers),
                 "latency_ms": self._latency.report(),
+                "handoff_ms": self._handoff.report(),
                 **self._clock.report(),
                 "source": self.source.name,
                 "capturing": capturing,
