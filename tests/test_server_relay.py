@@ -150,3 +150,41 @@ def test_a_job_that_fails_is_logged_and_the_loop_stays(caplog: Any) -> None:
 
     assert relay.run_inline(fail) is True
     assert "unexpected error serving a request" in caplog.text
+
+
+def test_a_stream_to_a_slow_reader_is_resumed_in_the_pool_until_its_end(live_server: Any) -> None:
+    """A stream the loop's thread began (then handed the loop over) blocks on a slow client and comes back whole.
+
+    The stream's thread hands the connection back when the client is behind;
+    the loop writes the rest, then a pool worker pulls the next items.  (A
+    hand-back that never reached the pool once left such a viewer with the
+    first socket-buffer's worth of the stream and nothing after.)
+    """
+    chunk, count = b"x" * 65536, 160  # 10 MiB: more than loopback's buffers hold even at their largest
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return (chunk for _ in range(count))  # no length: chunked (HTTP/1.1) or to the close (HTTP/1.0)
+
+    srv = live_server(app)
+    for version in ("HTTP/1.1", "HTTP/1.0"):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # a slow link's buffers
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)  # (and a send buffer sized for them)
+            sock.settimeout(TIMEOUT)
+            sock.connect(("127.0.0.1", srv.port))
+            sock.sendall(f"GET /stream {version}\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+            received = bytearray()
+            while data := sock.recv(65536):
+                received += data
+                if len(received) < (1 << 20):
+                    time.sleep(0.005)  # slower than the app at first: the server's buffers fill
+        head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head  # (a server names its own version)
+        if version == "HTTP/1.1":
+            assert b"chunked" in head.lower() and body.endswith(b"0\r\n\r\n")
+            assert body.count(chunk) == count
+        else:
+            assert body == chunk * count
+    assert srv.server._relay.takeovers >= 2  # each stream moved the loop (it began in the loop's thread)
+    assert get(srv.port, "/after")[0] == 200  # and the server still answers

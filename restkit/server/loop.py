@@ -399,7 +399,7 @@ class Server:
         makes the loop move to a new thread, and this thread leaves the
         loop's code by :class:`LoopMoved` once the job ends.
         """
-        if not inline or self._to_pool(job):
+        if self._to_pool(job, always=not inline):
             return
         if not self._relay.run_inline(job):
             raise LoopMoved
@@ -407,10 +407,10 @@ class Server:
         # _take_back in progress: never here, which would recurse once per
         # pipelined request)
 
-    def _to_pool(self, job: Callable[[], None]) -> bool:
-        """Give ``job`` to the pool if the loop must not run it (inline off, or the cooldown of a take-over)."""
+    def _to_pool(self, job: Callable[[], None], *, always: bool = False) -> bool:
+        """Give ``job`` to the pool if the loop must not run it (``always``, inline off, or a take-over's cooldown)."""
         relay = self._relay
-        if self._inline and not relay.pool_turns:
+        if self._inline and not relay.pool_turns and not always:
             return False
         if relay.pool_turns:
             relay.pool_turns -= 1
