@@ -307,7 +307,16 @@ class Conditional(Feature):
     """
 
     option = "conditional"
+    option_takes = "True, a Conditional(...), or None"
     stage = 30
+
+    @classmethod
+    def accepts_option(cls, value: Any) -> bool:
+        return value is True or super().accepts_option(value)
+
+    @classmethod
+    def from_option(cls, value: Any) -> Feature:
+        return Conditional() if value is True else super().from_option(value)
 
     def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False,
                  dates: bool = True) -> None:

@@ -7,6 +7,7 @@ The app, the features and the server all take their rules from here:
   (:mod:`restkit.status` is the public face of these);
 * negotiation: :func:`parse_qvalues`, :func:`media_type_accepted`,
   :func:`coding_accepted`, :func:`accepts_gzip`;
+* caching: :func:`vary_with` (the ``Vary`` header);
 * entity tags: :func:`make_etag`, :func:`parse_etags`, :func:`strong_match`,
   :func:`weak_match`, :func:`coded_etag`;
 * dates: :func:`parse_http_date`, :func:`format_http_date`.
@@ -45,8 +46,25 @@ __all__ = [
     "status_line",
     "strong_match",
     "valid_field_value",
+    "vary_with",
     "weak_match",
 ]
+
+# -- caching (RFC 9110, section 12.5.5) --------------------------------------------
+
+
+def vary_with(current: str | None, name: str) -> str:
+    """The ``Vary`` value ``current`` (None: no header yet) with the field ``name`` added.
+
+    Unchanged when it names ``name`` already (field names are case-insensitive)
+    or is ``*`` (the answer varies on everything).
+    """
+    if current is None:
+        return name
+    if current.strip() == "*" or name.lower() in {part.strip().lower() for part in current.split(",")}:
+        return current
+    return f"{current}, {name}"
+
 
 # -- header fields (RFC 9110, section 5) -----------------------------------------
 
