@@ -315,7 +315,7 @@ class App:
         raises :class:`RuntimeError`.
         """
         if self._started:
-            raise RuntimeError(f"startup hook {_describe(hook)} added after the app started: it would never run")
+            raise RuntimeError(f"startup hook {describe_handler(hook)} added after the app started: it would never run")
         self.startup_hooks.append(hook)
         return hook
 
@@ -343,7 +343,7 @@ class App:
                 except Exception as exc:
                     problem = " ".join(str(exc).split()) or "(no message)"
                     raise StartupError(
-                        f"startup hook {_describe(hook)} raised {type(exc).__name__}: {problem}"
+                        f"startup hook {describe_handler(hook)} raised {type(exc).__name__}: {problem}"
                     ) from exc
                 self._startup_done += 1
             self._started = True
@@ -413,7 +413,7 @@ class App:
             else:
                 status, headers, body = wsgi_result(result)
             if type(body) is _Chunks and built.route is not None:
-                body.origin = f"handler {_describe(built.route.handler)}"
+                body.origin = f"handler {describe_handler(built.route.handler)}"
         except Exception as exc:
             status, headers, body = self._internal_error(request, exc, environ).to_wsgi()
         if self._observers:
@@ -566,7 +566,7 @@ class App:
         if request is None:
             where = "a request"
         else:
-            handler = "no handler" if request.route is None else f"handler {_describe(request.route.handler)}"
+            handler = "no handler" if request.route is None else f"handler {describe_handler(request.route.handler)}"
             where = f"{request.method} {escape(request.path)} ({handler})"
         # escape(): the path and the error's text may hold what a client sent (a %0a makes a line).
         logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, escape(str(exc)),
@@ -582,7 +582,7 @@ class App:
         return Response(json_dumps(detail), 500, content_type=JSON_TYPE)
 
 
-def _describe(handler: Handler) -> str:
+def describe_handler(handler: Handler) -> str:
     """``module.function`` of the user's function behind ``handler``."""
     function = getattr(handler, "__wrapped__", handler)
     name = getattr(function, "__qualname__", None) or type(function).__name__
@@ -593,7 +593,7 @@ def _describe(handler: Handler) -> str:
 def _observer_failed(observe: ResponseObserver) -> None:
     import logging  # PERF(lazy-import): by the first failure only
 
-    logging.getLogger("restkit").exception("response observer %s failed", _describe(observe))
+    logging.getLogger("restkit").exception("response observer %s failed", describe_handler(observe))
 
 
 def _check_declared(route: Route, result: Any) -> None:
@@ -611,7 +611,7 @@ def _check_declared(route: Route, result: Any) -> None:
         value, status, has_value = result, 200 if result is not None else 204, True
     if isinstance(value, Response):
         has_value = False
-    where = f"handler {_describe(route.handler)} for {route.path!r}"
+    where = f"handler {describe_handler(route.handler)} for {route.path!r}"
     if status not in declared:
         statuses = ", ".join(str(code) for code in declared)
         raise ResponseMismatch(f"{where} answered {status}, but its responses= declares only {statuses}")

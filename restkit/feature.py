@@ -336,7 +336,9 @@ def router_chain_for(app: App, route: Route | None, answer: Callable[..., Any], 
     steps = [feature for feature in features_of(app, route) if feature.per_request and feature.router_answers]
     if not steps:
         return None
-    return Chain(app, answer, steps) if hooks else _WithoutHooks(app, answer, steps)
+    chain = Chain(app, answer, steps) if hooks else _WithoutHooks(app, answer, steps)
+    chain.preempts = ()  # step 4 sees what a handler returns; here no handler ran
+    return chain
 
 
 class _WithoutHooks(Chain):
