@@ -213,7 +213,8 @@ def _typed_route_options() -> list[str]:
 
     tree = ast.parse(inspect.getsource(routing))
     found = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "RouteOptions")
-    return [item.target.id for item in found.body if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
+    return [item.target.id for item in found.body
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
 
 
 def test_after_steps_see_the_500_of_an_error_no_handler_takes() -> None:
