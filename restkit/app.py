@@ -483,9 +483,10 @@ class App:
 
         Before-hooks run for them too (``request.route`` is None), as after-hooks see every response.
         """
-        chain = self._router_chain(0, None, hooks=True)
-        if chain:
-            return chain.run(request, {"allowed": allowed})
+        if self._features:
+            chain = self._router_chain(0, None, hooks=True)
+            if chain:
+                return chain.run(request, {"allowed": allowed})
         if self._before:
             early = self._run_before_hooks(request)
             if early is not None:

@@ -313,11 +313,8 @@ class Chain:
         return response
 
     def _call(self, request: Request, params: dict[str, Any]) -> Any:
-        for hook in self.app._before:
-            early = hook(request)
-            if early is not None:
-                return early
-        return self.handler(request, **params)
+        early = self.app._run_before_hooks(request)
+        return early if early is not None else self.handler(request, **params)
 
 
 def chain_for(app: App, route: Route) -> Chain | None:
