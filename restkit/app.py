@@ -32,7 +32,10 @@ when restkit's server begins a graceful stop.
 
 A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
 or any installed with :meth:`App.use`) runs its chain instead: the features'
-steps around the before-hooks and the handler (see :mod:`restkit.feature`).
+steps around the before-hooks and the handler.  The answers the router makes
+itself, and the refusals of the checks above, run through the chain of the
+app-wide features that see them (the rate limit).  :mod:`restkit.feature`
+has the table of every step, in order.
 """
 
 from __future__ import annotations
