@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import PreconditionFailed, PreconditionRequired
 from .feature import DocumentContext, Feature
 from .httprules import (
+    NOT_MODIFIED_HEADERS,
     accepts_gzip,
     check_header,
     coded_etag,
@@ -85,8 +86,7 @@ __all__ = [
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
-# Headers a 304 keeps (RFC 9110, section 15.4.5); the rest describe a body it does not have.
-_KEEP_ON_304 = frozenset({"etag", "last-modified", "cache-control", "content-location", "date", "expires", "vary"})
+_KEEP_ON_304 = NOT_MODIFIED_HEADERS  # the rule lives in restkit.httprules
 # The content coding restkit applies (restkit.compression), whose representations' tags are derived.
 _CODING = "gzip"
 

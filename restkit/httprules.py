@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BODY_STATUS_LINES",
+    "NOT_MODIFIED_HEADERS",
     "NO_BODY_STATUSES",
     "STATUS_LINES",
     "TOKEN_PATTERN",
@@ -117,6 +118,9 @@ def check_header(name: str, value: str) -> tuple[str, str]:
 
 #: The codes whose responses never carry content, 1xx aside (RFC 9110, sections 6.4.1 and 15).
 NO_BODY_STATUSES = frozenset({204, 205, 304})
+#: The header fields a 304 keeps, lowercase (RFC 9110, section 15.4.5); the rest describe a body it does not have.
+NOT_MODIFIED_HEADERS = frozenset({"etag", "last-modified", "cache-control", "content-location", "date", "expires",
+                                  "vary"})
 #: The WSGI status line of every code met so far ("404 Not Found"); filled from
 #: :class:`http.HTTPStatus` by the first :func:`status_line` call. Read it with
 #: ``STATUS_LINES.get(code) or status_line(code)`` on a hot path.
