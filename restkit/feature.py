@@ -37,7 +37,9 @@ there), and not step 3 for the refusals.  Steps 2 to 5 then run around
 restkit's own answer, where the handler would run.  Step 6 comes after
 step 5 whatever the order of ``app.use`` calls, so a rate limit's 429 gets
 its CORS headers from CORS's step 6 like any other answer, and neither
-feature knows the other.
+feature knows the other.  Steps 1 and 6 come before and after routing, so a
+feature has them only when installed app-wide (``app.use``); as a route
+option it has steps 2 to 5.
 
 Two more methods are not steps of a request: ``install(app)`` runs once, in
 ``app.use``, for what a feature adds to the app (routes, startup hooks), and
