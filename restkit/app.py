@@ -456,7 +456,9 @@ class App:
         except HTTPError as refused:  # 414, 406, 413: the features that count every request see it too
             return self._refuse(request, refused)
         if route is None:
-            return self._answer_unrouted(request, allowed)
+            if self._features or self._before:
+                return self._answer_unrouted(request, allowed)
+            return self._unrouted(request, allowed)  # PERF(404): no frame between the NotFound and the app
         chain = self._chains.get(id(route))
         if chain is None:
             from .feature import chain_for  # PERF(lazy-import): on the first request of each route only
@@ -511,17 +513,12 @@ class App:
         if chain is None:
             from .feature import router_chain_for  # PERF(lazy-import)
 
-            chain = self._chains[key] = router_chain_for(self, route, self._unrouted, hooks=hooks) or ()
+            answer = self._unrouted if hooks else _raise_refusal
+            chain = self._chains[key] = router_chain_for(self, route, answer, hooks=hooks) or ()
         return chain
 
-    def _unrouted(self, request: Request, allowed: frozenset[str] = frozenset(),
-                  refused: HTTPError | None = None) -> Any:
-        """The answer for a path without a route for this method: 204 to OPTIONS, 405, 308 or 404.
-
-        With ``refused``: that refusal of a route check (raised).
-        """
-        if refused is not None:
-            raise refused
+    def _unrouted(self, request: Request, allowed: frozenset[str]) -> Any:
+        """The answer for a path without a route for this method: 204 to OPTIONS, 405, 308 or 404."""
         method, path = request.method, request.path
         if allowed:
             if method == "OPTIONS":
@@ -592,6 +589,11 @@ def describe_handler(handler: Handler) -> str:
     name = getattr(function, "__qualname__", None) or type(function).__name__
     module = getattr(function, "__module__", None)
     return f"{module}.{name}" if module and module != "__main__" else name
+
+
+def _raise_refusal(request: Request, refused: HTTPError) -> Any:
+    """The answer of a refusal's chain (see :meth:`App._refuse`): the refusal itself."""
+    raise refused
 
 
 def _observer_failed(observe: ResponseObserver) -> None:

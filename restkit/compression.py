@@ -65,7 +65,8 @@ class Compression(Feature):
     def after_request(self, request: Request, response: Response) -> Response:
         """Step 6 (see :mod:`restkit.feature`): gzip the answer, or answer a revalidation with 304."""
         body = response.body
-        if not isinstance(body, bytes) or response.get_header("Content-Encoding") is not None:
+        # PERF(304): a 304 is left as it is (no body; its Vary was decided with its validator, by not_modified)
+        if response.status == 304 or not isinstance(body, bytes) or response.get_header("Content-Encoding") is not None:
             return response
         if not self.compressible(response.get_header("Content-Type") or ""):
             return response

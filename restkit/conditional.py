@@ -87,6 +87,7 @@ __all__ = [
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _KEEP_ON_304 = NOT_MODIFIED_HEADERS  # the rule lives in restkit.httprules
+_VARY_CODING = ("Vary", "Accept-Encoding")  # what a 304 for a coded representation says, when it says no other Vary
 # The content coding restkit applies (restkit.compression), whose representations' tags are derived.
 _CODING = "gzip"
 
@@ -291,7 +292,7 @@ def not_modified(response: Response, etag: str | None = None) -> Response:
     if etag is not None and etag != response.get_header("ETag"):
         response.set_header("ETag", etag)
         if response.get_header("Vary") is None:
-            response.headers.append(("Vary", "Accept-Encoding"))
+            response.headers.append(_VARY_CODING)
     return response
 
 
@@ -355,8 +356,12 @@ class Conditional(Feature):
                     and "HTTP_IF_UNMODIFIED_SINCE" not in env and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
                 # PERF(304): the client sent back the one tag of the gzipped representation it holds
                 # (gzipped 304: 120,299 -> see benchmarks/README.md, instructions per call)
-                kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
                 response = Response.__new__(Response)
+                if len(headers) == 1 and held.isascii() and held.isprintable():
+                    # the tag alone, checked here, as not_modified() would leave it
+                    response.status, response.headers, response.body = 304, [("ETag", held), _VARY_CODING], b""
+                    return response
+                kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
                 response.status, response.headers, response.body = 304, kept, b""
                 return not_modified(response, held)
             return self._revalidate(request, result, headers, etag)

@@ -97,13 +97,13 @@ __all__ = [
 ]
 
 #: The route options of the features restkit ships, and the class that declares each
-#: (``module:Class``): a module is imported when a route first names its option.
+#: (``.module:Class``, within this package): a module is imported when a route first names its option.
 SHIPPED_FEATURES: Mapping[str, str] = MappingProxyType({
-    "auth": "restkit.auth:Auth",
-    "rate_limit": "restkit.ratelimit:RateLimit",
-    "conditional": "restkit.conditional:Conditional",
-    "paging": "restkit.paging:Paging",
-    "idempotency": "restkit.idempotency:Idempotency",
+    "auth": ".auth:Auth",
+    "rate_limit": ".ratelimit:RateLimit",
+    "conditional": ".conditional:Conditional",
+    "paging": ".paging:Paging",
+    "idempotency": ".idempotency:Idempotency",
 })
 
 
@@ -191,7 +191,7 @@ class FeatureOptions:
         found = self._classes.get(option)
         if isinstance(found, str):
             module, _, name = found.partition(":")
-            found = self._classes[option] = getattr(importlib.import_module(module), name)
+            found = self._classes[option] = getattr(importlib.import_module(module, __package__), name)
         if found is None and isinstance(value, Feature) and value.option == option:
             return type(value)
         return found

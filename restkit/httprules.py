@@ -245,8 +245,11 @@ def coding_accepted(accept_encoding: str, coding: str, *aliases: str) -> bool:
     The coding (or one of its ``aliases``, such as ``x-gzip``) by name
     decides; without it, ``*``; without either, it is not accepted.
     """
-    named = star = None
     names = (coding, *aliases)
+    if ";" not in accept_encoding:  # PERF(304): no weights (browsers, curl), so any coding named is accepted
+        items = {item.strip().lower() for item in accept_encoding.split(",")}
+        return "*" in items or not items.isdisjoint(names)
+    named = star = None
     for item, q in parse_qvalues(accept_encoding):
         if item in names:
             named = q if named is None else max(named, q)

@@ -201,7 +201,7 @@ def test_the_typed_route_options_are_the_router_options_and_the_shipped_features
     assert typing_names == set(routing.ROUTE_OPTIONS) | set(SHIPPED_FEATURES)
     for option, where in SHIPPED_FEATURES.items():
         module, _, name = where.partition(":")
-        assert getattr(importlib.import_module(module), name).option == option
+        assert getattr(importlib.import_module(module, "restkit"), name).option == option
 
 
 def _typed_route_options() -> list[str]:
