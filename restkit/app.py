@@ -383,40 +383,35 @@ class App:
         try:
             if not self._started:  # PERF: the only cost of startup hooks once started
                 self.startup()
-            refusal = None
-            if self._before_routing:
-                try:
-                    for rewrite in self._before_routing:
-                        rewrite(environ)
-                except Exception as exc:  # answered below, with a request built from the environ as it is
-                    refusal = exc
-            # Built before the path is decoded, so that error handlers and after-hooks
-            # get a request even when the path is not UTF-8 or a before-routing hook refused it.
-            request = built = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
             try:
-                if refusal is not None:
-                    raise refusal
-                if not built.path.isascii():
-                    built.path = decode_path(built.path)
-                result = self._dispatch(built, environ)
+                for rewrite in self._before_routing:
+                    rewrite(environ)
+                # Built before the path is decoded, so that error handlers and
+                # after-hooks get a request even when the path is not UTF-8.
+                request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
+                if not request.path.isascii():
+                    request.path = decode_path(request.path)
+                result = self._dispatch(request, environ)
             except Exception as exc:
+                if request is None:  # a before-routing hook refused: the request as it left the environ
+                    request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
                 try:
-                    result = self._handle_error(built, exc)
+                    result = self._handle_error(request, exc)
                 except Exception as unhandled:
                     if not self._after:
                         raise
-                    result = self._internal_error(built, unhandled, environ)  # after-hooks see the 500 too
+                    result = self._internal_error(request, unhandled, environ)  # after-hooks see the 500 too
             if self._after:
                 response = render(result)
                 for hook in self._after:
-                    response = hook(built, response) or response
+                    response = hook(request, response) or response
                 status, headers, body = response.to_wsgi()
             elif type(result) is Response:  # a feature's answer (a 304) or the handler's own
                 status, headers, body = result.to_wsgi()
             else:
                 status, headers, body = wsgi_result(result)
-            if type(body) is _Chunks and built.route is not None:
-                body.origin = f"handler {describe_handler(built.route.handler)}"
+            if type(body) is _Chunks and request.route is not None:
+                body.origin = f"handler {describe_handler(request.route.handler)}"
         except Exception as exc:
             status, headers, body = self._internal_error(request, exc, environ).to_wsgi()
         if self._observers:
