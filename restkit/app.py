@@ -32,7 +32,10 @@ when restkit's server begins a graceful stop.
 
 A route with opt-in features (``auth=``, ``rate_limit=``, ``conditional=``,
 or any installed with :meth:`App.use`) runs its chain instead: the features'
-steps around the before-hooks and the handler (see :mod:`restkit.feature`).
+steps around the before-hooks and the handler.  The answers the router makes
+itself, and the refusals of the checks above, run through the chain of the
+app-wide features that see them (the rate limit).  :mod:`restkit.feature`
+has the table of every step, in order.
 """
 
 from __future__ import annotations
@@ -61,13 +64,12 @@ BeforeHook = Callable[[Request], Any]
 EnvironHook = Callable[[dict[str, Any]], None]
 AfterHook = Callable[[Request, Response], "Response | None"]
 ErrorHandler = Callable[[Request, BaseException], Any]
-# (request or None, environ, status line, WSGI body, perf_counter() when the call began)
+# (request, environ, status line, WSGI body, perf_counter() when the call began); the request
+# is None only when the app could not start (a startup hook failed)
 ResponseObserver = Callable[[Request | None, dict[str, Any], str, Any, float], None]
 
 _QUERY_SAFE = "!$%&'()*+,/:;=?@[]~"  # %: escapes already in the query stay as they are
 _INTERNAL = b'{"error":"internal server error"}'
-# the route options of features: restkit.feature.FEATURE_OPTIONS
-_FEATURE_OPTIONS = frozenset({"rate_limit", "auth", "idempotency", "conditional", "paging"})
 
 
 class App:
@@ -123,7 +125,8 @@ class App:
         self.security_schemes = dict(security_schemes or {})
         # Features installed with use(), and each route's chain of them (see restkit.feature).
         self._features: list[Any] = []
-        self._chains: dict[int, Any] = {}
+        # by id(route); 0: the router's own answers; ("refused", id): a route check's refusal
+        self._chains: dict[Any, Any] = {}
         if openapi:
             self._add_doc_routes()
 
@@ -240,11 +243,18 @@ class App:
     def use(self, feature: Any) -> Any:
         """Install a feature for every route: ``app.use(CORS(...))``, ``app.use(RateLimit(600))``.
 
-        See :mod:`restkit.feature`; a route option of the same name (``auth=``,
-        ``rate_limit=``...) replaces it for that route.
+        See :mod:`restkit.feature` for the order its steps run in; a route
+        option of the same name (``auth=``, ``rate_limit=``...) replaces it for
+        that route.  Its ``before_routing`` and ``after_request`` steps join
+        the app's hooks of those names, in the order installed.
         """
         self._features.append(feature)
         self._chains.clear()
+        self.router.feature_options.add(type(feature))
+        if getattr(feature, "before_routing", None) is not None:
+            self.before_routing(feature.before_routing)
+        if getattr(feature, "after_request", None) is not None:
+            self.after_request(feature.after_request)
         feature.install(self)
         return feature
 
@@ -259,14 +269,20 @@ class App:
         return hook
 
     def before_request(self, hook: BeforeHook) -> BeforeHook:
-        """Run ``hook(request)`` before each routed handler; a value other than
-        None is sent instead of calling the handler."""
+        """Run ``hook(request)`` before each handler (after the features' ``before`` steps); a value
+        other than None is sent instead of calling the handler.  It runs for the router's own answers
+        (404, 405, automatic OPTIONS) too, with ``request.route`` None."""
         self._before.append(hook)
         return hook
 
     def after_request(self, hook: AfterHook) -> AfterHook:
         """Run ``hook(request, response)`` on every response, errors included;
-        it may change the response or return a new one."""
+        it may change the response or return a new one.
+
+        ``request`` is always a :class:`Request`: for an answer made before
+        routing (a before-routing hook raised) it is built from the environ
+        as that hook left it, with ``request.route`` None.
+        """
         self._after.append(hook)
         return hook
 
@@ -279,8 +295,7 @@ class App:
         ``time.perf_counter()`` of the call's start; it cannot change the
         response, and what it raises is logged, never sent.  Unlike an
         after-hook it does not make the app build a :class:`Response` for
-        every answer.  ``request`` is None when a before-routing hook
-        refused the request.
+        every answer.  ``request`` is None only when a startup hook failed.
         """
         self._observers.append(hook)
         return hook
@@ -303,7 +318,7 @@ class App:
         raises :class:`RuntimeError`.
         """
         if self._started:
-            raise RuntimeError(f"startup hook {_describe(hook)} added after the app started: it would never run")
+            raise RuntimeError(f"startup hook {describe_handler(hook)} added after the app started: it would never run")
         self.startup_hooks.append(hook)
         return hook
 
@@ -331,7 +346,7 @@ class App:
                 except Exception as exc:
                     problem = " ".join(str(exc).split()) or "(no message)"
                     raise StartupError(
-                        f"startup hook {_describe(hook)} raised {type(exc).__name__}: {problem}"
+                        f"startup hook {describe_handler(hook)} raised {type(exc).__name__}: {problem}"
                     ) from exc
                 self._startup_done += 1
             self._started = True
@@ -378,6 +393,8 @@ class App:
                     request.path = decode_path(request.path)
                 result = self._dispatch(request, environ)
             except Exception as exc:
+                if request is None:  # a before-routing hook refused: the request as it left the environ
+                    request = Request(environ, max_body_size=self.max_body_size, path=environ.get("PATH_INFO") or "/")
                 try:
                     result = self._handle_error(request, exc)
                 except Exception as unhandled:
@@ -387,14 +404,14 @@ class App:
             if self._after:
                 response = render(result)
                 for hook in self._after:
-                    response = hook(request, response) or response  # type: ignore[arg-type]
+                    response = hook(request, response) or response
                 status, headers, body = response.to_wsgi()
             elif type(result) is Response:  # a feature's answer (a 304) or the handler's own
                 status, headers, body = result.to_wsgi()
             else:
                 status, headers, body = wsgi_result(result)
-            if type(body) is _Chunks and request is not None and request.route is not None:
-                body.origin = f"handler {_describe(request.route.handler)}"
+            if type(body) is _Chunks and request.route is not None:
+                body.origin = f"handler {describe_handler(request.route.handler)}"
         except Exception as exc:
             status, headers, body = self._internal_error(request, exc, environ).to_wsgi()
         if self._observers:
@@ -412,48 +429,87 @@ class App:
         return body
 
     def _dispatch(self, request: Request, environ: dict[str, Any]) -> Any:
+        # A check's refusal (414, 406, 413) is answered by _refuse(), through the features that count
+        # every request.  PERF(404): no try here, which a 404's exception would pay to pass through.
         if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > self.max_url_length:
-            raise URITooLong(f"request URL is longer than {self.max_url_length} characters")
+            return self._refuse(request, URITooLong(f"request URL is longer than {self.max_url_length} characters"))
         route, params, allowed = self.router._lookup(request.method, request.path)  # match(), as a plain tuple
-        if route is not None:
-            request.route = route
-            request.params = params
-            options = route.options
-            produces = options.get("produces", JSON_TYPE)
-            accept = environ.get("HTTP_ACCEPT")
-            # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
-            if produces and accept and accept != "*/*" and not media_type_accepted(accept, produces.partition(";")[0]):
-                raise NotAcceptable(
-                    f"this resource is only available as {produces.partition(';')[0]}; the Accept header excludes it"
-                )
-            if environ.get("CONTENT_LENGTH"):
-                length = request.content_length
-                if length is not None and length > self.max_body_size:
-                    raise PayloadTooLarge(f"request body is {length} bytes; the limit is {self.max_body_size}")
-            chain = self._chains.get(id(route))
-            if chain is None:
-                chain = ()
-                if self._features or not _FEATURE_OPTIONS.isdisjoint(options):
-                    from .feature import chain_for  # on the first request of each route with features only
-
-                    chain = chain_for(self, route) or ()
-                self._chains[id(route)] = chain
-            if chain:
-                return chain.run(request, params)  # the before-hooks and the handler run inside
-        # Before-hooks run for every request that got this far, routed or not
-        # (404, 405, automatic OPTIONS, slash redirects: request.route is None),
-        # as after-hooks see every response.
-        if self._before:
-            for hook in self._before:
-                early = hook(request)
-                if early is not None:
-                    return early
         if route is None:
-            return self._unrouted(request, allowed)
+            if self._features or self._before:
+                return self._answer_unrouted(request, allowed)
+            return self._unrouted(request, allowed)  # PERF(404): no frame between the NotFound and the app
+        request.route = route
+        request.params = params
+        produces = route.options.get("produces", JSON_TYPE)
+        accept = environ.get("HTTP_ACCEPT")
+        # "*/*" (curl, requests, most API clients) admits everything: skip the parse.
+        if produces and accept and accept != "*/*":
+            media_type = produces.partition(";")[0]
+            if not media_type_accepted(accept, media_type):
+                return self._refuse(request, NotAcceptable(
+                    f"this resource is only available as {media_type}; the Accept header excludes it"))
+        if environ.get("CONTENT_LENGTH"):
+            length = request.content_length
+            if length is not None and length > self.max_body_size:
+                return self._refuse(request, PayloadTooLarge(
+                    f"request body is {length} bytes; the limit is {self.max_body_size}"))
+        chain = self._chains.get(id(route))
+        if chain is None:
+            from .feature import chain_for  # PERF(lazy-import): on the first request of each route only
+
+            chain = self._chains[id(route)] = chain_for(self, route) or ()
+        if chain:
+            return chain.run(request, params)  # the before-hooks and the handler run inside
+        if self._before:
+            early = self._run_before_hooks(request)
+            if early is not None:
+                return early
         result = route.handler(request, **params)
         if self.debug and "responses" in route.options:
             _check_declared(route, result)
         return result
+
+    def _run_before_hooks(self, request: Request) -> Any:
+        """The first value other than None a before-hook returns (it is sent instead of the handler's), or None."""
+        for hook in self._before:
+            early = hook(request)
+            if early is not None:
+                return early
+        return None
+
+    def _answer_unrouted(self, request: Request, allowed: frozenset[str]) -> Any:
+        """Steps 2 to 5 of the router's own answers (404, 405, 308, OPTIONS): see :mod:`restkit.feature`.
+
+        Before-hooks run for them too (``request.route`` is None), as after-hooks see every response.
+        """
+        if self._features:
+            chain = self._router_chain(0, None, hooks=True)
+            if chain:
+                return chain.run(request, {"allowed": allowed})
+        if self._before:
+            early = self._run_before_hooks(request)
+            if early is not None:
+                return early
+        return self._unrouted(request, allowed)
+
+    def _refuse(self, request: Request, refused: HTTPError) -> Any:
+        """A route check's refusal (414, 406, 413), through the features that see every answer, if any."""
+        chain = self._router_chain(("refused", id(request.route)), request.route, hooks=False)
+        if not chain:
+            raise refused
+        return chain.run(request, {"refused": refused})
+
+    def _router_chain(self, key: Any, route: Route | None, *, hooks: bool) -> Any:
+        """The chain of the router's own answers (``route`` None) or of a route check's refusal, or ()."""
+        if not self._features:
+            return ()
+        chain = self._chains.get(key)
+        if chain is None:
+            from .feature import router_chain_for  # PERF(lazy-import)
+
+            answer = self._unrouted if hooks else _raise_refusal
+            chain = self._chains[key] = router_chain_for(self, route, answer, hooks=hooks) or ()
+        return chain
 
     def _unrouted(self, request: Request, allowed: frozenset[str]) -> Any:
         """The answer for a path without a route for this method: 204 to OPTIONS, 405, 308 or 404."""
@@ -475,9 +531,9 @@ class App:
                 return Response(b"", 308, [("Location", location)])
         raise NotFound(f"no resource at {path}")
 
-    def _handle_error(self, request: Request | None, exc: Exception) -> Any:
+    def _handle_error(self, request: Request, exc: Exception) -> Any:
         handlers = self._error_handlers
-        if handlers and request is not None:
+        if handlers:
             handler = None
             for cls in type(exc).__mro__:
                 handler = handlers.get(cls)
@@ -505,7 +561,7 @@ class App:
         if request is None:
             where = "a request"
         else:
-            handler = "no handler" if request.route is None else f"handler {_describe(request.route.handler)}"
+            handler = "no handler" if request.route is None else f"handler {describe_handler(request.route.handler)}"
             where = f"{request.method} {escape(request.path)} ({handler})"
         # escape(): the path and the error's text may hold what a client sent (a %0a makes a line).
         logging.getLogger("restkit").error("500 on %s: %s: %s", where, type(exc).__name__, escape(str(exc)),
@@ -521,7 +577,7 @@ class App:
         return Response(json_dumps(detail), 500, content_type=JSON_TYPE)
 
 
-def _describe(handler: Handler) -> str:
+def describe_handler(handler: Handler) -> str:
     """``module.function`` of the user's function behind ``handler``."""
     function = getattr(handler, "__wrapped__", handler)
     name = getattr(function, "__qualname__", None) or type(function).__name__
@@ -529,10 +585,15 @@ def _describe(handler: Handler) -> str:
     return f"{module}.{name}" if module and module != "__main__" else name
 
 
+def _raise_refusal(request: Request, refused: HTTPError) -> Any:
+    """The answer of a refusal's chain (see :meth:`App._refuse`): the refusal itself."""
+    raise refused
+
+
 def _observer_failed(observe: ResponseObserver) -> None:
     import logging  # PERF(lazy-import): by the first failure only
 
-    logging.getLogger("restkit").exception("response observer %s failed", _describe(observe))
+    logging.getLogger("restkit").exception("response observer %s failed", describe_handler(observe))
 
 
 def _check_declared(route: Route, result: Any) -> None:
@@ -550,7 +611,7 @@ def _check_declared(route: Route, result: Any) -> None:
         value, status, has_value = result, 200 if result is not None else 204, True
     if isinstance(value, Response):
         has_value = False
-    where = f"handler {_describe(route.handler)} for {route.path!r}"
+    where = f"handler {describe_handler(route.handler)} for {route.path!r}"
     if status not in declared:
         statuses = ", ".join(str(code) for code in declared)
         raise ResponseMismatch(f"{where} answered {status}, but its responses= declares only {statuses}")

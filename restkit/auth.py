@@ -108,6 +108,7 @@ class Auth(Feature):
     """
 
     option = "auth"
+    option_takes = "an auth feature (e.g. Bearer(...)), or None"
     stage = 20
     #: The OpenAPI security scheme object.
     scheme: dict[str, Any] = {}

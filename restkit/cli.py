@@ -486,7 +486,7 @@ def _command_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _load_restkit_app(spec: str) -> Any:
+def load_restkit_app(spec: str) -> Any:
     """The App that ``spec`` names, or None after saying on standard error why there is none."""
     try:
         app = load_app(spec)
@@ -513,10 +513,10 @@ def _routes(argv: list[str]) -> int:
     """``python -m restkit routes SPEC``: one row per route, in the order the routes were added."""
     parser = _command_parser("routes", "List the routes of a restkit App: methods, path, name, handler, features.")
     args = parser.parse_args(argv)
-    app = _load_restkit_app(args.app)
+    app = load_restkit_app(args.app)
     if app is None:
         return 1
-    from .app import _describe  # PERF(lazy-import): not for serving
+    from .app import describe_handler  # PERF(lazy-import): not for serving
     from .feature import features_of
 
     rows = [("METHODS", "PATH", "NAME", "HANDLER", "FEATURES")]
@@ -524,7 +524,8 @@ def _routes(argv: list[str]) -> int:
         for route in app.router.routes:
             features = ", ".join(type(feature).__name__ for feature in features_of(app, route)
                                  if feature.applies_to(route)) or "-"
-            rows.append((",".join(sorted(route.methods)), route.path, route.name, _describe(route.handler), features))
+            handler = describe_handler(route.handler)
+            rows.append((",".join(sorted(route.methods)), route.path, route.name, handler, features))
     except Exception as exc:  # a route option that is not a feature (TypeError from features_of)
         print(f"restkit: {args.app}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -541,7 +542,7 @@ def _openapi(argv: list[str]) -> int:
     parser.add_argument("--indent", type=int, default=None, metavar="N",
                         help="indent by N spaces, for people and diffs (default: compact, the served bytes)")
     args = parser.parse_args(argv)
-    app = _load_restkit_app(args.app)
+    app = load_restkit_app(args.app)
     if app is None:
         return 1
     if not _serves_openapi(app):
@@ -579,7 +580,7 @@ def _check(argv: list[str]) -> int:
         "serving it or running its startup hooks; print 'ok: N routes'.",
     )
     args = parser.parse_args(argv)
-    app = _load_restkit_app(args.app)
+    app = load_restkit_app(args.app)
     if app is None:
         return 1
     routes = app.router.routes

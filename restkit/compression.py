@@ -29,13 +29,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .conditional import evaluate_preconditions, not_modified
-from .cors import _vary
 from .feature import Feature
-from .httprules import accepts_gzip, coded_etag
+from .httprules import accepts_gzip, coded_etag, vary_with
 from .response import Response
 
 if TYPE_CHECKING:
-    from .app import App
     from .request import Request
 
 __all__ = ["Compression", "accepts_gzip"]
@@ -61,9 +59,6 @@ class Compression(Feature):
         self.level = level
         self.types = tuple(types)
 
-    def install(self, app: App) -> None:
-        app.after_request(self._compress)
-
     def compressible(self, content_type: str) -> bool:
         media = content_type.partition(";")[0].strip().lower()
         if not media:  # PERF(304): no type (a 304 keeps none) matches none of them
@@ -71,13 +66,15 @@ class Compression(Feature):
         return any(media.startswith(t) if t.endswith("/") else (media.endswith(t) if t.startswith("+") else media == t)
                    for t in self.types)
 
-    def _compress(self, request: Request | None, response: Response) -> Response:
+    def after_request(self, request: Request, response: Response) -> Response:
+        """Step 6 (see :mod:`restkit.feature`): gzip the answer, or answer a revalidation with 304."""
         body = response.body
-        if request is None or not isinstance(body, bytes) or response.get_header("Content-Encoding") is not None:
+        # PERF(304): a 304 is left as it is (no body; its Vary was decided with its validator, by not_modified)
+        if response.status == 304 or not isinstance(body, bytes) or response.get_header("Content-Encoding") is not None:
             return response
         if not self.compressible(response.get_header("Content-Type") or ""):
             return response
-        _vary(response, "Accept-Encoding")
+        response.set_header("Vary", vary_with(response.get_header("Vary"), "Accept-Encoding"))
         if len(body) < self.min_size or not 200 <= response.status < 300 or response.status in (204, 205):
             return response
         if not accepts_gzip(request.environ.get("HTTP_ACCEPT_ENCODING", "")):

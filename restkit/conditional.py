@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import PreconditionFailed, PreconditionRequired
 from .feature import DocumentContext, Feature
 from .httprules import (
+    NOT_MODIFIED_HEADERS,
     accepts_gzip,
     check_header,
     coded_etag,
@@ -95,8 +96,8 @@ __all__ = [
 ]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
-# Headers a 304 keeps (RFC 9110, section 15.4.5); the rest describe a body it does not have.
-_KEEP_ON_304 = frozenset({"etag", "last-modified", "cache-control", "content-location", "date", "expires", "vary"})
+_KEEP_ON_304 = NOT_MODIFIED_HEADERS  # the rule lives in restkit.httprules
+_VARY_CODING = ("Vary", "Accept-Encoding")  # what a 304 for a coded representation says, when it says no other Vary
 # The content coding restkit applies (restkit.compression), whose representations' tags are derived.
 _CODING = "gzip"
 
@@ -302,7 +303,7 @@ def not_modified(response: Response, etag: str | None = None) -> Response:
     if etag is not None and etag != response.get_header("ETag"):
         response.set_header("ETag", etag)
         if response.get_header("Vary") is None:
-            response.headers.append(("Vary", "Accept-Encoding"))
+            response.headers.append(_VARY_CODING)
     return response
 
 
@@ -318,7 +319,16 @@ class Conditional(Feature):
     """
 
     option = "conditional"
+    option_takes = "True, a Conditional(...), or None"
     stage = 30
+
+    @classmethod
+    def accepts_option(cls, value: Any) -> bool:
+        return value is True or super().accepts_option(value)
+
+    @classmethod
+    def from_option(cls, value: Any) -> Feature:
+        return Conditional() if value is True else super().from_option(value)
 
     def __init__(self, *, weak: bool = False, auto_etag: bool = True, required: bool = False,
                  dates: bool = True) -> None:
@@ -357,8 +367,12 @@ class Conditional(Feature):
                     and "HTTP_IF_UNMODIFIED_SINCE" not in env and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
                 # PERF(304): the client sent back the one tag of the gzipped representation it holds
                 # (gzipped 304: 120,299 -> see benchmarks/README.md, instructions per call)
-                kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
                 response = Response.__new__(Response)
+                if len(headers) == 1 and held.isascii() and held.isprintable():
+                    # the tag alone, checked here, as not_modified() would leave it
+                    response.status, response.headers, response.body = 304, [("ETag", held), _VARY_CODING], b""
+                    return response
+                kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
                 response.status, response.headers, response.body = 304, kept, b""
                 return not_modified(response, held)
             return self._revalidate(request, result, headers, etag)

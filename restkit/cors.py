@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import Forbidden
 from .feature import DocumentContext, Feature, exempt
+from .httprules import vary_with
 from .response import JSON_TYPE, Response, json_dumps
 
 if TYPE_CHECKING:
-    from .app import App
     from .request import Request
 
 __all__ = ["CORS", "DEFAULT_EXPOSED", "DEFAULT_HEADERS"]
@@ -100,15 +100,13 @@ class CORS(Feature):
             return True
         return origin != "null" and self._allowed(origin)
 
-    def install(self, app: App) -> None:
-        app.after_request(self._answer)
-
-    def _answer(self, request: Request | None, response: Response) -> Response:
-        if request is None or exempt(request.route):
+    def after_request(self, request: Request, response: Response) -> Response:
+        """Step 6 (see :mod:`restkit.feature`): every answer, the router's and the rate limit's included."""
+        if exempt(request.route):
             return response
         origin = request.environ.get("HTTP_ORIGIN")
         if self.varies:
-            _vary(response, "Origin")
+            response.set_header("Vary", vary_with(response.get_header("Vary"), "Origin"))
         if origin is None:
             return response
         wanted = request.environ.get("HTTP_ACCESS_CONTROL_REQUEST_METHOD")
@@ -143,15 +141,15 @@ class CORS(Feature):
         if problem is not None:
             refusal = Response(json_dumps(Forbidden(problem).to_dict()), 403, content_type=JSON_TYPE)
             if self.varies:
-                _vary(refusal, "Origin")
+                refusal.set_header("Vary", vary_with(refusal.get_header("Vary"), "Origin"))
             return refusal
         self._allow_origin(response, origin)
         response.set_header("Access-Control-Allow-Methods", ", ".join(methods))
         if asked:
             response.set_header("Access-Control-Allow-Headers", ", ".join(asked))
         response.set_header("Access-Control-Max-Age", str(self.max_age))
-        _vary(response, "Access-Control-Request-Method")
-        _vary(response, "Access-Control-Request-Headers")
+        response.set_header("Vary", vary_with(response.get_header("Vary"), "Access-Control-Request-Method"))
+        response.set_header("Vary", vary_with(response.get_header("Vary"), "Access-Control-Request-Headers"))
         return response
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
@@ -160,11 +158,3 @@ class CORS(Feature):
             if self.expose:
                 context.add_header(response, "Access-Control-Expose-Headers", "CORS: the headers a script may read")
 
-
-def _vary(response: Response, name: str) -> None:
-    """Add ``name`` to the ``Vary`` header unless it is there."""
-    current = response.get_header("Vary")
-    if current is None:
-        response.set_header("Vary", name)
-    elif current.strip() != "*" and name.lower() not in {part.strip().lower() for part in current.split(",")}:
-        response.set_header("Vary", f"{current}, {name}")

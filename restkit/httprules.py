@@ -7,6 +7,7 @@ The app, the features and the server all take their rules from here:
   (:mod:`restkit.status` is the public face of these);
 * negotiation: :func:`parse_qvalues`, :func:`media_type_accepted`,
   :func:`coding_accepted`, :func:`accepts_gzip`;
+* caching: :func:`vary_with` (the ``Vary`` header);
 * entity tags: :func:`make_etag`, :func:`parse_etags`, :func:`strong_match`,
   :func:`weak_match`, :func:`coded_etag`;
 * dates: :func:`parse_http_date`, :func:`format_http_date`.
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BODY_STATUS_LINES",
+    "NOT_MODIFIED_HEADERS",
     "NO_BODY_STATUSES",
     "STATUS_LINES",
     "TOKEN_PATTERN",
@@ -45,8 +47,25 @@ __all__ = [
     "status_line",
     "strong_match",
     "valid_field_value",
+    "vary_with",
     "weak_match",
 ]
+
+# -- caching (RFC 9110, section 12.5.5) --------------------------------------------
+
+
+def vary_with(current: str | None, name: str) -> str:
+    """The ``Vary`` value ``current`` (None: no header yet) with the field ``name`` added.
+
+    Unchanged when it names ``name`` already (field names are case-insensitive)
+    or is ``*`` (the answer varies on everything).
+    """
+    if current is None:
+        return name
+    if current.strip() == "*" or name.lower() in {part.strip().lower() for part in current.split(",")}:
+        return current
+    return f"{current}, {name}"
+
 
 # -- header fields (RFC 9110, section 5) -----------------------------------------
 
@@ -99,6 +118,9 @@ def check_header(name: str, value: str) -> tuple[str, str]:
 
 #: The codes whose responses never carry content, 1xx aside (RFC 9110, sections 6.4.1 and 15).
 NO_BODY_STATUSES = frozenset({204, 205, 304})
+#: The header fields a 304 keeps, lowercase (RFC 9110, section 15.4.5); the rest describe a body it does not have.
+NOT_MODIFIED_HEADERS = frozenset({"etag", "last-modified", "cache-control", "content-location", "date", "expires",
+                                  "vary"})
 #: The WSGI status line of every code met so far ("404 Not Found"); filled from
 #: :class:`http.HTTPStatus` by the first :func:`status_line` call. Read it with
 #: ``STATUS_LINES.get(code) or status_line(code)`` on a hot path.
@@ -223,8 +245,11 @@ def coding_accepted(accept_encoding: str, coding: str, *aliases: str) -> bool:
     The coding (or one of its ``aliases``, such as ``x-gzip``) by name
     decides; without it, ``*``; without either, it is not accepted.
     """
-    named = star = None
     names = (coding, *aliases)
+    if ";" not in accept_encoding:  # PERF(304): no weights (browsers, curl), so any coding named is accepted
+        items = {item.strip().lower() for item in accept_encoding.split(",")}
+        return "*" in items or not items.isdisjoint(names)
+    named = star = None
     for item, q in parse_qvalues(accept_encoding):
         if item in names:
             named = q if named is None else max(named, q)

@@ -361,6 +361,7 @@ class Idempotency(Feature):
     """
 
     option = "idempotency"
+    option_takes = "an Idempotency(...), or None"
     stage = 27  # after auth (20) and a per-identity rate limit (25); before preconditions (30)
 
     def __init__(

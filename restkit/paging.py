@@ -182,6 +182,7 @@ class Paging(Feature):
     """
 
     option = "paging"
+    option_takes = "a paging feature (e.g. Paging(...)), or None"
     stage = 40
     per_request = False  # the handler reads its page: after validation, inside its own checks
 

@@ -41,9 +41,9 @@ other change.  What was there before is kept in
 Choices
 -------
 * **A feature, run before routing.**  ``app.use(ProxyHeaders(...))`` as for
-  every other cross-cutting part of restkit; its ``install`` registers
-  :meth:`rewrite` with :meth:`App.before_routing <restkit.App.before_routing>`,
-  which runs first on every request, before the request is routed, so 404s,
+  every other cross-cutting part of restkit; its ``before_routing`` step is
+  :meth:`rewrite`, which ``app.use`` adds to :meth:`App.before_routing <restkit.App.before_routing>`:
+  it runs first on every request, before the request is routed, so 404s,
   414s and rate limits see the client too.  A WSGI wrapper would do the same
   but hide the app behind another object (its ``use``, ``debug``,
   ``close()``...); an ``App`` option would make the app module know about
@@ -80,13 +80,10 @@ import functools
 import ipaddress  # PERF(lazy-import): with this module, which only apps behind a proxy import
 import re
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .feature import Feature
 from .httprules import TOKEN_PATTERN as _TOKEN
-
-if TYPE_CHECKING:
-    from .app import App
 
 __all__ = ["ProxyHeaders", "ORIGINAL_KEY"]
 
@@ -149,9 +146,6 @@ class ProxyHeaders(Feature):
         trusted = ", ".join(repr(str(n.network_address) if n.num_addresses == 1 else str(n)) for n in self.trusted)
         return f"ProxyHeaders([{trusted}], hops={self.hops}, headers={self.headers!r})"
 
-    def install(self, app: App) -> None:
-        app.before_routing(self.rewrite)
-
     def trusts(self, address: str) -> bool:
         """Whether ``address`` (as in ``REMOTE_ADDR``) is one of the trusted proxies."""
         return address in self._exact or self._in_networks(address)
@@ -181,6 +175,9 @@ class ProxyHeaders(Feature):
             environ["HTTP_HOST"] = found.group(0)
             environ["SERVER_NAME"] = found.group(1)
             environ["SERVER_PORT"] = found.group(2) or ("443" if environ.get("wsgi.url_scheme") == "https" else "80")
+
+    #: Step 1 of the lifecycle (see :mod:`restkit.feature`): ``app.use`` runs :meth:`rewrite` before routing.
+    before_routing = rewrite
 
     def _read_x_forwarded(self, environ: dict[str, Any], peer: str) -> tuple[str, str | None, str | None]:
         client, depth = self._walk(peer, _from_the_right(environ.get("HTTP_X_FORWARDED_FOR"), self.hops))

@@ -43,8 +43,12 @@ database fault into a total outage; ``"refuse"`` answers **503** with
 store fails at once for a second (:class:`restkit.storage.Breaker`) and the
 incident is logged once, with its end.
 
-App-wide, every request counts, errors included; requests the router
-answers itself (404, 405, OPTIONS...) are counted when they are answered.
+App-wide, every request counts, errors included: the requests the router
+answers itself (404, 405, OPTIONS...) and those a route's checks refuse
+(406, 413, 414) go through the limit's step too (``router_answers``, see
+:mod:`restkit.feature`), before CORS or compression add their headers, so a
+429 gets the same CORS headers as any other answer whatever the order of
+``app.use`` calls.  Only a request a before-routing hook refuses is not counted.
 """
 
 from __future__ import annotations
@@ -57,8 +61,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ServiceUnavailable, TooManyRequests
-from .feature import DocumentContext, Feature, exempt
-from .response import JSON_TYPE, Response, json_dumps
+from .feature import DocumentContext, Feature
+from .response import Response
 from .storage import PostgresDatabase, SQLiteDatabase, StoreUnavailable, table_name
 
 if TYPE_CHECKING:
@@ -268,6 +272,8 @@ class RateLimit(Feature):
     """
 
     option = "rate_limit"
+    option_takes = "a RateLimit(...), or None"
+    router_answers = True  # app-wide, every request counts: 404s, 405s and preflights too
 
     def __init__(
         self,
@@ -339,8 +345,7 @@ class RateLimit(Feature):
     # -- the feature ---------------------------------------------------------------
 
     def install(self, app: App) -> None:
-        self._app_wide = True
-        app.after_request(self._count_the_rest)
+        self._app_wide = True  # its keys share the scope "app"
 
     def before(self, request: Request) -> None:
         self.check(request)
@@ -351,27 +356,6 @@ class RateLimit(Feature):
             for name, value in self.headers(decision):
                 response.set_header(name, value)
         return response
-
-    def _count_the_rest(self, request: Request | None, response: Response) -> Response | None:
-        """App-wide: count what the router answered without running the chain (404, 405, OPTIONS...)."""
-        if request is None or self.limit <= 0:
-            return None
-        route = request.route
-        if route is not None and self.option in route.options or exempt(route):
-            return None  # the route has a limit of its own (or none), or takes no app-wide feature
-        if id(self) not in request.context.get(_COUNTED, {}):
-            try:
-                self.check(request)
-            except (TooManyRequests, ServiceUnavailable) as exc:  # over the limit, or the store failed
-                refusal = Response(json_dumps(exc.to_dict()), exc.status, exc.headers, content_type=JSON_TYPE)
-                # hooks installed before this one (CORS) have spoken already: keep what they said
-                refusal.headers += [
-                    (k, v) for k, v in response.headers
-                    if k.lower().startswith("access-control-") or k.lower() == "vary"
-                ]
-                response = refusal
-            return self.after(request, response)
-        return None
 
     def document(self, operation: dict[str, Any], context: DocumentContext) -> None:
         if self.limit <= 0:

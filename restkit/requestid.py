@@ -50,7 +50,6 @@ from typing import TYPE_CHECKING, Any
 from .feature import Feature
 
 if TYPE_CHECKING:
-    from .app import App
     from .request import Request
     from .response import Response
 
@@ -127,12 +126,8 @@ class RequestId(Feature):
         self.trust_incoming = trust_incoming
         self._environ_key = "HTTP_" + header.upper().replace("-", "_")
 
-    def install(self, app: App) -> None:
-        # Before routing and as an after-hook: 404s, 405s and errors are named too.
-        app.before_routing(self._begin)
-        app.after_request(self._echo)
-
-    def _begin(self, environ: dict[str, Any]) -> None:
+    # Steps 1 and 6 (see restkit.feature): 404s, 405s and errors are named too.
+    def before_routing(self, environ: dict[str, Any]) -> None:
         given = environ.get(self._environ_key) if self.trust_incoming else None
         request_id = given if given is not None and _VISIBLE.fullmatch(given) else uuid.uuid4().hex
         environ["restkit.request_id"] = request_id
@@ -146,9 +141,7 @@ class RequestId(Feature):
         _trace_id.set(trace_id)
         environ["restkit.traceparent"] = f"00-{trace_id}-{os.urandom(8).hex()}-{flags}"  # our span, a child
 
-    def _echo(self, request: Request | None, response: Response) -> Response:
-        if request is None:
-            return response
+    def after_request(self, request: Request, response: Response) -> Response:
         environ = request.environ
         request_id = environ.get("restkit.request_id")
         if request_id is not None:

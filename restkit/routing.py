@@ -37,6 +37,7 @@ from .datastructures import Record
 
 if TYPE_CHECKING:
     import uuid
+    from .feature import FeatureOptions
     from typing import TypedDict, Unpack
 
     class RouteOptions(TypedDict, total=False):
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
         include_in_schema: bool
         deprecated: bool
         app_features: bool
+        # The options of the features restkit ships (restkit.feature.SHIPPED_FEATURES; a test keeps them equal).
         auth: Any
         rate_limit: Any
         conditional: Any
@@ -85,12 +87,6 @@ def _is_type(value: Any) -> bool:
     return isinstance(value, type) or hasattr(value, "__origin__")
 
 
-def _is_feature(value: Any) -> bool:
-    from .feature import Feature  # PERF(lazy-import): only for routes that name a feature
-
-    return isinstance(value, Feature)
-
-
 def _strings(value: Any) -> bool:
     return not isinstance(value, str) and isinstance(value, Iterable) and all(isinstance(v, str) for v in value)
 
@@ -106,8 +102,10 @@ class OptionSpec(Record):
         self._fill(accepts=accepts, expected=expected)
 
 
-#: The closed set of route options.  A name not here fails when the route is
-#: added, with a suggestion; a value of the wrong kind fails there too.
+#: The route options of the router and the app.  Together with the options of
+#: features (:attr:`Router.feature_options`) they are the closed set: a name in
+#: neither fails when the route is added, with a suggestion; a value of the
+#: wrong kind fails there too.
 ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     "produces": OptionSpec(lambda v: v is None or isinstance(v, str), "a media type such as 'text/html', or None"),
     "body": OptionSpec(lambda v: v is None or _is_type(v), "a dataclass or TypedDict (or list[Model])"),
@@ -133,13 +131,9 @@ ROUTE_OPTIONS: Mapping[str, OptionSpec] = {
     "deprecated": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
     # False: none of the app-wide features (app.use) apply, only those the route names.
     "app_features": OptionSpec(lambda v: isinstance(v, bool), "True or False"),
-    # The features of restkit.feature: an instance, or None to turn off the app's.
-    "auth": OptionSpec(lambda v: v is None or _is_feature(v), "an auth feature (e.g. Bearer(...)), or None"),
-    "rate_limit": OptionSpec(lambda v: v is None or _is_feature(v), "a RateLimit(...), or None"),
-    "conditional": OptionSpec(lambda v: v is None or v is True or _is_feature(v), "True, a Conditional(...), or None"),
-    "paging": OptionSpec(lambda v: v is None or _is_feature(v), "a paging feature (e.g. Paging(...)), or None"),
-    "idempotency": OptionSpec(lambda v: v is None or _is_feature(v), "an Idempotency(...), or None"),
 }
+# The options of features (auth=, rate_limit=...) are not here: the feature classes declare them,
+# and each router keeps them in its Router.feature_options (see restkit.feature).
 
 # The methods a route may declare.  HEAD comes with GET, OPTIONS with every path.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -558,8 +552,9 @@ class Router:
         defaults: Mapping[str, Any] | None = None,
         prepare: Callable[[Route], Route] | None = None,
     ) -> None:
+        self._feature_options: FeatureOptions | None = None
         self._defaults = dict(defaults or {})
-        _check_options(self._defaults, "Router(defaults=...)")
+        self._check_options(self._defaults, "Router(defaults=...)")
         self._prepare = prepare
         self._tags = list(tags) if tags is not None else None
         self._converters: dict[str, type[Converter]] = {**DEFAULT_CONVERTERS, **(converters or {})}
@@ -568,6 +563,34 @@ class Router:
         self._static: dict[str, dict[str, Route]] = {}
         self._root = State()
         self._parents: list[tuple[Router, str, str | None]] = []
+
+    @property
+    def feature_options(self) -> FeatureOptions:
+        """The route options of features this router takes (:class:`restkit.feature.FeatureOptions`)."""
+        if self._feature_options is None:
+            from .feature import FeatureOptions  # PERF(lazy-import): only for routes with options of features
+
+            self._feature_options = FeatureOptions()
+        return self._feature_options
+
+    def _check_options(self, options: Mapping[str, Any], where: str) -> None:
+        """Refuse an option restkit does not know, or one of the wrong kind."""
+        for key, value in options.items():
+            spec = ROUTE_OPTIONS.get(key)
+            if spec is not None:
+                if not spec.accepts(value):
+                    raise RouteError(f"route option {key}= for {where} must be {spec.expected}, not {value!r}")
+                continue
+            declared = self.feature_options.declared_by(key, value)
+            if declared is None:
+                import difflib  # PERF(lazy-import): only for a mistake
+
+                known = [*ROUTE_OPTIONS, *self.feature_options.names()]
+                close = difflib.get_close_matches(key, [*known, "methods", "name"], n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]}=? " if close else ""
+                raise RouteError(f"unknown route option {key}= for {where}: {hint}route options are {', '.join(known)}")
+            if not declared.accepts_option(value):
+                raise RouteError(f"route option {key}= for {where} must be {declared.option_takes}, not {value!r}")
 
     # -- building ---------------------------------------------------------
 
@@ -593,7 +616,7 @@ class Router:
             handler: called as ``handler(request, **params)``.
             methods: the methods it answers; ``GET`` also answers ``HEAD``.
             name: the name for :meth:`url_for`; default the handler's ``__name__``.
-            **options: one of :data:`ROUTE_OPTIONS`, stored on the route for
+            **options: one of :data:`ROUTE_OPTIONS` or :attr:`feature_options`, stored on the route for
                 the app and the API document: ``produces`` (media type
                 checked against ``Accept``), ``body``/``query`` (typed
                 models, see :mod:`restkit.validation`), ``partial``,
@@ -619,7 +642,7 @@ class Router:
         if unknown:
             raise RouteError(f"unknown method(s) {', '.join(sorted(unknown))} for {path!r}")
         where = f"{' '.join(sorted(wanted))} {path!r}"
-        _check_options(options, where)
+        self._check_options(options, where)
         route_name = name or getattr(handler, "__name__", None) or path
         segments = parse_pattern(path, self._converters)
         if self._tags is not None:
@@ -780,22 +803,6 @@ def _endpoint(handler: Handler) -> Handler:
     access, but two of the same method are equal.
     """
     return getattr(handler, "__wrapped__", handler)
-
-
-def _check_options(options: Mapping[str, Any], where: str) -> None:
-    """Refuse an option restkit does not know, or one of the wrong kind."""
-    for key, value in options.items():
-        spec = ROUTE_OPTIONS.get(key)
-        if spec is None:
-            import difflib  # PERF(lazy-import): only for a mistake
-
-            close = difflib.get_close_matches(key, [*ROUTE_OPTIONS, "methods", "name"], n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]}=? " if close else ""
-            raise RouteError(
-                f"unknown route option {key}= for {where}: {hint}route options are {', '.join(ROUTE_OPTIONS)}"
-            )
-        if not spec.accepts(value):
-            raise RouteError(f"route option {key}= for {where} must be {spec.expected}, not {value!r}")
 
 
 def check_handler(handler: Handler, path_params: list[str], declared: list[str], where: str) -> None:

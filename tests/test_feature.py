@@ -190,11 +190,31 @@ def test_features_load_on_first_use() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_app_knows_every_feature_option() -> None:
-    from restkit import app as app_module
-    from restkit.feature import FEATURE_OPTIONS
+def test_the_typed_route_options_are_the_router_options_and_the_shipped_features() -> None:
+    """RouteOptions (for type checkers) is written out by hand: it must list what the registries hold."""
+    import importlib
 
-    assert app_module._FEATURE_OPTIONS == frozenset(FEATURE_OPTIONS)
+    from restkit import routing
+    from restkit.feature import SHIPPED_FEATURES
+
+    typing_names = set(_typed_route_options())
+    assert typing_names == set(routing.ROUTE_OPTIONS) | set(SHIPPED_FEATURES)
+    for option, where in SHIPPED_FEATURES.items():
+        module, _, name = where.partition(":")
+        assert getattr(importlib.import_module(module, "restkit"), name).option == option
+
+
+def _typed_route_options() -> list[str]:
+    """The keys of routing.RouteOptions, read from its source (it exists for type checkers only)."""
+    import ast
+    import inspect
+
+    from restkit import routing
+
+    tree = ast.parse(inspect.getsource(routing))
+    found = next(node for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name == "RouteOptions")
+    return [item.target.id for item in found.body
+            if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)]
 
 
 def test_after_steps_see_the_500_of_an_error_no_handler_takes() -> None:

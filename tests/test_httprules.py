@@ -173,3 +173,15 @@ def test_http_dates() -> None:
     for text in ("Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994 GMT"):
         assert parse_http_date(text) == moment, text
     assert parse_http_date("yesterday") is None and parse_http_date("Sun, 06 Nov 1994 08:49:37") is None
+
+
+@pytest.mark.parametrize(("current", "name", "expected"), [
+    (None, "Origin", "Origin"),
+    ("Origin", "Accept-Encoding", "Origin, Accept-Encoding"),
+    ("origin, Accept-Encoding", "Origin", "origin, Accept-Encoding"),
+    (" * ", "Origin", " * "),
+], ids=["none yet", "added", "there already, any case", "star"])
+def test_vary_with(current: str | None, name: str, expected: str) -> None:
+    from restkit.httprules import vary_with
+
+    assert vary_with(current, name) == expected

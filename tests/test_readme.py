@@ -183,11 +183,12 @@ def test_the_testing_examples_pass_under_pytest(tmp_path: Path) -> None:
 
 
 def test_the_route_options_table_lists_every_option() -> None:
+    from restkit.feature import SHIPPED_FEATURES
     from restkit.routing import ROUTE_OPTIONS
 
     table = README.split("| option | what it is | default |", 1)[1].split("\n\n", 1)[0]
     listed = re.findall(r"^\s*\| `(\w+)` \|", table, re.M)
-    assert listed == list(ROUTE_OPTIONS)
+    assert listed == [*ROUTE_OPTIONS, *SHIPPED_FEATURES]
 
 
 def test_the_settings_and_startup_example() -> None:

@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import Any
 
-from ..cli import _load_restkit_app, configure_logging
+from ..cli import load_restkit_app, configure_logging
 from .feature import find_jobs
 
 __all__ = ["main"]
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     configure_logging(args.log_level)
-    app = _load_restkit_app(args.app)
+    app = load_restkit_app(args.app)
     if app is None:
         return 1
     found = find_jobs(app)
