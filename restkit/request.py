@@ -337,28 +337,26 @@ class Request:
             RequestTimeout: the client stopped sending.
         """
         body = self._body
-        if body is None:
-            body = self._body = self._read_body()
-        return body
+        return body if body is not None else self._read_body()
 
     def _read_body(self) -> bytes:
+        """Read the body and keep it in ``_body``: the first use of ``body``, ``json`` or ``form``."""
         limit = self.max_body_size
         length = self.content_length
         stream = self.environ.get("wsgi.input")
-        if stream is None:
-            return b""
-        if length is None:
-            if not self.environ.get("wsgi.input_terminated"):
-                return b""
+        if stream is None or (length is None and not self.environ.get("wsgi.input_terminated")):
+            data = b""
+        elif length is None:
             data = self._read(stream, limit + 1)
             if len(data) > limit:
                 raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-            return data
-        if length > limit:
+        elif length > limit:
             raise PayloadTooLarge(f"request body is {length} bytes; the limit is {limit}")
-        data = self._read(stream, length)
-        if len(data) < length:
-            raise BadRequest(f"request body ended after {len(data)} of {length} bytes")
+        else:
+            data = self._read(stream, length)
+            if len(data) < length:
+                raise BadRequest(f"request body ended after {len(data)} of {length} bytes")
+        self._body = data
         return data
 
     @staticmethod
@@ -402,7 +400,7 @@ class Request:
                 raise UnsupportedMediaType(f"expected a body of type application/json, got {got}")
         body = self._body
         if body is None:
-            body = self.body
+            body = self._read_body()
         if not body:
             raise BadRequest("request body is empty; expected JSON")
         # PERF: decode("utf-8-sig") is a Python-level codec; "utf-8" is C.
@@ -444,7 +442,7 @@ class Request:
         if media_type == _URLENCODED:
             body = self._body
             if body is None:
-                body = self.body
+                body = self._read_body()
             form = parse_urlencoded(body.decode("utf-8", "replace"))
         elif media_type == "multipart/form-data":
             form = self._multipart[0]

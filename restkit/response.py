@@ -42,6 +42,9 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
 
+# Headers that a 304 keeps, as restkit spells them: no need to lower-case them to see that they
+# are not Content-Type or Content-Length.
+_NOT_CONTENT_HEADERS = frozenset({"ETag", "Vary", "Last-Modified", "Cache-Control", "Date", "Expires"})
 # The Content-Type headers of restkit's own media types, checked once here.
 _CONTENT_TYPE_HEADERS = {kind: ("Content-Type", kind) for kind in (JSON_TYPE, TEXT_TYPE, HTML_TYPE, BYTES_TYPE)}
 
@@ -319,7 +322,7 @@ class Response:
                 body.close()
             kept = headers
             for name, _ in headers:  # PERF(bodyless): a built 304 usually has no header to drop
-                if name.lower() in ("content-type", "content-length"):
+                if name not in _NOT_CONTENT_HEADERS and name.lower() in ("content-type", "content-length"):
                     kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
                     break
             if status == 205:
