@@ -304,16 +304,14 @@ def _bare_304(headers: dict[str, str]) -> Response:
     return response
 
 
-def _not_modified_by(headers: dict[str, str], tag: str, *, coded: bool) -> Response:
-    """The 304 for a handler's ``(body, 2xx, headers)`` whose ``If-None-Match`` is ``tag`` alone: the
-    current ETag, or with ``coded`` its gzipped representation's."""
+def _not_modified_coded(headers: dict[str, str], tag: str) -> Response:
+    """The 304 for a handler's ``(body, 2xx, headers)`` whose ``If-None-Match`` is ``tag`` alone, the
+    tag of the current gzipped representation."""
     if len(headers) == 1 and tag.isascii() and tag.isprintable():  # {"ETag": ...} alone, checked here
         response = Response.__new__(Response)
-        response.status, response.body = 304, b""
-        response.headers = [("ETag", tag), ("Vary", "Accept-Encoding")] if coded else [("ETag", tag)]
+        response.status, response.headers, response.body = 304, [("ETag", tag), ("Vary", "Accept-Encoding")], b""
         return response
-    response = _bare_304(headers)
-    return not_modified(response, tag) if coded else response
+    return not_modified(_bare_304(headers), tag)
 
 
 class Conditional(Feature):
@@ -351,11 +349,9 @@ class Conditional(Feature):
     def preempt(self, request: Request, result: Any) -> Any:
         """PERF(304): ``(body, 2xx, {"ETag": tag})`` sent back to a client that holds ``tag``
         (or its gzipped representation's) becomes the 304 before the body is encoded for nothing."""
-        if type(result) is not tuple or len(result) != 3:
-            return result
         env = request.environ
         held = env.get("HTTP_IF_NONE_MATCH")
-        if held is None:
+        if held is None or type(result) is not tuple or len(result) != 3:
             return result
         _, status, headers = result
         if type(headers) is not dict or type(status) is not int or not 200 <= status < 300 \
@@ -366,10 +362,14 @@ class Conditional(Feature):
             return result
         if "HTTP_IF_MATCH" not in env and "HTTP_IF_UNMODIFIED_SINCE" not in env:
             if held == etag:  # the usual case: the client sent back the one tag it holds
-                return _not_modified_by(headers, held, coded=False)
+                if len(headers) == 1 and held.isascii() and held.isprintable():  # {"ETag": ...}, checked here
+                    response = Response.__new__(Response)
+                    response.status, response.headers, response.body = 304, [("ETag", held)], b""
+                    return response
+                return _bare_304(headers)
             if held == coded_etag(etag, _CODING) != etag and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
                 # the one tag of the gzipped representation it holds
-                return _not_modified_by(headers, held, coded=True)
+                return _not_modified_coded(headers, held)
         return self._revalidate(request, result, headers, etag)
 
     @staticmethod
