@@ -304,16 +304,6 @@ def _bare_304(headers: dict[str, str]) -> Response:
     return response
 
 
-def _not_modified_coded(headers: dict[str, str], tag: str) -> Response:
-    """The 304 for a handler's ``(body, 2xx, headers)`` whose ``If-None-Match`` is ``tag`` alone, the
-    tag of the current gzipped representation."""
-    if len(headers) == 1 and tag.isascii() and tag.isprintable():  # {"ETag": ...} alone, checked here
-        response = Response.__new__(Response)
-        response.status, response.headers, response.body = 304, [("ETag", tag), ("Vary", "Accept-Encoding")], b""
-        return response
-    return not_modified(_bare_304(headers), tag)
-
-
 class Conditional(Feature):
     """The ``conditional=`` route option: ETags and 304 on reads, 412 and 428 on writes.
 
@@ -369,7 +359,12 @@ class Conditional(Feature):
                 return _bare_304(headers)
             if held == coded_etag(etag, _CODING) != etag and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
                 # the one tag of the gzipped representation it holds
-                return _not_modified_coded(headers, held)
+                if len(headers) == 1 and held.isascii() and held.isprintable():
+                    response = Response.__new__(Response)
+                    response.status, response.body = 304, b""
+                    response.headers = [("ETag", held), ("Vary", "Accept-Encoding")]
+                    return response
+                return not_modified(_bare_304(headers), held)
         return self._revalidate(request, result, headers, etag)
 
     @staticmethod

@@ -172,6 +172,9 @@ class Request:
         path: the decoded path, when the caller already has it.
     """
 
+    #: The matched route (set by the app).
+    route: Route | None = None
+
     def __init__(self, environ: dict[str, Any], *, max_body_size: int = DEFAULT_MAX_BODY_SIZE, path: str | None = None):
         self.environ = environ
         method = environ["REQUEST_METHOD"]
@@ -179,8 +182,7 @@ class Request:
         self.method: str = method if method in _UPPER_METHODS else method.upper()
         self.path: str = path if path is not None else decode_path(environ.get("PATH_INFO") or "/")
         self.max_body_size = max_body_size
-        #: The matched route and its converted parameters (set by the app).
-        self.route: Route | None = None
+        #: The converted parameters of the matched route (set by the app).
         self.params: dict[str, Any] = {}
 
     def __repr__(self) -> str:
