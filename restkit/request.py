@@ -126,16 +126,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 T = TypeVar("T")
 
-_UNPARSED: Any = object()  # the value of Request._json before the body is parsed (None is JSON's null)
+_UNPARSED: Any = object()  # Request._json and ._length before they are parsed (None is a value of both)
 
 
 class lazy_attribute(Generic[T]):
     """``functools.cached_property`` without the lock it takes on Python 3.11.
 
-    The first access computes the value and stores it in the instance's
-    ``__dict__``, where later accesses find it without calling this
-    descriptor.  A request is served by one thread, so no lock is needed,
-    and the lock cost a microsecond per lazily parsed field.
+    The first access computes the value and stores it on the instance,
+    where later accesses find it without calling this descriptor.  A
+    request is served by one thread, so no lock is needed, and the lock
+    cost a microsecond per lazily parsed field.
     """
 
     def __init__(self, compute: Callable[[Any], T]) -> None:
@@ -294,7 +294,12 @@ class Request:
     #: What ``content_length`` gave, once parsed.
     _length: Any = _UNPARSED
 
-    @property  # see content_type: after the first read, a cached attribute
+    # PERF(cached-property): the body, its length, json and form are properties that keep their value
+    # in an attribute with a class default, not lazy_attributes: the first read of a lazy_attribute
+    # runs its __get__ as Python (2,000 instructions), of a property 630; every later read costs a
+    # property call.  With the others in this change, a POST of JSON went from 105,892 to 97,733
+    # instructions (benchmarks.instructions).
+    @property
     def content_length(self) -> int | None:
         """The declared body length, or None.
 
@@ -317,6 +322,10 @@ class Request:
         self._length = length
         return length
 
+    @content_length.setter
+    def content_length(self, value: int | None) -> None:
+        self._length = value
+
     def accepts(self, media_type: str) -> bool:
         """Whether the ``Accept`` header admits ``media_type`` (no header admits everything)."""
         header = self.environ.get("HTTP_ACCEPT")
@@ -327,7 +336,7 @@ class Request:
     #: The body, once read.
     _body: bytes | None = None
 
-    @property  # see content_type: after the first read, a cached attribute
+    @property  # cached in _body (see content_length)
     def body(self) -> bytes:
         """The raw body, read once, at most ``max_body_size`` bytes.
 
@@ -343,6 +352,10 @@ class Request:
         """
         body = self._body
         return body if body is not None else self._read_body()
+
+    @body.setter
+    def body(self, value: bytes) -> None:  # assignable, as it was as a lazy attribute
+        self._body = value
 
     def _read_body(self) -> bytes:
         """Read the body and keep it in ``_body``: the first use of ``body``, ``json`` or ``form``."""
@@ -387,7 +400,7 @@ class Request:
     #: What ``json`` gave, once parsed.
     _json: Any = _UNPARSED
 
-    @property  # see content_type: after the first read, a cached attribute
+    @property  # cached in _json (see content_length)
     def json(self) -> Any:
         """The body parsed as JSON.
 
@@ -432,10 +445,14 @@ class Request:
         value = self._json = _decode_json(text)
         return value
 
+    @json.setter
+    def json(self, value: Any) -> None:
+        self._json = value
+
     #: What ``form`` gave, once parsed.
     _form: MultiDict[str] | None = None
 
-    @property  # see content_type: after the first read, a cached attribute
+    @property  # cached in _form (see content_length)
     def form(self) -> MultiDict[str]:
         """Form fields of a urlencoded or multipart body; empty for other types."""
         form = self._form
@@ -455,6 +472,10 @@ class Request:
             form = MultiDict()
         self._form = form
         return form
+
+    @form.setter
+    def form(self, value: MultiDict[str]) -> None:
+        self._form = value
 
     @lazy_attribute
     def files(self) -> MultiDict[UploadedFile]:
