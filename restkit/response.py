@@ -318,6 +318,14 @@ class Response:
         status = self.status
         body = self.body
         headers = self.headers
+        if status == 304 and type(body) is bytes:
+            # PERF(304): a revalidation's answer, whose headers are the ones a 304 keeps, goes as it
+            # is: 1,000 of the 41,000 instructions of a 304 (benchmarks.instructions)
+            for name, _ in headers:
+                if name not in _NOT_CONTENT_HEADERS:
+                    break
+            else:
+                return _NOT_MODIFIED, headers[:], []
         line = STATUS_LINES.get(status) or status_line(status)
         if status < 200 or status in NO_BODY_STATUSES:  # not httprules.allows_body(), inlined
             if type(body) is not bytes and hasattr(body, "close"):
@@ -391,6 +399,7 @@ def render(result: Any) -> Response:
 
 
 _OK = "200 OK"  # status_line(200), written out: computing it at import would import http
+_NOT_MODIFIED = "304 Not Modified"  # status_line(304), likewise
 
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
