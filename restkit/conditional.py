@@ -307,6 +307,15 @@ def not_modified(response: Response, etag: str | None = None) -> Response:
     return response
 
 
+def _bare_304(headers: dict[str, str]) -> Response:
+    """A 304 with the ``headers`` (of a handler's return value) that a 304 keeps."""
+    kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
+    # PERF(304): the headers are checked here: a Response without __init__'s Content-Type and checks
+    response = Response.__new__(Response)
+    response.status, response.headers, response.body = 304, kept, b""
+    return response
+
+
 class Conditional(Feature):
     """The ``conditional=`` route option: ETags and 304 on reads, 412 and 428 on writes.
 
@@ -351,58 +360,46 @@ class Conditional(Feature):
     def preempt(self, request: Request, result: Any) -> Any:
         """PERF(304): ``(body, 2xx, {"ETag": tag})`` sent back to a client that holds ``tag``
         (or its gzipped representation's) becomes the 304 before the body is encoded for nothing."""
-        if type(result) is not tuple or len(result) != 3:
-            return result
         env = request.environ
         held = env.get("HTTP_IF_NONE_MATCH")
-        if held is None:
+        if held is None or type(result) is not tuple or len(result) != 3:
             return result
-        headers = result[2]
-        if type(headers) is not dict or type(result[1]) is not int or not 200 <= result[1] < 300 \
+        _, status, headers = result
+        if type(headers) is not dict or type(status) is not int or not 200 <= status < 300 \
                 or request.method not in _SAFE_METHODS:
             return result
         etag = headers.get("ETag")
-        if held != etag or "HTTP_IF_MATCH" in env or "HTTP_IF_UNMODIFIED_SINCE" in env:
-            if etag is not None and held == coded_etag(etag, _CODING) != etag and "HTTP_IF_MATCH" not in env \
-                    and "HTTP_IF_UNMODIFIED_SINCE" not in env and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
-                # PERF(304): the client sent back the one tag of the gzipped representation it holds
-                # (gzipped 304: 120,299 -> see benchmarks/README.md, instructions per call)
-                response = Response.__new__(Response)
-                if len(headers) == 1 and held.isascii() and held.isprintable():
-                    # the tag alone, checked here, as not_modified() would leave it
-                    response.status, response.headers, response.body = 304, [("ETag", held), _VARY_CODING], b""
-                    return response
-                kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
-                response.status, response.headers, response.body = 304, kept, b""
-                return not_modified(response, held)
-            return self._revalidate(request, result, headers, etag)
-        # the usual case: the client sent back the one tag it holds
-        if len(headers) == 1 and held.isascii() and held.isprintable():
-            kept = [("ETag", held)]  # the tag alone, checked here
-        else:
-            kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
-        # PERF(304): the headers are checked above: a Response without __init__'s Content-Type and checks
-        response = Response.__new__(Response)
-        response.status, response.headers, response.body = 304, kept, b""
-        return response
-
-    @staticmethod
-    def _revalidate(request: Request, result: Any, headers: dict[str, str], etag: str | None) -> Any:
-        """The other revalidations of ``(body, 2xx, headers)``: by the evaluation, before the body is encoded."""
         if etag is None:
             return result
+        if "HTTP_IF_MATCH" not in env and "HTTP_IF_UNMODIFIED_SINCE" not in env:
+            if held == etag:  # the usual case: the client sent back the one tag it holds
+                if len(headers) == 1 and held.isascii() and held.isprintable():  # {"ETag": ...}, checked here
+                    response = Response.__new__(Response)
+                    response.status, response.headers, response.body = 304, [("ETag", held)], b""
+                    return response
+                return _bare_304(headers)
+            if held == coded_etag(etag, _CODING) != etag and accepts_gzip(env.get("HTTP_ACCEPT_ENCODING", "")):
+                # the one tag of the gzipped representation it holds
+                if len(headers) == 1 and held.isascii() and held.isprintable():
+                    response = Response.__new__(Response)
+                    response.status, response.body = 304, b""
+                    response.headers = [("ETag", held), _VARY_CODING]
+                    return response
+                return not_modified(_bare_304(headers), held)
+        return self._revalidate(request, result, headers, etag)
+
+    @staticmethod
+    def _revalidate(request: Request, result: Any, headers: dict[str, str], etag: str) -> Any:
+        """The other revalidations of ``(body, 2xx, headers)``: by the evaluation, before the body is encoded."""
         verdict = _evaluate(request.environ, request.method, etag, headers.get("Last-Modified"), True)
         if verdict is None:
             return result
         if verdict.status == 412:
             return _refusal(verdict)
-        kept = [check_header(name, value) for name, value in headers.items() if name.lower() in _KEEP_ON_304]
-        response = Response.__new__(Response)
-        response.status, response.headers, response.body = 304, kept, b""
-        return not_modified(response, verdict.etag)
+        return not_modified(_bare_304(headers), verdict.etag)
 
     def after(self, request: Request, response: Response) -> Response:
-        if request.method not in _SAFE_METHODS or not 200 <= response.status < 300:
+        if not 200 <= response.status < 300 or request.method not in _SAFE_METHODS:  # a 304 from preempt: done
             return response
         etag = response.get_header("ETag")
         if etag is None and self.auto_etag and isinstance(response.body, bytes):

@@ -260,6 +260,9 @@ def coding_accepted(accept_encoding: str, coding: str, *aliases: str) -> bool:
     return star is not None and star > 0
 
 
+# PERF(accept-encoding): clients send a handful of values ("gzip, deflate, br"), parsed once each:
+# a gzipped 304 costs 4,000 instructions less (benchmarks.instructions, gzip_not_modified)
+@functools.lru_cache(maxsize=256)
 def accepts_gzip(accept_encoding: str) -> bool:
     """Whether an ``Accept-Encoding`` value admits gzip (``x-gzip`` is the same coding)."""
     return coding_accepted(accept_encoding, "gzip", "x-gzip")

@@ -42,6 +42,9 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
 
+# Headers that a 304 keeps, as restkit spells them: no need to lower-case them to see that they
+# are not Content-Type or Content-Length.
+_NOT_CONTENT_HEADERS = frozenset({"ETag", "Vary", "Last-Modified", "Cache-Control", "Date", "Expires"})
 # The Content-Type headers of restkit's own media types, checked once here.
 _CONTENT_TYPE_HEADERS = {kind: ("Content-Type", kind) for kind in (JSON_TYPE, TEXT_TYPE, HTML_TYPE, BYTES_TYPE)}
 
@@ -233,9 +236,11 @@ class Response:
 
     def get_header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (any case)."""
-        lowered = name.lower()
+        size = len(name)
         for key, value in self.headers:
-            if key.lower() == lowered:
+            # PERF(header-lookup): a name of another length is another name, without lower-casing
+            # either (a gzipped 304 looks for two absent headers: 2,000 instructions less)
+            if len(key) == size and key.lower() == name.lower():
                 return value
         return default
 
@@ -313,13 +318,21 @@ class Response:
         status = self.status
         body = self.body
         headers = self.headers
+        if status == 304 and type(body) is bytes:
+            # PERF(304): a revalidation's answer, whose headers are the ones a 304 keeps, goes as it
+            # is: 1,000 of the 41,000 instructions of a 304 (benchmarks.instructions)
+            for name, _ in headers:
+                if name not in _NOT_CONTENT_HEADERS:
+                    break
+            else:
+                return _NOT_MODIFIED, headers[:], []
         line = STATUS_LINES.get(status) or status_line(status)
         if status < 200 or status in NO_BODY_STATUSES:  # not httprules.allows_body(), inlined
             if type(body) is not bytes and hasattr(body, "close"):
                 body.close()
             kept = headers
             for name, _ in headers:  # PERF(bodyless): a built 304 usually has no header to drop
-                if name.lower() in ("content-type", "content-length"):
+                if name not in _NOT_CONTENT_HEADERS and name.lower() in ("content-type", "content-length"):
                     kept = [h for h in headers if h[0].lower() not in ("content-type", "content-length")]
                     break
             if status == 205:
@@ -327,7 +340,7 @@ class Response:
                 # validator wants a Content-Type on every status but 204 and 304.
                 content_type = self.get_header("content-type") or TEXT_TYPE
                 kept = kept + [("Content-Type", content_type), ("Content-Length", "0")]
-            return line, list(kept), []
+            return line, kept[:], []
         if type(body) is bytes or isinstance(body, bytes):
             if self.get_header("content-length") is None:
                 headers = headers + [("Content-Length", str(len(body)))]
@@ -386,6 +399,7 @@ def render(result: Any) -> Response:
 
 
 _OK = "200 OK"  # status_line(200), written out: computing it at import would import http
+_NOT_MODIFIED = "304 Not Modified"  # status_line(304), likewise
 
 _JSON_HEADER = ("Content-Type", JSON_TYPE)
 _TEXT_HEADER = ("Content-Type", TEXT_TYPE)
@@ -413,7 +427,12 @@ def wsgi_result(result: Any) -> WSGIResult:
                 value, status = value[0], line
                 kind = type(value)
     if kind is dict or kind is list:
-        data = json_dumps(value)
+        try:
+            # PERF(json-inline): json_dumps() without the call, 600 of the 100,000 instructions
+            # of a POST of JSON (benchmarks.instructions); a lone surrogate goes the long way
+            data = "".join(_c_encode(value, 0)).encode("utf-8") if _c_encode is not None else json_dumps(value)
+        except UnicodeEncodeError:
+            data = json_dumps(value)
         return status, [_JSON_HEADER, ("Content-Length", str(len(data)))], [data]
     if kind is str:
         data = value.encode("utf-8")

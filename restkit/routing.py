@@ -443,8 +443,8 @@ class State:
         return state
 
     def find(self, parts: list[str], index: int, params: dict[str, Any], method: str,
-             allowed: set[str]) -> Route | None:
-        """Depth-first search in priority order; record the methods of paths that match."""
+             allowed: list[str]) -> Route | None:
+        """Depth-first search in priority order; record the methods of paths that match in ``allowed``."""
         state = self
         end = len(parts)
         # Where a state has only literal children there is nothing to backtrack
@@ -461,10 +461,12 @@ class State:
                 route = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                 if route is not None:
                     return route
-                allowed.update(routes)
+                allowed.extend(routes)
             return None
         part = parts[index]
-        child = state.static.get(part)
+        # PERF(empty-static): a state with parameters seldom has literal children too; asking an
+        # empty dict costs 340 instructions a parameter (benchmarks.instructions, params scenario)
+        child = state.static.get(part) if state.static else None
         if child is not None:
             found = child.find(parts, index + 1, params, method, allowed)
             if found is not None:
@@ -484,7 +486,7 @@ class State:
                     found = routes.get(method) or (routes.get("GET") if method == "HEAD" else None)
                     if found is not None:
                         return found
-                    allowed.update(routes)
+                    allowed.extend(routes)
             else:
                 found = target.find(parts, index + 1, params, method, allowed)
                 if found is not None:
@@ -493,7 +495,7 @@ class State:
         return state._find_tail(parts, index, params, method, allowed) if state.tail else None
 
     def _find_tail(self, parts: list[str], index: int, params: dict[str, Any], method: str,
-                   allowed: set[str]) -> Route | None:
+                   allowed: list[str]) -> Route | None:
         """The rest of the path, ``parts[index:]``, as one ``<path:...>`` parameter, in priority order."""
         for edge in self.tail:
             name, target = edge.name, edge.target
@@ -754,7 +756,9 @@ class Router:
             route = by_method.get(method) or (by_method.get("GET") if method == "HEAD" else None)
             if route is not None:
                 return route, {}, _EMPTY
-        allowed: set[str] = set()
+        # PERF(allowed-list): the methods of the paths that match, in a list (a literal) rather than a set
+        # (a call): 300 of the 41,000 instructions of a 304
+        allowed: list[str] = []
         params: dict[str, Any] = {}
         route = self._root.find(path[1:].split("/"), 0, params, method, allowed)
         if route is not None:
@@ -763,7 +767,7 @@ class Router:
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Every method that ``path`` answers (with HEAD and OPTIONS); empty if none."""
-        allowed: set[str] = set()
+        allowed: list[str] = []
         self._root.find(path[1:].split("/"), 0, {}, "", allowed)
         return frozenset(_allow(allowed)) if allowed else _EMPTY
 

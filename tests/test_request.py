@@ -16,6 +16,7 @@ from wsgiref.validate import validator
 import pytest
 
 from restkit import App, BadRequest, PayloadTooLarge, Request, UnsupportedMediaType
+from restkit.datastructures import MultiDict
 from restkit.request import decode_path, media_type_accepted
 
 from tests.conftest import make_client
@@ -660,6 +661,32 @@ def test_multipart_part_without_name_is_skipped(client: Any) -> None:
 def test_json_is_parsed_once(client: Any) -> None:
     request = Request(environ_for("POST", body=b'{"a": [1]}', CONTENT_TYPE="application/json"))
     assert request.json is request.json
+
+
+def test_form_is_parsed_once_and_the_body_read_once() -> None:
+    stream = CountingInput(b"a=1&b=2")
+    request = Request(environ_for("PUT", CONTENT_LENGTH="7", CONTENT_TYPE="application/x-www-form-urlencoded",
+                                  **{"wsgi.input": stream}))
+    assert request.form is request.form
+    reads = stream.reads
+    assert request.body == b"a=1&b=2" and request.form.to_dict() == {"a": "1", "b": "2"}
+    assert stream.reads == reads
+
+
+def test_body_json_form_and_length_can_be_assigned_as_lazy_attributes_could() -> None:
+    """A hook may replace what the request carries; what is assigned is what is read."""
+    request = Request(environ_for("POST", body=b'{"a": 1}', CONTENT_TYPE="application/json"))
+    request.body = b'{"b": 2}'
+    assert request.json == {"b": 2}  # parsed from the assigned body
+    request.json = {"c": 3}
+    request.form = MultiDict([("d", "4")])
+    request.content_length = 8
+    assert (request.json, request.form.to_dict(), request.content_length) == ({"c": 3}, {"d": "4"}, 8)
+
+
+@pytest.mark.parametrize("method", ["get", "Post", "PATCH", "BREW"])
+def test_the_method_is_upper_case(method: str) -> None:
+    assert Request(environ_for(method)).method == method.upper()
 
 
 @pytest.mark.parametrize(

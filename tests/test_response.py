@@ -373,6 +373,18 @@ def test_bodyless_answers_drop_body_headers_in_any_case(status: int) -> None:
     assert again.to_wsgi()[1] == [("ETag", '"a"')]  # the Content-Type restkit adds is dropped too
 
 
+def test_a_304_of_kept_headers_is_sent_as_it_is_and_others_lose_their_body_headers() -> None:
+    kept = [("ETag", '"a"'), ("Vary", "Accept-Encoding"), ("Cache-Control", "no-cache")]
+    response = Response.__new__(Response)  # as restkit.conditional builds its 304s
+    response.status, response.headers, response.body = 304, list(kept), b""
+    line, headers, body = response.to_wsgi()
+    assert (line, headers, list(body)) == ("304 Not Modified", kept, [])
+    assert headers is not response.headers  # a copy: the caller may add to it
+    response.headers.append(("X-Other", "1"))
+    response.headers.append(("content-type", "text/plain"))
+    assert response.to_wsgi()[1] == [*kept, ("X-Other", "1")]
+
+
 def test_header_methods() -> None:
     resp = Response(b"x", headers={"X-A": "1"})
     resp.add_header("x-a", "2")
