@@ -19,7 +19,6 @@ Servers listen on a free port: a ``--port`` in a command is the one thing replac
 
 from __future__ import annotations
 
-import http.client
 import inspect
 import json
 import re
@@ -36,7 +35,7 @@ import pytest
 from restkit.server import Server
 from tests.conftest import ROOT, copy_source_tree, free_port
 from tests.docblocks import markdown_blocks, shell_syntax_error
-from tests.wire import cli_env, ipv6_loopback, wait_until_listening
+from tests.wire import cli_env, get, ipv6_loopback, wait_until_listening
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -81,19 +80,6 @@ def test_the_test_command_is_the_one_ci_runs() -> None:
     assert QUICK_START[1].replace("pip install ", "pip install -q ") in ci.splitlines()
 
 
-def _request(port: int, path: str, host: str = "127.0.0.1", context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
-    if context is None:
-        connection = http.client.HTTPConnection(host, port, timeout=15)
-    else:
-        connection = http.client.HTTPSConnection(host, port, timeout=15, context=context)
-    try:
-        connection.request("GET", path)
-        answer = connection.getresponse()
-        return answer.status, answer.read()
-    finally:
-        connection.close()
-
-
 def _with_port(args: list[str], port: int) -> list[str]:
     if "--port" in args:
         at = args.index("--port") + 1
@@ -125,7 +111,7 @@ def test_the_quick_start(tmp_path: Path) -> None:
                                stderr=subprocess.PIPE, text=True)
     try:
         wait_until_listening(port, process)
-        status, body = _request(port, "/v1/zoos")
+        status, body = get(port, "/v1/zoos")
         assert status == 200 and isinstance(json.loads(body), list)
     finally:
         code, stdout, stderr = _stop(process)
@@ -190,9 +176,9 @@ def test_the_command_line_serves(line: str, app_dir: Path) -> None:
     try:
         wait_until_listening(port, process, host=client_host)
         if args[0].startswith("mymodule"):
-            assert _request(port, "/zoos/1", client_host, context) == (200, b'{"id":1,"name":"Beijing Zoo"}')
+            assert get(port, "/zoos/1", client_host, context=context) == (200, b'{"id":1,"name":"Beijing Zoo"}')
         else:
-            assert _request(port, "/made", client_host, context) == (200, b'{"by":"create_app"}')
+            assert get(port, "/made", client_host, context=context) == (200, b'{"by":"create_app"}')
     finally:
         code, _, stderr = _stop(process)
     assert code == 0 and "Traceback" not in stderr, stderr
