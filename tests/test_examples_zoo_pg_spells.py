@@ -23,24 +23,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LiveServer
-from tests.pg import PgCluster, missing_postgres
+from tests.pg import PgCluster
 from tests.test_examples_zoo import new_app
 from tests.test_examples_zoo_faults import fault_records
 from tests.test_examples_zoo_spells import Answer, assert_fault, send, together
-from tests.zoo_pg_fixtures import pg_cluster, pg_database  # noqa: F401
+from tests.zoo_pg_fixtures import new_pg_cluster, pg_cluster, pg_database  # noqa: F401
 
 
 @pytest.fixture(scope="module")
 def own_cluster() -> Iterator[PgCluster]:
     """A cluster these tests may freeze and stop."""
-    reason = missing_postgres()
-    if reason:
-        pytest.skip(reason)
-    cluster = PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from new_pg_cluster()
 
 
 def server_processes(cluster: PgCluster) -> list[int]:
@@ -86,60 +79,63 @@ def writes_and_reads(port: int, tag: str, each: int = 4) -> list[Callable[[], An
     return calls + [lambda: send(port, "GET", "/v1/zoos/1", token=None)] * each
 
 
-def test_a_frozen_server_is_503_at_the_deadline_never_a_hang_and_service_comes_back(
-    own_cluster: PgCluster, live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+DEADLINE = 2.0  # the zoo's database deadline in the outage tests
+
+
+def outage_then_recovery(
+    cluster: PgCluster, live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture,
+    outage: Callable[[int], None], name: str,
 ) -> None:
-    deadline = 2.0
-    url = own_cluster.create_database()
-    app = new_app(url, deadline=deadline, rate_limit=0)
+    """The zoo on a database of its own: warm, ``outage(port)`` (which makes the fault, checks the
+    answers during it, and ends it), then service comes back without a restart, with one fault
+    line in the log and no warning from the pool."""
+    url = cluster.create_database()
+    app = new_app(url, deadline=DEADLINE, rate_limit=0)
     try:
         server = live_server(app)
         assert {a.status for a in together(writes_and_reads(server.port, "warm"))} <= {200, 201}
         with caplog.at_level(logging.INFO):
-            with frozen(own_cluster):
-                for answer in together(writes_and_reads(server.port, "frozen")):
-                    assert_fault(answer, 503, "unreachable", deadline)
-                later = send(server.port, "POST", "/v1/zoos", {"name": "still frozen", "city": "x"})
-                assert_fault(later, 503, "unreachable", deadline)
-            first = send(server.port, "POST", "/v1/zoos", {"name": "thawed", "city": "x"})
+            outage(server.port)
+            first = send(server.port, "POST", "/v1/zoos", {"name": name, "city": "x"})
             assert first.status == 201, first
             assert all(a.status in (200, 201) for a in together(writes_and_reads(server.port, "after")))
         assert len(fault_records(caplog)) == 1, [r.getMessage() for r in fault_records(caplog)]
         assert pool_warnings(caplog) == []
     finally:
         app.close()
-        own_cluster.drop_database(url)
+        cluster.drop_database(url)
+
+
+def test_a_frozen_server_is_503_at_the_deadline_never_a_hang_and_service_comes_back(
+    own_cluster: PgCluster, live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    def frozen_for_a_while(port: int) -> None:
+        with frozen(own_cluster):
+            for answer in together(writes_and_reads(port, "frozen")):
+                assert_fault(answer, 503, "unreachable", DEADLINE)
+            later = send(port, "POST", "/v1/zoos", {"name": "still frozen", "city": "x"})
+            assert_fault(later, 503, "unreachable", DEADLINE)
+
+    outage_then_recovery(own_cluster, live_server, caplog, frozen_for_a_while, "thawed")
 
 
 def test_a_stopped_server_is_503_at_once_logged_once_and_service_comes_back_when_it_starts(
     own_cluster: PgCluster, live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    deadline = 2.0
-    url = own_cluster.create_database()
-    app = new_app(url, deadline=deadline, rate_limit=0)
-    try:
-        server = live_server(app)
-        assert {a.status for a in together(writes_and_reads(server.port, "warm"))} <= {200, 201}
-        with caplog.at_level(logging.INFO):
-            own_cluster._run("pg_ctl", "-D", str(own_cluster.data), "-m", "fast", "-w", "-t", "60", "stop")
-            try:
-                stopped_until = time.monotonic() + 10  # the pool tries to reconnect all along, and backs off
-                rounds = 0
-                while time.monotonic() < stopped_until:
-                    for answer in together(writes_and_reads(server.port, f"stopped {rounds}")):
-                        assert_fault(answer, 503, "unreachable", deadline)
-                    rounds += 1
-                    time.sleep(0.5)
-            finally:
-                start_again(own_cluster)
-            first = send(server.port, "POST", "/v1/zoos", {"name": "started", "city": "x"})
-            assert first.status == 201, first
-            assert all(a.status in (200, 201) for a in together(writes_and_reads(server.port, "after")))
-        assert len(fault_records(caplog)) == 1, [r.getMessage() for r in fault_records(caplog)]
-        assert pool_warnings(caplog) == []
-    finally:
-        app.close()
-        own_cluster.drop_database(url)
+    def stopped_for_a_while(port: int) -> None:
+        own_cluster._run("pg_ctl", "-D", str(own_cluster.data), "-m", "fast", "-w", "-t", "60", "stop")
+        try:
+            stopped_until = time.monotonic() + 10  # the pool tries to reconnect all along, and backs off
+            rounds = 0
+            while time.monotonic() < stopped_until:
+                for answer in together(writes_and_reads(port, f"stopped {rounds}")):
+                    assert_fault(answer, 503, "unreachable", DEADLINE)
+                rounds += 1
+                time.sleep(0.5)
+        finally:
+            start_again(own_cluster)
+
+    outage_then_recovery(own_cluster, live_server, caplog, stopped_for_a_while, "started")
 
 
 def test_a_read_only_spell_ends_by_itself(

@@ -19,14 +19,13 @@ import pytest
 
 from tests.pg import PgCluster, missing_postgres
 
-__all__ = ["ENGINES", "pg_cluster", "pg_database", "zoo_db", "zoo_dbs"]
+__all__ = ["ENGINES", "new_pg_cluster", "pg_cluster", "pg_database", "zoo_db", "zoo_dbs"]
 
 ENGINES = ["sqlite", "postgresql"]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """A PostgreSQL cluster on 127.0.0.1 for the session (skips when PostgreSQL is missing)."""
+def new_pg_cluster() -> Iterator[PgCluster]:
+    """A fixture's body: a new PostgreSQL cluster on 127.0.0.1, closed after (skips when PostgreSQL is missing)."""
     reason = missing_postgres()
     if reason:
         pytest.skip(reason)
@@ -35,6 +34,12 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster on 127.0.0.1 for the session (skips when PostgreSQL is missing)."""
+    yield from new_pg_cluster()
 
 
 @pytest.fixture
