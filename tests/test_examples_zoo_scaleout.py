@@ -41,8 +41,15 @@ Answer = tuple[int, dict[str, str], Any]
 
 def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
             headers: dict[str, str] | None = None) -> Answer:
-    """One request on ``conn``: status, lower-cased headers, parsed JSON body (None when empty)."""
-    sent = {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}", **(headers or {})}
+    """One request to the zoo on ``conn``, with its token: status, lower-cased headers, parsed JSON body."""
+    return json_exchange(conn, method, path, body,
+                         {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}", **(headers or {})})
+
+
+def json_exchange(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None,
+                  headers: dict[str, str] | None = None) -> Answer:
+    """One request on ``conn``: status, lower-cased headers, parsed JSON body (None when empty, text when not JSON)."""
+    sent = dict(headers or {})
     data = None
     if body is not None:
         data = json.dumps(body).encode()

@@ -32,31 +32,16 @@ import pytest
 
 from tests.conftest import ROOT, free_port
 from tests.pg import PgCluster
-from tests.test_examples_zoo_scaleout import stop_haproxy
+from tests.test_examples_zoo_scaleout import Answer, json_exchange, stop_haproxy
 from tests.zoo_pg_fixtures import pg_cluster  # noqa: F401
 
 SPEC = "tests.stores_app:create_app()"
 TIMEOUT = 30
-Answer = tuple[int, dict[str, str], Any]
-
-
 def call(port: int, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Answer:
     """One request on a new connection: status, lower-cased headers, JSON body (text when not JSON)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
-        sent = dict(headers or {})
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        conn.request(method, path, body=data, headers=sent)
-        response = conn.getresponse()
-        raw = response.read()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:  # haproxy's own pages are HTML
-            parsed = raw.decode("latin-1")
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, parsed
+        return json_exchange(conn, method, path, body, headers)
     finally:
         conn.close()
 
