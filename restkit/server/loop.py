@@ -399,7 +399,8 @@ class Server:
         makes the loop move to a new thread, and this thread leaves the
         loop's code by :class:`LoopMoved` once the job ends.
         """
-        if self._to_pool(job, always=not inline):
+        if not inline or not self._inline_now():
+            self._to_pool(job)
             return
         if not self._relay.run_inline(job):
             raise LoopMoved
@@ -407,15 +408,16 @@ class Server:
         # _take_back in progress: never here, which would recurse once per
         # pipelined request)
 
-    def _to_pool(self, job: Callable[[], None], *, always: bool = False) -> bool:
-        """Give ``job`` to the pool if the loop must not run it (``always``, inline off, or a take-over's cooldown)."""
+    def _inline_now(self) -> bool:
+        """Whether the loop's thread runs the next request itself (not with inline off, nor in a cooldown)."""
+        return self._inline and not self._relay.pool_turns
+
+    def _to_pool(self, job: Callable[[], None]) -> None:
+        """Give ``job`` to a worker thread; a job sent during a take-over's cooldown counts it down."""
         relay = self._relay
-        if self._inline and not relay.pool_turns and not always:
-            return False
         if relay.pool_turns:
             relay.pool_turns -= 1
         self._pool.submit(job)
-        return True
 
     def _begin_drain(self) -> None:
         self._listener_off()
@@ -642,7 +644,8 @@ class Server:
             # calls a request are saved; input that does come is looked at once
             # the connection is back (see serve_forever).
             conn.on(_E.READY, time.monotonic(), self.timeouts)
-            if (not self._inline or self._relay.pool_turns) and self._to_pool(lambda: self._work(conn, head)):
+            if not self._inline_now():
+                self._to_pool(lambda: self._work(conn, head))
                 return
             if not self._relay.run_inline(lambda: self._serve_here(conn, head)):
                 # The loop moved to another thread meanwhile: this one is a worker now.
@@ -650,11 +653,7 @@ class Server:
                 raise LoopMoved
             # PERF: the loop's own request is taken back here, not through
             # _handback and the next turn (a deque round trip and a turn a request).
-            if conn.unsent:
-                conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
-                self._watch(conn, _WRITE)
-                return
-            if not self._finish(conn):
+            if not self._take_back_one(conn, blocked=bool(conn.unsent)):
                 return
 
     def _refuse(self, conn: Connection, error: ProtocolError, *, linger: bool = True, note: str = "") -> None:
@@ -736,12 +735,20 @@ class Server:
                 self._watch(conn, 0)
                 close_quietly(conn.sock)
                 continue
-            if event is _E.BLOCKED:
-                conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
-                self._watch(conn, _WRITE)
-            elif self._finish(conn):
+            if self._take_back_one(conn, blocked=event is _E.BLOCKED):
                 self._advance(conn)
         self._resume_accepting()
+
+    def _take_back_one(self, conn: Connection, *, blocked: bool) -> bool:
+        """A request's run is over: the loop writes what its client has not taken, or finishes it.
+
+        True when the next request has begun arriving: the caller advances it.
+        """
+        if blocked:
+            conn.on(_E.BLOCKED, time.monotonic(), self.timeouts)
+            self._watch(conn, _WRITE)
+            return False
+        return self._finish(conn)
 
     def _finish(self, conn: Connection) -> bool:
         """A response is out: close, linger or wait for the next request, as its outcome says.
