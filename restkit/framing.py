@@ -90,10 +90,33 @@ LAST_CHUNK = b"0\r\n\r\n"
 # keeps its last plan with the date it was made for, so within one second a
 # head costs one dict lookup.  A full cache is emptied (a simple bound; the
 # plans are cheap to make again).
-_PLANS: dict[tuple[Any, ...], list[Any]] = {}
 _PLANS_MAX = 1024
 _DATE_MARK = "\x00date\x00"
-_CODE, _BEFORE, _AFTER, _FRAMING, _LENGTH, _KEEP, _LAST = range(7)  # the fields of an entry of _PLANS
+
+
+class _CachedPlan:
+    """A head's plan with its date left out, and the last plan made from it."""
+
+    __slots__ = ("code", "before", "after", "framing", "length", "keep_alive", "last")
+
+    def __init__(self, plan: ResponsePlan) -> None:
+        before, mark, rest = plan.head.partition(_DATE_MARK.encode())
+        self.code, self.framing, self.length, self.keep_alive = plan.code, plan.framing, plan.length, plan.keep_alive
+        self.before, self.after = before, (rest if mark else None)  # the head around its date (None: no date)
+        self.last: tuple[str, ResponsePlan | None] = ("", None)  # one tuple: threads replace it whole
+
+    def dated(self, date: str) -> ResponsePlan:
+        """The plan with ``date`` spliced in (the last one again within the same second)."""
+        last_date, last_plan = self.last
+        if last_date == date and last_plan is not None:
+            return last_plan
+        head = self.before if self.after is None else b"".join((self.before, date.encode("latin-1"), self.after))
+        plan = ResponsePlan(self.code, head, self.framing, self.length, self.keep_alive)
+        self.last = (date, plan)
+        return plan
+
+
+_PLANS: dict[tuple[Any, ...], _CachedPlan] = {}
 
 
 def plan_response(
@@ -130,21 +153,11 @@ def plan_response(
     except TypeError:  # something unhashable where a str belongs: the full check names it
         return _plan(status, headers, head_request, http11, keep_alive, known_length, date, server)
     if cached is None:
-        plan = _plan(status, headers, head_request, http11, keep_alive, known_length, _DATE_MARK, server)
-        before, mark, rest = plan.head.partition(_DATE_MARK.encode())
-        cached = [plan.code, before, rest if mark else None, plan.framing, plan.length, plan.keep_alive, ("", None)]
+        cached = _CachedPlan(_plan(status, headers, head_request, http11, keep_alive, known_length, _DATE_MARK, server))
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         _PLANS[key] = cached
-    last_date, last_plan = cached[_LAST]  # one tuple: threads replace it whole
-    if last_date == date:
-        return last_plan  # type: ignore[no-any-return]
-    after = cached[_AFTER]
-    before = cached[_BEFORE]
-    head = before if after is None else b"".join((before, date.encode("latin-1"), after))
-    plan = ResponsePlan(cached[_CODE], head, cached[_FRAMING], cached[_LENGTH], cached[_KEEP])
-    cached[_LAST] = (date, plan)
-    return plan
+    return cached.dated(date)
 
 
 def _plan(
